@@ -1,0 +1,25 @@
+"""The clouds cast drives, behind one interface (base.Cloud). A cloud's module, and so its
+SDK, is imported only when that cloud is used: `cast --help` imports none of them."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import Cloud
+
+MODULES = {
+    "aws": "provisioner.clouds.aws",
+    "gcp": "provisioner.clouds.gcp",
+    "azure": "provisioner.clouds.azure",
+    "digitalocean": "provisioner.clouds.digitalocean",
+}
+
+
+def open_cloud(name: str, region: str, zone: str | None = None) -> Cloud:
+    """The provider for cloud `name` in `region`, importing its module on first use.
+    Raises KeyError for an unknown cloud."""
+    module = importlib.import_module(MODULES[name])
+    provider: type[Cloud] = module.Provider
+    return provider(region=region, zone=zone)

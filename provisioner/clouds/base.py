@@ -1,0 +1,172 @@
+"""The cloud interface: one contract for every cloud, written once.
+
+Implementations (aws, gcp, azure, digitalocean) live beside this file and import their SDK
+lazily. They do not repeat these docstrings. Rules that hold for every call:
+
+- Every call reaches the cloud only through its official SDK and the endpoint settings
+  (AWS_ENDPOINT_URL, CAST_GCP_ENDPOINT, CAST_AZURE_ENDPOINT, CAST_DIGITALOCEAN_ENDPOINT).
+- SDK errors are mapped to provisioner.errors: TransientError (throttling, 5xx; already
+  retried with backoff inside the module before it is raised), CapacityError (quota or
+  capacity, names the region and size), DependencyError, NotFoundError, AuthError,
+  ExcessResourcesError. No SDK exception type escapes a module.
+- Ownership is by tags (provisioner.tags): every lookup filters by the cluster's UUID.
+- Every `ensure_*` call first looks up what exists and creates or repairs only what is
+  missing or differs; called twice, the second call changes nothing. With dry_run=True it
+  changes nothing and says in `actions` what it would do.
+- Every call blocks until the cloud reports the work done, polling with backoff and a
+  deadline, never with a fixed sleep.
+- Nothing secret (keys, tokens) ever goes into a message.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..plan import FirewallRule
+from ..tags import short_id
+
+
+@dataclass(frozen=True)
+class ClusterRef:
+    """Who owns a resource: the cluster's name and UUID."""
+
+    name: str
+    uuid: str
+
+    @property
+    def short_id(self) -> str:
+        return short_id(self.uuid)
+
+
+@dataclass(frozen=True)
+class CloudTarget:
+    """What the cluster has on one cloud: where, and how its network looks."""
+
+    cluster: ClusterRef
+    region: str
+    zone: str | None
+    network_cidr: str  # the VPC/VNet block; for DigitalOcean the wanted /20 (see ensure_network)
+    subnet_cidr: str  # the cluster's /24 (DigitalOcean: the VPC range itself)
+    firewall: Mapping[str, tuple[FirewallRule, ...]]  # role -> inbound rules
+    image: Mapping[str, str]  # the region map's image reference for this cloud
+
+
+@dataclass(frozen=True)
+class VmRequest:
+    """A VM to run: its node name (unique in the cluster), role, size and cloud-init text."""
+
+    name: str
+    role: str
+    size: str
+    user_data: str
+
+
+@dataclass(frozen=True)
+class Vm:
+    """A VM as the cloud reports it."""
+
+    name: str  # the cast-node tag, or the cloud's name for a VM without one
+    cloud_id: str
+    state: str  # the cloud's own word: running, pending, RUNNING, active, ...
+    private_ip: str | None
+    public_ip: str | None
+    role: str | None = None
+    cluster_uuid: str | None = None  # None for a VM without the cluster's tag
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CloudResource:
+    """A resource carrying the cluster's UUID (or, where it takes no tags, its name/description)."""
+
+    kind: str  # vpc, subnet, security-group, instance, key-pair, firewall, resource-group, ...
+    id: str
+    name: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name or self.id}"
+
+
+@dataclass(frozen=True)
+class Ensured:
+    """What an ensure call found or made.
+
+    `resources`: the resources that now make up that step. `actions`: one line per thing
+    created or repaired (or, with dry_run, to be), empty when all was already in place.
+    `network_cidr`: the block actually used, where the cloud chose it (DigitalOcean).
+    """
+
+    resources: tuple[CloudResource, ...] = ()
+    actions: tuple[str, ...] = ()
+    network_cidr: str | None = None
+
+
+class Cloud(ABC):
+    """One cloud account in one region."""
+
+    name: str = ""
+
+    def __init__(self, region: str, zone: str | None = None):
+        self.region = region
+        self.zone = zone
+
+    @abstractmethod
+    def check_credentials(self) -> None:
+        """Make one cheap authenticated call. Blocks briefly. Raises AuthError naming the
+        credential source tried and how to fix it."""
+
+    @abstractmethod
+    def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        """The cluster's network: AWS VPC with internet gateway and default route; GCP
+        custom-mode network; Azure resource group and VNet; DigitalOcean VPC (the first free
+        /20 given the account's VPCs, returned in `network_cidr`)."""
+
+    @abstractmethod
+    def ensure_subnet(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        """The cluster's /24 subnet in the network (a no-op on DigitalOcean, whose VPC is flat)."""
+
+    @abstractmethod
+    def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        """A firewall per role with exactly `target.firewall`'s inbound rules: missing rules
+        are added, rules that are not in the plan are removed."""
+
+    @abstractmethod
+    def ensure_ssh_key(self, target: CloudTarget, public_key: str, *, dry_run: bool = False) -> Ensured:
+        """The cluster's SSH public key, where the cloud keeps keys as resources (AWS, DO);
+        elsewhere the key travels with each VM and this is a no-op."""
+
+    @abstractmethod
+    def ensure_vms(self, target: CloudTarget, vms: Sequence[VmRequest], public_key: str) -> list[Vm]:
+        """Run every VM in `vms` that is not already running (by its cast-node tag), in as
+        few calls as the cloud allows, and block until all of them are running with a public
+        and a private IP. Returns them in the order of `vms`. Raises CapacityError on quota or
+        capacity, ExcessResourcesError when two VMs carry one node name."""
+
+    @abstractmethod
+    def list_vms(self, cluster: ClusterRef) -> list[Vm]:
+        """Every VM carrying the cluster's UUID that is not terminated or being deleted."""
+
+    @abstractmethod
+    def delete_vms(self, target: CloudTarget, names: Sequence[str]) -> None:
+        """Delete the cluster's VMs with these node names and block until they are gone.
+        A name with no VM counts as done."""
+
+    @abstractmethod
+    def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
+        """VMs inside the cluster's networks that do not carry the cluster's UUID."""
+
+    @abstractmethod
+    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
+        """Everything on this cloud that belongs to the cluster, VMs included."""
+
+    @abstractmethod
+    def teardown(self, target: CloudTarget) -> None:
+        """Delete everything of the cluster. First the safety check: if `find_foreign_vms`
+        finds any, raise ForeignVmError and delete nothing. Then delete by the UUID in
+        dependency order, in parallel passes: not found counts as done, still-in-use is
+        retried, no progress for a bounded time raises CloudError naming what is left.
+        Blocks until nothing of the cluster is left. Harmless when nothing exists."""

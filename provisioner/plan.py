@@ -1,0 +1,256 @@
+"""The plan: from a validated spec and the region map, every network, subnet, firewall rule
+and VM a cluster needs, with their addresses. Pure and deterministic: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Any
+
+from . import ipam
+from .preflight import PairCheck, check_pairs, overall
+from .regions import ROLES, RegionMap
+from .spec import ClusterSpec
+
+WIREGUARD_PORT = 51820
+KUBE_API_PORT = 6443
+NODEPORT_RANGE = "30000-32767"
+ANYWHERE = "0.0.0.0/0"
+CLOUD_SHORT = {"aws": "aws", "gcp": "gcp", "azure": "az", "digitalocean": "do"}
+ROLE_SHORT = {"master": "m", "worker": "w"}
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    """One inbound rule: protocol (tcp|udp), a port or range "a-b", and source CIDRs."""
+
+    protocol: str
+    ports: str
+    sources: tuple[str, ...]
+    purpose: str
+
+    @property
+    def port_range(self) -> tuple[int, int]:
+        low, _, high = self.ports.partition("-")
+        return int(low), int(high or low)
+
+
+def firewall_rules(role: str, ssh_cidrs: Iterable[str]) -> tuple[FirewallRule, ...]:
+    """The inbound rules of a role (DESIGN.md): masters tcp 6443 and udp 51820; workers udp
+    51820 and tcp+udp 30000-32767; both tcp 22 from the SSH CIDRs."""
+    ssh = FirewallRule("tcp", "22", tuple(ssh_cidrs), "ssh")
+    wireguard = FirewallRule("udp", str(WIREGUARD_PORT), (ANYWHERE,), "wireguard")
+    if role == "master":
+        return (ssh, FirewallRule("tcp", str(KUBE_API_PORT), (ANYWHERE,), "kubernetes-api"), wireguard)
+    if role == "worker":
+        return (
+            ssh,
+            wireguard,
+            FirewallRule("tcp", NODEPORT_RANGE, (ANYWHERE,), "nodeport"),
+            FirewallRule("udp", NODEPORT_RANGE, (ANYWHERE,), "nodeport"),
+        )
+    raise ValueError(f"unknown role {role!r}")
+
+
+def node_name(cluster: str, cloud: str, role: str, index: int) -> str:
+    """A node's name: `<cluster>-<cloud>-<m|w><index>`, e.g. demo-aws-m1. A DNS label."""
+    return f"{cluster}-{CLOUD_SHORT[cloud]}-{ROLE_SHORT[role]}{index}"
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """One VM to run."""
+
+    name: str
+    cloud: str
+    role: str
+    index: int
+    size: str
+    image: str
+    mesh_ip: str
+
+
+@dataclass(frozen=True)
+class CloudPlan:
+    """Everything the cluster has on one cloud."""
+
+    cloud: str
+    region: str
+    zone: str | None
+    network_cidr: str
+    subnet_cidr: str
+    image: Mapping[str, str]
+    firewall: Mapping[str, tuple[FirewallRule, ...]]  # role -> rules
+    nodes: tuple[NodePlan, ...]
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """The whole plan of a cluster."""
+
+    spec: ClusterSpec
+    region_name: str
+    clouds: tuple[CloudPlan, ...]
+    latency: tuple[PairCheck, ...]
+
+    @property
+    def nodes(self) -> tuple[NodePlan, ...]:
+        return tuple(n for c in self.clouds for n in c.nodes)
+
+    @property
+    def latency_verdict(self) -> str:
+        return overall(self.latency)
+
+    def cloud(self, name: str) -> CloudPlan:
+        return next(c for c in self.clouds if c.cloud == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as plain data, for `--output json`."""
+        return {
+            "name": self.spec.name,
+            "region": {"key": self.spec.region, "name": self.region_name},
+            "clouds": [
+                {
+                    "cloud": c.cloud,
+                    "region": c.region,
+                    "zone": c.zone,
+                    "network": c.network_cidr,
+                    "subnet": c.subnet_cidr,
+                    "image": dict(c.image),
+                    "firewall": {
+                        role: [
+                            {"protocol": r.protocol, "ports": r.ports, "sources": list(r.sources), "purpose": r.purpose}
+                            for r in rules
+                        ]
+                        for role, rules in c.firewall.items()
+                    },
+                    "nodes": [
+                        {
+                            "name": n.name,
+                            "role": n.role,
+                            "size": n.size,
+                            "image": n.image,
+                            "subnet": c.subnet_cidr,
+                            "mesh_ip": n.mesh_ip,
+                        }
+                        for n in c.nodes
+                    ],
+                }
+                for c in self.clouds
+            ],
+            "mesh": str(ipam.MESH),
+            "services": str(ipam.SERVICES),
+            "pods": str(ipam.PODS),
+            "latency": {
+                "threshold_ms": self.spec.latency_threshold_ms,
+                "verdict": self.latency_verdict,
+                "pairs": [
+                    {
+                        "clouds": list(p.clouds),
+                        "distance_km": round(p.distance_km, 1),
+                        "bound_ms": round(p.bound_ms, 2),
+                        "measured_ms": p.measured_ms,
+                        "source": p.source,
+                        "verdict": p.verdict,
+                    }
+                    for p in self.latency
+                ],
+            },
+        }
+
+
+def image_label(cloud: str, image: Mapping[str, str]) -> str:
+    """A short human label for an image reference."""
+    if cloud == "aws":
+        return image.get("ssm_parameter", image.get("name", "?"))
+    if cloud == "gcp":
+        return f"{image['project']}/{image['family']}"
+    if cloud == "azure":
+        return ":".join(image[k] for k in ("publisher", "offer", "sku", "version"))
+    return image.get("slug", "?")
+
+
+def make_plan(
+    spec: ClusterSpec,
+    regions: RegionMap,
+    *,
+    digitalocean_used_ranges: Iterable[str] = (),
+    existing_nodes: Mapping[str, str] | None = None,
+    ever_allocated_mesh: Iterable[str] = (),
+    taken_indexes: Mapping[tuple[str, str], Iterable[int]] | None = None,
+) -> ClusterPlan:
+    """The plan for `spec`.
+
+    `existing_nodes` maps node name to its mesh address for nodes that already exist (they
+    keep their address); new nodes get fresh addresses, never one in `ever_allocated_mesh`.
+    `taken_indexes` lists, per (cloud, role), node indexes ever used, so a new node never takes
+    the name of a removed one. The DigitalOcean VPC range is the first /20 free of
+    `digitalocean_used_ranges`.
+    """
+    existing = dict(existing_nodes or {})
+    taken = {k: set(v) for k, v in (taken_indexes or {}).items()}
+    region = regions.region(spec.region)
+
+    wanted: list[tuple[str, str, int, str]] = []  # cloud, role, index, name
+    for c in spec.clouds:
+        for role in ROLES:
+            used = taken.setdefault((c.cloud, role), set())
+            live = sorted(i for i in used if node_name(spec.name, c.cloud, role, i) in existing)
+            keep = live[: c.count(role)]
+            index = 0
+            while len(keep) < c.count(role):
+                index += 1
+                if index not in used:
+                    keep.append(index)
+                    used.add(index)
+            for i in sorted(keep):
+                wanted.append((c.cloud, role, i, node_name(spec.name, c.cloud, role, i)))
+
+    new_names = [w[3] for w in wanted if w[3] not in existing]
+    fresh = ipam.allocate_mesh_addresses(len(new_names), [*ever_allocated_mesh, *existing.values()])
+    mesh: dict[str, str] = dict(existing)
+    mesh.update({name: str(ip) for name, ip in zip(new_names, fresh, strict=True)})
+
+    cloud_plans = []
+    for c in spec.clouds:
+        cr = region.clouds[c.cloud]
+        if c.cloud == "digitalocean":
+            network = str(ipam.digitalocean_vpc_range(digitalocean_used_ranges))
+            subnet = network  # a DigitalOcean VPC is one flat range
+        else:
+            network = str(ipam.CLOUD_BLOCKS[c.cloud])
+            subnet = str(ipam.cluster_subnet(c.cloud))
+        nodes = tuple(
+            NodePlan(
+                name=name,
+                cloud=cloud,
+                role=role,
+                index=index,
+                size=c.sizes[role],
+                image=image_label(cloud, cr.image),
+                mesh_ip=mesh[name],
+            )
+            for cloud, role, index, name in wanted
+            if cloud == c.cloud
+        )
+        cloud_plans.append(
+            CloudPlan(
+                cloud=c.cloud,
+                region=cr.region,
+                zone=cr.zone,
+                network_cidr=network,
+                subnet_cidr=subnet,
+                image=cr.image,
+                firewall={role: firewall_rules(role, spec.ssh_cidrs) for role in ROLES},
+                nodes=nodes,
+            )
+        )
+    latency = tuple(check_pairs(region, [c.cloud for c in spec.clouds], spec.latency_threshold_ms))
+    return ClusterPlan(spec=spec, region_name=region.name, clouds=tuple(cloud_plans), latency=latency)
+
+
+def mesh_address_of(plan: ClusterPlan, node: str) -> IPv4Address:
+    """The mesh address of a planned node."""
+    return IPv4Address(next(n.mesh_ip for n in plan.nodes if n.name == node))

@@ -1,0 +1,280 @@
+"""What every cloud emulator shares: an HTTP server on 127.0.0.1, a control endpoint, faults
+on demand, call counting, and the list of running VMs the sandbox boots as hosts.
+
+Control endpoint (JSON), under /_emulator/:
+  GET    /_emulator/vms                  running VMs: [{id, name, public_ip, private_ip, user_data, ssh_keys, state}]
+  POST   /_emulator/faults   {"kind": "throttle"|"unavailable"|"quota", "share": 0.3} or {"kind", "next": N};
+                              optional "match": a substring of "METHOD PATH" the fault applies to
+  DELETE /_emulator/faults               clear every fault
+  GET    /_emulator/calls                {"total": N, "by_route": {"POST /x": n}}
+  DELETE /_emulator/calls                reset the counters
+  POST   /_emulator/reset                forget every resource (and faults, counters)
+Each emulator renders a fault in its cloud's own error format (`fault_response`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import random
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+FAULT_KINDS = ("throttle", "unavailable", "quota")
+
+
+@dataclass
+class EmulatedVm:
+    """A running VM as the sandbox needs it: where it is, and what cloud-init would get."""
+
+    id: str
+    name: str
+    public_ip: str | None
+    private_ip: str | None
+    user_data: str  # decoded cloud-init text
+    ssh_keys: list[str] = field(default_factory=list)
+    state: str = "running"
+
+
+@dataclass
+class Request:
+    """One API request, parsed."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any = None  # JSON-serialisable, or bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Fault:
+    kind: str
+    share: float = 0.0
+    remaining: int = 0
+    match: str | None = None
+
+
+class Faults:
+    """Faults on demand: for a share of calls, or for the next N calls (that match)."""
+
+    def __init__(self, seed: int = 7):
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self._random = random.Random(seed)
+
+    def add(self, kind: str, *, share: float = 0.0, next_n: int = 0, match: str | None = None) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}")
+        with self._lock:
+            self._faults.append(_Fault(kind, share, next_n, match))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def draw(self, route: str, eligible: tuple[str, ...] = ("throttle", "unavailable")) -> str | None:
+        """The fault to answer this request with, if any. `eligible` says which kinds this
+        route can suffer (quota only applies where a VM is created)."""
+        with self._lock:
+            for f in self._faults:
+                if f.kind not in eligible or (f.match and f.match not in route):
+                    continue
+                if f.remaining > 0:
+                    f.remaining -= 1
+                    return f.kind
+                if f.share and self._random.random() < f.share:
+                    return f.kind
+            self._faults = [f for f in self._faults if f.remaining > 0 or f.share]
+        return None
+
+
+class AddressPool:
+    """Hands out addresses from a network in order, never twice."""
+
+    def __init__(self, network: str, first_host: int = 10):
+        self._net = ipaddress.IPv4Network(network)
+        self._hosts: Iterator[ipaddress.IPv4Address] = iter(list(self._net.hosts())[first_host - 1 :])
+        self._lock = threading.Lock()
+
+    def next(self) -> str:
+        with self._lock:
+            try:
+                return str(next(self._hosts))
+            except StopIteration:
+                raise RuntimeError(f"address pool {self._net} is exhausted") from None
+
+
+class EmulatorServer:
+    """Base of the emulators: subclasses implement `handle` and `fault_response`, and keep
+    their resources under `self.lock`."""
+
+    cloud = "?"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.lock = threading.RLock()
+        self.faults = Faults()
+        self.calls: Counter[str] = Counter()
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def _serve(self) -> None:
+                emulator._dispatch(self)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
+
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> EmulatorServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"{self.cloud}-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- what subclasses provide -------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    def fault_response(self, kind: str, request: Request) -> Response:
+        raise NotImplementedError
+
+    def running_vms(self) -> list[EmulatedVm]:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget every resource. Subclasses extend it."""
+        self.faults.clear()
+        self.calls.clear()
+
+    def route_of(self, request: Request) -> str:
+        """A route name for counting: the method and the path with ids folded."""
+        path = re.sub(r"/[0-9a-f]{8,}[-0-9a-f]*", "/{id}", request.path)
+        return f"{request.method} {path}"
+
+    def fault_kinds_for(self, request: Request) -> tuple[str, ...]:
+        """Which faults may hit this request; subclasses add "quota" where a VM is created."""
+        return ("throttle", "unavailable")
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def _dispatch(self, h: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(h.path)
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        request = Request(
+            method=h.command,
+            path=parts.path,
+            query=parse_qs(parts.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in h.headers.items()},
+            body=body,
+        )
+        try:
+            if request.path.startswith("/_emulator/"):
+                response = self._control(request)
+            else:
+                route = self.route_of(request)
+                with self.lock:
+                    self.calls[route] += 1
+                fault = self.faults.draw(f"{request.method} {request.path}", self.fault_kinds_for(request))
+                response = self.fault_response(fault, request) if fault else self.handle(request)
+        except Exception as exc:  # an emulator bug must be loud in the tests, not a hang
+            response = Response(500, {"error": {"code": 500, "message": f"emulator error: {exc!r}"}})
+        self._send(h, response)
+
+    @staticmethod
+    def _send(h: BaseHTTPRequestHandler, response: Response) -> None:
+        if isinstance(response.body, bytes):
+            payload = response.body
+        elif response.body is None:
+            payload = b""
+        else:
+            payload = json.dumps(response.body).encode()
+        h.send_response(response.status)
+        headers = {"Content-Type": "application/json", **response.headers}
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(payload)))
+        h.end_headers()
+        if h.command != "HEAD":
+            h.wfile.write(payload)
+
+    def _control(self, request: Request) -> Response:
+        what = request.path.removeprefix("/_emulator/").strip("/")
+        if what == "vms" and request.method == "GET":
+            return Response(200, [asdict(vm) for vm in self.running_vms()])
+        if what == "faults" and request.method == "POST":
+            spec = request.json() or {}
+            try:
+                self.faults.add(
+                    spec["kind"],
+                    share=float(spec.get("share", 0.0)),
+                    next_n=int(spec.get("next", 0)),
+                    match=spec.get("match"),
+                )
+            except (KeyError, ValueError) as exc:
+                return Response(400, {"error": str(exc)})
+            return Response(204)
+        if what == "faults" and request.method == "DELETE":
+            self.faults.clear()
+            return Response(204)
+        if what == "calls" and request.method == "GET":
+            with self.lock:
+                return Response(200, {"total": sum(self.calls.values()), "by_route": dict(self.calls)})
+        if what == "calls" and request.method == "DELETE":
+            with self.lock:
+                self.calls.clear()
+            return Response(204)
+        if what == "reset" and request.method == "POST":
+            with self.lock:
+                self.reset()
+            return Response(204)
+        return Response(404, {"error": f"no control route {request.method} {request.path}"})

@@ -1,0 +1,293 @@
+"""The cluster spec: what the user asked for, from flags and/or a YAML file, validated once
+against the region map. Every rejection is an InputError (exit 2) naming the field and what
+is allowed; nothing is created or written before a spec is valid.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError
+from .regions import CLOUDS, ROLES, RegionMap
+
+NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+NAME_MAX = 30
+COUNT_MAX = 100
+DEFAULT_SSH_CIDR = "0.0.0.0/0"
+
+
+@dataclass(frozen=True)
+class CloudSpec:
+    """How many nodes of each role run on one cloud, and their sizes."""
+
+    cloud: str
+    masters: int
+    workers: int
+    sizes: Mapping[str, str]  # role -> size (defaults from the region map filled in)
+
+    def count(self, role: str) -> int:
+        return self.masters if role == "master" else self.workers
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """A validated cluster spec."""
+
+    name: str
+    region: str
+    clouds: tuple[CloudSpec, ...]
+    ssh_cidrs: tuple[str, ...] = (DEFAULT_SSH_CIDR,)
+    latency_threshold_ms: float = 10.0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def cloud(self, name: str) -> CloudSpec | None:
+        return next((c for c in self.clouds if c.cloud == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data (stored in the state, shown as JSON)."""
+        return {
+            "name": self.name,
+            "region": self.region,
+            "ssh_cidrs": list(self.ssh_cidrs),
+            "latency_threshold_ms": self.latency_threshold_ms,
+            "clouds": {
+                c.cloud: {"masters": c.masters, "workers": c.workers, "sizes": dict(c.sizes)} for c in self.clouds
+            },
+        }
+
+
+# --- raw input -----------------------------------------------------------------------
+
+
+@dataclass
+class _RawCloud:
+    masters: Any = None
+    workers: Any = None
+    sizes: dict[str, Any] = field(default_factory=dict)
+
+
+def validate_name(name: Any) -> str:
+    """A cluster name: a DNS label of lowercase letters, digits and '-', starting with a
+    letter, at most 30 characters."""
+    allowed = f"lowercase letters, digits and '-', starting with a letter, 1 to {NAME_MAX} characters"
+    if not isinstance(name, str) or not name:
+        raise InputError("name", "a cluster name is required", allowed)
+    if len(name) > NAME_MAX:
+        raise InputError("name", f"{name!r} is {len(name)} characters long", allowed)
+    if not NAME_RE.match(name):
+        raise InputError("name", f"{name!r} is not a DNS label", allowed)
+    return name
+
+
+def _count(value: Any, field_name: str) -> int:
+    allowed = f"a whole number from 0 to {COUNT_MAX}"
+    if isinstance(value, bool):
+        raise InputError(field_name, f"{value!r} is not a number", allowed)
+    if isinstance(value, str):
+        if not re.fullmatch(r"-?\d+", value.strip()):
+            raise InputError(field_name, f"{value!r} is not a whole number", allowed)
+        value = int(value)
+    if not isinstance(value, int):
+        raise InputError(field_name, f"{value!r} is not a whole number", allowed)
+    if value < 0:
+        raise InputError(field_name, f"{value} is negative", allowed)
+    if value > COUNT_MAX:
+        raise InputError(field_name, f"{value} is too many", allowed)
+    return value
+
+
+def parse_cloud_flag(text: str) -> tuple[str, int, int]:
+    """Parse `CLOUD:MASTERS:WORKERS` (the --cloud flag)."""
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise InputError(
+            "--cloud",
+            f"{text!r} is not CLOUD:MASTERS:WORKERS",
+            f"e.g. aws:1:2; clouds {', '.join(CLOUDS)}",
+        )
+    cloud = parts[0].strip().lower()
+    if cloud not in CLOUDS:
+        raise InputError("--cloud", f"unknown cloud {parts[0]!r}", ", ".join(CLOUDS))
+    return (
+        cloud,
+        _count(parts[1], f"--cloud {cloud}: masters"),
+        _count(parts[2], f"--cloud {cloud}: workers"),
+    )
+
+
+def parse_size_flag(text: str) -> tuple[str, str, str]:
+    """Parse `CLOUD:ROLE:SIZE` (the --size flag)."""
+    parts = text.split(":")
+    if len(parts) != 3 or parts[0] not in CLOUDS or parts[1] not in ROLES or not parts[2]:
+        raise InputError(
+            "--size",
+            f"{text!r} is not CLOUD:ROLE:SIZE",
+            f"e.g. aws:worker:t3.large; clouds {', '.join(CLOUDS)}; roles {', '.join(ROLES)}",
+        )
+    return parts[0], parts[1], parts[2]
+
+
+def load_spec_file(path: Path) -> dict[str, Any]:
+    """Read a cluster file. Missing, unreadable or broken YAML: InputError naming the file
+    (and the line, for broken YAML)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError("-f", f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError("-f", f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError("-f", f"{path}: {where}: not valid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InputError("-f", f"{path}: expected a mapping at the top, found {type(data).__name__}")
+    known = {"name", "region", "clouds", "ssh_cidr", "ssh_cidrs", "latency_threshold_ms"}
+    unknown = sorted(set(map(str, data)) - known)
+    if unknown:
+        raise InputError(f"{path}: {unknown[0]}", "unknown key", ", ".join(sorted(known)))
+    return data
+
+
+def _clouds_from_file(data: Mapping[str, Any], source: str) -> dict[str, _RawCloud]:
+    clouds = data.get("clouds") or {}
+    if not isinstance(clouds, dict):
+        raise InputError(f"{source}: clouds", "expected a mapping of cloud to counts", ", ".join(CLOUDS))
+    out: dict[str, _RawCloud] = {}
+    for cloud, body in clouds.items():
+        if cloud not in CLOUDS:
+            raise InputError(f"{source}: clouds", f"unknown cloud {cloud!r}", ", ".join(CLOUDS))
+        if not isinstance(body, dict):
+            raise InputError(f"{source}: clouds.{cloud}", "expected {masters: N, workers: N}")
+        extra = sorted(set(body) - {"masters", "workers", "sizes"})
+        if extra:
+            raise InputError(f"{source}: clouds.{cloud}.{extra[0]}", "unknown key", "masters, workers, sizes")
+        sizes = body.get("sizes") or {}
+        if not isinstance(sizes, dict) or any(r not in ROLES for r in sizes):
+            raise InputError(f"{source}: clouds.{cloud}.sizes", "expected a mapping of role to size", ", ".join(ROLES))
+        out[cloud] = _RawCloud(body.get("masters", 0), body.get("workers", 0), dict(sizes))
+    return out
+
+
+def build_spec(
+    regions: RegionMap,
+    *,
+    name: str | None,
+    region: str | None = None,
+    cloud_flags: Iterable[str] = (),
+    size_flags: Iterable[str] = (),
+    ssh_cidrs: Iterable[str] = (),
+    latency_threshold_ms: float | None = None,
+    file: Path | None = None,
+) -> ClusterSpec:
+    """Build and validate a spec from a file (optional) and flags; flags override the file
+    (a --cloud flag replaces that cloud's counts). Raises InputError on any problem."""
+    data: dict[str, Any] = load_spec_file(file) if file else {}
+    source = str(file) if file else "spec"
+    clouds = _clouds_from_file(data, source)
+
+    seen: set[str] = set()
+    for text in cloud_flags:
+        cloud, masters, workers = parse_cloud_flag(text)
+        if cloud in seen:
+            raise InputError("--cloud", f"{cloud} is given more than once", "each cloud once")
+        seen.add(cloud)
+        sizes = clouds[cloud].sizes if cloud in clouds else {}
+        clouds[cloud] = _RawCloud(masters, workers, sizes)
+    for text in size_flags:
+        cloud, role, size = parse_size_flag(text)
+        if cloud not in clouds:
+            raise InputError("--size", f"{cloud} has no nodes in this cluster", ", ".join(clouds) or "none")
+        clouds[cloud].sizes[role] = size
+
+    name = validate_name(name if name is not None else data.get("name"))
+    region_key = region or data.get("region")
+    if not region_key:
+        raise InputError("--region", "a region is required", ", ".join(regions.regions))
+    if region_key not in regions.regions:
+        raise InputError("--region", f"unknown region {region_key!r}", ", ".join(regions.regions))
+    reg = regions.region(region_key)
+
+    if not clouds:
+        raise InputError("--cloud", "no cloud given", f"CLOUD:MASTERS:WORKERS with clouds {', '.join(reg.clouds)}")
+    specs = []
+    for cloud in CLOUDS:  # a stable order, whatever the input order
+        if cloud not in clouds:
+            continue
+        raw = clouds[cloud]
+        if cloud not in reg.clouds:
+            raise InputError(
+                "--cloud",
+                f"{cloud} is not offered in region {region_key}",
+                ", ".join(reg.clouds),
+            )
+        masters = _count(raw.masters, f"{cloud}: masters")
+        workers = _count(raw.workers, f"{cloud}: workers")
+        sizes = dict(reg.clouds[cloud].sizes)
+        for role, size in raw.sizes.items():
+            if size not in regions.sizes[cloud]:
+                raise InputError(f"{cloud} {role} size", f"unknown size {size!r}", ", ".join(regions.sizes[cloud]))
+            sizes[role] = size
+        specs.append(CloudSpec(cloud, masters, workers, sizes))
+    if sum(c.masters for c in specs) < 1:
+        raise InputError("--cloud", "the cluster has no master", "at least one master on some cloud, e.g. aws:1:2")
+    if sum(c.masters + c.workers for c in specs) < 1:
+        raise InputError("--cloud", "the cluster has no node")
+
+    raw_cidrs = list(ssh_cidrs) or data.get("ssh_cidrs") or [data.get("ssh_cidr") or DEFAULT_SSH_CIDR]
+    if isinstance(raw_cidrs, str):
+        raw_cidrs = [raw_cidrs]
+    cidrs = []
+    for c in raw_cidrs:
+        try:
+            cidrs.append(str(ipaddress.IPv4Network(str(c), strict=True)))
+        except ValueError:
+            raise InputError("--ssh-cidr", f"{c!r} is not an IPv4 network", "e.g. 203.0.113.0/24") from None
+
+    threshold = latency_threshold_ms if latency_threshold_ms is not None else data.get("latency_threshold_ms")
+    if threshold is None:
+        threshold = regions.latency_threshold_ms
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold <= 0:
+        raise InputError("--latency-threshold-ms", f"{threshold!r} is not a positive number", "a number of ms > 0")
+
+    return ClusterSpec(
+        name=name,
+        region=region_key,
+        clouds=tuple(specs),
+        ssh_cidrs=tuple(cidrs),
+        latency_threshold_ms=float(threshold),
+    )
+
+
+def spec_from_dict(data: Mapping[str, Any]) -> ClusterSpec:
+    """Rebuild a spec stored by `ClusterSpec.to_dict` (already validated when stored)."""
+    clouds = tuple(
+        CloudSpec(cloud, int(v["masters"]), int(v["workers"]), dict(v["sizes"])) for cloud, v in data["clouds"].items()
+    )
+    return ClusterSpec(
+        name=data["name"],
+        region=data["region"],
+        clouds=clouds,
+        ssh_cidrs=tuple(data["ssh_cidrs"]),
+        latency_threshold_ms=float(data["latency_threshold_ms"]),
+    )
+
+
+def with_counts(spec: ClusterSpec, cloud: str, masters: int, workers: int, sizes: Mapping[str, str]) -> ClusterSpec:
+    """The spec with one cloud's counts changed (added if absent)."""
+    others = [c for c in spec.clouds if c.cloud != cloud]
+    new = CloudSpec(cloud, masters, workers, dict(sizes))
+    ordered = sorted([*others, new], key=lambda c: CLOUDS.index(c.cloud))
+    return replace(spec, clouds=tuple(ordered))

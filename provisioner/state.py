@@ -1,0 +1,427 @@
+"""The state store: SQLite in the user's data directory (override: --state-dir or CAST_HOME).
+
+The cloud (its tags) is the truth about what exists; this store is a journal, a cache and the
+home of the cluster's secrets. Every change runs in a transaction. The database file and the
+secrets directory are created on the first write, never by a read, so a rejected command
+leaves nothing behind. One writer per cluster at a time: `lock()` names its holder (pid, host,
+start time) and takes over a stale one (a dead process on this host).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CastError, LockHeldError
+
+SCHEMA_VERSION = 1
+DB_NAME = "state.db"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS clusters (
+    uuid TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    region TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    cluster_uuid TEXT NOT NULL REFERENCES clusters(uuid) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    cloud TEXT NOT NULL,
+    role TEXT NOT NULL,
+    mesh_ip TEXT NOT NULL,
+    size TEXT NOT NULL,
+    status TEXT NOT NULL,
+    cloud_id TEXT,
+    public_ip TEXT,
+    private_ip TEXT,
+    host_key TEXT NOT NULL,
+    wg_public_key TEXT,
+    PRIMARY KEY (cluster_uuid, name)
+);
+CREATE TABLE IF NOT EXISTS resources (
+    cluster_uuid TEXT NOT NULL REFERENCES clusters(uuid) ON DELETE CASCADE,
+    cloud TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (cluster_uuid, cloud, kind, id)
+);
+CREATE TABLE IF NOT EXISTS allocations (
+    cluster_uuid TEXT NOT NULL REFERENCES clusters(uuid) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    PRIMARY KEY (cluster_uuid, kind, value)
+);
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cluster_uuid TEXT NOT NULL,
+    cloud TEXT NOT NULL,
+    step TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS locks (
+    cluster TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    proc_start TEXT NOT NULL,
+    command TEXT NOT NULL,
+    started_at REAL NOT NULL
+);
+"""
+
+
+class StateError(CastError):
+    """The state store cannot be used (newer schema, unreadable file)."""
+
+
+def default_state_dir() -> Path:
+    """$CAST_HOME, else the user's data directory (platformdirs)."""
+    env = os.environ.get("CAST_HOME")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("cast", appauthor=False))
+
+
+@dataclass(frozen=True)
+class ClusterRow:
+    uuid: str
+    name: str
+    region: str
+    spec: dict[str, Any]
+    status: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    cluster_uuid: str
+    name: str
+    cloud: str
+    role: str
+    mesh_ip: str
+    size: str
+    status: str
+    cloud_id: str | None
+    public_ip: str | None
+    private_ip: str | None
+    host_key: str
+    wg_public_key: str | None
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    pid: int
+    host: str
+    proc_start: str
+    command: str
+    started_at: float
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_at))
+        return f"pid {self.pid} on {self.host} ({self.command}, since {when})"
+
+
+def _proc_start(pid: int) -> str:
+    """The start time of a process (field 22 of /proc/PID/stat), to tell a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+class StateStore:
+    """The state of every cluster on this machine (or under one --state-dir)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.db_path = self.root / DB_NAME
+
+    # --- connections -------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.db_path.exists()
+
+    @contextlib.contextmanager
+    def _connect(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        if write:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA busy_timeout = 30000")
+            if write:
+                conn.execute("PRAGMA journal_mode = WAL")
+                self._migrate(conn)
+            else:
+                self._check_version(conn)
+            yield conn
+        finally:
+            conn.close()
+
+    def _check_version(self, conn: sqlite3.Connection) -> None:
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            return
+        if row and int(row[0]) > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.db_path}: schema version {row[0]} is newer than this cast understands "
+                f"({SCHEMA_VERSION}); upgrade cast"
+            )
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        self._check_version(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+        os.chmod(self.db_path, 0o600)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: all of it or none of it."""
+        with self._connect(write=True) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        if not self.exists():
+            return []
+        with self._connect(write=False) as conn:
+            try:
+                return conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError:
+                return []
+
+    # --- clusters ----------------------------------------------------------------------
+
+    def create_cluster(self, uuid: str, name: str, region: str, spec: dict[str, Any]) -> ClusterRow:
+        """Record a new cluster (status 'creating')."""
+        now = time.time()
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO clusters (uuid, name, region, spec, status, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, 'creating', ?, ?)",
+                (uuid, name, region, json.dumps(spec), now, now),
+            )
+        cluster = self.cluster(name)
+        assert cluster is not None
+        return cluster
+
+    def cluster(self, name: str) -> ClusterRow | None:
+        rows = self._read("SELECT * FROM clusters WHERE name = ?", (name,))
+        return _cluster(rows[0]) if rows else None
+
+    def clusters(self) -> list[ClusterRow]:
+        return [_cluster(r) for r in self._read("SELECT * FROM clusters ORDER BY name")]
+
+    def update_cluster(self, uuid: str, *, status: str | None = None, spec: dict[str, Any] | None = None) -> None:
+        with self.transaction() as conn:
+            if status is not None:
+                conn.execute(
+                    "UPDATE clusters SET status = ?, updated_at = ? WHERE uuid = ?", (status, time.time(), uuid)
+                )
+            if spec is not None:
+                conn.execute(
+                    "UPDATE clusters SET spec = ?, updated_at = ? WHERE uuid = ?", (json.dumps(spec), time.time(), uuid)
+                )
+
+    def forget_cluster(self, uuid: str) -> None:
+        """Remove a cluster and everything recorded about it (after the clouds confirmed deletion)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM clusters WHERE uuid = ?", (uuid,))
+            conn.execute("DELETE FROM journal WHERE cluster_uuid = ?", (uuid,))
+        secrets = self.secrets_dir(uuid, create=False)
+        if secrets.exists():
+            for f in secrets.iterdir():
+                f.unlink()
+            secrets.rmdir()
+
+    # --- nodes -------------------------------------------------------------------------
+
+    def upsert_node(self, node: NodeRow) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (cluster_uuid, name) DO UPDATE SET status = excluded.status, "
+                "cloud_id = excluded.cloud_id, public_ip = excluded.public_ip, "
+                "private_ip = excluded.private_ip, wg_public_key = excluded.wg_public_key, "
+                "size = excluded.size",
+                (
+                    node.cluster_uuid,
+                    node.name,
+                    node.cloud,
+                    node.role,
+                    node.mesh_ip,
+                    node.size,
+                    node.status,
+                    node.cloud_id,
+                    node.public_ip,
+                    node.private_ip,
+                    node.host_key,
+                    node.wg_public_key,
+                ),
+            )
+
+    def nodes(self, cluster_uuid: str) -> list[NodeRow]:
+        rows = self._read("SELECT * FROM nodes WHERE cluster_uuid = ? ORDER BY cloud, role, name", (cluster_uuid,))
+        return [NodeRow(**dict(r)) for r in rows]
+
+    def delete_node(self, cluster_uuid: str, name: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM nodes WHERE cluster_uuid = ? AND name = ?", (cluster_uuid, name))
+
+    # --- allocations (never released while the cluster lives) ---------------------------
+
+    def allocate(self, cluster_uuid: str, kind: str, values: dict[str, str]) -> None:
+        """Record allocations {value: owner} of a kind (e.g. mesh addresses, node names)."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO allocations VALUES (?, ?, ?, ?)",
+                [(cluster_uuid, kind, value, owner) for value, owner in values.items()],
+            )
+
+    def allocations(self, cluster_uuid: str, kind: str) -> dict[str, str]:
+        rows = self._read(
+            "SELECT value, owner FROM allocations WHERE cluster_uuid = ? AND kind = ?", (cluster_uuid, kind)
+        )
+        return {r["value"]: r["owner"] for r in rows}
+
+    # --- resources (a cache of what the clouds reported) ---------------------------------
+
+    def record_resources(self, cluster_uuid: str, cloud: str, resources: list[tuple[str, str, str]]) -> None:
+        """Record (kind, id, name) resources found or made on a cloud."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO resources VALUES (?, ?, ?, ?, ?)",
+                [(cluster_uuid, cloud, kind, rid, name) for kind, rid, name in resources],
+            )
+
+    def resources(self, cluster_uuid: str) -> list[tuple[str, str, str, str]]:
+        rows = self._read(
+            "SELECT cloud, kind, id, name FROM resources WHERE cluster_uuid = ? ORDER BY cloud, kind", (cluster_uuid,)
+        )
+        return [(r["cloud"], r["kind"], r["id"], r["name"]) for r in rows]
+
+    def forget_resources(self, cluster_uuid: str, cloud: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM resources WHERE cluster_uuid = ? AND cloud = ?", (cluster_uuid, cloud))
+
+    # --- journal -----------------------------------------------------------------------
+
+    def journal(self, cluster_uuid: str, cloud: str, step: str, phase: str, detail: str = "") -> None:
+        """Append to the journal: phase is begin, end or fail. Never pass a secret as detail."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO journal (cluster_uuid, cloud, step, phase, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
+                (cluster_uuid, cloud, step, phase, detail, time.time()),
+            )
+
+    def journal_entries(self, cluster_uuid: str) -> list[dict[str, Any]]:
+        rows = self._read(
+            "SELECT cloud, step, phase, detail, at FROM journal WHERE cluster_uuid = ? ORDER BY id", (cluster_uuid,)
+        )
+        return [dict(r) for r in rows]
+
+    # --- the per-cluster lock ------------------------------------------------------------
+
+    def lock_holder(self, cluster: str) -> LockHolder | None:
+        rows = self._read("SELECT pid, host, proc_start, command, started_at FROM locks WHERE cluster = ?", (cluster,))
+        return LockHolder(**dict(rows[0])) if rows else None
+
+    @staticmethod
+    def _is_stale(holder: LockHolder) -> bool:
+        if holder.host != socket.gethostname():
+            return False  # cannot see another host's processes: assume it is alive
+        return _proc_start(holder.pid) != holder.proc_start
+
+    @contextlib.contextmanager
+    def lock(self, cluster: str, command: str) -> Iterator[None]:
+        """Hold the cluster's lock for the duration of the block. Raises LockHeldError (exit 4)
+        naming the holder when another live process holds it; a stale lock is taken over."""
+        pid = os.getpid()
+        me = LockHolder(pid, socket.gethostname(), _proc_start(pid), command, time.time())
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT pid, host, proc_start, command, started_at FROM locks WHERE cluster = ?", (cluster,)
+            ).fetchone()
+            if row:
+                holder = LockHolder(**dict(row))
+                if holder.pid == pid and holder.host == me.host:
+                    raise LockHeldError(f"cluster {cluster!r}: this process already holds the lock")
+                if not self._is_stale(holder):
+                    raise LockHeldError(f"cluster {cluster!r} is locked by {holder.describe()}; wait for it to finish")
+            conn.execute(
+                "INSERT OR REPLACE INTO locks VALUES (?, ?, ?, ?, ?, ?)",
+                (cluster, me.pid, me.host, me.proc_start, me.command, me.started_at),
+            )
+        try:
+            yield
+        finally:
+            with self.transaction() as conn:
+                conn.execute("DELETE FROM locks WHERE cluster = ? AND pid = ? AND host = ?", (cluster, me.pid, me.host))
+
+    # --- secrets -----------------------------------------------------------------------
+
+    def secrets_dir(self, cluster_uuid: str, *, create: bool = True) -> Path:
+        path = self.root / "secrets" / cluster_uuid
+        if create:
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(path.parent, 0o700)
+            os.chmod(path, 0o700)
+        return path
+
+    def write_secret(self, cluster_uuid: str, name: str, data: bytes) -> Path:
+        """Write a secret file with mode 0600, atomically (never readable by others, even briefly)."""
+        directory = self.secrets_dir(cluster_uuid)
+        final = directory / name
+        tmp = directory / f".{name}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        return final
+
+    def read_secret(self, cluster_uuid: str, name: str) -> bytes | None:
+        path = self.secrets_dir(cluster_uuid, create=False) / name
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+
+def _cluster(row: sqlite3.Row) -> ClusterRow:
+    data = dict(row)
+    data["spec"] = json.loads(data["spec"])
+    return ClusterRow(**data)
