@@ -347,11 +347,117 @@ def create_cluster_cmd(
         else:
             render_plan(plan)
         return
-    from .engine import Engine
+    engine = make_engine(ctx, regions, quiet=quiet or output == "json")
+    row = engine.create_cluster(spec)
+    show_cluster(ctx, row.name, output)
 
-    engine = Engine(store_of(ctx), regions, progress=None if quiet or output == "json" else console(stderr=True))
-    summary = engine.create_cluster(spec)
-    show_cluster(ctx, summary.name, output)
+
+def make_engine(ctx: click.Context, regions: Any = None, *, quiet: bool = False) -> Any:
+    """The lifecycle engine on this state store, with progress on stderr unless quiet."""
+    from .engine import Engine
+    from .progress import Progress
+    from .regions import load_region_map
+
+    return Engine(
+        store_of(ctx), regions or load_region_map(), progress=Progress(None if quiet else console(stderr=True))
+    )
+
+
+@cli.command("add-node")
+@click.argument("name")
+@click.option("--cloud", required=True, type=click.Choice(CLOUD_NAMES), help="The cloud to add nodes on.")
+@click.option(
+    "--role",
+    default="worker",
+    show_default=True,
+    type=click.Choice(["master", "worker"]),
+    help="The role; masters are fixed at creation, so only workers can be added.",
+)
+@click.option("--count", default=1, show_default=True, type=click.IntRange(min=1), help="How many nodes.")
+@output_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.pass_context
+def add_node_cmd(ctx: click.Context, name: str, cloud: str, role: str, count: int, output: str, quiet: bool) -> None:
+    """Add worker nodes to the cluster NAME on one cloud and join them to the mesh."""
+    added = make_engine(ctx, quiet=quiet or output == "json").add_node(name, cloud, role, count)
+    if output == "json":
+        emit_json({"added": added})
+    else:
+        console().print(f"added {', '.join(added)}")
+
+
+@cli.command("remove-node")
+@click.argument("name")
+@click.argument("node")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.pass_context
+def remove_node_cmd(ctx: click.Context, name: str, node: str, quiet: bool) -> None:
+    """Delete the worker NODE of the cluster NAME; its peer is removed from every other node."""
+    make_engine(ctx, quiet=quiet).remove_node(name, node)
+    console().print(f"removed {node}")
+
+
+@cli.command("delete-cluster")
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.pass_context
+def delete_cluster_cmd(ctx: click.Context, name: str, yes: bool, quiet: bool) -> None:
+    """Delete everything the cluster NAME has on every cloud, found by its UUID.
+
+    Refuses (exit 4, nothing deleted) when a network of the cluster holds a VM without the
+    cluster's UUID. Running it again after a failure, or twice, is harmless.
+    """
+    store = store_of(ctx)
+    row = store.cluster(name)
+    if row is None:
+        console(stderr=True).print(f"no cluster named {name!r} in {store.root}: nothing to delete")
+        return
+    if not yes:
+        click.confirm(f"Delete cluster {name} ({row.uuid}) and everything it has on every cloud?", abort=True)
+    make_engine(ctx, quiet=quiet).delete_cluster(name)
+    console().print(f"deleted cluster {name}")
+
+
+@cli.command("reconcile")
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Only report what differs from the spec.")
+@click.option("--watch", is_flag=True, help="Repeat every --interval until interrupted.")
+@click.option("--interval", default="1h", show_default=True, help="How often with --watch: 30s, 10m, 1h.")
+@output_option
+@click.pass_context
+def reconcile_cmd(ctx: click.Context, name: str, dry_run: bool, watch: bool, interval: str, output: str) -> None:
+    """Compare the clouds to the cluster's spec and repair what was deleted or changed out of band."""
+    import time
+
+    seconds = parse_interval(interval)
+    while True:
+        report = make_engine(ctx, quiet=True).reconcile(name, dry_run=dry_run)
+        if output == "json":
+            emit_json({"cluster": name, "dry_run": dry_run, "findings": report})
+        elif report:
+            for line in report:
+                console().print(line)
+        else:
+            console().print(f"{name}: everything matches the spec")
+        if not watch:
+            return
+        time.sleep(seconds)  # the --watch period the user asked for, not a wait for an event
+
+
+def parse_interval(text: str) -> float:
+    """`30s`, `10m`, `1h` or plain seconds."""
+    from .errors import InputError
+
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise InputError("--interval", f"{text!r} is not a duration", "e.g. 30s, 10m, 1h") from None
+    if value <= 0:
+        raise InputError("--interval", f"{text!r} is not positive", "e.g. 30s, 10m, 1h")
+    return value
 
 
 # --- list and status -------------------------------------------------------------------
@@ -418,13 +524,15 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
             }
         )
         return
+    from rich import box
+
     out = console()
     out.print(f"[bold]{cluster.name}[/] {cluster.status} in {cluster.region}, uuid {cluster.uuid}")
-    table = Table()
-    for column in ("node", "cloud", "role", "size", "status", "public ip", "private ip", "mesh ip"):
-        table.add_column(column)
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("node", "cloud", "role", "size", "status", "public ip", "mesh ip"):
+        table.add_column(column, no_wrap=column in ("node", "public ip", "mesh ip"))
     for n in nodes:
-        table.add_row(n.name, n.cloud, n.role, n.size, n.status, n.public_ip or "-", n.private_ip or "-", n.mesh_ip)
+        table.add_row(n.name, n.cloud, n.role, n.size, n.status, n.public_ip or "-", n.mesh_ip)
     out.print(table)
 
 
@@ -435,6 +543,98 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
 def status_cmd(ctx: click.Context, name: str, output: str) -> None:
     """One cluster: its spec, status and nodes, as the state store knows them."""
     show_cluster(ctx, name, output)
+
+
+# --- sandbox ---------------------------------------------------------------------------
+
+
+@cli.group("sandbox")
+def sandbox_group() -> None:
+    """Emulated clouds on this machine (Linux, root): AWS (moto), GCP, Azure and DigitalOcean
+    APIs on loopback whose VMs boot as network-namespace hosts with their own sshd and
+    WireGuard, with delay lines between clouds. cast reaches it only through the SDKs'
+    endpoint settings: `eval "$(cast sandbox env)"`."""
+
+
+def _sandbox_dir(ctx: click.Context) -> Path:
+    from .sandbox.control import sandbox_dir
+
+    return sandbox_dir(store_of(ctx).root)
+
+
+@sandbox_group.command("up")
+@click.option("--region", default="us-east", show_default=True, help="Whose expected RTTs the delay lines use.")
+@click.pass_context
+def sandbox_up(ctx: click.Context, region: str) -> None:
+    """Start the sandbox in the background (no-op when it runs)."""
+    from .errors import InputError
+    from .regions import load_region_map
+    from .sandbox import control
+
+    regions = load_region_map()
+    if region not in regions.regions:
+        raise InputError("--region", f"unknown region {region!r}", ", ".join(regions.regions))
+    state = control.start(_sandbox_dir(ctx), region)
+    console(stderr=True).print(
+        f"sandbox up (pid {state['pid']}, delays of {state['region']}); "
+        f'point cast at it with: eval "$(cast sandbox env)"'
+    )
+
+
+@sandbox_group.command("down")
+@click.pass_context
+def sandbox_down(ctx: click.Context) -> None:
+    """Stop the sandbox and remove every host, namespace and emulator it started."""
+    from .sandbox import control
+
+    stopped = control.stop(_sandbox_dir(ctx))
+    console(stderr=True).print("sandbox down" if stopped else "no sandbox was running (leftovers removed)")
+
+
+@sandbox_group.command("env")
+@output_option
+@click.pass_context
+def sandbox_env(ctx: click.Context, output: str) -> None:
+    """The environment that points cast at the sandbox, as shell `export` lines."""
+    import shlex
+
+    from .sandbox import control
+
+    state = control.read_state(_sandbox_dir(ctx))
+    if state is None:
+        raise CastError("no sandbox is running: start it with `cast sandbox up`")
+    if output == "json":
+        emit_json(state["env"])
+        return
+    for key, value in state["env"].items():
+        click.echo(f"export {key}={shlex.quote(value)}")
+
+
+@sandbox_group.command("status")
+@output_option
+@click.pass_context
+def sandbox_status(ctx: click.Context, output: str) -> None:
+    """Whether the sandbox runs, its endpoints, and the VMs each emulated cloud runs."""
+    from .sandbox import control
+
+    state = control.read_state(_sandbox_dir(ctx))
+    if state is None:
+        if output == "json":
+            emit_json({"running": False})
+        else:
+            console().print("sandbox: not running")
+        return
+    vms = control.vm_hosts(state)
+    if output == "json":
+        emit_json({"running": True, "pid": state["pid"], "region": state["region"], "env": state["env"], "vms": vms})
+        return
+    out = console()
+    out.print(f"sandbox: running (pid {state['pid']}, up {control.uptime(state):.0f}s, delays of {state['region']})")
+    for key, value in state["env"].items():
+        if key.endswith("ENDPOINT") or key.endswith("ENDPOINT_URL"):
+            out.print(f"  {key}={value}")
+    for cloud, listed in vms.items():
+        out.print(f"  {cloud}: {len(listed) if isinstance(listed, list) else listed} VMs")
 
 
 def main() -> None:

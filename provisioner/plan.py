@@ -164,11 +164,11 @@ class ClusterPlan:
 def image_label(cloud: str, image: Mapping[str, str]) -> str:
     """A short human label for an image reference."""
     if cloud == "aws":
-        return image.get("ssm_parameter", image.get("name", "?"))
+        return "ubuntu 24.04 (Canonical SSM)" if "ssm_parameter" in image else image.get("name", "?")
     if cloud == "gcp":
         return f"{image['project']}/{image['family']}"
     if cloud == "azure":
-        return ":".join(image[k] for k in ("publisher", "offer", "sku", "version"))
+        return ":".join(image[k] for k in ("publisher", "offer", "sku"))
     return image.get("slug", "?")
 
 

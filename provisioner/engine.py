@@ -1,0 +1,442 @@
+"""The lifecycle engine: the create flow of DESIGN.md, add-node, remove-node, delete-cluster
+and reconcile. It knows no cloud by name: it drives `clouds.base.Cloud` objects from the
+registry. Every step is an ensure, journaled before and after in the state store, so running
+the same command again after a crash or a cloud error continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from .cloudinit import render_user_data
+from .clouds import open_cloud
+from .clouds.base import Cloud, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+from .errors import CastError, ForeignVmError, InputError
+from .keys import new_ed25519, public_of
+from .plan import CloudPlan, ClusterPlan, NodePlan, make_plan
+from .progress import Progress
+from .regions import RegionMap
+from .spec import ClusterSpec, spec_from_dict, with_counts
+from .state import ClusterRow, NodeRow, StateStore
+
+if TYPE_CHECKING:
+    from .nodes.ssh import NodeAccess
+
+CLUSTER_KEY = "ssh_key"  # the secret name of the cluster's SSH client key
+SSH_TIMEOUT_S = 300.0  # a cloud VM may take minutes to boot and run cloud-init
+INFRA_STEPS = ("network", "subnet", "firewall", "ssh-key")
+
+
+class StepError(CastError):
+    """A step failed on a cloud; the message says which, why, and how to go on."""
+
+    def __init__(self, cluster: str, cloud: str, step: str, cause: Exception):
+        self.cloud = cloud
+        self.step = step
+        self.cause = cause
+        super().__init__(
+            f"{cloud}: step {step} failed: {cause}\n"
+            f"Run the same command again to continue from here, or `cast delete-cluster {cluster}` to remove "
+            f"everything made so far."
+        )
+        if isinstance(cause, CastError):
+            self.exit_code = cause.exit_code
+
+
+class MeshError(CastError):
+    """The mesh came up incomplete: the message names the pairs with no handshake."""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What the engine knows of one cluster while it works on it."""
+
+    row: ClusterRow
+    spec: ClusterSpec
+
+    @property
+    def ref(self) -> ClusterRef:
+        return ClusterRef(self.row.name, self.row.uuid)
+
+
+def host_key_secret(node: str) -> str:
+    return f"host-key-{node}"
+
+
+class Engine:
+    """Runs cluster operations against the clouds, recording everything in `store`."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        regions: RegionMap,
+        *,
+        progress: Progress | None = None,
+        cloud_factory: Callable[[str, str, str | None], Cloud] = open_cloud,
+        vm_concurrency: int = 8,
+    ):
+        self.store = store
+        self.regions = regions
+        self.progress = progress or Progress(None)
+        self.cloud_factory = cloud_factory
+        self.vm_concurrency = vm_concurrency
+
+    # --- shared plumbing -----------------------------------------------------------------
+
+    def _cloud(self, plan: CloudPlan) -> Cloud:
+        return self.cloud_factory(plan.cloud, plan.region, plan.zone)
+
+    def _target(self, cluster: Cluster, cp: CloudPlan) -> CloudTarget:
+        return CloudTarget(
+            cluster=cluster.ref,
+            region=cp.region,
+            zone=cp.zone,
+            network_cidr=cp.network_cidr,
+            subnet_cidr=cp.subnet_cidr,
+            firewall=cp.firewall,
+            image=cp.image,
+        )
+
+    def _load(self, name: str) -> Cluster:
+        row = self.store.cluster(name)
+        if row is None:
+            known = ", ".join(c.name for c in self.store.clusters()) or "none"
+            raise InputError("NAME", f"no cluster named {name!r}", known)
+        return Cluster(row, spec_from_dict(row.spec))
+
+    def _client_key(self, cluster: Cluster) -> tuple[bytes, str]:
+        """The cluster's SSH client key pair, made once and kept as a secret."""
+        private = self.store.read_secret(cluster.row.uuid, CLUSTER_KEY)
+        comment = f"cast-{cluster.row.name}"
+        if private is None:
+            pair = new_ed25519(comment)
+            self.store.write_secret(cluster.row.uuid, CLUSTER_KEY, pair.private)
+            private = pair.private
+        return private, public_of(private, comment)
+
+    def _host_key(self, cluster: Cluster, node: str) -> tuple[bytes, str]:
+        """A node's SSH host key pair, made by cast before the VM exists and kept as a secret."""
+        private = self.store.read_secret(cluster.row.uuid, host_key_secret(node))
+        if private is None:
+            pair = new_ed25519(node)
+            self.store.write_secret(cluster.row.uuid, host_key_secret(node), pair.private)
+            private = pair.private
+        return private, public_of(private, node)
+
+    def _plan(self, cluster: Cluster, spec: ClusterSpec) -> ClusterPlan:
+        """The plan for `spec`, keeping existing nodes' names and addresses, never reusing
+        a retired one."""
+        uuid = cluster.row.uuid
+        existing = {n.name: n.mesh_ip for n in self.store.nodes(uuid)}
+        indexes: dict[tuple[str, str], list[int]] = {}
+        for value in self.store.allocations(uuid, "node-index"):
+            cloud, role, index = value.split("/")
+            indexes.setdefault((cloud, role), []).append(int(index))
+        return make_plan(
+            spec,
+            self.regions,
+            existing_nodes=existing,
+            ever_allocated_mesh=self.store.allocations(uuid, "mesh"),
+            taken_indexes=indexes,
+        )
+
+    def _record_plan(self, cluster: Cluster, plan: ClusterPlan) -> None:
+        """Journal the planned nodes and their allocations before any cloud call."""
+        uuid = cluster.row.uuid
+        known = {n.name for n in self.store.nodes(uuid)}
+        for n in plan.nodes:
+            if n.name in known:
+                continue
+            _, host_public = self._host_key(cluster, n.name)
+            self.store.upsert_node(
+                NodeRow(
+                    uuid, n.name, n.cloud, n.role, n.mesh_ip, n.size, "planned", None, None, None, host_public, None
+                )
+            )
+        self.store.allocate(uuid, "mesh", {n.mesh_ip: n.name for n in plan.nodes})
+        self.store.allocate(uuid, "node-index", {f"{n.cloud}/{n.role}/{n.index}": n.name for n in plan.nodes})
+
+    def _step(self, cluster: Cluster, cloud: str, step: str, work: Callable[[], Ensured]) -> Ensured:
+        """Run one journaled step; failures become StepError naming the cloud and the step."""
+        uuid = cluster.row.uuid
+        self.store.journal(uuid, cloud, step, "begin")
+        self.progress.line(cloud, step, "start")
+        try:
+            result = work()
+        except Exception as exc:
+            detail = str(exc) if isinstance(exc, CastError) else f"{type(exc).__name__}: {exc}"
+            self.store.journal(uuid, cloud, step, "fail", detail)
+            self.progress.line(cloud, step, "fail", detail)
+            raise StepError(cluster.row.name, cloud, step, exc) from exc
+        self.store.record_resources(uuid, cloud, [(r.kind, r.id, r.name) for r in result.resources])
+        self.store.journal(uuid, cloud, step, "end", "; ".join(result.actions))
+        self.progress.line(cloud, step, "done", "; ".join(result.actions) or "in place")
+        return result
+
+    def _user_data(self, cluster: Cluster, n: NodePlan, authorized: str) -> str:
+        private, public = self._host_key(cluster, n.name)
+        return render_user_data(
+            cluster=cluster.row.name,
+            node=n.name,
+            role=n.role,
+            cloud=n.cloud,
+            host_key_private=private,
+            host_key_public=public,
+            authorized_key=authorized,
+        )
+
+    def _build_cloud(self, cluster: Cluster, cp: CloudPlan, authorized: str) -> list[Vm]:
+        """Every step on one cloud, in order: network, subnet, firewall, key, VMs."""
+        cloud = self._cloud(cp)
+        target = self._target(cluster, cp)
+        network = self._step(cluster, cp.cloud, "network", lambda: cloud.ensure_network(target))
+        if network.network_cidr and network.network_cidr != target.network_cidr:
+            target = replace(target, network_cidr=network.network_cidr, subnet_cidr=network.network_cidr)
+        self._step(cluster, cp.cloud, "subnet", lambda: cloud.ensure_subnet(target))
+        self._step(cluster, cp.cloud, "firewall", lambda: cloud.ensure_firewall(target))
+        self._step(cluster, cp.cloud, "ssh-key", lambda: cloud.ensure_ssh_key(target, authorized))
+        requests = [VmRequest(n.name, n.role, n.size, self._user_data(cluster, n, authorized)) for n in cp.nodes]
+        vms: list[Vm] = []
+
+        def run_vms() -> Ensured:
+            vms.extend(cloud.ensure_vms(target, requests, authorized))
+            return Ensured(actions=(f"{len(vms)} running",))
+
+        if requests:
+            self._step(cluster, cp.cloud, "vms", run_vms)
+        self._record_vms(cluster, vms)
+        return vms
+
+    def _record_vms(self, cluster: Cluster, vms: Iterable[Vm]) -> None:
+        by_name = {n.name: n for n in self.store.nodes(cluster.row.uuid)}
+        for vm in vms:
+            row = by_name.get(vm.name)
+            if row:
+                self.store.upsert_node(
+                    replace(
+                        row, status="running", cloud_id=vm.cloud_id, public_ip=vm.public_ip, private_ip=vm.private_ip
+                    )
+                )
+
+    def _on_clouds(self, clouds: Sequence[CloudPlan], work: Callable[[CloudPlan], object]) -> None:
+        """Run `work` on every cloud in parallel; raise the first failure after all finished."""
+        with ThreadPoolExecutor(max_workers=max(1, len(clouds)), thread_name_prefix="cloud") as pool:
+            futures = [pool.submit(work, cp) for cp in clouds]
+            errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]  # type: ignore[misc]
+
+    # --- the node phase: SSH with pinned host keys, then the WireGuard mesh ---------------
+
+    def _join_mesh(self, cluster: Cluster) -> None:
+        """Make every node of the cluster that has a public IP reachable over SSH (host key
+        pinned) and one WireGuard full mesh, applied live. Raises StepError (step "mesh")
+        naming the nodes or the pairs that failed."""
+        from .nodes.ssh import SshPool, load_private_key
+        from .nodes.wireguard import MeshNodeAccess, apply_mesh
+
+        uuid = cluster.row.uuid
+        self._client_key(cluster)
+        key = load_private_key(str(self.store.secrets_dir(uuid) / CLUSTER_KEY))
+        rows = [n for n in self.store.nodes(uuid) if n.public_ip]
+        members = [MeshNodeAccess(self._access(n), n.cloud, n.mesh_ip, n.public_ip) for n in rows]
+
+        def work() -> Ensured:
+            with SshPool(key) as pool:
+                pool.map([m.access for m in members], lambda a: pool.wait_reachable(a, timeout_s=SSH_TIMEOUT_S))
+                report = apply_mesh(members, pool)
+            for n in rows:
+                self.store.upsert_node(replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name)))
+            if report.missing_handshakes:
+                pairs = ", ".join(f"{a}-{b}" for a, b in report.missing_handshakes)
+                raise MeshError(f"no WireGuard handshake between {pairs}")
+            started = f"{len(report.started)} brought up" if report.started else ""
+            updated = f"{len(report.updated)} updated live" if report.updated else ""
+            return Ensured(actions=(", ".join(x for x in (started, updated) if x) + f"; {len(rows)} nodes in mesh",))
+
+        self._step(cluster, "mesh", "wireguard", work)
+
+    @staticmethod
+    def _access(node: NodeRow) -> NodeAccess:
+        from .nodes.ssh import NodeAccess
+
+        assert node.public_ip is not None
+        return NodeAccess(node.name, node.public_ip, node.host_key)
+
+    # --- create-cluster ------------------------------------------------------------------
+
+    def create_cluster(self, spec: ClusterSpec) -> ClusterRow:
+        """Create (or continue creating) the cluster of `spec`. Blocks until every VM runs.
+        Raises StepError naming the cloud and step on failure; the state lets a re-run go on."""
+        with self.store.lock(spec.name, "create-cluster"):
+            row = self.store.cluster(spec.name)
+            if row is None:
+                row = self.store.create_cluster(str(uuidlib.uuid4()), spec.name, spec.region, spec.to_dict())
+                self.progress.line("cluster", "state", "done", f"{spec.name} uuid {row.uuid}")
+            elif row.region != spec.region:
+                raise InputError("--region", f"cluster {spec.name} already lives in {row.region}", row.region)
+            else:
+                self.store.update_cluster(row.uuid, spec=spec.to_dict())
+                self.progress.line("cluster", "state", "info", f"continuing {spec.name} uuid {row.uuid}")
+            cluster = Cluster(row, spec)
+            plan = self._plan(cluster, spec)
+            self._record_plan(cluster, plan)
+            _, authorized = self._client_key(cluster)
+            self._on_clouds(plan.clouds, lambda cp: self._build_cloud(cluster, cp, authorized))
+            self._join_mesh(cluster)
+            self.store.update_cluster(row.uuid, status="ready")
+            self.progress.line("cluster", "done", "done", f"{len(plan.nodes)} nodes on {len(plan.clouds)} clouds")
+            result = self.store.cluster(spec.name)
+            assert result is not None
+            return result
+
+    # --- add-node / remove-node ----------------------------------------------------------
+
+    def add_node(self, name: str, cloud: str, role: str, count: int) -> list[str]:
+        """Add `count` workers on `cloud` (a cloud of the cluster's region). Masters are fixed
+        at creation. Returns the new node names."""
+        if role != "worker":
+            raise InputError("--role", "masters are fixed at creation: only workers can be added", "worker")
+        if count < 1:
+            raise InputError("--count", f"{count} is not a positive number", "1 or more")
+        with self.store.lock(name, "add-node"):
+            cluster = self._load(name)
+            region = self.regions.region(cluster.spec.region)
+            if cloud not in region.clouds:
+                raise InputError(
+                    "--cloud", f"{cloud} is not offered in {cluster.spec.region}", ", ".join(region.clouds)
+                )
+            current = cluster.spec.cloud(cloud)
+            masters = current.masters if current else 0
+            workers = (current.workers if current else 0) + count
+            sizes = current.sizes if current else region.clouds[cloud].sizes
+            spec = with_counts(cluster.spec, cloud, masters, workers, sizes)
+            before = {n.name for n in self.store.nodes(cluster.row.uuid)}
+            plan = self._plan(cluster, spec)
+            self._record_plan(cluster, plan)
+            self.store.update_cluster(cluster.row.uuid, spec=spec.to_dict())
+            cluster = Cluster(cluster.row, spec)
+            _, authorized = self._client_key(cluster)
+            self._build_cloud(cluster, plan.cloud(cloud), authorized)
+            self._join_mesh(cluster)
+            return [n.name for n in plan.nodes if n.name not in before]
+
+    def remove_node(self, name: str, node: str) -> None:
+        """Delete one worker's VM and forget it; its name and mesh address stay retired."""
+        with self.store.lock(name, "remove-node"):
+            cluster = self._load(name)
+            rows = {n.name: n for n in self.store.nodes(cluster.row.uuid)}
+            if node not in rows:
+                raise InputError("NODE", f"cluster {name} has no node {node!r}", ", ".join(sorted(rows)) or "none")
+            row = rows[node]
+            if row.role == "master":
+                raise InputError("NODE", f"{node} is a master: masters are fixed at creation", "a worker")
+            plan = self._plan(cluster, cluster.spec)
+            cp = plan.cloud(row.cloud)
+            cloud = self._cloud(cp)
+            target = self._target(cluster, cp)
+            self._step(cluster, row.cloud, "remove-vm", lambda: _delete(cloud, target, node))
+            current = cluster.spec.cloud(row.cloud)
+            assert current is not None
+            spec = with_counts(cluster.spec, row.cloud, current.masters, current.workers - 1, current.sizes)
+            self.store.delete_node(cluster.row.uuid, node)
+            self.store.update_cluster(cluster.row.uuid, spec=spec.to_dict())
+            self._join_mesh(cluster)  # drops the removed node's peer everywhere
+
+    # --- delete-cluster ------------------------------------------------------------------
+
+    def delete_cluster(self, name: str) -> bool:
+        """Delete everything of the cluster on every cloud, in parallel, after the safety
+        check on all of them (ForeignVmError: nothing deleted anywhere). The state is kept
+        until every cloud confirms. Returns False when there was no such cluster."""
+        with self.store.lock(name, "delete-cluster"):
+            row = self.store.cluster(name)
+            if row is None:
+                return False
+            cluster = Cluster(row, spec_from_dict(row.spec))
+            plan = make_plan(cluster.spec, self.regions)  # only the clouds and their places matter here
+            self.store.update_cluster(row.uuid, status="deleting")
+            clouds = {cp.cloud: (self._cloud(cp), self._target(cluster, cp)) for cp in plan.clouds}
+            foreign: list[ForeignVmError] = []
+
+            def check(cp: CloudPlan) -> None:
+                cloud, target = clouds[cp.cloud]
+                found = cloud.find_foreign_vms(target)
+                self.progress.line(
+                    cp.cloud,
+                    "safety-check",
+                    "fail" if found else "done",
+                    ", ".join(vm.name for vm in found) or "no foreign VM",
+                )
+                if found:
+                    foreign.append(ForeignVmError(cp.cloud, [f"{vm.name} ({vm.cloud_id})" for vm in found]))
+
+            self._on_clouds(plan.clouds, check)
+            if foreign:
+                raise (
+                    foreign[0]
+                    if len(foreign) == 1
+                    else ForeignVmError(", ".join(f.cloud for f in foreign), [vm for f in foreign for vm in f.vms])
+                )
+
+            def teardown(cp: CloudPlan) -> None:
+                cloud, target = clouds[cp.cloud]
+                self._step(cluster, cp.cloud, "teardown", lambda: _teardown(cloud, target))
+                self.store.forget_resources(row.uuid, cp.cloud)
+
+            self._on_clouds(plan.clouds, teardown)
+            self.store.forget_cluster(row.uuid)
+            return True
+
+    # --- reconcile -----------------------------------------------------------------------
+
+    def reconcile(self, name: str, *, dry_run: bool = False) -> list[str]:
+        """Compare every cloud to the spec and repair what differs (with dry_run, only report).
+        Returns one line per finding and what was (or would be) done."""
+        with self.store.lock(name, "reconcile"):
+            cluster = self._load(name)
+            plan = self._plan(cluster, cluster.spec)
+            _, authorized = self._client_key(cluster)
+            report: list[str] = []
+
+            def check(cp: CloudPlan) -> None:
+                cloud = self._cloud(cp)
+                target = self._target(cluster, cp)
+                network = cloud.ensure_network(target, dry_run=dry_run)
+                if network.network_cidr and network.network_cidr != target.network_cidr:
+                    target = replace(target, network_cidr=network.network_cidr, subnet_cidr=network.network_cidr)
+                found = [*network.actions]
+                found += cloud.ensure_subnet(target, dry_run=dry_run).actions
+                found += cloud.ensure_firewall(target, dry_run=dry_run).actions
+                found += cloud.ensure_ssh_key(target, authorized, dry_run=dry_run).actions
+                running = {vm.name for vm in cloud.list_vms(cluster.ref)}
+                missing = [n for n in cp.nodes if n.name not in running]
+                if missing:
+                    names = ", ".join(n.name for n in missing)
+                    found.append(f"{'would recreate' if dry_run else 'recreated'} missing VMs: {names}")
+                    if not dry_run:
+                        requests = [
+                            VmRequest(n.name, n.role, n.size, self._user_data(cluster, n, authorized)) for n in missing
+                        ]
+                        self._record_vms(cluster, cloud.ensure_vms(target, requests, authorized))
+                report.extend(f"{cp.cloud}: {line}" for line in found)
+
+            self._on_clouds(plan.clouds, check)
+            if not dry_run:
+                self._join_mesh(cluster)  # re-joins recreated nodes, drops stale peers, live
+                report.append("mesh: every node holds the full mesh with a recent handshake to every peer")
+            return report
+
+
+def _delete(cloud: Cloud, target: CloudTarget, node: str) -> Ensured:
+    cloud.delete_vms(target, [node])
+    return Ensured(actions=(f"deleted {node}",))
+
+
+def _teardown(cloud: Cloud, target: CloudTarget) -> Ensured:
+    cloud.teardown(target)
+    return Ensured(actions=("nothing of the cluster left",))
