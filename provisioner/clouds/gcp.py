@@ -1,0 +1,405 @@
+"""GCP (Compute Engine) behind the cloud interface (base.Cloud), through google-cloud-compute
+over REST. Names and descriptions: gcp_layout. Credentials, clients, errors, operations:
+gcp_api. The SDK is imported lazily.
+
+A cluster on GCP: a custom-mode network `cast-<shortid>-net`, a /24 subnetwork in the region,
+firewalls per role targeting the role's network tag, and labelled instances in the zone,
+each with an external IP, the cloud-init text in `user-data` and the cluster's key in
+`ssh-keys` (`root:<key>`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..errors import CapacityError, CloudError, ExcessResourcesError, ForeignVmError, NotFoundError
+from ..retry import wait_until
+from ..tags import CLUSTER_UUID, NODE, ROLE, vm_tags
+from ..teardown import Deletable, delete_in_passes
+from . import gcp_layout as layout
+from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+from .gcp_api import CLOUD, AlreadyExistsError, GcpApi
+
+
+class Provider(Cloud):
+    """Compute Engine in one project, region and zone."""
+
+    name = CLOUD
+    max_workers = 8  # parallel creates/deletes
+    poll_initial_s = 0.5
+    poll_max_s = 5.0
+    vm_timeout_s = 600.0
+    stall_budget_s = 300.0
+    transient_budget_s = 120.0
+
+    def __init__(self, region: str, zone: str | None = None):
+        super().__init__(region, zone)
+        self._api: GcpApi | None = None
+        self._api_lock = threading.Lock()
+
+    @property
+    def api(self) -> GcpApi:
+        """The connection, made on first use (so constructing a Provider needs no credentials)."""
+        with self._api_lock:
+            if self._api is None:
+                self._api = GcpApi(transient_budget_s=self.transient_budget_s)
+            return self._api
+
+    # --- credentials -------------------------------------------------------------------
+
+    def check_credentials(self) -> None:
+        from google.cloud import compute_v1
+
+        api = self.api
+        request = compute_v1.ListNetworksRequest(project=api.project, max_results=1)
+        api.call(f"list networks in project {api.project} with {api.credential_source}",
+                 api.client("NetworksClient").list, request=request)
+
+    # --- network, subnetwork, firewall -------------------------------------------------
+
+    def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        from google.cloud import compute_v1
+
+        cluster, name = target.cluster, layout.network_name(target.cluster)
+        found = self._networks(cluster)
+        if found:
+            _no_excess("network", [n.name for n in found], name)
+            return Ensured(resources=(_resource("network", found[0]),))
+        if dry_run:
+            return Ensured(actions=(f"create network {name}",))
+        request = compute_v1.InsertNetworkRequest(
+            project=self.api.project,
+            network_resource=compute_v1.Network(name=name, auto_create_subnetworks=False,
+                                                description=layout.description(cluster, "network")),
+        )
+        self._create(f"create network {name}", self.api.client("NetworksClient").insert_unary, request)
+        return Ensured(resources=(_resource("network", self._one(self._networks(cluster), name)),),
+                       actions=(f"created network {name}",))
+
+    def ensure_subnet(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        from google.cloud import compute_v1
+
+        cluster, name = target.cluster, layout.subnetwork_name(target.cluster)
+        found = self._subnetworks(cluster, target.region)
+        if found:
+            _no_excess("subnetwork", [s.name for s in found], name)
+            return Ensured(resources=(_resource("subnetwork", found[0]),))
+        if dry_run:
+            return Ensured(actions=(f"create subnetwork {name} {target.subnet_cidr} in {target.region}",))
+        api = self.api
+        request = compute_v1.InsertSubnetworkRequest(
+            project=api.project,
+            region=target.region,
+            subnetwork_resource=compute_v1.Subnetwork(
+                name=name,
+                ip_cidr_range=target.subnet_cidr,
+                network=f"projects/{api.project}/global/networks/{layout.network_name(cluster)}",
+                description=layout.description(cluster, "subnetwork"),
+            ),
+        )
+        self._create(f"create subnetwork {name}", api.client("SubnetworksClient").insert_unary, request)
+        made = self._one(self._subnetworks(cluster, target.region), name)
+        return Ensured(resources=(_resource("subnetwork", made),),
+                       actions=(f"created subnetwork {name} {target.subnet_cidr} in {target.region}",))
+
+    def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        from google.cloud import compute_v1
+
+        cluster, api = target.cluster, self.api
+        wanted = {s.name: s for s in layout.firewall_specs(cluster, target.firewall)}
+        existing = {f.name: f for f in self._firewalls(cluster)}
+        network = f"projects/{api.project}/global/networks/{layout.network_name(cluster)}"
+        client = api.client("FirewallsClient")
+        work: list[tuple[str, Callable[[], None]]] = []
+
+        def body(spec: layout.FirewallSpec) -> Any:
+            return compute_v1.Firewall(
+                name=spec.name, network=network, direction="INGRESS",
+                description=layout.description(cluster, f"role={spec.role}"),
+                allowed=[compute_v1.Allowed(I_p_protocol=p, ports=list(ports)) for p, ports in spec.allowed],
+                source_ranges=list(spec.sources), target_tags=list(spec.target_tags),
+            )
+
+        for name, spec in wanted.items():
+            if name not in existing:
+                request = compute_v1.InsertFirewallRequest(project=api.project, firewall_resource=body(spec))
+                work.append((f"create firewall {name}", _bind(self._create, f"create firewall {name}",
+                                                               client.insert_unary, request)))
+            elif _firewall_differs(existing[name], spec):
+                request = compute_v1.UpdateFirewallRequest(project=api.project, firewall=name,
+                                                           firewall_resource=body(spec))
+                work.append((f"repair firewall {name}", _bind(api.mutate, f"repair firewall {name}",
+                                                               client.update_unary, request)))
+        for name in sorted(existing.keys() - wanted.keys()):
+            request = compute_v1.DeleteFirewallRequest(project=api.project, firewall=name)
+            work.append((f"delete firewall {name} (not in the plan)",
+                         _bind(api.mutate, f"delete firewall {name}", client.delete_unary, request)))
+        if work and not dry_run:
+            self._parallel([fn for _, fn in work])
+            existing = {f.name: f for f in self._firewalls(cluster)}
+        resources = tuple(_resource("firewall", f) for f in existing.values())
+        return Ensured(resources=resources, actions=tuple(what for what, _ in work))
+
+    def ensure_ssh_key(self, target: CloudTarget, public_key: str, *, dry_run: bool = False) -> Ensured:
+        return Ensured()  # the key travels in each instance's `ssh-keys` metadata
+
+    # --- instances ---------------------------------------------------------------------
+
+    def ensure_vms(self, target: CloudTarget, vms: Sequence[VmRequest], public_key: str) -> list[Vm]:
+        cluster, zone = target.cluster, self._zone(target)
+        by_node = _by_node(self._cluster_instances(cluster))
+        missing = [v for v in vms if v.name not in by_node]
+        self._parallel([_bind(self._insert, target, zone, v, public_key) for v in missing],
+                       prefer=CapacityError)
+        names = [v.name for v in vms]
+
+        def all_running() -> list[Vm] | None:
+            now = _by_node(self._cluster_instances(cluster))
+            found = [_vm(now[n][0]) for n in names if n in now]
+            ready = len(found) == len(names) and all(
+                vm.state == "RUNNING" and vm.public_ip and vm.private_ip for vm in found)
+            return found if ready else None
+
+        return wait_until(all_running, what=f"{len(names)} GCP instance(s) running with public IPs in {zone}",
+                          timeout_s=self.vm_timeout_s, initial=self.poll_initial_s, maximum=self.poll_max_s)
+
+    def _insert(self, target: CloudTarget, zone: str, vm: VmRequest, public_key: str) -> None:
+        from google.cloud import compute_v1
+
+        cluster, api = target.cluster, self.api
+        name = layout.instance_name(cluster, vm.name)
+        subnet = f"projects/{api.project}/regions/{target.region}/subnetworks/{layout.subnetwork_name(cluster)}"
+        instance = compute_v1.Instance(
+            name=name,
+            machine_type=f"zones/{zone}/machineTypes/{vm.size}",
+            labels=vm_tags(cluster.name, cluster.uuid, vm.role, vm.name),
+            tags=compute_v1.Tags(items=[layout.role_tag(vm.role)]),
+            disks=[compute_v1.AttachedDisk(
+                boot=True, auto_delete=True,
+                initialize_params=compute_v1.AttachedDiskInitializeParams(
+                    source_image=layout.image_link(target.image), disk_size_gb=layout.DISK_GB),
+            )],
+            network_interfaces=[compute_v1.NetworkInterface(
+                subnetwork=subnet,
+                access_configs=[compute_v1.AccessConfig(name="External NAT", type_="ONE_TO_ONE_NAT")],
+            )],
+            metadata=compute_v1.Metadata(items=[
+                compute_v1.Items(key="user-data", value=vm.user_data),
+                compute_v1.Items(key="ssh-keys", value=f"root:{public_key.strip()}"),
+            ]),
+        )
+        request = compute_v1.InsertInstanceRequest(project=api.project, zone=zone, instance_resource=instance)
+        try:
+            api.mutate(f"create instance {name} ({vm.size})", api.client("InstancesClient").insert_unary,
+                       request, capacity_hint=f"region {target.region}, zone {zone}, machine type {vm.size}")
+        except AlreadyExistsError:
+            raise CloudError(CLOUD, f"instance name {name} in {zone} is taken by an instance without "
+                                    f"the cluster's labels") from None
+
+    def list_vms(self, cluster: ClusterRef) -> list[Vm]:
+        return [_vm(i) for i in self._cluster_instances(cluster)]
+
+    def delete_vms(self, target: CloudTarget, names: Sequence[str]) -> None:
+        doomed = [i for i in self._cluster_instances(target.cluster) if i.labels.get(NODE) in set(names)]
+        self._parallel([_bind(self._delete_instance, i) for i in doomed])
+
+    def _delete_instance(self, instance: Any) -> None:
+        from google.cloud import compute_v1
+
+        zone = instance.zone.rsplit("/", 1)[1]
+        request = compute_v1.DeleteInstanceRequest(project=self.api.project, zone=zone, instance=instance.name)
+        with contextlib.suppress(NotFoundError):
+            self.api.mutate(f"delete instance {instance.name}", self.api.client("InstancesClient").delete_unary,
+                            request)
+
+    def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
+        networks = {f"/global/networks/{n.name}" for n in self._networks(target.cluster)}
+        if not networks:
+            return []
+        foreign = []
+        for instance in self._all_instances(filter_=None):
+            in_ours = any(nic.network.endswith(tuple(networks)) for nic in instance.network_interfaces)
+            if in_ours and instance.labels.get(CLUSTER_UUID) != target.cluster.uuid:
+                foreign.append(_vm(instance))
+        return foreign
+
+    # --- inventory and teardown --------------------------------------------------------
+
+    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
+        return [
+            *(_resource("network", n) for n in self._networks(cluster)),
+            *(_resource("subnetwork", s) for s in self._subnetworks(cluster, self.region)),
+            *(_resource("firewall", f) for f in self._firewalls(cluster)),
+            *(_resource("instance", i) for i in self._cluster_instances(cluster)),
+        ]
+
+    def teardown(self, target: CloudTarget) -> None:
+        from google.cloud import compute_v1
+
+        foreign = self.find_foreign_vms(target)
+        if foreign:
+            raise ForeignVmError(CLOUD, [f"{vm.name} ({vm.extra.get('zone', '?')})" for vm in foreign])
+        cluster, api = target.cluster, self.api
+        project = api.project
+        instances = {f"instance {i.name}": _bind(self._delete_instance, i) for i in self._cluster_instances(cluster)}
+        firewalls = {
+            f"firewall {f.name}": _bind(api.mutate, f"delete firewall {f.name}",
+                                        api.client("FirewallsClient").delete_unary,
+                                        compute_v1.DeleteFirewallRequest(project=project, firewall=f.name))
+            for f in self._firewalls(cluster)
+        }
+        subnets = {
+            f"subnetwork {s.name}": _bind(api.mutate, f"delete subnetwork {s.name}",
+                                          api.client("SubnetworksClient").delete_unary,
+                                          compute_v1.DeleteSubnetworkRequest(project=project, region=target.region,
+                                                                             subnetwork=s.name))
+            for s in self._subnetworks(cluster, target.region)
+        }
+        networks = {
+            f"network {n.name}": _bind(api.mutate, f"delete network {n.name}",
+                                       api.client("NetworksClient").delete_unary,
+                                       compute_v1.DeleteNetworkRequest(project=project, network=n.name))
+            for n in self._networks(cluster)
+        }
+        items = [Deletable(k, fn) for k, fn in {**instances, **firewalls}.items()]
+        items += [Deletable(k, fn, frozenset(instances)) for k, fn in subnets.items()]
+        items += [Deletable(k, fn, frozenset(instances) | frozenset(firewalls) | frozenset(subnets))
+                  for k, fn in networks.items()]
+        delete_in_passes(CLOUD, items, stall_budget_s=self.stall_budget_s, workers=self.max_workers)
+
+    # --- lookups -----------------------------------------------------------------------
+
+    def _networks(self, cluster: ClusterRef) -> list[Any]:
+        from google.cloud import compute_v1
+
+        api = self.api
+        request = compute_v1.ListNetworksRequest(project=api.project, filter=layout.name_filter(cluster))
+        found = api.list_all("list networks", api.client("NetworksClient").list, request)
+        return [n for n in found if layout.owned(cluster, n.name, n.description)]
+
+    def _subnetworks(self, cluster: ClusterRef, region: str) -> list[Any]:
+        from google.cloud import compute_v1
+
+        api = self.api
+        request = compute_v1.ListSubnetworksRequest(project=api.project, region=region,
+                                                    filter=layout.name_filter(cluster))
+        found = api.list_all(f"list subnetworks in {region}", api.client("SubnetworksClient").list, request)
+        return [s for s in found if layout.owned(cluster, s.name, s.description)]
+
+    def _firewalls(self, cluster: ClusterRef) -> list[Any]:
+        from google.cloud import compute_v1
+
+        api = self.api
+        request = compute_v1.ListFirewallsRequest(project=api.project, filter=layout.name_filter(cluster))
+        found = api.list_all("list firewalls", api.client("FirewallsClient").list, request)
+        return [f for f in found if layout.owned(cluster, f.name, f.description)]
+
+    def _cluster_instances(self, cluster: ClusterRef) -> list[Any]:
+        return self._all_instances(filter_=layout.label_filter(cluster))
+
+    def _all_instances(self, filter_: str | None) -> list[Any]:
+        """Instances in every zone of the project (one aggregated list, paged)."""
+        from google.cloud import compute_v1
+
+        api = self.api
+        request = compute_v1.AggregatedListInstancesRequest(project=api.project, max_results=500)
+        if filter_:
+            request.filter = filter_
+        scoped = api.list_all("list instances", api.client("InstancesClient").aggregated_list, request)
+        return [i for _, scope in scoped for i in scope.instances]
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _zone(self, target: CloudTarget) -> str:
+        zone = target.zone or self.zone
+        if not zone:
+            raise CloudError(CLOUD, f"no zone for region {target.region}: the region map must name one")
+        return zone
+
+    def _create(self, what: str, fn: Callable[..., Any], request: Any, capacity_hint: str = "") -> None:
+        """A create that counts a name already taken as done; the caller's lookup then decides
+        whether the resource is the cluster's."""
+        with contextlib.suppress(AlreadyExistsError):
+            self.api.mutate(what, fn, request, capacity_hint)
+
+    @staticmethod
+    def _one(found: list[Any], name: str) -> Any:
+        match = [r for r in found if r.name == name]
+        if not match:
+            raise CloudError(CLOUD, f"{name} exists but does not carry the cluster's UUID in its description")
+        return match[0]
+
+    def _parallel(self, jobs: Iterable[Callable[[], None]], prefer: type[BaseException] | None = None) -> None:
+        """Run every job on a bounded pool; then raise the first error (of type `prefer` if any)."""
+        jobs = list(jobs)
+        if not jobs:
+            return
+        errors: list[BaseException] = []
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(jobs)), thread_name_prefix="gcp") as pool:
+            for future in [pool.submit(job) for job in jobs]:
+                exc = future.exception()
+                if exc is not None:
+                    errors.append(exc)
+        if errors:
+            preferred = [e for e in errors if prefer and isinstance(e, prefer)]
+            raise (preferred or errors)[0]
+
+
+def _bind(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], None]:
+    def job() -> None:
+        fn(*args, **kwargs)
+
+    return job
+
+
+def _no_excess(kind: str, names: list[str], expected: str) -> None:
+    extras = sorted(n for n in names if n != expected) if expected in names else sorted(names)[1:]
+    if len(names) > 1:
+        raise ExcessResourcesError(CLOUD, f"more than one {kind} carries the cluster's UUID: {', '.join(extras)} "
+                                          f"beside {expected} (a probable leak; delete the extras)")
+
+
+def _by_node(instances: list[Any]) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = {}
+    for i in instances:
+        grouped.setdefault(i.labels.get(NODE) or i.name, []).append(i)
+    twins = {node: [i.name for i in group] for node, group in grouped.items() if len(group) > 1}
+    if twins:
+        listed = "; ".join(f"{node}: {', '.join(sorted(names))}" for node, names in sorted(twins.items()))
+        raise ExcessResourcesError(CLOUD, f"instances share a node name: {listed} (a probable leak)")
+    return grouped
+
+
+def _vm(instance: Any) -> Vm:
+    nic = instance.network_interfaces[0] if instance.network_interfaces else None
+    access = nic.access_configs[0] if nic and nic.access_configs else None
+    labels = dict(instance.labels)
+    return Vm(
+        name=labels.get(NODE) or instance.name,
+        cloud_id=instance.name,
+        state=instance.status,
+        private_ip=(nic.network_i_p or None) if nic else None,
+        public_ip=(access.nat_i_p or None) if access else None,
+        role=labels.get(ROLE),
+        cluster_uuid=labels.get(CLUSTER_UUID),
+        extra={"zone": instance.zone.rsplit("/", 1)[-1], "id": str(instance.id), "self_link": instance.self_link},
+    )
+
+
+def _resource(kind: str, item: Any) -> CloudResource:
+    return CloudResource(kind=kind, id=str(item.id), name=item.name, extra={"self_link": item.self_link})
+
+
+def _firewall_differs(existing: Any, spec: layout.FirewallSpec) -> bool:
+    allowed = tuple((a.I_p_protocol, tuple(a.ports)) for a in existing.allowed)
+    return (
+        allowed != spec.allowed
+        or tuple(sorted(existing.source_ranges)) != spec.sources
+        or tuple(existing.target_tags) != spec.target_tags
+        or bool(existing.denied)
+        or existing.direction not in ("", "INGRESS")
+    )

@@ -1,0 +1,113 @@
+"""One GCP emulator per test module, reached over HTTP through google-cloud-compute.
+
+Tests isolate by cluster UUID (a fresh one per target). After every test the emulator must
+have seen no request that breaks the compute v1 discovery document.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from provisioner.clouds.base import CloudTarget, ClusterRef, VmRequest
+from provisioner.clouds.gcp import Provider
+from provisioner.plan import firewall_rules
+from provisioner.sandbox.gcp_emulator import GcpEmulator
+
+REGION, ZONE = "us-central1", "us-central1-a"
+IMAGE = {"project": "ubuntu-os-cloud", "family": "ubuntu-2404-lts-amd64"}
+PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGNhc3QtdGVzdC1rZXktbm90LXJlYWwtYXQtYWxs cast@test"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[GcpEmulator]:
+    emu = GcpEmulator(op_delay=(0.03, 0.1), boot_delay=0.05).start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(autouse=True)
+def _discovery_clean(emulator: GcpEmulator) -> Iterator[None]:
+    """Every request a test makes must be one the real API would accept."""
+    yield
+    violations = list(emulator.violations)
+    emulator.violations.clear()
+    emulator.faults.clear()
+    emulator.quota_style = "operation"
+    assert violations == [], f"requests broke the compute v1 discovery document: {violations}"
+
+
+@pytest.fixture
+def provider(emulator: GcpEmulator, monkeypatch: pytest.MonkeyPatch) -> Provider:
+    monkeypatch.setenv("CAST_GCP_ENDPOINT", emulator.url)
+    monkeypatch.setenv("CAST_GCP_PROJECT", "cast-test")
+    p = Provider(region=REGION, zone=ZONE)
+    p.poll_initial_s = 0.02
+    p.poll_max_s = 0.2
+    p.vm_timeout_s = 20
+    p.stall_budget_s = 10
+    p.transient_budget_s = 10
+    return p
+
+
+def make_target(name: str = "demo", ssh_cidrs: tuple[str, ...] = ("0.0.0.0/0",)) -> CloudTarget:
+    return CloudTarget(
+        cluster=ClusterRef(name=name, uuid=str(uuid.uuid4())),
+        region=REGION,
+        zone=ZONE,
+        network_cidr="10.0.0.0/16",
+        subnet_cidr="10.0.0.0/24",
+        firewall={role: firewall_rules(role, ssh_cidrs) for role in ("master", "worker")},
+        image=IMAGE,
+    )
+
+
+def vm_requests(cluster: str, masters: int, workers: int) -> list[VmRequest]:
+    return [
+        VmRequest(name=f"{cluster}-gcp-{'m' if role == 'master' else 'w'}{i}", role=role,
+                  size="e2-standard-2" if role == "master" else "e2-medium",
+                  user_data=f"#cloud-config\nhostname: {cluster}-{role}-{i}\n")
+        for role, count in (("master", masters), ("worker", workers))
+        for i in range(1, count + 1)
+    ]
+
+
+def build(p: Provider, target: CloudTarget, vms: list[VmRequest]) -> list[Any]:
+    """The create flow of one cloud: network, subnet, firewall, key, VMs."""
+    p.ensure_network(target)
+    p.ensure_subnet(target)
+    p.ensure_firewall(target)
+    p.ensure_ssh_key(target, PUBLIC_KEY)
+    return p.ensure_vms(target, vms, PUBLIC_KEY)
+
+
+def http(emulator: GcpEmulator, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """A raw HTTP call to the emulator (for control routes and deliberately bad requests)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(emulator.url + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+@pytest.fixture
+def calls(emulator: GcpEmulator) -> Callable[[], dict[str, int]]:
+    """Reset the call counters now; the returned function reads them and starts afresh."""
+    emulator.calls.clear()
+
+    def read_and_reset() -> dict[str, int]:
+        with emulator.lock:
+            counts = dict(emulator.calls)
+            emulator.calls.clear()
+        return counts
+
+    return read_and_reset
