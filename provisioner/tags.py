@@ -38,3 +38,10 @@ def as_plain_strings(tags: dict[str, str]) -> list[str]:
 def uuid_tag_string(cluster_uuid: str) -> str:
     """The one plain-string tag that marks ownership on DigitalOcean."""
     return f"{CLUSTER_UUID}:{cluster_uuid}"
+
+
+def role_target_tag(cluster_uuid: str, role: str) -> str:
+    """A plain-string tag naming one role of one cluster, for clouds whose firewalls target
+    VMs by tag (DigitalOcean): `cast-role:<role>:<uuid>`. DigitalOcean tags allow letters,
+    digits, ':', '-' and '_' (up to 255 characters), so ':' needs no replacement."""
+    return f"{ROLE}:{role}:{cluster_uuid}"

@@ -30,20 +30,20 @@ from ..cloudinit import read_bootstrap
 from ..errors import CastError
 from ..preflight import check_pairs
 from ..regions import load_region_map
+from . import aws_moto, azure_emulator, do_emulator, gcp_emulator
 from .emulator import EmulatedVm, EmulatorServer
 
 LOG = logging.getLogger("cast.sandbox")
 STATE_FILE = "sandbox.json"
-HOSTS_PREFIX = "castsb"
 POLL_S = 0.25
 # Public address pools, one per cloud: documentation (RFC 5737) and benchmarking (RFC 2544)
 # ranges, never routed on the internet. 192.0.2.0/24 is left out: machines of this
 # workplace use it for their own uplink. `check_pools` refuses any pool the host routes.
 POOLS = {
-    "aws": "198.18.0.0/24",
-    "gcp": "198.51.100.0/24",
-    "azure": "203.0.113.0/24",
-    "digitalocean": "198.18.1.0/24",
+    "aws": aws_moto.PUBLIC_POOL,  # 198.18.0.0/24
+    "gcp": gcp_emulator.PUBLIC_POOL,  # 198.51.100.0/24
+    "azure": azure_emulator.PUBLIC_POOL,  # 203.0.113.0/24
+    "digitalocean": do_emulator.PUBLIC_POOL,  # 198.18.1.0/24
 }
 SANDBOX_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "sandbox",
@@ -75,6 +75,7 @@ class Sandbox:
 
     def __init__(self, directory: Path, region: str = "us-east"):
         self.directory = directory
+        self.prefix = hosts_prefix(directory)
         self.region = region
         self.emulators: dict[str, EmulatorServer] = {}
         self.moto: Any = None
@@ -88,7 +89,6 @@ class Sandbox:
     def start(self) -> dict[str, str]:
         """Start every emulator and the host substrate; return the environment that points
         cast at them."""
-        check_pools(POOLS.values())
         from .aws_moto import MotoSandbox
         from .azure_emulator import AzureEmulator
         from .do_emulator import DigitalOceanEmulator
@@ -96,7 +96,8 @@ class Sandbox:
         from .hosts import LocalHosts
 
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.hosts = LocalHosts(HOSTS_PREFIX)
+        self.hosts = LocalHosts(self.prefix)  # removes what a crashed run with this prefix left
+        check_pools(POOLS.values())
         for cloud, pool in POOLS.items():
             self.hosts.add_group(cloud, pool)
         self._set_delays()
@@ -196,15 +197,21 @@ def check_pools(pools: Iterable[str]) -> None:
             continue
         network = ipaddress.IPv4Network(destination, strict=False)
         for pool in pools:
-            if network.overlaps(ipaddress.IPv4Network(pool)) and f"dev {HOSTS_PREFIX}-" not in line:
+            if network.overlaps(ipaddress.IPv4Network(pool)):
                 raise SandboxPoolError(
-                    f"this machine already routes {network} ({line.strip()}); "
-                    f"the sandbox's pool {pool} would take that traffic over"
+                    f"this machine already routes {network} ({line.strip()}): another sandbox runs, "
+                    f"or the machine's own network uses it; the sandbox's pool {pool} would take it over"
                 )
 
 
 class SandboxPoolError(CastError):
     """A sandbox address pool collides with this machine's own network."""
+
+
+def hosts_prefix(directory: Path) -> str:
+    """The name prefix of a sandbox's namespaces and links: one per sandbox directory, so a
+    test's sandbox never touches a user's."""
+    return "cs" + hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:6]
 
 
 def _host_name(cloud: str, vm_id: str) -> str:

@@ -1,0 +1,417 @@
+"""DigitalOcean behind the cloud interface (base.Cloud), through pydo (see do_client).
+
+What a cluster has here: one VPC (no tags on VPCs: its name `cast-<cluster>-<shortid>`
+carries the short id and its description the full UUID), a cloud firewall per role that
+targets droplets by the tag `cast-role:<role>:<uuid>`, the SSH key `cast-<cluster>-<shortid>`,
+and droplets tagged with the cluster's plain-string tags. Teardown also deletes the tags
+that carry the UUID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .. import ipam, tags
+from ..errors import (
+    AuthError,
+    CapacityError,
+    CloudError,
+    DependencyError,
+    ExcessResourcesError,
+    ForeignVmError,
+    NotFoundError,
+)
+from ..retry import wait_until
+from ..teardown import Deletable, delete_in_passes
+from . import do_droplets, do_firewall
+from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+from .do_client import CLOUD, ApiError, DoApi
+
+VPC_CREATE_ATTEMPTS = 5
+
+
+class Provider(Cloud):
+    """DigitalOcean in one region."""
+
+    name = CLOUD
+    poll_initial_s = 1.0  # droplets take tens of seconds to boot on the real API
+    poll_max_s = 10.0
+    boot_timeout_s = 600.0
+    delete_timeout_s = 300.0
+    teardown_stall_s = 300.0
+    workers = 8
+
+    def __init__(self, region: str, zone: str | None = None):
+        super().__init__(region, zone)
+        self.api = DoApi()
+        self._vpc_ids: dict[str, str] = {}  # cluster uuid -> VPC id, found or made
+        self._lock = threading.Lock()
+
+    # --- names -------------------------------------------------------------------------
+
+    @staticmethod
+    def _base_name(cluster: ClusterRef) -> str:
+        return f"cast-{cluster.name}-{cluster.short_id}"
+
+    @staticmethod
+    def _firewall_name(cluster: ClusterRef, role: str) -> str:
+        return f"cast-{cluster.name}-{cluster.short_id}-{role}"
+
+    @staticmethod
+    def _is_ours(vpc: dict[str, Any], cluster: ClusterRef) -> bool:
+        return tags.uuid_tag_string(cluster.uuid) in str(vpc.get("description") or "")
+
+    # --- lookups -----------------------------------------------------------------------
+
+    def _vpcs(self) -> list[dict[str, Any]]:
+        return list(self.api.pages("list VPCs", lambda c: c.vpcs.list, "vpcs"))
+
+    def _our_vpcs(self, cluster: ClusterRef, vpcs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        return [v for v in (self._vpcs() if vpcs is None else vpcs) if self._is_ours(v, cluster)]
+
+    def _vpc_id(self, cluster: ClusterRef) -> str:
+        with self._lock:
+            known = self._vpc_ids.get(cluster.uuid)
+        if known:
+            return known
+        ours = self._our_vpcs(cluster)
+        if not ours:
+            raise NotFoundError(CLOUD, f"the VPC of cluster {cluster.name} does not exist (run ensure_network first)")
+        with self._lock:
+            self._vpc_ids[cluster.uuid] = ours[0]["id"]
+        return str(ours[0]["id"])
+
+    def _droplets(self, tag: str | None) -> list[dict[str, Any]]:
+        params = {"tag_name": tag} if tag else {}
+        what = f"list droplets tagged {tag}" if tag else "list droplets"
+        found = self.api.pages(what, lambda c: c.droplets.list, "droplets", **params)
+        return [d for d in found if d.get("status") not in do_droplets.GONE]
+
+    def _firewalls(self, cluster: ClusterRef) -> dict[str, list[dict[str, Any]]]:
+        """The cluster's firewalls by role (a firewall is ours when it targets our role tag)."""
+        wanted = {tags.role_target_tag(cluster.uuid, role): role for role in ("master", "worker")}
+        by_role: dict[str, list[dict[str, Any]]] = {}
+        for fw in self.api.pages("list firewalls", lambda c: c.firewalls.list, "firewalls"):
+            for tag in fw.get("tags") or []:
+                if tag in wanted:
+                    by_role.setdefault(wanted[tag], []).append(fw)
+                    break
+        return by_role
+
+    def _keys(self, cluster: ClusterRef) -> list[dict[str, Any]]:
+        name = self._base_name(cluster)
+        every = self.api.pages("list SSH keys", lambda c: c.ssh_keys.list, "ssh_keys")
+        return [k for k in every if k.get("name") == name]
+
+    def _uuid_tags(self, cluster: ClusterRef) -> list[str]:
+        every = self.api.pages("list tags", lambda c: c.tags.list, "tags")
+        return [t["name"] for t in every if cluster.uuid in str(t.get("name", ""))]
+
+    # --- credentials -------------------------------------------------------------------
+
+    def check_credentials(self) -> None:
+        self.api.call("read the account", lambda c: c.account.get)
+
+    # --- network -----------------------------------------------------------------------
+
+    def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        cluster = target.cluster
+        name = self._base_name(cluster)
+        vpcs = self._vpcs()
+        ours = self._our_vpcs(cluster, vpcs)
+        if len(ours) > 1:
+            raise ExcessResourcesError(CLOUD, f"cluster {cluster.name} has {len(ours)} VPCs: "
+                                       + ", ".join(f"{v['name']} ({v['id']})" for v in ours))
+        if ours:
+            with self._lock:
+                self._vpc_ids[cluster.uuid] = ours[0]["id"]
+            return Ensured((self._vpc_resource(ours[0]),), (), ours[0]["ip_range"])
+        used = [str(v["ip_range"]) for v in vpcs if v.get("ip_range")]
+        for _ in range(VPC_CREATE_ATTEMPTS):
+            block = str(ipam.digitalocean_vpc_range(used))
+            if dry_run:
+                return Ensured((), (f"create VPC {name} with {block} in {self.region}",), block)
+            body = {
+                "name": name,
+                "region": self.region,
+                "ip_range": block,
+                "description": f"cast cluster {cluster.name}; {tags.uuid_tag_string(cluster.uuid)}",
+            }
+            try:
+                vpc = self.api.call(f"create VPC {name}", lambda c: c.vpcs.create, body=body)["vpc"]
+            except ApiError as exc:
+                if exc.status != 422 or "overlap" not in exc.detail.lower():
+                    raise
+                # Another VPC took the block since we listed: list again and pick again.
+                used = [*used, block, *(str(v["ip_range"]) for v in self._vpcs() if v.get("ip_range"))]
+                continue
+            with self._lock:
+                self._vpc_ids[cluster.uuid] = vpc["id"]
+            return Ensured((self._vpc_resource(vpc),), (f"created VPC {name} with {block}",), block)
+        raise CloudError(CLOUD, f"could not create VPC {name}: its range overlapped {VPC_CREATE_ATTEMPTS} times")
+
+    @staticmethod
+    def _vpc_resource(vpc: dict[str, Any]) -> CloudResource:
+        return CloudResource("vpc", str(vpc["id"]), str(vpc["name"]), {"ip_range": vpc.get("ip_range")})
+
+    def ensure_subnet(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        return Ensured()
+
+    # --- firewalls ---------------------------------------------------------------------
+
+    def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        cluster = target.cluster
+        existing = self._firewalls(cluster)
+        resources: list[CloudResource] = []
+        actions: list[str] = []
+        for role, rules in sorted(target.firewall.items()):
+            found = existing.get(role, [])
+            if len(found) > 1:
+                raise ExcessResourcesError(CLOUD, f"{len(found)} firewalls target the {role}s of cluster "
+                                           f"{cluster.name}: " + ", ".join(f"{f['name']} ({f['id']})" for f in found))
+            tag = tags.role_target_tag(cluster.uuid, role)
+            name = self._firewall_name(cluster, role)
+            inbound = do_firewall.inbound_rules(rules)
+            body = {
+                "name": name,
+                "tags": [tag],
+                "inbound_rules": inbound,
+                "outbound_rules": do_firewall.outbound_rules(),
+            }
+            if found and not do_firewall.drifted(found[0], inbound, tag):
+                resources.append(CloudResource("firewall", found[0]["id"], found[0]["name"]))
+                continue
+            verb = "repair" if found else "create"
+            actions.append(f"{verb} firewall {name}")
+            if dry_run:
+                continue
+            # Firewalls may only target tags that exist; droplets create theirs on the fly.
+            self.api.call(f"create tag {tag}", lambda c: c.tags.create, body={"name": tag})
+            if found:
+                fw = self.api.call(f"update firewall {name}", lambda c: c.firewalls.update,
+                                   found[0]["id"], body=body)["firewall"]
+            else:
+                fw = self.api.call(f"create firewall {name}", lambda c: c.firewalls.create, body=body)["firewall"]
+            resources.append(CloudResource("firewall", fw["id"], fw["name"]))
+        return Ensured(tuple(resources), tuple(actions))
+
+    # --- SSH key -----------------------------------------------------------------------
+
+    def ensure_ssh_key(self, target: CloudTarget, public_key: str, *, dry_run: bool = False) -> Ensured:
+        cluster = target.cluster
+        name = self._base_name(cluster)
+        fingerprint = do_droplets.fingerprint(public_key)
+        found = self._keys(cluster)
+        current = [k for k in found if k.get("fingerprint") == fingerprint]
+        stale = [k for k in found if k.get("fingerprint") != fingerprint]
+        actions = [f"delete stale SSH key {name} ({k['fingerprint']})" for k in stale]
+        if not current:
+            actions.append(f"import SSH key {name}")
+        if dry_run:
+            return Ensured((), tuple(actions))
+        for k in stale:
+            with contextlib.suppress(NotFoundError):
+                self.api.call(f"delete SSH key {name}", lambda c: c.ssh_keys.delete, k["id"])
+        key = current[0] if current else self._import_key(name, public_key, fingerprint)
+        resource = CloudResource("ssh-key", str(key["id"]), str(key["name"]), {"fingerprint": key["fingerprint"]})
+        return Ensured((resource,), tuple(actions))
+
+    def _import_key(self, name: str, public_key: str, fingerprint: str) -> dict[str, Any]:
+        body = {"name": name, "public_key": public_key}
+        try:
+            return dict(self.api.call(f"import SSH key {name}", lambda c: c.ssh_keys.create, body=body)["ssh_key"])
+        except ApiError as exc:
+            if exc.status != 422:
+                raise
+            # The account already holds this key under another name: droplets can use it as it
+            # is, and teardown leaves it alone (it is not named after the cluster).
+            every = self.api.pages("list SSH keys", lambda c: c.ssh_keys.list, "ssh_keys")
+            same = next((k for k in every if k.get("fingerprint") == fingerprint), None)
+            if same is None:
+                raise
+            return dict(same)
+
+    # --- droplets ----------------------------------------------------------------------
+
+    def ensure_vms(self, target: CloudTarget, vms: Sequence[VmRequest], public_key: str) -> list[Vm]:
+        cluster = target.cluster
+        uuid_tag = tags.uuid_tag_string(cluster.uuid)
+        have = self._by_name([do_droplets.to_vm(d) for d in self._droplets(uuid_tag)])
+        missing = [r for r in vms if r.name not in have]
+        if missing:
+            vpc_id = self._vpc_id(cluster)
+            key = do_droplets.fingerprint(public_key)
+            batches = do_droplets.batches(missing)
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(batches))) as pool:
+                outcomes = list(pool.map(lambda b: self._create(target, b, vpc_id, key), batches))
+            errors = [e for e in outcomes if e is not None]
+            if errors:
+                raise next((e for e in errors if isinstance(e, CapacityError)), errors[0])
+        names = [r.name for r in vms]
+
+        def all_ready() -> dict[str, Vm] | None:
+            now = self._by_name([do_droplets.to_vm(d) for d in self._droplets(uuid_tag)])
+            return now if all(n in now and do_droplets.is_ready(now[n]) for n in names) else None
+
+        ready = wait_until(all_ready, what=f"{len(names)} droplet(s) of cluster {cluster.name} to be active",
+                           timeout_s=self.boot_timeout_s, initial=self.poll_initial_s, maximum=self.poll_max_s)
+        return [ready[n] for n in names]
+
+    def _create(self, target: CloudTarget, batch: list[VmRequest], vpc_id: str, key: str) -> CloudError | None:
+        first = batch[0]
+        body = {
+            "names": [r.name for r in batch],
+            "region": self.region,
+            "size": first.size,
+            "image": target.image.get("slug", "ubuntu-24-04-x64"),
+            "ssh_keys": [key],
+            "tags": do_droplets.droplet_tags(target.cluster.name, target.cluster.uuid, batch),
+            "vpc_uuid": vpc_id,
+            "user_data": first.user_data,
+            "monitoring": False,
+        }
+        what = f"create {len(batch)} droplet(s) of size {first.size} in {self.region}"
+        try:
+            self.api.call(what, lambda c: c.droplets.create, body=body)
+        except ApiError as exc:
+            if exc.status == 422 and "limit" in exc.detail.lower():
+                return CapacityError(CLOUD, f"{what}: over the account's droplet limit (region {self.region}, "
+                                     f"size {first.size}): {exc.detail}")
+            return exc
+        except CloudError as exc:
+            return exc
+        return None
+
+    @staticmethod
+    def _by_name(vms: list[Vm]) -> dict[str, Vm]:
+        by: dict[str, list[Vm]] = {}
+        for vm in vms:
+            by.setdefault(vm.name, []).append(vm)
+        doubled = {n: v for n, v in by.items() if len(v) > 1}
+        if doubled:
+            listed = "; ".join(f"{n}: " + ", ".join(v.cloud_id for v in vs) for n, vs in sorted(doubled.items()))
+            raise ExcessResourcesError(CLOUD, f"several droplets carry one node name: {listed}")
+        return {n: v[0] for n, v in by.items()}
+
+    def list_vms(self, cluster: ClusterRef) -> list[Vm]:
+        return [do_droplets.to_vm(d) for d in self._droplets(tags.uuid_tag_string(cluster.uuid))]
+
+    def delete_vms(self, target: CloudTarget, names: Sequence[str]) -> None:
+        uuid_tag = tags.uuid_tag_string(target.cluster.uuid)
+        doomed = [vm for vm in self.list_vms(target.cluster) if vm.name in set(names)]
+        if not doomed:
+            return
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(doomed))) as pool:
+            list(pool.map(lambda vm: self._ignore_missing(
+                lambda: self.api.call(f"delete droplet {vm.name}", lambda c: c.droplets.destroy, int(vm.cloud_id))
+            ), doomed))
+        ids = {vm.cloud_id for vm in doomed}
+
+        def gone() -> bool:
+            return not any(str(d["id"]) in ids for d in self._droplets(uuid_tag))
+
+        wait_until(gone, what=f"droplet(s) {', '.join(vm.name for vm in doomed)} to be deleted",
+                   timeout_s=self.delete_timeout_s, initial=self.poll_initial_s, maximum=self.poll_max_s)
+
+    # --- ownership and teardown --------------------------------------------------------
+
+    def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
+        return self._foreign(target.cluster, self._our_vpcs(target.cluster), self._droplets(None))
+
+    @staticmethod
+    def _foreign(cluster: ClusterRef, vpcs: list[dict[str, Any]], droplets: list[dict[str, Any]]) -> list[Vm]:
+        ids = {v["id"] for v in vpcs}
+        uuid_tag = tags.uuid_tag_string(cluster.uuid)
+        return [
+            do_droplets.to_vm(d)
+            for d in droplets
+            if d.get("vpc_uuid") in ids and uuid_tag not in (d.get("tags") or [])
+        ]
+
+    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
+        return self._inventory(cluster, self._our_vpcs(cluster), self._droplets(tags.uuid_tag_string(cluster.uuid)))
+
+    def _inventory(self, cluster: ClusterRef, vpcs: list[dict[str, Any]],
+                   droplets: list[dict[str, Any]]) -> list[CloudResource]:
+        uuid_tag = tags.uuid_tag_string(cluster.uuid)
+        found = [
+            CloudResource("droplet", str(d["id"]), str(d["name"]))
+            for d in droplets
+            if uuid_tag in (d.get("tags") or [])
+        ]
+        found += [CloudResource("firewall", f["id"], f["name"]) for fs in self._firewalls(cluster).values() for f in fs]
+        found += [CloudResource("ssh-key", str(k["id"]), k["name"]) for k in self._keys(cluster)]
+        found += [self._vpc_resource(v) for v in vpcs]
+        found += [CloudResource("tag", t, t) for t in self._uuid_tags(cluster)]
+        return found
+
+    def teardown(self, target: CloudTarget) -> None:
+        cluster = target.cluster
+        vpcs = self._our_vpcs(cluster)
+        droplets = self._droplets(None)
+        foreign = self._foreign(cluster, vpcs, droplets)
+        if foreign:
+            raise ForeignVmError(CLOUD, [f"{vm.name} ({vm.cloud_id})" for vm in foreign])
+        resources = self._inventory(cluster, vpcs, droplets)
+        uuid_tag = tags.uuid_tag_string(cluster.uuid)
+        droplets_key = f"droplets tagged {uuid_tag}"
+        items: list[Deletable] = []
+        if any(r.kind == "droplet" for r in resources):
+            items.append(Deletable(droplets_key, self._droplet_deleter(uuid_tag)))
+        blockers = frozenset(i.key for i in items)
+        firewalls = frozenset(str(r) for r in resources if r.kind == "firewall")
+        for r in resources:
+            if r.kind == "firewall":
+                items.append(Deletable(str(r), self._deleter(r, lambda c: c.firewalls.delete, r.id)))
+            elif r.kind == "ssh-key":
+                items.append(Deletable(str(r), self._deleter(r, lambda c: c.ssh_keys.delete, int(r.id))))
+            elif r.kind == "vpc":
+                items.append(Deletable(str(r), self._vpc_deleter(r), blockers))
+            elif r.kind == "tag":
+                items.append(Deletable(str(r), self._deleter(r, lambda c: c.tags.delete, r.id), blockers | firewalls))
+        delete_in_passes(CLOUD, items, stall_budget_s=self.teardown_stall_s, workers=self.workers)
+        with self._lock:
+            self._vpc_ids.pop(cluster.uuid, None)
+
+    def _deleter(self, r: CloudResource, op: Callable[[Any], Callable[..., Any]], ident: Any) -> Callable[[], None]:
+        return lambda: self.api.call(f"delete {r}", op, ident)
+
+    def _droplet_deleter(self, uuid_tag: str) -> Callable[[], None]:
+        asked = threading.Event()
+
+        def delete() -> None:
+            if not asked.is_set():
+                self.api.call(f"delete droplets tagged {uuid_tag}", lambda c: c.droplets.destroy_by_tag,
+                              tag_name=uuid_tag)
+                asked.set()
+            left = self._droplets(uuid_tag)
+            if left:
+                raise DependencyError(CLOUD, f"{len(left)} droplet(s) tagged {uuid_tag} are still being deleted")
+
+        return delete
+
+    def _vpc_deleter(self, r: CloudResource) -> Callable[[], None]:
+        def attempt() -> None:
+            self.api.call(f"delete {r}", lambda c: c.vpcs.delete, r.id)
+
+        def delete() -> None:
+            try:
+                attempt()
+            except AuthError as exc:
+                # DigitalOcean answers 403 while a VPC still has members (deleted droplets
+                # linger there for a while): that is "in use", not a credentials problem.
+                members = self.api.call(f"list members of {r}", lambda c: c.vpcs.list_members, r.id) or {}
+                if members.get("members"):
+                    raise DependencyError(CLOUD, f"{r} still has {len(members['members'])} member(s)") from exc
+                attempt()  # the last member left since; a second 403 is a real refusal
+
+        return delete
+
+    @staticmethod
+    def _ignore_missing(fn: Callable[[], Any]) -> None:
+        with contextlib.suppress(NotFoundError):
+            fn()

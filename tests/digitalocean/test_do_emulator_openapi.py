@@ -1,0 +1,36 @@
+"""The DigitalOcean emulator checks every request against DigitalOcean's OpenAPI description."""
+
+from __future__ import annotations
+
+import pytest
+
+from provisioner.sandbox.do_openapi import ENV, spec_path
+
+from .conftest import REGION, raw
+
+
+def test_a_request_outside_the_description_is_refused_and_recorded(emulator):
+    if emulator.checker is None:
+        pytest.skip(f"DigitalOcean's OpenAPI description is not on this machine (set {ENV}); "
+                    "requests are not checked against it")
+    status, body = raw(emulator, "POST", "/v2/vpcs", {"name": "bad_name", "regoin": REGION})
+    assert status == 400 and body["id"] == "bad_request"
+    recorded = " ".join(emulator.errors)
+    assert "regoin" in recorded and "'region' missing" in recorded and "bad_name" in recorded
+    status, _ = raw(emulator, "DELETE", "/v2/droplets")  # destroy_by_tag without its tag_name
+    assert status == 400 and "tag_name" in emulator.errors[-1]
+    status, _ = raw(emulator, "GET", "/v2/no-such-collection")
+    assert status == 400
+    assert len(emulator.errors) == 3
+    emulator.errors.clear()  # these violations were the point of this test
+
+
+def test_the_description_is_found_where_ci_puts_it(emulator):
+    if spec_path() is None:
+        pytest.skip(f"DigitalOcean's OpenAPI description is not on this machine (set {ENV})")
+    assert emulator.checker is not None
+
+
+def test_unauthenticated_requests_get_401(emulator):
+    status, body = raw(emulator, "GET", "/v2/account", token="")
+    assert status == 401 and body["id"] == "unauthorized"
