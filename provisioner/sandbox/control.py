@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import CastError
 from ..retry import DeadlineError, wait_until
-from .supervisor import HOSTS_PREFIX, STATE_FILE
+from .supervisor import STATE_FILE, hosts_prefix
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
@@ -84,7 +84,7 @@ def stop(directory: Path) -> bool:
     if state is None:
         from .hosts import cleanup_leftovers
 
-        cleanup_leftovers(HOSTS_PREFIX)
+        cleanup_leftovers(hosts_prefix(directory))
         return False
     pid = int(state["pid"])
     os.kill(pid, signal.SIGTERM)
@@ -94,7 +94,7 @@ def stop(directory: Path) -> bool:
         os.kill(pid, signal.SIGKILL)
         from .hosts import cleanup_leftovers
 
-        cleanup_leftovers(HOSTS_PREFIX)
+        cleanup_leftovers(hosts_prefix(directory))
     (directory / STATE_FILE).unlink(missing_ok=True)
     return True
 
