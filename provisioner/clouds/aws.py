@@ -1,0 +1,91 @@
+"""AWS behind the cloud interface (base.Cloud): EC2 through boto3, reaching whatever endpoint
+boto3 is told (AWS_ENDPOINT_URL for the sandbox and the tests). The work is split by concept
+into aws_*.py beside this file; this class only wires them to the contract."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from .aws_api import AwsApi
+from .aws_firewall import ensure_firewall
+from .aws_image import find_ami
+from .aws_instances import delete_vms, ensure_vms, foreign_vms, live_instances, to_vm
+from .aws_keys import ensure_ssh_key
+from .aws_network import ensure_network, ensure_subnet
+from .aws_owned import owned
+from .aws_teardown import inventory, teardown
+from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+
+
+class Provider(Cloud):
+    """One AWS account in one region. The boto3 session and clients are made on first use and
+    shared by every thread."""
+
+    name = "aws"
+
+    def __init__(self, region: str, zone: str | None = None, *, stall_budget_s: float = 300.0):
+        super().__init__(region, zone)
+        self.stall_budget_s = stall_budget_s
+        self._api: AwsApi | None = None
+        self._amis: dict[tuple[tuple[str, str], ...], str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def api(self) -> AwsApi:
+        with self._lock:
+            if self._api is None:
+                self._api = AwsApi(self.region)
+            return self._api
+
+    def check_credentials(self) -> None:
+        zones: dict[str, Any] = {"ZoneNames": [self.zone]} if self.zone else {}
+        self.api.ec2("describe_availability_zones", what="checking AWS credentials", **zones)
+
+    def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        return ensure_network(self.api, target, dry_run)
+
+    def ensure_subnet(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        return ensure_subnet(self.api, target, dry_run)
+
+    def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        return ensure_firewall(self.api, target, dry_run)
+
+    def ensure_ssh_key(self, target: CloudTarget, public_key: str, *,
+                       dry_run: bool = False) -> Ensured:
+        return ensure_ssh_key(self.api, target, public_key, dry_run)
+
+    def ensure_vms(self, target: CloudTarget, vms: Sequence[VmRequest], public_key: str) -> list[Vm]:
+        # public_key is already in the cluster's key pair (ensure_ssh_key).
+        if not vms:
+            return []
+        return ensure_vms(self.api, target, vms, self.ami(target))
+
+    def ami(self, target: CloudTarget) -> str:
+        """The Ubuntu 24.04 AMI for this region, looked up once per provider."""
+        key = tuple(sorted(target.image.items()))
+        with self._lock:
+            if key in self._amis:
+                return self._amis[key]
+        ami = find_ami(self.api, target.image)
+        with self._lock:
+            self._amis[key] = ami
+        return ami
+
+    def list_vms(self, cluster: ClusterRef) -> list[Vm]:
+        return [to_vm(i) for i in live_instances(self.api, cluster)]
+
+    def delete_vms(self, target: CloudTarget, names: Sequence[str]) -> None:
+        if names:
+            delete_vms(self.api, target.cluster, names)
+
+    def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
+        vpcs = self.api.describe("describe_vpcs", "Vpcs", Filters=owned(target.cluster))
+        return foreign_vms(self.api, target.cluster, [v["VpcId"] for v in vpcs])
+
+    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
+        return inventory(self.api, cluster).resources()
+
+    def teardown(self, target: CloudTarget) -> None:
+        teardown(self.api, target.cluster, stall_budget_s=self.stall_budget_s)

@@ -1,0 +1,167 @@
+"""An HTTP proxy on 127.0.0.1 in front of the moto server that counts AWS API calls by action
+and answers some of them with an AWS error instead of forwarding them: throttling, 5xx, a
+quota. moto itself cannot fail on demand; the SDK cannot tell this proxy from the endpoint.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import urllib.parse
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Fault:
+    """Answer `code` (with HTTP `status`) to every `every`-th call of `actions` (all actions
+    when empty), at most `times` times when set."""
+
+    code: str
+    status: int = 400
+    actions: frozenset[str] = frozenset()
+    every: int = 1
+    times: int | None = None
+    message: str = "injected by the sandbox fault proxy"
+    seen: int = 0
+    fired: int = 0
+
+    def fires(self, action: str) -> bool:
+        if self.actions and action not in self.actions:
+            return False
+        if self.times is not None and self.fired >= self.times:
+            return False
+        self.seen += 1
+        if self.seen % self.every:
+            return False
+        self.fired += 1
+        return True
+
+
+def throttling(every: int = 3, actions: frozenset[str] = frozenset(),
+               times: int | None = None) -> Fault:
+    """EC2's throttling answer (HTTP 503 RequestLimitExceeded) to every `every`-th call."""
+    return Fault("RequestLimitExceeded", 503, actions, every, times, "Request limit exceeded.")
+
+
+class FaultProxy:
+    """Forwards to `upstream`; `faults` are consulted in order for each call."""
+
+    def __init__(self, upstream: str):
+        parsed = urllib.parse.urlsplit(upstream)
+        self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
+        self.faults: list[Fault] = []
+        self.calls: Counter[str] = Counter()  # every call received, by action
+        self.injected: Counter[str] = Counter()  # calls answered with a fault, by action
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def endpoint(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fault proxy is not running")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> str:
+        """Listen on a free loopback port; return the endpoint URL."""
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def clear(self) -> None:
+        """Drop the faults and zero the counters."""
+        with self._lock:
+            self.faults.clear()
+            self.calls.clear()
+            self.injected.clear()
+
+    def decide(self, action: str) -> Fault | None:
+        with self._lock:
+            self.calls[action] += 1
+            for fault in self.faults:
+                if fault.fires(action):
+                    self.injected[action] += 1
+                    return fault
+        return None
+
+    def __enter__(self) -> FaultProxy:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def action_of(headers: dict[str, str], body: bytes) -> tuple[str, bool]:
+    """The API action of a request, and whether it speaks JSON (SSM) rather than the query
+    protocol (EC2, STS)."""
+    target = headers.get("x-amz-target")
+    if target:
+        return target.rsplit(".", 1)[-1], True
+    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+    return form.get("Action", ["?"])[0], False
+
+
+def error_body(fault: Fault, as_json: bool) -> tuple[bytes, str]:
+    """The error document the service would send, and its content type."""
+    if as_json:
+        return (json.dumps({"__type": fault.code, "message": fault.message}).encode(),
+                "application/x-amz-json-1.1")
+    xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error>'
+           f"<Code>{fault.code}</Code><Message>{fault.message}</Message></Error></Errors>"
+           f"<RequestID>cast-fault-proxy</RequestID></Response>")
+    return xml.encode(), "text/xml;charset=UTF-8"
+
+
+def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # small writes would otherwise wait on delayed ACKs
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _relay(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            action, as_json = action_of(headers, body)
+            fault = proxy.decide(action)
+            if fault is not None:
+                payload, ctype = error_body(fault, as_json)
+                self._answer(fault.status, [("Content-Type", ctype)], payload)
+                return
+            conn = http.client.HTTPConnection(*proxy.upstream, timeout=60)
+            try:
+                conn.connect()
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
+                reply = conn.getresponse()
+                payload = reply.read()
+                passed = [(k, v) for k, v in reply.getheaders()
+                          if k.lower() not in ("transfer-encoding", "connection", "content-length")]
+                self._answer(reply.status, passed, payload)
+            finally:
+                conn.close()
+
+        def _answer(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
+            self.send_response(status)
+            for key, value in headers:
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()  # the headers go out in one write, the body in the next
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _relay
+
+    return Handler

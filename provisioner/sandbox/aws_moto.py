@@ -1,0 +1,162 @@
+"""A moto server on loopback that looks enough like AWS for cast: the Ubuntu 24.04 AMI and
+Canonical's SSM parameter exist in every region the region map uses, and instances get public
+IPs from the sandbox's AWS pool (198.18.0.0/24) instead of moto's 54.214.x.y.
+
+moto runs in a thread of this process (ThreadedMotoServer), so its backends are reachable
+here: that is how the AMI, the parameter and the address pool are put in. A reset through
+`reset()` seeds them again; a bare POST to /moto-api/reset would lose them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import threading
+import urllib.request
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from ..regions import load_region_map
+
+UBUNTU_OWNER = "099720109477"
+UBUNTU_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-{date}"
+# An older build is seeded too, so the owner+name fallback has to pick the newest.
+BUILDS = (("20240423", datetime(2024, 4, 23, tzinfo=UTC)),
+          ("20250610", datetime(2025, 6, 10, tzinfo=UTC)))
+PUBLIC_POOL = "198.18.0.0/24"
+
+
+def map_regions() -> list[str]:
+    """Every AWS region the region map uses."""
+    regions = load_region_map().regions.values()
+    return sorted({r.clouds["aws"].region for r in regions if "aws" in r.clouds})
+
+
+def ssm_parameter() -> str:
+    """Canonical's SSM parameter name for Ubuntu 24.04, as the region map spells it."""
+    for region in load_region_map().regions.values():
+        if "aws" in region.clouds:
+            return region.clouds["aws"].image["ssm_parameter"]
+    raise LookupError("the region map names no AWS region")
+
+
+def ami_id(region: str, build: str = BUILDS[-1][0]) -> str:
+    """The seeded AMI id of a build in a region (stable, different per region like AWS)."""
+    return "ami-0" + hashlib.sha256(f"{region}/{build}".encode()).hexdigest()[:16]
+
+
+class PublicAddressPool:
+    """Hands moto's network interfaces addresses from `network`: the lowest one that no live
+    interface holds. The network's first host is left for the sandbox's router."""
+
+    def __init__(self, network: str = PUBLIC_POOL):
+        self.hosts = list(ipaddress.ip_network(network).hosts())[1:]
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            used = _public_ips_in_use()
+            for host in self.hosts:
+                if str(host) not in used:
+                    return str(host)
+        raise RuntimeError(f"sandbox AWS address pool exhausted ({len(self.hosts)} addresses)")
+
+
+def _public_ips_in_use() -> set[str]:
+    from moto.ec2.models import ec2_backends
+
+    used: set[str] = set()
+    for account in list(ec2_backends.values()):
+        for backend in list(account.values()):
+            used.update(e.public_ip for e in list(backend.enis.values()) if e.public_ip)
+    return used
+
+
+class MotoSandbox:
+    """A seeded moto server on 127.0.0.1. Use as a context manager or start()/stop()."""
+
+    def __init__(self, regions: Iterable[str] | None = None, *, port: int = 0,
+                 public_pool: str = PUBLIC_POOL):
+        self.regions = list(regions) if regions is not None else map_regions()
+        self.port = port
+        self.pool = PublicAddressPool(public_pool)
+        self._server: Any = None
+        self._saved_ip_source: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        """The URL to give boto3 (AWS_ENDPOINT_URL)."""
+        if self._server is None:
+            raise RuntimeError("the moto sandbox is not running")
+        host, port = self._server.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def start(self) -> str:
+        """Start the server, seed it, and return its endpoint URL."""
+        import moto.ec2.models.elastic_network_interfaces as enis
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        self._saved_ip_source = enis.random_public_ip
+        enis.random_public_ip = self.pool
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        self.seed()
+        return self.endpoint
+
+    def stop(self) -> None:
+        """Stop the server and give moto back its own address source."""
+        import moto.ec2.models.elastic_network_interfaces as enis
+
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._saved_ip_source is not None:
+            enis.random_public_ip = self._saved_ip_source
+            self._saved_ip_source = None
+
+    def reset(self) -> None:
+        """Forget every resource (moto's own reset), then seed again."""
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+        self.seed()
+
+    def seed(self) -> None:
+        """Register the Ubuntu 24.04 AMIs and the SSM parameter in every region."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.ec2.models import ec2_backends
+        from moto.ec2.models.amis import Ami
+        from moto.ssm.models import Parameter, ssm_backends
+
+        parameter = ssm_parameter()
+        for region in self.regions:
+            ec2 = ec2_backends[DEFAULT_ACCOUNT_ID][region]
+            for build, created in BUILDS:
+                image = ami_id(region, build)
+                if image not in ec2.amis:
+                    ec2.amis[image] = Ami(
+                        ec2, ami_id=image, name=UBUNTU_NAME.format(date=build),
+                        owner_id=UBUNTU_OWNER, public=True, architecture="x86_64",
+                        virtualization_type="hvm", hypervisor="xen", root_device_type="ebs",
+                        root_device_name="/dev/sda1", creation_date=created,
+                        description=f"Canonical, Ubuntu, 24.04, amd64 noble image build {build}",
+                        region_name=f"{region}a",
+                    )
+            params = ssm_backends[DEFAULT_ACCOUNT_ID][region]._parameters
+            if not params.get(parameter):
+                params[parameter].append(Parameter(  # type: ignore[abstract]
+                    account_id=DEFAULT_ACCOUNT_ID, name=parameter, value=ami_id(region),
+                    parameter_type="String", description=None, allowed_pattern=None, keyid=None,
+                    last_modified_date=datetime.now(UTC), version=1,
+                    data_type="aws:ec2:image",
+                ))
+
+    def __enter__(self) -> MotoSandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
