@@ -24,7 +24,9 @@ from .spec import ClusterSpec, spec_from_dict, with_counts
 from .state import ClusterRow, NodeRow, StateStore
 
 if TYPE_CHECKING:
+    from .nodes.latency import LatencyReport
     from .nodes.ssh import NodeAccess
+    from .nodes.wireguard import MeshNodeAccess
 
 CLUSTER_KEY = "ssh_key"  # the secret name of the cluster's SSH client key
 SSH_TIMEOUT_S = 300.0  # a cloud VM may take minutes to boot and run cloud-init
@@ -237,13 +239,13 @@ class Engine:
         pinned) and one WireGuard full mesh, applied live. Raises StepError (step "mesh")
         naming the nodes or the pairs that failed."""
         from .nodes.ssh import SshPool, load_private_key
-        from .nodes.wireguard import MeshNodeAccess, apply_mesh
+        from .nodes.wireguard import apply_mesh
 
         uuid = cluster.row.uuid
         self._client_key(cluster)
         key = load_private_key(str(self.store.secrets_dir(uuid) / CLUSTER_KEY))
         rows = [n for n in self.store.nodes(uuid) if n.public_ip]
-        members = [MeshNodeAccess(self._access(n), n.cloud, n.mesh_ip, n.public_ip) for n in rows]
+        members = self._mesh_members(cluster)
 
         def work() -> Ensured:
             with SshPool(key) as pool:
@@ -259,6 +261,28 @@ class Engine:
             return Ensured(actions=(", ".join(x for x in (started, updated) if x) + f"; {len(rows)} nodes in mesh",))
 
         self._step(cluster, "mesh", "wireguard", work)
+
+    def _mesh_members(self, cluster: Cluster) -> list[MeshNodeAccess]:
+        from .nodes.wireguard import MeshNodeAccess
+
+        rows = [n for n in self.store.nodes(cluster.row.uuid) if n.public_ip]
+        return [MeshNodeAccess(self._access(n), n.cloud, n.mesh_ip, n.public_ip) for n in rows]
+
+    def check_latency(
+        self, name: str, *, count: int = 5, interval_s: float = 0.2, threshold_ms: float | None = None
+    ) -> LatencyReport:
+        """Ping every node's mesh address from every other node, over WireGuard. Returns the
+        report; the caller decides what a violation means (the CLI exits 3)."""
+        from .nodes.latency import measure_latency
+        from .nodes.ssh import SshPool, load_private_key
+
+        cluster = self._load(name)
+        threshold = threshold_ms if threshold_ms is not None else cluster.spec.latency_threshold_ms
+        key = load_private_key(str(self.store.secrets_dir(cluster.row.uuid) / CLUSTER_KEY))
+        with SshPool(key) as pool:
+            return measure_latency(
+                pool, self._mesh_members(cluster), count=count, interval_s=interval_s, threshold_ms=threshold
+            )
 
     @staticmethod
     def _access(node: NodeRow) -> NodeAccess:
@@ -288,11 +312,27 @@ class Engine:
             _, authorized = self._client_key(cluster)
             self._on_clouds(plan.clouds, lambda cp: self._build_cloud(cluster, cp, authorized))
             self._join_mesh(cluster)
+            latency = self._latency_step(cluster)
             self.store.update_cluster(row.uuid, status="ready")
             self.progress.line("cluster", "done", "done", f"{len(plan.nodes)} nodes on {len(plan.clouds)} clouds")
-            result = self.store.cluster(spec.name)
-            assert result is not None
-            return result
+        latency.raise_on_violations()  # exit 3 naming the pairs; the cluster itself is complete
+        result = self.store.cluster(spec.name)
+        assert result is not None
+        return result
+
+    def _latency_step(self, cluster: Cluster) -> LatencyReport:
+        """The create flow's latency check over the mesh (a short one: 3 pings per pair)."""
+        reports: list[LatencyReport] = []
+
+        def work() -> Ensured:
+            report = self.check_latency(cluster.row.name, count=3, interval_s=0.2)
+            reports.append(report)
+            cross = [p.avg_ms for p in report.pairs if p.cross_group and p.avg_ms is not None]
+            worst = f"worst cross-cloud {max(cross):.1f} ms" if cross else "no cross-cloud pair"
+            return Ensured(actions=(f"{len(report.pairs)} pairs, {worst}, {len(report.violations())} over",))
+
+        self._step(cluster, "mesh", "latency", work)
+        return reports[0]
 
     # --- add-node / remove-node ----------------------------------------------------------
 

@@ -1,10 +1,25 @@
 #!/usr/bin/env bash
-# Try cast: set up, then show the region map and the plan of a four-cloud cluster.
+# Try cast without a cloud account: set up, start the sandbox (emulated AWS, GCP, Azure and
+# DigitalOcean on this machine, VMs as network-namespace hosts), create a four-cloud cluster,
+# check its latency over the WireGuard mesh, add a node, delete the cluster, stop the sandbox.
+# Needs root (or sudo) for the namespaces. State goes to a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then exec sudo -E "$0" "$@"; fi
 scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-set -x
-cast regions
-cast create-cluster demo --region us-east \
-  --cloud aws:1:1 --cloud gcp:0:1 --cloud azure:0:1 --cloud digitalocean:0:1 --dry-run
+CAST_HOME=$(mktemp -d /tmp/cast-try.XXXXXX)
+export CAST_HOME
+trap 'cast sandbox down >/dev/null 2>&1 || true; rm -rf "$CAST_HOME"' EXIT
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+step cast sandbox up
+eval "$(cast sandbox env)"
+step cast create-cluster demo --region us-east \
+  --cloud aws:1:1 --cloud gcp:0:1 --cloud azure:0:1 --cloud digitalocean:0:1
+step cast check-latency demo
+step cast add-node demo --cloud gcp --count 1
+step cast status demo
+step cast delete-cluster demo --yes
+step cast sandbox down
