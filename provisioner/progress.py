@@ -31,4 +31,6 @@ class Progress:
             self.console.print(
                 f"[dim]\\[{elapsed:6.1f}s][/] {scope:<13} {step:<14} [{style}]{status:<5}[/] {detail}",
                 highlight=False,
+                no_wrap=True,
+                overflow="ellipsis",
             )

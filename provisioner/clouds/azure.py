@@ -1,0 +1,257 @@
+"""Azure behind the cloud interface (base.Cloud): one resource group per cluster holding a
+VNet with one /24 subnet, a network security group per role (attached to each VM's NIC, since
+masters and workers share the subnet), and per VM a Standard static public IP, a NIC and the
+VM. Teardown deletes the resource group. VM work lives in azure_vms; clients, credentials and
+error mapping in azure_session; the SDK models in azure_build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from .. import tags
+from ..errors import ExcessResourcesError, ForeignVmError, NotFoundError
+from ..teardown import Deletable, delete_in_passes
+from . import azure_build as build
+from .azure_session import CLOUD, AzureSession, mapped_errors, wait_for
+from .azure_vms import VmOps, has_uuid
+from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+
+T = TypeVar("T")
+KINDS = {
+    "microsoft.network/virtualnetworks": "vnet",
+    "microsoft.network/networksecuritygroups": "network-security-group",
+    "microsoft.network/publicipaddresses": "public-ip",
+    "microsoft.network/networkinterfaces": "network-interface",
+    "microsoft.compute/virtualmachines": "vm",
+    "microsoft.compute/disks": "disk",
+}
+
+
+def uuid_filter(cluster: ClusterRef) -> str:
+    """The ARM `$filter` that selects what carries the cluster's UUID."""
+    return f"tagName eq '{tags.CLUSTER_UUID}' and tagValue eq '{cluster.uuid}'"
+
+
+def only_one(found: Sequence[Any], what: str) -> Any | None:
+    """The single item of `found` (None when empty); more is a probable leak."""
+    if len(found) > 1:
+        names = ", ".join(sorted(getattr(f, "name", "?") for f in found))
+        raise ExcessResourcesError(CLOUD, f"more than one {what} carries the cluster's UUID: {names}")
+    return found[0] if found else None
+
+
+class Provider(Cloud):
+    name = "azure"
+
+    def __init__(self, region: str, zone: str | None = None):
+        super().__init__(region, zone)
+        self._session: AzureSession | None = None
+
+    @property
+    def session(self) -> AzureSession:
+        """The session from the environment, made on first use (AuthError when incomplete)."""
+        if self._session is None:
+            self._session = AzureSession.from_env()
+        return self._session
+
+    def call(self, what: str, fn: Callable[[], T], *, size: str | None = None) -> T:
+        """Run one SDK call (or a paged listing, or an LRO wait) with errors mapped."""
+        with mapped_errors(what, region=self.region, size=size):
+            return fn()
+
+    def lro(self, what: str, start: Callable[[], Any], *, size: str | None = None) -> Any:
+        """Start a long-running operation and block until the cloud says it is done."""
+        return self.call(what, lambda: wait_for(start(), what), size=size)
+
+    @property
+    def vms(self) -> VmOps:
+        """The VM operations, on this provider's session."""
+        return VmOps(self)
+
+    # --- lookups ---------------------------------------------------------------------
+
+    def groups_of(self, cluster: ClusterRef) -> list[Any]:
+        """Every resource group carrying the cluster's UUID (one ARM call)."""
+        rc = self.session.resources
+        return self.call("list resource groups", lambda: list(rc.resource_groups.list(filter=uuid_filter(cluster))))
+
+    def group_of(self, cluster: ClusterRef) -> str | None:
+        """The name of the cluster's resource group, found by its UUID tag (None: none yet)."""
+        group = only_one(self.groups_of(cluster), "resource group")
+        return group.name if group else None
+
+    def require_group(self, cluster: ClusterRef) -> str:
+        """The cluster's resource group; NotFoundError when the network was never ensured."""
+        group = self.group_of(cluster)
+        if group is None:
+            raise NotFoundError(CLOUD, f"no resource group carries cluster {cluster.name}'s UUID; "
+                                       "ensure the network first")
+        return group
+
+    def vnet_of(self, group: str, cluster: ClusterRef) -> Any | None:
+        """The cluster's VNet in `group` (with its subnets), None when there is none."""
+        net = self.session.network
+        found = self.call(f"list virtual networks in {group}", lambda: list(net.virtual_networks.list(group)))
+        return only_one([v for v in found if has_uuid(v, cluster)], "virtual network")
+
+    def subnet_id(self, group: str, cluster: ClusterRef) -> str:
+        """The ARM id of the cluster's subnet; NotFoundError without a VNet."""
+        vnet = self.vnet_of(group, cluster)
+        if vnet is None:
+            raise NotFoundError(CLOUD, f"no virtual network of cluster {cluster.name} in {group}")
+        return f"{vnet.id}/subnets/{build.subnet_name(cluster)}"
+
+    def nsgs_of(self, group: str, cluster: ClusterRef) -> dict[str, Any]:
+        """The cluster's network security groups by role."""
+        net = self.session.network
+        found = self.call(f"list network security groups in {group}",
+                          lambda: list(net.network_security_groups.list(group)))
+        by_role: dict[str, list[Any]] = {}
+        for nsg in found:
+            if has_uuid(nsg, cluster):
+                by_role.setdefault((nsg.tags or {}).get(tags.ROLE, ""), []).append(nsg)
+        return {role: only_one(items, f"network security group for role {role}") for role, items in by_role.items()}
+
+    # --- ensure ----------------------------------------------------------------------
+
+    def check_credentials(self) -> None:
+        rc = self.session.resources
+        self.call("list resource groups", lambda: next(iter(rc.resource_groups.list(top=1)), None))
+
+    def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        cluster, actions = target.cluster, []
+        labels = tags.cluster_tags(cluster.name, cluster.uuid)
+        group = self.group_of(cluster)
+        if group is None:
+            group = build.group_name(cluster)
+            actions.append(f"create resource group {group} in {self.region}")
+            if dry_run:
+                return Ensured(actions=(*actions, f"create virtual network {build.vnet_name(cluster)} "
+                                                  f"{target.network_cidr}"))
+            rc = self.session.resources
+            self.call(f"create resource group {group}", lambda: rc.resource_groups.create_or_update(
+                group, build.resource_group(self.region, labels)))
+        vnet = self.vnet_of(group, cluster)
+        if vnet is None:
+            name = build.vnet_name(cluster)
+            actions.append(f"create virtual network {name} {target.network_cidr}")
+            if not dry_run:
+                net = self.session.network
+                vnet = self.lro(f"create virtual network {name}", lambda: net.virtual_networks.begin_create_or_update(
+                    group, name, build.virtual_network(self.region, labels, target.network_cidr)))
+        group_id = f"/subscriptions/{self.session.subscription_id}/resourceGroups/{group}"
+        found = [CloudResource("resource-group", group_id, group)]
+        if vnet is not None:
+            found.append(CloudResource("vnet", vnet.id, vnet.name))
+        return Ensured(resources=tuple(found), actions=tuple(actions))
+
+    def ensure_subnet(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        cluster = target.cluster
+        name = build.subnet_name(cluster)
+        action = f"create subnet {name} {target.subnet_cidr}"
+        group = self.group_of(cluster)
+        vnet = self.vnet_of(group, cluster) if group else None
+        if vnet is None:
+            if dry_run:
+                return Ensured(actions=(action,))
+            raise NotFoundError(CLOUD, f"no virtual network of cluster {cluster.name}; ensure the network first")
+        assert group is not None
+        existing = next((s for s in vnet.subnets or [] if s.name.lower() == name.lower()), None)
+        if existing is not None and existing.address_prefix == target.subnet_cidr:
+            return Ensured(resources=(CloudResource("subnet", existing.id, existing.name),))
+        if existing is not None:
+            action = f"set subnet {name} to {target.subnet_cidr} (was {existing.address_prefix})"
+        if dry_run:
+            return Ensured(actions=(action,))
+        net = self.session.network
+        made = self.lro(f"create subnet {name}", lambda: net.subnets.begin_create_or_update(
+            group, vnet.name, name, build.subnet(target.subnet_cidr)))
+        return Ensured(resources=(CloudResource("subnet", made.id, made.name),), actions=(action,))
+
+    def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+        cluster = target.cluster
+        group = self.group_of(cluster)
+        existing = self.nsgs_of(group, cluster) if group else {}
+        work: list[tuple[str, str, str]] = []  # role, name, action
+        for role, rules in sorted(target.firewall.items()):
+            nsg = existing.get(role)
+            name = nsg.name if nsg is not None else build.nsg_name(cluster, role)
+            if nsg is None:
+                work.append((role, name, f"create network security group {name} ({len(rules)} rules)"))
+                continue
+            have, want = build.existing_rule_keys(nsg), build.wanted_rule_keys(rules)
+            if have != want:
+                work.append((role, name, f"repair network security group {name}: {len(want - have)} rules to add, "
+                                         f"{len(have - want)} to remove"))
+        if dry_run or not work:
+            kept = tuple(CloudResource("network-security-group", n.id, n.name) for n in existing.values())
+            return Ensured(resources=kept, actions=tuple(a for _, _, a in work))
+        if group is None:
+            raise NotFoundError(CLOUD, f"no resource group of cluster {cluster.name}; ensure the network first")
+        net = self.session.network
+
+        def put(role: str, name: str) -> Any:
+            labels = {**tags.cluster_tags(cluster.name, cluster.uuid), tags.ROLE: role}
+            model = build.security_group(self.region, labels, target.firewall[role])
+            return self.lro(f"create network security group {name}",
+                            lambda: net.network_security_groups.begin_create_or_update(group, name, model))
+
+        with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="azure-nsg") as pool:
+            made = list(pool.map(lambda w: put(w[0], w[1]), work))
+        result = {**existing, **{w[0]: m for w, m in zip(work, made, strict=True)}}
+        return Ensured(resources=tuple(CloudResource("network-security-group", n.id, n.name) for n in result.values()),
+                       actions=tuple(a for _, _, a in work))
+
+    def ensure_ssh_key(self, target: CloudTarget, public_key: str, *, dry_run: bool = False) -> Ensured:
+        return Ensured()  # Azure keeps the key with each VM
+
+    # --- VMs -------------------------------------------------------------------------
+
+    def ensure_vms(self, target: CloudTarget, vms: Sequence[VmRequest], public_key: str) -> list[Vm]:
+        return self.vms.ensure(target, vms, public_key)
+
+    def list_vms(self, cluster: ClusterRef) -> list[Vm]:
+        group = self.group_of(cluster)
+        found = self.vms.view(group) if group else []
+        return sorted((v for v in found if v.cluster_uuid == cluster.uuid), key=lambda v: v.name)
+
+    def delete_vms(self, target: CloudTarget, names: Sequence[str]) -> None:
+        group = self.group_of(target.cluster)
+        if group is not None:
+            self.vms.delete(group, target.cluster, names)
+
+    def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
+        group = self.group_of(target.cluster)
+        return self.vms.foreign(group, target.cluster) if group else []
+
+    # --- listing and teardown --------------------------------------------------------
+
+    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
+        rc = self.session.resources
+        out = []
+        for group in self.groups_of(cluster):
+            out.append(CloudResource("resource-group", group.id, group.name))
+            found = self._resources_in(rc, group.name, cluster)
+            out.extend(CloudResource(KINDS.get(r.type.lower(), r.type), r.id, r.name) for r in found)
+            vnet = self.vnet_of(group.name, cluster)
+            out.extend(CloudResource("subnet", s.id, s.name) for s in (vnet.subnets or [] if vnet else []))
+        return out
+
+    def _resources_in(self, rc: Any, group: str, cluster: ClusterRef) -> list[Any]:
+        return self.call(f"list resources in {group}",
+                         lambda: list(rc.resources.list_by_resource_group(group, filter=uuid_filter(cluster))))
+
+    def teardown(self, target: CloudTarget) -> None:
+        foreign = self.find_foreign_vms(target)
+        if foreign:
+            raise ForeignVmError(CLOUD, [f"{v.name} ({v.cloud_id})" for v in foreign])
+        rc = self.session.resources
+
+        def delete(name: str) -> Callable[[], None]:
+            return lambda: self.lro(f"delete resource group {name}", lambda: rc.resource_groups.begin_delete(name))
+
+        groups = [g.name for g in self.groups_of(target.cluster)]
+        delete_in_passes(CLOUD, [Deletable(f"resource-group {g}", delete(g)) for g in groups])

@@ -1,0 +1,213 @@
+"""Reaching Azure: credentials, the subscription, the endpoint, per-thread SDK clients, waiting
+on long-running operations, and mapping SDK errors onto cast's.
+
+Credentials are azure-identity's DefaultAzureCredential and AZURE_SUBSCRIPTION_ID. With
+CAST_AZURE_ENDPOINT pointing at loopback (the emulator) and only then, a fake credential and
+an auth policy that lets the SDK send its bearer token over plain http are used, with a
+short polling interval.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from ..errors import (
+    AuthError,
+    CapacityError,
+    CloudError,
+    DependencyError,
+    NotFoundError,
+    TransientError,
+)
+from ..retry import DeadlineError
+
+CLOUD = "azure"
+ENDPOINT_ENV = "CAST_AZURE_ENDPOINT"
+SUBSCRIPTION_ENV = "AZURE_SUBSCRIPTION_ID"
+EMULATOR_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+LRO_TIMEOUT_S = 1800.0
+
+CAPACITY_CODES = {"quotaexceeded", "operationnotallowed", "skunotavailable", "allocationfailed",
+                  "zonalallocationfailed", "overconstrainedallocationrequest"}
+DEPENDENCY_CODES = {"nicinuse", "publicipaddresscannotbedeleted", "anotheroperationinprogress"}
+NOT_FOUND_CODES = {"resourcenotfound", "resourcegroupnotfound", "notfound", "parentresourcenotfound"}
+TRANSIENT_CODES = {"toomanyrequests", "retryableerror", "internalservererror", "serviceunavailable"}
+
+CREDENTIAL_HELP = (
+    "DefaultAzureCredential tried, in order: environment variables (AZURE_TENANT_ID, AZURE_CLIENT_ID "
+    "and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH), workload identity, managed identity, "
+    "the shared token cache, the Azure CLI, Azure PowerShell and the Azure Developer CLI. Fix: run "
+    "`az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal."
+)
+
+T = TypeVar("T")
+
+
+def is_loopback(url: str) -> bool:
+    """True when `url` points at this machine (where only the emulator may listen)."""
+    return (urlsplit(url).hostname or "") in LOOPBACK_HOSTS
+
+
+class AzureSession:
+    """The subscription, the credential and the endpoint; SDK clients made per thread."""
+
+    def __init__(self, subscription_id: str, endpoint: str | None, credential: Any, client_kwargs: dict[str, Any]):
+        self.subscription_id = subscription_id
+        self.endpoint = endpoint
+        self._credential = credential
+        self._kwargs = client_kwargs
+        self._local = threading.local()
+
+    @classmethod
+    def from_env(cls) -> AzureSession:
+        """The session the environment describes. Raises AuthError when the subscription is
+        not set (outside the emulator)."""
+        endpoint = os.environ.get(ENDPOINT_ENV) or None
+        subscription = os.environ.get(SUBSCRIPTION_ENV, "").strip()
+        if endpoint and is_loopback(endpoint):
+            return cls(subscription or EMULATOR_SUBSCRIPTION, endpoint, *_loopback_auth())
+        if not subscription:
+            raise AuthError(CLOUD, f"{SUBSCRIPTION_ENV} is not set. Set it to the subscription cast should use "
+                                   "(`az account show --query id -o tsv` prints the current one).")
+        from azure.identity import DefaultAzureCredential
+
+        return cls(subscription, endpoint, DefaultAzureCredential(), {})
+
+    def _client(self, key: str, factory: Callable[..., T]) -> T:
+        client = getattr(self._local, key, None)
+        if client is None:
+            kwargs = dict(self._kwargs)
+            if self.endpoint:
+                kwargs["base_url"] = self.endpoint
+            client = factory(self._credential, self.subscription_id, **kwargs)
+            setattr(self._local, key, client)
+        return client
+
+    @property
+    def resources(self) -> Any:
+        """This thread's ResourceManagementClient."""
+        from azure.mgmt.resource.resources import ResourceManagementClient
+
+        return self._client("resources", ResourceManagementClient)
+
+    @property
+    def network(self) -> Any:
+        """This thread's NetworkManagementClient."""
+        from azure.mgmt.network import NetworkManagementClient
+
+        return self._client("network", NetworkManagementClient)
+
+    @property
+    def compute(self) -> Any:
+        """This thread's ComputeManagementClient."""
+        from azure.mgmt.compute import ComputeManagementClient
+
+        return self._client("compute", ComputeManagementClient)
+
+
+def _loopback_auth() -> tuple[Any, dict[str, Any]]:
+    """A fake credential and the client settings for the emulator on loopback."""
+    from azure.core.credentials import AccessToken
+    from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
+
+    class FakeCredential:
+        def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+            return AccessToken("emulator", int(time.time()) + 3600)
+
+    class LoopbackAuth(ARMChallengeAuthenticationPolicy):
+        """Bearer auth that allows plain http; only ever built for a loopback endpoint."""
+
+        def on_request(self, request: Any) -> None:
+            request.context["enforce_https"] = False
+            super().on_request(request)
+
+    credential = FakeCredential()
+    policy = LoopbackAuth(credential, "https://management.azure.com/.default")
+    return credential, {"authentication_policy": policy, "polling_interval": 0.02}
+
+
+# --- errors --------------------------------------------------------------------------
+
+
+@contextmanager
+def mapped_errors(what: str, *, region: str | None = None, size: str | None = None) -> Iterator[None]:
+    """Run the block, turning SDK exceptions into cast's (see `map_error`)."""
+    try:
+        yield
+    except CloudError:
+        raise
+    except Exception as exc:  # only azure exceptions are mapped; others pass through
+        mapped = map_error(exc, what, region=region, size=size)
+        if mapped is None:
+            raise
+        raise mapped from None
+
+
+def map_error(exc: BaseException, what: str, *, region: str | None = None,
+              size: str | None = None) -> CloudError | None:
+    """The cast error for an azure-core exception (None for anything else). 429 and 5xx have
+    already been retried by azure-core's RetryPolicy (which honours Retry-After)."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(exc, ClientAuthenticationError):
+        return AuthError(CLOUD, f"{what}: not authenticated. {CREDENTIAL_HELP}")
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return TransientError(CLOUD, f"{what}: the request did not complete ({type(exc).__name__})")
+    if not isinstance(exc, HttpResponseError):
+        return None
+    status = exc.status_code or 0
+    codes = _codes(exc)
+    message = _message(exc)
+    if isinstance(exc, ResourceNotFoundError) or codes & NOT_FOUND_CODES or status == 404:
+        return NotFoundError(CLOUD, f"{what}: not found ({message})")
+    if codes & CAPACITY_CODES:
+        return CapacityError(CLOUD, f"{what}: out of quota or capacity in region {region or '?'} for VM size "
+                                    f"{size or '?'}: {message}")
+    if codes & DEPENDENCY_CODES or any(c.startswith("inuse") or c.endswith("inuse") for c in codes):
+        return DependencyError(CLOUD, f"{what}: still in use ({message})")
+    if status == 429 or status >= 500 or codes & TRANSIENT_CODES:
+        return TransientError(CLOUD, f"{what}: the service kept refusing (HTTP {status}) after retries: {message}")
+    if status in (401, 403):
+        return AuthError(CLOUD, f"{what}: access denied ({message}). {CREDENTIAL_HELP}")
+    return CloudError(CLOUD, f"{what}: {message}")
+
+
+def _codes(exc: Any) -> set[str]:
+    codes = set()
+    error = getattr(exc, "error", None)
+    if error is not None:
+        if error.code:
+            codes.add(str(error.code).lower())
+        for detail in getattr(error, "details", None) or []:
+            if getattr(detail, "code", None):
+                codes.add(str(detail.code).lower())
+    return codes
+
+
+def _message(exc: Any) -> str:
+    error = getattr(exc, "error", None)
+    if error is not None and error.code:
+        return f"{error.code}: {error.message}"[:400]
+    return (str(getattr(exc, "reason", "") or exc).splitlines() or ["?"])[0][:400]
+
+
+def wait_for(poller: Any, what: str, timeout_s: float = LRO_TIMEOUT_S) -> Any:
+    """Block on a long-running operation's poller (the SDK polls with the server's Retry-After)
+    and return its result. Raises DeadlineError after `timeout_s`."""
+    result = poller.result(timeout=timeout_s)
+    if not poller.done():
+        raise DeadlineError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+    return result

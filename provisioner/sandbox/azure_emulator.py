@@ -1,0 +1,404 @@
+"""An Azure Resource Manager emulator on loopback, for cast's tests and sandbox.
+
+It serves what cast uses (resource groups, the resources list, virtual networks and subnets,
+network security groups, public IPs, network interfaces, virtual machines) the way ARM does
+where cast depends on it: paths matched case-insensitively, api-version required, long-running
+operations answered with `Azure-AsyncOperation` (PUTs, deletes) or `Location` (resource group
+delete) and a short `Retry-After`, going through InProgress for `lro_polls` polls before they
+succeed; ARM's error bodies; faults on demand (base class). Every request is checked against the
+Azure REST API specifications (azure_specs); each violation answers 400 and is kept in `errors`.
+
+Extra control route: GET /_emulator/errors -> the specification violations seen so far.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from .azure_specs import SpecIndex, default_specs_dir, specs_missing_reason
+from .azure_state import NIC, SUBNET, TOP_LEVEL, VM, VNET, ArmError, AzureState, Resource
+from .emulator import EmulatedVm, EmulatorServer, Request, Response
+
+PUBLIC_POOL = "203.0.113.0/24"
+_SUB = r"^/subscriptions/(?P<sub>[^/]+)"
+_RG = _SUB + r"/resourcegroups/(?P<rg>[^/]+)"
+_ROUTES = [
+    (name, re.compile(pattern + r"/?$", re.IGNORECASE))
+    for name, pattern in (
+        ("operation", _SUB + r"/providers/(?P<ns>[^/]+)/locations/(?P<loc>[^/]+)"
+                             r"/(?P<kind>operations|operationresults)/(?P<op>[^/]+)"),
+        ("groups", _SUB + r"/resourcegroups"),
+        ("group", _RG),
+        ("group_resources", _RG + r"/resources"),
+        ("sub_resources", _SUB + r"/resources"),
+        ("subnets", _RG + r"/providers/Microsoft\.Network/virtualNetworks/(?P<parent>[^/]+)/subnets"),
+        ("subnet", _RG + r"/providers/Microsoft\.Network/virtualNetworks/(?P<parent>[^/]+)/subnets/(?P<name>[^/]+)"),
+        ("list", _RG + r"/providers/(?P<type>[^/]+/[^/]+)"),
+        ("item", _RG + r"/providers/(?P<type>[^/]+/[^/]+)/(?P<name>[^/]+)"),
+        ("list_all", _SUB + r"/providers/(?P<type>[^/]+/[^/]+)"),
+    )
+]
+_TAG_FILTER = re.compile(r"^\s*tagName\s+eq\s+'([^']*)'(?:\s+and\s+tagValue\s+eq\s+'([^']*)')?\s*$", re.IGNORECASE)
+_TYPE_FILTER = re.compile(r"^\s*resourceType\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+
+_NAMED = {"subscriptions": "sub", "resourcegroups": "group", "virtualnetworks": "name", "subnets": "name",
+          "networksecuritygroups": "name", "publicipaddresses": "name", "networkinterfaces": "name",
+          "virtualmachines": "name", "locations": "location", "operations": "id", "operationresults": "id"}
+
+
+@dataclass
+class _Operation:
+    remaining: int  # polls still answered InProgress
+    finish: Callable[[], None]
+    touched: float = field(default_factory=time.monotonic)  # created or last polled
+    done: bool = False
+
+
+class AzureEmulator(EmulatorServer):
+    """The emulator. `lro_polls`: how many polls a long-running operation answers InProgress;
+    `retry_after`: the Retry-After (s) sent with operations; `throttle_retry_after`: the one
+    sent with a 429; `page_size`: list page size (nextLink beyond it); `vm_quota`: how many VMs
+    the subscription may hold (None: no limit). `specs_dir`: the specifications (None: the
+    default folder); when it is absent the check is off and `spec_check_off` says why.
+    An operation nobody polls for `abandoned_after_s` completes by itself, as on ARM, so a
+    client that crashed mid-create finds its resources done when it comes back."""
+
+    cloud = "azure"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, lro_polls: int = 2,
+                 retry_after: int = 0, throttle_retry_after: int = 1, page_size: int = 50,
+                 vm_quota: int | None = None, specs_dir: Path | None = None, abandoned_after_s: float = 20.0):
+        super().__init__(host, port)
+        # headers and body leave in two writes; without TCP_NODELAY each reply waits ~40 ms on
+        # Nagle's algorithm meeting the client's delayed ACK
+        self.lro_polls = lro_polls
+        self.retry_after = retry_after
+        self.throttle_retry_after = throttle_retry_after
+        self.page_size = page_size
+        self.vm_quota = vm_quota
+        self.abandoned_after_s = abandoned_after_s
+        self.state = AzureState(PUBLIC_POOL)
+        self.errors: list[str] = []
+        self._ops: dict[str, _Operation] = {}
+        self._group_deletes: dict[str, str] = {}  # group -> its delete operation's Location
+        self._op_ids = itertools.count(1)
+        root = specs_dir or default_specs_dir()
+        self.spec_check_off = specs_missing_reason(root)
+        self.specs = None if self.spec_check_off else SpecIndex(root)
+
+    # --- EmulatorServer hooks --------------------------------------------------------
+
+    def reset(self) -> None:
+        super().reset()
+        self.state.reset()
+        self.errors.clear()
+        self._ops.clear()
+        self._group_deletes.clear()
+
+    def fault_kinds_for(self, request: Request) -> tuple[str, ...]:
+        if request.method == "PUT" and "/microsoft.compute/virtualmachines/" in request.path.lower():
+            return ("throttle", "unavailable", "quota")
+        return ("throttle", "unavailable")
+
+    def fault_response(self, kind: str, request: Request) -> Response:
+        if kind == "throttle":
+            return _error(429, "TooManyRequests", "The request is being throttled.",
+                          {"Retry-After": str(self.throttle_retry_after)})
+        if kind == "unavailable":
+            return _error(503, "ServiceUnavailable", "The service is temporarily unavailable.",
+                          {"Retry-After": str(self.throttle_retry_after)})
+        return self._quota_error(request)
+
+    def running_vms(self) -> list[EmulatedVm]:
+        """VMs whose create has finished, with addresses, decoded customData and SSH keys."""
+        with self.lock:
+            out = []
+            for res in self.state.resources.values():
+                if res.type != VM or res.state != "Succeeded":
+                    continue
+                public, private = self.state.addresses_of_vm(res)
+                out.append(EmulatedVm(id=res.props["vmId"], name=res.name, public_ip=public, private_ip=private,
+                                      user_data=res.user_data, ssh_keys=list(res.ssh_keys)))
+            return out
+
+    def route_of(self, request: Request) -> str:
+        """The method and the path with subscription, group, names and operation ids folded."""
+        parts = request.path.strip("/").split("/")
+        for i in range(1, len(parts)):
+            if parts[i - 1].lower() in _NAMED:
+                parts[i] = "{" + _NAMED[parts[i - 1].lower()] + "}"
+        return f"{request.method} /{'/'.join(parts)}"
+
+    def _control(self, request: Request) -> Response:
+        if request.path.rstrip("/") == "/_emulator/errors" and request.method == "GET":
+            with self.lock:
+                return Response(200, {"errors": list(self.errors), "spec_check_off": self.spec_check_off})
+        return super()._control(request)
+
+    # --- requests --------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        """Serve one ARM request: api-version, the specification check, then the route."""
+        route, m = next(((n, m) for n, p in _ROUTES if (m := p.match(request.path))), (None, None))
+        if route is None or m is None:
+            return _error(404, "InvalidResourceType", f"No route for {request.method} {request.path}.")
+        if "api-version" not in request.query:
+            with self.lock:
+                self.errors.append(f"{request.method} {request.path}: the api-version query parameter is missing")
+            return _error(400, "MissingApiVersionParameter",
+                          "The api-version query parameter (?api-version=) is required for all requests.")
+        if route != "operation":
+            problem = self._spec_problem(request)
+            if problem:
+                return problem
+        try:
+            with self.lock:
+                self._finish_abandoned()
+                return getattr(self, f"_{route}")(request, **m.groupdict())
+        except ArmError as exc:
+            return _error(exc.status, exc.code, exc.message)
+
+    def _spec_problem(self, request: Request) -> Response | None:
+        if self.specs is None:
+            return None
+        query = {k: v for k, v in request.query.items() if k != "$skiptoken"}
+        try:
+            body = request.json() if request.body else None
+        except ValueError:
+            body = "<not JSON>"
+        problems = self.specs.check(request.method, request.path, query, body)
+        if not problems:
+            return None
+        with self.lock:
+            self.errors.extend(problems)
+        return _error(400, "InvalidRequestContent", "; ".join(problems))
+
+    # resource groups
+
+    def _groups(self, request: Request, sub: str) -> Response:
+        _only(request, "GET")
+        tag = _tag_filter(request.arg("$filter"))
+        groups = [g for g in self.state.groups.values() if tag is None or _has_tag(g.get("tags"), tag)]
+        return self._page(request, groups)
+
+    def _group(self, request: Request, sub: str, rg: str) -> Response:
+        if request.method == "PUT":
+            group, created = self.state.put_group(sub, rg, request.json())
+            return Response(201 if created else 200, group)
+        group = self.state.group(sub, rg)
+        if request.method == "HEAD":
+            return Response(204)
+        if request.method == "GET":
+            return Response(200, group)
+        _only(request, "DELETE")
+        if group["properties"]["provisioningState"] != "Deleting":
+            group["properties"]["provisioningState"] = "Deleting"
+            for res in self.state.in_group(rg):
+                res.state = "Deleting"
+            self._group_deletes[rg.lower()] = self._start(
+                sub, "Microsoft.Resources", group["location"], "operationresults", lambda: self.state.drop_group(rg))
+        location = self._group_deletes[rg.lower()]
+        return Response(202, None, {"Location": location, "Retry-After": str(self.retry_after)})
+
+    def _group_resources(self, request: Request, sub: str, rg: str) -> Response:
+        _only(request, "GET")
+        self.state.group(sub, rg)
+        return self._resource_list(request, self.state.in_group(rg))
+
+    def _sub_resources(self, request: Request, sub: str) -> Response:
+        _only(request, "GET")
+        return self._resource_list(request, list(self.state.resources.values()))
+
+    def _resource_list(self, request: Request, resources: list[Resource]) -> Response:
+        flt = request.arg("$filter")
+        type_match = _TYPE_FILTER.match(flt or "")
+        tag = None if type_match else _tag_filter(flt)
+        chosen = [r for r in resources if r.type != SUBNET
+                  and (not type_match or r.type.lower() == type_match.group(1).lower())
+                  and (tag is None or _has_tag(r.body.get("tags"), tag))]
+        return self._page(request, [self.state.summary(r) for r in chosen])
+
+    # network and compute resources
+
+    def _list(self, request: Request, sub: str, rg: str, type: str) -> Response:
+        _only(request, "GET")
+        rtype = _known_type(type)
+        self.state.group(sub, rg)
+        expand = (request.arg("$expand") or "").lower() == "instanceview"
+        items = [self.state.render(r, instance_view=expand) for r in self.state.in_group(rg) if r.type == rtype]
+        return self._page(request, items)
+
+    def _list_all(self, request: Request, sub: str, type: str) -> Response:
+        _only(request, "GET")
+        rtype = _known_type(type)
+        items = [self.state.render(r) for r in self.state.resources.values() if r.type == rtype]
+        return self._page(request, items)
+
+    def _item(self, request: Request, sub: str, rg: str, type: str, name: str) -> Response:
+        rtype = _known_type(type)
+        group = self.state.group(sub, rg)
+        rid = f"/subscriptions/{sub}/resourceGroups/{group['name']}/providers/{rtype}/{name}"
+        return self._serve(request, sub, rg, rtype, rid, name, group["location"])
+
+    def _subnets(self, request: Request, sub: str, rg: str, parent: str) -> Response:
+        _only(request, "GET")
+        vnet = self.state.get(f"/subscriptions/{sub}/resourceGroups/{rg}/providers/{VNET}/{parent}")
+        return self._page(request, self.state.render(vnet)["properties"]["subnets"])
+
+    def _subnet(self, request: Request, sub: str, rg: str, parent: str, name: str) -> Response:
+        group = self.state.group(sub, rg)
+        vnet = self.state.get(f"/subscriptions/{sub}/resourceGroups/{group['name']}/providers/{VNET}/{parent}")
+        return self._serve(request, sub, rg, SUBNET, f"{vnet.id}/subnets/{name}", name, group["location"])
+
+    def _serve(self, request: Request, sub: str, rg: str, rtype: str, rid: str, name: str, location: str) -> Response:
+        """GET, PUT or DELETE of one resource (PUT and DELETE are long-running)."""
+        expand = (request.arg("$expand") or "").lower() == "instanceview"
+        if request.method == "GET":
+            return Response(200, self.state.render(self.state.get(rid), instance_view=expand))
+        if request.method == "PUT":
+            body = request.json() or {}
+            if rtype == VM:
+                self._check_quota(request, body)
+            res, created = self.state.put(sub, rg, rtype, rid, name, body)
+            key = res.key
+            url = self._start(sub, rtype.split("/")[0], location, "operations", lambda: self._succeeded(key))
+            return Response(201 if created else 200, self.state.render(res), self._lro_headers(url))
+        _only(request, "DELETE")
+        self.state.live_group(sub, rg)
+        gone = self.state.resources.get(rid.lower())
+        if gone is None:
+            return Response(204)
+        self.state.check_delete(gone)
+        gone.state = "Deleting"
+        url = self._start(sub, rtype.split("/")[0], location, "operations", lambda: self.state.remove(gone))
+        headers = self._lro_headers(url)
+        headers["Location"] = url.replace("/operations/", "/operationresults/", 1)
+        return Response(202, None, headers)
+
+    def _succeeded(self, key: str) -> None:
+        res = self.state.resources.get(key)
+        if res is not None and res.state in ("Creating", "Updating"):
+            res.state = "Succeeded"
+
+    # long-running operations
+
+    def _start(self, sub: str, namespace: str, location: str, kind: str, finish: Callable[[], None]) -> str:
+        op_id = f"{next(self._op_ids):06d}-{uuid.uuid4()}"
+        self._ops[op_id.lower()] = _Operation(self.lro_polls, finish)
+        if self.lro_polls <= 0:
+            self._advance(self._ops[op_id.lower()])
+        api = "2025-04-01" if namespace == "Microsoft.Resources" else "2024-10-01"
+        return (f"{self.url}/subscriptions/{sub}/providers/{namespace}/locations/{location}/{kind}/{op_id}?"
+                + urlencode({"api-version": api}))
+
+    def _lro_headers(self, url: str) -> dict[str, str]:
+        return {"Azure-AsyncOperation": url, "Retry-After": str(self.retry_after)}
+
+    @staticmethod
+    def _advance(op: _Operation) -> None:
+        if op.done:
+            return
+        op.touched = time.monotonic()
+        if op.remaining > 0:
+            op.remaining -= 1
+            return
+        op.done = True
+        op.finish()
+
+    def _finish_abandoned(self) -> None:
+        now = time.monotonic()
+        for key, op in list(self._ops.items()):
+            if not op.done and now - op.touched > self.abandoned_after_s:
+                op.remaining = 0
+                self._advance(op)
+            if op.done and now - op.touched > 10 * self.abandoned_after_s:
+                del self._ops[key]  # long finished; nobody will poll it again
+
+    def _operation(self, request: Request, sub: str, ns: str, loc: str, kind: str, op: str) -> Response:
+        _only(request, "GET")
+        found = self._ops.get(op.lower())
+        if found is None:
+            return _error(404, "OperationNotFound", f"Operation {op} was not found.")
+        self._advance(found)
+        retry = {"Retry-After": str(self.retry_after)}
+        if kind.lower() == "operationresults":
+            return Response(204 if found.done else 202, None, {} if found.done else retry)
+        status = "Succeeded" if found.done else "InProgress"
+        return Response(200, {"name": op, "status": status}, {} if found.done else retry)
+
+    # quota
+
+    def _check_quota(self, request: Request, body: dict[str, Any]) -> None:
+        vms = [r for r in self.state.resources.values() if r.type == VM]
+        exists = request.path.lower().rstrip("/") in self.state.resources
+        if self.vm_quota is not None and not exists and len(vms) >= self.vm_quota:
+            raise ArmError(409, "OperationNotAllowed", self._quota_message(body))
+
+    def _quota_error(self, request: Request) -> Response:
+        try:
+            body = request.json() or {}
+        except ValueError:
+            body = {}
+        message = self._quota_message(body)
+        return Response(409, {"error": {"code": "OperationNotAllowed", "message": message,
+                                        "details": [{"code": "QuotaExceeded", "message": message}]}})
+
+    def _quota_message(self, body: dict[str, Any]) -> str:
+        size = body.get("properties", {}).get("hardwareProfile", {}).get("vmSize", "?")
+        return (f"Operation could not be completed as it results in exceeding approved {size} Family Cores "
+                f"quota. Additional details - Deployment Model: Resource Manager, Location: "
+                f"{body.get('location', '?')}, Current Limit: {self.vm_quota or 0}.")
+
+    # lists
+
+    def _page(self, request: Request, items: list[Any]) -> Response:
+        top = request.arg("$top")
+        size = min(self.page_size, int(top)) if top and top.isdigit() and int(top) > 0 else self.page_size
+        start = int(request.arg("$skiptoken") or 0)
+        body: dict[str, Any] = {"value": items[start:start + size]}
+        if start + size < len(items):
+            query = {k: v[0] for k, v in request.query.items() if k != "$skiptoken"}
+            query["$skiptoken"] = str(start + size)
+            body["nextLink"] = f"{self.url}{request.path}?{urlencode(query)}"
+        return Response(200, body)
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, {"error": {"code": code, "message": message}}, headers or {})
+
+
+def _only(request: Request, method: str) -> None:
+    if request.method != method:
+        raise ArmError(405, "MethodNotAllowed", f"The requested method {request.method} is not allowed here.")
+
+
+def _known_type(type_: str) -> str:
+    rtype = TOP_LEVEL.get(type_.lower())
+    if rtype is None:
+        raise ArmError(404, "InvalidResourceType", f"The resource type '{type_}' could not be found.")
+    return rtype
+
+
+def _tag_filter(flt: str | None) -> tuple[str, str | None] | None:
+    if not flt:
+        return None
+    m = _TAG_FILTER.match(flt)
+    if not m:
+        raise ArmError(400, "InvalidFilterInQueryString", f"Invalid $filter '{flt}'.")
+    return m.group(1), m.group(2)
+
+
+def _has_tag(tags: dict[str, str] | None, want: tuple[str, str | None]) -> bool:
+    name, value = want
+    return any(k.lower() == name.lower() and (value is None or v == value) for k, v in (tags or {}).items())
+
+
+__all__ = ["AzureEmulator", "NIC", "PUBLIC_POOL"]

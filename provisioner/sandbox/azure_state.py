@@ -1,0 +1,376 @@
+"""The Azure emulator's resources and the ARM rules cast depends on: what a PUT stores, what a
+GET shows (computed back-references, addresses, provisioning state), which deletes are
+refused because something still uses the resource, and what a delete takes with it.
+
+Keys are lowercase resource ids, so lookups are case-insensitive like ARM's; the ids shown
+keep the casing they were created with. Callers hold the emulator's lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import ipaddress
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from .emulator import AddressPool
+
+VNET = "Microsoft.Network/virtualNetworks"
+SUBNET = "Microsoft.Network/virtualNetworks/subnets"
+NSG = "Microsoft.Network/networkSecurityGroups"
+PIP = "Microsoft.Network/publicIPAddresses"
+NIC = "Microsoft.Network/networkInterfaces"
+VM = "Microsoft.Compute/virtualMachines"
+DISK = "Microsoft.Compute/disks"
+TOP_LEVEL = {t.lower(): t for t in (VNET, NSG, PIP, NIC, VM, DISK)}
+
+
+class ArmError(Exception):
+    """An ARM error answer: HTTP status, error code, message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Resource:
+    """One emulated ARM resource."""
+
+    id: str
+    type: str
+    group: str  # lowercase resource group name
+    name: str
+    body: dict[str, Any]  # location, tags, sku, zones, properties as last PUT (normalised)
+    state: str = "Creating"  # provisioningState
+    user_data: str = ""  # VMs: decoded customData
+    ssh_keys: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.id.lower()
+
+    @property
+    def props(self) -> dict[str, Any]:
+        return self.body.setdefault("properties", {})
+
+
+def _ref(obj: Any) -> str:
+    """The lowercase id a `{"id": ...}` reference points at ('' when none)."""
+    return str((obj or {}).get("id") or "").lower()
+
+
+class AzureState:
+    """Resource groups and resources of one emulated subscription."""
+
+    def __init__(self, public_pool: str = "203.0.113.0/24"):
+        self.groups: dict[str, dict[str, Any]] = {}  # lowercase name -> RG JSON
+        self.resources: dict[str, Resource] = {}
+        self._public_pool = public_pool
+        self.public_ips = AddressPool(public_pool)
+        self._private_next: dict[str, int] = {}  # subnet key -> next host index
+
+    def reset(self) -> None:
+        """Forget everything."""
+        self.__init__(self._public_pool)  # type: ignore[misc]
+
+    # --- resource groups -------------------------------------------------------------
+
+    def group(self, sub: str, name: str) -> dict[str, Any]:
+        """A resource group's JSON; ResourceGroupNotFound otherwise."""
+        rg = self.groups.get(name.lower())
+        if rg is None:
+            raise ArmError(404, "ResourceGroupNotFound", f"Resource group '{name}' could not be found.")
+        return rg
+
+    def put_group(self, sub: str, name: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create or update a resource group; return it and whether it is new."""
+        existing = self.groups.get(name.lower())
+        if existing and existing["properties"]["provisioningState"] == "Deleting":
+            raise ArmError(409, "ResourceGroupBeingDeleted", f"The resource group '{name}' is in deprovisioning state.")
+        if existing:
+            if str(body.get("location", "")).lower() != existing["location"].lower():
+                raise ArmError(409, "InvalidResourceGroupLocation",
+                               f"Invalid resource group location '{body.get('location')}'. The Resource group "
+                               f"already exists in location '{existing['location']}'.")
+            existing["tags"] = body.get("tags", {})
+            return existing, False
+        rg = {
+            "id": f"/subscriptions/{sub}/resourceGroups/{name}",
+            "name": name,
+            "type": "Microsoft.Resources/resourceGroups",
+            "location": body["location"],
+            "tags": body.get("tags", {}),
+            "properties": {"provisioningState": "Succeeded"},
+        }
+        self.groups[name.lower()] = rg
+        return rg, True
+
+    def live_group(self, sub: str, name: str) -> dict[str, Any]:
+        """A resource group that is not being deleted (409 ResourceGroupBeingDeleted otherwise)."""
+        rg = self.group(sub, name)
+        if rg["properties"]["provisioningState"] == "Deleting":
+            raise ArmError(409, "ResourceGroupBeingDeleted", f"The resource group '{name}' is in deprovisioning state.")
+        return rg
+
+    def drop_group(self, name: str) -> None:
+        """Forget a resource group and everything in it."""
+        self.groups.pop(name.lower(), None)
+        for key in [k for k, r in self.resources.items() if r.group == name.lower()]:
+            del self.resources[key]
+
+    def in_group(self, name: str) -> list[Resource]:
+        """The resources of a resource group (subnets included)."""
+        return [r for r in self.resources.values() if r.group == name.lower()]
+
+    # --- generic resources -----------------------------------------------------------
+
+    def get(self, rid: str, kind: str = "ResourceNotFound") -> Resource:
+        """The resource with this id; a 404 with error code `kind` otherwise."""
+        res = self.resources.get(rid.lower())
+        if res is None:
+            tail = rid.split("/providers/", 1)[-1]
+            raise ArmError(404, kind, f"The Resource '{tail}' under resource group was not found.")
+        return res
+
+    def put(self, sub: str, rg_name: str, rtype: str, rid: str, name: str,
+            body: dict[str, Any]) -> tuple[Resource, bool]:
+        """Create or update a resource from a PUT body; return it and whether it is new."""
+        rg = self.live_group(sub, rg_name)
+        existing = self.resources.get(rid.lower())
+        if existing is not None and existing.state == "Deleting":
+            raise ArmError(409, "Conflict", f"The resource '{name}' is being deleted; try again when it is gone.")
+        stored = copy.deepcopy(body)
+        stored.pop("id", None)
+        stored.pop("name", None)
+        if rtype != SUBNET:
+            stored.setdefault("location", rg["location"])
+        res = Resource(rid, rtype, rg_name.lower(), name, stored)
+        if existing:
+            res.user_data, res.ssh_keys = existing.user_data, existing.ssh_keys
+        {VNET: self._put_vnet, SUBNET: self._put_subnet, NSG: self._put_nsg, PIP: self._put_pip,
+         NIC: self._put_nic, VM: self._put_vm}[rtype](res, existing)
+        res.state = "Updating" if existing else "Creating"
+        self.resources[res.key] = res
+        return res, existing is None
+
+    def _put_vnet(self, res: Resource, existing: Resource | None) -> None:
+        wanted = res.props.pop("subnets", None) or []
+        wanted_keys = {f"{res.key}/subnets/{s['name'].lower()}" for s in wanted}
+        for sub in self._children(res.key):
+            if sub.key not in wanted_keys:
+                self._check_subnet_unused(sub)
+                del self.resources[sub.key]
+        for s in wanted:
+            sid = f"{res.id}/subnets/{s['name']}"
+            child = Resource(sid, SUBNET, res.group, s["name"], {"properties": copy.deepcopy(s.get("properties", {}))})
+            self._put_subnet(child, self.resources.get(sid.lower()))
+            child.state = "Succeeded"
+            self.resources[child.key] = child
+
+    def _put_subnet(self, res: Resource, existing: Resource | None) -> None:
+        parent = res.key.rsplit("/subnets/", 1)[0]
+        vnet = self.get(parent)
+        prefix = res.props.get("addressPrefix")
+        if not prefix:
+            raise ArmError(400, "InvalidRequestFormat", "Subnet addressPrefix is required.")
+        net = ipaddress.ip_network(prefix, strict=False)
+        spaces = [ipaddress.ip_network(p) for p in vnet.props.get("addressSpace", {}).get("addressPrefixes", [])]
+        if not any(net.subnet_of(s) for s in spaces if s.version == net.version):  # type: ignore[arg-type]
+            raise ArmError(400, "NetcfgInvalidSubnet",
+                           f"Subnet '{res.name}' is not valid in virtual network '{vnet.name}'.")
+        nsg = _ref(res.props.get("networkSecurityGroup"))
+        if nsg:
+            self.get(nsg, "InvalidResourceReference")
+
+    def _put_nsg(self, res: Resource, existing: Resource | None) -> None:
+        for rule in res.props.get("securityRules", []):
+            rule["id"] = f"{res.id}/securityRules/{rule['name']}"
+            rule.setdefault("properties", {})["provisioningState"] = "Succeeded"
+            rule.setdefault("type", "Microsoft.Network/networkSecurityGroups/securityRules")
+
+    def _put_pip(self, res: Resource, existing: Resource | None) -> None:
+        if existing and existing.props.get("ipAddress"):
+            res.props["ipAddress"] = existing.props["ipAddress"]
+        elif str(res.props.get("publicIPAllocationMethod", "")).lower() == "static" or \
+                str((res.body.get("sku") or {}).get("name", "")).lower() == "standard":
+            res.props["ipAddress"] = self.public_ips.next()
+
+    def _put_nic(self, res: Resource, existing: Resource | None) -> None:
+        old = {c["name"].lower(): c for c in (existing.props.get("ipConfigurations", []) if existing else [])}
+        for i, conf in enumerate(res.props.get("ipConfigurations", [])):
+            props = conf.setdefault("properties", {})
+            conf["id"] = f"{res.id}/ipConfigurations/{conf['name']}"
+            subnet = self.get(_ref(props.get("subnet")), "InvalidResourceReference")
+            pip = _ref(props.get("publicIPAddress"))
+            if pip:
+                self.get(pip, "InvalidResourceReference")
+                for other in self._of_type(NIC):
+                    if other.key != res.key and pip in self._nic_pips(other):
+                        raise ArmError(400, "PublicIPAddressInUse",
+                                       f"Public IP address {pip} is already used by {other.id}.")
+            before = old.get(conf["name"].lower(), {}).get("properties", {})
+            props["privateIPAddress"] = before.get("privateIPAddress") or self._next_private(subnet)
+            props.setdefault("privateIPAllocationMethod", "Dynamic")
+            props["primary"] = props.get("primary", i == 0)
+            props["provisioningState"] = "Succeeded"
+        nsg = _ref(res.props.get("networkSecurityGroup"))
+        if nsg:
+            self.get(nsg, "InvalidResourceReference")
+
+    def _put_vm(self, res: Resource, existing: Resource | None) -> None:
+        props = res.props
+        for ref in props.get("networkProfile", {}).get("networkInterfaces", []):
+            nic = self.get(_ref(ref), "InvalidResourceReference")
+            user = self._vm_of_nic(nic)
+            if user and user.key != res.key:
+                raise ArmError(400, "NicInUse", f"Network interface {nic.id} is used by {user.id}.")
+        osp = props.get("osProfile", {})
+        if "customData" in osp:
+            res.user_data = base64.b64decode(osp.pop("customData")).decode()
+        keys = osp.get("linuxConfiguration", {}).get("ssh", {}).get("publicKeys", [])
+        if keys:
+            res.ssh_keys = [k["keyData"] for k in keys]
+        props["vmId"] = (existing.props.get("vmId") if existing else None) or str(uuid.uuid4())
+        disk = props.setdefault("storageProfile", {}).setdefault("osDisk", {})
+        disk_name = (existing and existing.props["storageProfile"]["osDisk"]["name"]) or disk.get("name") or \
+            f"{res.name}_OsDisk_1_{uuid.uuid4().hex}"
+        disk["name"] = disk_name
+        disk_id = res.id.split("/providers/")[0] + f"/providers/{DISK}/{disk_name}"
+        disk.setdefault("managedDisk", {})["id"] = disk_id
+        if disk_id.lower() not in self.resources:
+            self.resources[disk_id.lower()] = Resource(disk_id, DISK, res.group, disk_name,
+                                                       {"location": res.body["location"]}, state="Succeeded")
+
+    # --- deletes ---------------------------------------------------------------------
+
+    def check_delete(self, res: Resource) -> None:
+        """Raise the ARM error that refuses deleting `res` while something still uses it."""
+        if res.type == SUBNET:
+            self._check_subnet_unused(res)
+        elif res.type == VNET:
+            for sub in self._children(res.key):
+                self._check_subnet_unused(sub)
+        elif res.type == NSG:
+            users = [r.id for r in self.resources.values()
+                     if r.type in (NIC, SUBNET) and _ref(r.props.get("networkSecurityGroup")) == res.key]
+            if users:
+                raise ArmError(400, "InUseNetworkSecurityGroupCannotBeDeleted",
+                               f"Network security group {res.id} cannot be deleted because it is in use by {users[0]}.")
+        elif res.type == PIP:
+            users = [n.id for n in self._of_type(NIC) if res.key in self._nic_pips(n)]
+            if users:
+                raise ArmError(400, "PublicIPAddressCannotBeDeleted",
+                               f"Public IP address {res.id} can not be deleted since it is still allocated to "
+                               f"resource {users[0]}/ipConfigurations.")
+        elif res.type == NIC:
+            user = self._vm_of_nic(res)
+            if user:
+                raise ArmError(400, "NicInUse", f"Network Interface {res.id} is used by existing resource "
+                               f"{user.id}. In order to delete the network interface, it must be dissociated "
+                               "from the resource.")
+
+    def remove(self, res: Resource) -> None:
+        """Forget `res` and what goes with it (a VNet's subnets; a VM's disk, and its NICs and
+        their public IPs when their deleteOption says Delete)."""
+        self.resources.pop(res.key, None)
+        for sub in self._children(res.key):
+            self.resources.pop(sub.key, None)
+        if res.type != VM:
+            return
+        disk = res.props.get("storageProfile", {}).get("osDisk", {})
+        if str(disk.get("deleteOption", "Detach")).lower() == "delete":
+            self.resources.pop(_ref(disk.get("managedDisk")), None)
+        for ref in res.props.get("networkProfile", {}).get("networkInterfaces", []):
+            if str(ref.get("properties", {}).get("deleteOption", "Detach")).lower() != "delete":
+                continue
+            nic = self.resources.pop(_ref(ref), None)
+            for conf in (nic.props.get("ipConfigurations", []) if nic else []):
+                pip = conf.get("properties", {}).get("publicIPAddress") or {}
+                if str(pip.get("properties", {}).get("deleteOption", "Detach")).lower() == "delete":
+                    self.resources.pop(_ref(pip), None)
+
+    # --- what a GET shows ------------------------------------------------------------
+
+    def render(self, res: Resource, *, instance_view: bool = False) -> dict[str, Any]:
+        """A resource as a GET shows it, with what ARM computes (back-references, state)."""
+        out = copy.deepcopy(res.body)
+        out.update(id=res.id, name=res.name, type=res.type)
+        props = out.setdefault("properties", {})
+        props["provisioningState"] = res.state
+        if res.type == VNET:
+            props["subnets"] = [self.render(s) for s in self._children(res.key)]
+        elif res.type == SUBNET:
+            out.pop("location", None)
+            confs = [c["id"] for n in self._of_type(NIC) for c in n.props.get("ipConfigurations", [])
+                     if _ref(c.get("properties", {}).get("subnet")) == res.key]
+            if confs:
+                props["ipConfigurations"] = [{"id": c} for c in confs]
+        elif res.type == PIP:
+            for nic in self._of_type(NIC):
+                for conf in nic.props.get("ipConfigurations", []):
+                    if _ref(conf.get("properties", {}).get("publicIPAddress")) == res.key:
+                        props["ipConfiguration"] = {"id": conf["id"]}
+        elif res.type == NIC:
+            user = self._vm_of_nic(res)
+            if user:
+                props["virtualMachine"] = {"id": user.id}
+        elif res.type == VM and instance_view:
+            power = "PowerState/running" if res.state == "Succeeded" else "PowerState/starting"
+            props["instanceView"] = {"statuses": [
+                {"code": f"ProvisioningState/{res.state.lower()}", "level": "Info"},
+                {"code": power, "level": "Info"},
+            ]}
+        return out
+
+    def summary(self, res: Resource) -> dict[str, Any]:
+        """A resource as the generic resources list shows it."""
+        out = {"id": res.id, "name": res.name, "type": res.type, "location": res.body.get("location")}
+        if res.body.get("tags"):
+            out["tags"] = res.body["tags"]
+        return out
+
+    def addresses_of_vm(self, vm: Resource) -> tuple[str | None, str | None]:
+        """(public, private) address of a VM's primary NIC."""
+        for ref in vm.props.get("networkProfile", {}).get("networkInterfaces", []):
+            nic = self.resources.get(_ref(ref))
+            for conf in (nic.props.get("ipConfigurations", []) if nic else []):
+                pip = self.resources.get(_ref(conf.get("properties", {}).get("publicIPAddress")))
+                return (pip.props.get("ipAddress") if pip else None), conf["properties"].get("privateIPAddress")
+        return None, None
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _of_type(self, rtype: str) -> list[Resource]:
+        return [r for r in self.resources.values() if r.type == rtype]
+
+    def _children(self, vnet_key: str) -> list[Resource]:
+        return [r for r in self.resources.values() if r.type == SUBNET and r.key.startswith(vnet_key + "/subnets/")]
+
+    @staticmethod
+    def _nic_pips(nic: Resource) -> set[str]:
+        return {_ref(c.get("properties", {}).get("publicIPAddress")) for c in nic.props.get("ipConfigurations", [])}
+
+    def _vm_of_nic(self, nic: Resource) -> Resource | None:
+        for vm in self._of_type(VM):
+            if any(_ref(r) == nic.key for r in vm.props.get("networkProfile", {}).get("networkInterfaces", [])):
+                return vm
+        return None
+
+    def _check_subnet_unused(self, subnet: Resource) -> None:
+        for nic in self._of_type(NIC):
+            for conf in nic.props.get("ipConfigurations", []):
+                if _ref(conf.get("properties", {}).get("subnet")) == subnet.key:
+                    raise ArmError(400, "InUseSubnetCannotBeDeleted",
+                                   f"Subnet {subnet.name} is in use by {conf['id']} and cannot be deleted. "
+                                   "In order to delete the subnet, delete all the resources within the subnet.")
+
+    def _next_private(self, subnet: Resource) -> str:
+        net = ipaddress.ip_network(subnet.props["addressPrefix"], strict=False)
+        index = self._private_next.get(subnet.key, 4)  # Azure keeps .0-.3 for itself
+        self._private_next[subnet.key] = index + 1
+        return str(net.network_address + index)

@@ -1,0 +1,65 @@
+"""One Azure emulator per test module, reached over HTTP by the real SDKs; tests isolate by
+cluster UUID. After every test no request may have violated the Azure REST specifications."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from provisioner.clouds.azure import Provider
+from provisioner.clouds.base import CloudTarget, ClusterRef, VmRequest
+from provisioner.plan import firewall_rules
+from provisioner.sandbox.azure_emulator import AzureEmulator
+
+IMAGE = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
+PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnly cast@test"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[AzureEmulator]:
+    # page_size 3 makes every list above three items follow nextLink
+    emu = AzureEmulator(lro_polls=2, retry_after=0, throttle_retry_after=1, page_size=3).start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(autouse=True)
+def azure_env(emulator: AzureEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureEmulator]:
+    monkeypatch.setenv("CAST_AZURE_ENDPOINT", emulator.url)
+    monkeypatch.delenv("AZURE_SUBSCRIPTION_ID", raising=False)
+    emulator.faults.clear()
+    yield emulator
+    emulator.faults.clear()
+    violations = list(emulator.errors)
+    emulator.errors.clear()
+    assert violations == [], "requests violated the Azure REST specifications"
+
+
+@pytest.fixture
+def provider() -> Provider:
+    return Provider("eastus", "1")
+
+
+def make_target(name: str, zone: str | None = "1") -> CloudTarget:
+    """A fresh cluster's Azure target, with the plan's firewall rules."""
+    cluster = ClusterRef(name, str(uuid.uuid4()))
+    rules = {role: firewall_rules(role, ["0.0.0.0/0"]) for role in ("master", "worker")}
+    return CloudTarget(cluster, "eastus", zone, "10.20.0.0/16", "10.20.1.0/24", rules, IMAGE)
+
+
+def vm_requests(target: CloudTarget, masters: int, workers: int) -> list[VmRequest]:
+    name = target.cluster.name
+    out = [VmRequest(f"{name}-az-m{i}", "master", "Standard_D2s_v5", f"#cloud-config\nhostname: {name}-az-m{i}\n")
+           for i in range(1, masters + 1)]
+    out += [VmRequest(f"{name}-az-w{i}", "worker", "Standard_B2s", f"#cloud-config\nhostname: {name}-az-w{i}\n")
+            for i in range(1, workers + 1)]
+    return out
+
+
+def build_cluster(provider: Provider, target: CloudTarget, masters: int = 1, workers: int = 1) -> list:
+    provider.ensure_network(target)
+    provider.ensure_subnet(target)
+    provider.ensure_firewall(target)
+    return provider.ensure_vms(target, vm_requests(target, masters, workers), PUBLIC_KEY)

@@ -1,0 +1,113 @@
+"""The Azure emulator's own promises: the specification check, ARM's request rules."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from provisioner.sandbox.azure_emulator import AzureEmulator
+from provisioner.sandbox.azure_specs import default_specs_dir, specs_missing_reason
+
+SPECS_MISSING = specs_missing_reason()
+SUB = "/subscriptions/00000000-0000-0000-0000-000000000000"
+
+
+def _call(emulator: AzureEmulator, method: str, path: str, body: object = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(emulator.url + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else {}
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        return err.code, json.loads(raw) if raw else {}
+
+
+@pytest.mark.skipif(SPECS_MISSING is not None, reason=SPECS_MISSING or "")
+def test_spec_check_refuses_an_unknown_property_and_records_it(emulator):
+    status, body = _call(emulator, "PUT", f"{SUB}/resourcegroups/spec-check?api-version=2025-04-01",
+                         {"location": "eastus"})
+    assert status == 201
+    status, body = _call(emulator, "PUT", f"{SUB}/resourceGroups/spec-check/providers/Microsoft.Network/"
+                         "virtualNetworks/v?api-version=2026-03-01",
+                         {"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]},
+                                                               "adressSpace": {}}})
+    assert status == 400
+    assert "adressSpace" in body["error"]["message"]
+    status, _ = _call(emulator, "PUT", f"{SUB}/resourcegroups/spec-check-2?api-version=2025-04-01", {"tags": {}})
+    assert status == 400  # a resource group needs a location
+    recorded = list(emulator.errors)
+    emulator.errors.clear()
+    assert len(recorded) == 2
+    assert "unknown property 'adressSpace'" in recorded[0]
+    assert "required property 'location' is missing" in recorded[1]
+
+
+def test_spec_check_is_skipped_without_the_specs(tmp_path: Path):
+    with AzureEmulator(specs_dir=tmp_path) as emu:
+        assert isinstance(emu, AzureEmulator)
+        assert emu.specs is None
+        assert emu.spec_check_off and str(tmp_path) in emu.spec_check_off
+
+
+def test_default_specs_dir_can_be_overridden(monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("CAST_AZURE_SPECS", str(tmp_path))
+    assert default_specs_dir() == tmp_path
+
+
+def test_api_version_is_required_and_paths_ignore_case(emulator):
+    status, body = _call(emulator, "GET", f"{SUB}/resourcegroups")
+    assert (status, body["error"]["code"]) == (400, "MissingApiVersionParameter")
+    emulator.errors.clear()  # the spec check saw it too; that is expected here
+    _call(emulator, "PUT", f"{SUB}/resourcegroups/Case-Test?api-version=2025-04-01", {"location": "eastus"})
+    status, body = _call(emulator, "GET", f"{SUB.upper()}/RESOURCEGROUPS/case-test?api-version=2025-04-01")
+    assert status == 200 and body["name"] == "Case-Test"
+
+
+def test_missing_things_answer_arm_errors(emulator):
+    status, body = _call(emulator, "GET", f"{SUB}/resourcegroups/nowhere?api-version=2025-04-01")
+    assert (status, body["error"]["code"]) == (404, "ResourceGroupNotFound")
+    _call(emulator, "PUT", f"{SUB}/resourcegroups/here?api-version=2025-04-01", {"location": "eastus"})
+    status, body = _call(emulator, "GET", f"{SUB}/resourceGroups/here/providers/Microsoft.Network/"
+                         "virtualNetworks/none?api-version=2026-03-01")
+    assert (status, body["error"]["code"]) == (404, "ResourceNotFound")
+
+
+def test_throttle_fault_answers_429_with_retry_after(emulator):
+    emulator.faults.add("throttle", next_n=1)
+    req = urllib.request.Request(f"{emulator.url}{SUB}/resourcegroups?api-version=2025-04-01")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(req, timeout=5)
+    assert caught.value.code == 429
+    assert caught.value.headers["Retry-After"] == str(emulator.throttle_retry_after)
+    assert json.loads(caught.value.read())["error"]["code"] == "TooManyRequests"
+
+
+def test_head_tells_whether_a_resource_group_exists(emulator):
+    _call(emulator, "PUT", f"{SUB}/resourcegroups/headed?api-version=2025-04-01", {"location": "eastus"})
+    for name, expected in (("headed", 204), ("never-made", 404)):
+        req = urllib.request.Request(f"{emulator.url}{SUB}/resourcegroups/{name}?api-version=2025-04-01",
+                                     method="HEAD")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as err:
+            status = err.code
+        assert status == expected
+
+
+def test_a_resource_being_deleted_refuses_updates_with_409(emulator):
+    vnet = (f"{SUB}/resourceGroups/conflict/providers/Microsoft.Network/virtualNetworks/v"
+            "?api-version=2026-03-01")
+    body = {"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]}}}
+    _call(emulator, "PUT", f"{SUB}/resourcegroups/conflict?api-version=2025-04-01", {"location": "eastus"})
+    assert _call(emulator, "PUT", vnet, body)[0] == 201
+    assert _call(emulator, "DELETE", vnet)[0] == 202  # still deleting: nobody polled yet
+    status, answer = _call(emulator, "PUT", vnet, body)
+    assert (status, answer["error"]["code"]) == (409, "Conflict")
