@@ -191,9 +191,13 @@ class Engine:
             authorized_key=authorized,
         )
 
-    def _build_cloud(self, cluster: Cluster, cp: CloudPlan, authorized: str) -> list[Vm]:
+    def _open(self, plans: Sequence[CloudPlan]) -> dict[str, Cloud]:
+        """The providers of `plans`, opened here in the calling thread: opening one imports
+        its SDK, and first imports of a shared package from several threads can deadlock."""
+        return {cp.cloud: self._cloud(cp) for cp in plans}
+
+    def _build_cloud(self, cluster: Cluster, cp: CloudPlan, cloud: Cloud, authorized: str) -> list[Vm]:
         """Every step on one cloud, in order: network, subnet, firewall, key, VMs."""
-        cloud = self._cloud(cp)
         target = self._target(cluster, cp)
         network = self._step(cluster, cp.cloud, "network", lambda: cloud.ensure_network(target))
         if network.network_cidr and network.network_cidr != target.network_cidr:
@@ -310,7 +314,8 @@ class Engine:
             plan = self._plan(cluster, spec)
             self._record_plan(cluster, plan)
             _, authorized = self._client_key(cluster)
-            self._on_clouds(plan.clouds, lambda cp: self._build_cloud(cluster, cp, authorized))
+            providers = self._open(plan.clouds)
+            self._on_clouds(plan.clouds, lambda cp: self._build_cloud(cluster, cp, providers[cp.cloud], authorized))
             self._join_mesh(cluster)
             latency = self._latency_step(cluster)
             self.store.update_cluster(row.uuid, status="ready")
@@ -361,7 +366,8 @@ class Engine:
             self.store.update_cluster(cluster.row.uuid, spec=spec.to_dict())
             cluster = Cluster(cluster.row, spec)
             _, authorized = self._client_key(cluster)
-            self._build_cloud(cluster, plan.cloud(cloud), authorized)
+            cp = plan.cloud(cloud)
+            self._build_cloud(cluster, cp, self._cloud(cp), authorized)
             self._join_mesh(cluster)
             return [n.name for n in plan.nodes if n.name not in before]
 
@@ -400,7 +406,8 @@ class Engine:
             cluster = Cluster(row, spec_from_dict(row.spec))
             plan = make_plan(cluster.spec, self.regions)  # only the clouds and their places matter here
             self.store.update_cluster(row.uuid, status="deleting")
-            clouds = {cp.cloud: (self._cloud(cp), self._target(cluster, cp)) for cp in plan.clouds}
+            providers = self._open(plan.clouds)
+            clouds = {cp.cloud: (providers[cp.cloud], self._target(cluster, cp)) for cp in plan.clouds}
             foreign: list[ForeignVmError] = []
 
             def check(cp: CloudPlan) -> None:
@@ -442,9 +449,10 @@ class Engine:
             plan = self._plan(cluster, cluster.spec)
             _, authorized = self._client_key(cluster)
             report: list[str] = []
+            providers = self._open(plan.clouds)
 
             def check(cp: CloudPlan) -> None:
-                cloud = self._cloud(cp)
+                cloud = providers[cp.cloud]
                 target = self._target(cluster, cp)
                 network = cloud.ensure_network(target, dry_run=dry_run)
                 if network.network_cidr and network.network_cidr != target.network_cidr:

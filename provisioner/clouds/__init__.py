@@ -18,8 +18,10 @@ MODULES = {
 
 
 def open_cloud(name: str, region: str, zone: str | None = None) -> Cloud:
-    """The provider for cloud `name` in `region`, importing its module on first use.
-    Raises KeyError for an unknown cloud."""
+    """The provider for cloud `name` in `region`, importing its module and its SDK (in the
+    calling thread) on first use. Raises KeyError for an unknown cloud."""
     module = importlib.import_module(MODULES[name])
+    for sdk_module in getattr(module, "SDK_MODULES", ()):
+        importlib.import_module(sdk_module)
     provider: type[Cloud] = module.Provider
     return provider(region=region, zone=zone)

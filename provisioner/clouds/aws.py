@@ -18,6 +18,10 @@ from .aws_owned import owned
 from .aws_teardown import inventory, teardown
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 
+# The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
+# (concurrent first imports of one package from several threads can deadlock).
+SDK_MODULES = ("boto3", "botocore.config", "botocore.exceptions")
+
 
 class Provider(Cloud):
     """One AWS account in one region. The boto3 session and clients are made on first use and

@@ -19,6 +19,24 @@ from .azure_session import CLOUD, AzureSession, mapped_errors, wait_for
 from .azure_vms import VmOps, has_uuid
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 
+# The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
+# (concurrent first imports of one package from several threads can deadlock: azure-core is
+# shared with pydo).
+SDK_MODULES = (
+    "azure.core.credentials",
+    "azure.core.exceptions",
+    "azure.core.pipeline.policies",
+    "azure.identity",
+    "azure.mgmt.core.policies",
+    "azure.mgmt.compute",
+    "azure.mgmt.compute.models",
+    "azure.mgmt.network",
+    "azure.mgmt.network.models",
+    "azure.mgmt.resource.resources",
+    "azure.mgmt.resource.resources.models",
+)
+
+
 T = TypeVar("T")
 KINDS = {
     "microsoft.network/virtualnetworks": "vnet",

@@ -31,6 +31,12 @@ from . import do_droplets, do_firewall
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 from .do_client import CLOUD, ApiError, DoApi
 
+# The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
+# (concurrent first imports of one package from several threads can deadlock: azure-core is
+# shared with the Azure SDK).
+SDK_MODULES = ("azure.core.exceptions", "azure.core.pipeline.policies", "pydo")
+
+
 VPC_CREATE_ATTEMPTS = 5
 
 

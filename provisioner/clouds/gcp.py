@@ -24,6 +24,16 @@ from . import gcp_layout as layout
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 from .gcp_api import CLOUD, AlreadyExistsError, GcpApi
 
+# The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
+# (concurrent first imports of one package from several threads can deadlock).
+SDK_MODULES = (
+    "google.auth",
+    "google.auth.credentials",
+    "google.auth.exceptions",
+    "google.api_core.exceptions",
+    "google.cloud.compute_v1",
+)
+
 
 class Provider(Cloud):
     """Compute Engine in one project, region and zone."""
