@@ -637,6 +637,81 @@ def sandbox_status(ctx: click.Context, output: str) -> None:
         out.print(f"  {cloud}: {len(listed) if isinstance(listed, list) else listed} VMs")
 
 
+# --- check-latency (nodes over the WireGuard mesh) -------------------------------------
+
+
+def render_latency_matrix(report: Any) -> None:
+    """The round-trip matrix (average ms, source rows by cloud, target columns), violations
+    in red, pairs inside one cloud dimmed (never judged)."""
+    from rich.table import Table
+
+    names = sorted({(p.source_group, p.source) for p in report.pairs} |
+                   {(p.target_group, p.target) for p in report.pairs})
+    cells = {(p.source, p.target): p for p in report.pairs}
+    bad = {(p.source, p.target) for p in report.violations()}
+    table = Table(title=f"round trip over the mesh, avg ms (threshold {report.threshold_ms:g} ms "
+                        "between clouds)")
+    table.add_column("cloud")
+    table.add_column("from \\ to")
+    for group, name in names:
+        table.add_column(f"{name}\n[dim]{group}[/]", justify="right")
+    previous = None
+    for group, source in names:
+        row = [group if group != previous else "", source]
+        previous = group
+        for _, target in names:
+            pair = cells.get((source, target))
+            if pair is None:
+                row.append("[dim]-[/]")
+                continue
+            text = "lost" if pair.avg_ms is None else f"{pair.avg_ms:.1f}"
+            if pair.loss and pair.avg_ms is not None:
+                text += f" ({pair.loss:.0%} lost)"
+            style = "bold red" if (source, target) in bad else ("dim" if not pair.cross_group else "green")
+            row.append(f"[{style}]{text}[/]")
+        table.add_row(*row)
+    out = console()
+    out.print(table)
+    verdict = "ok" if report.ok else "fail"
+    out.print(f"{len(report.pairs)} pairs, {len(report.violations())} over the threshold: "
+              f"{verdict_text(verdict)}")
+
+
+@cli.command("check-latency")
+@click.option("--inventory", "inventory", required=True, type=click.Path(dir_okay=False),
+              help="JSON file listing the nodes: name, group (or cloud), public_ip, mesh_ip, "
+                   "ssh_port, host_key (OpenSSH public key line).")
+@click.option("--ssh-key", "ssh_key", required=True, type=click.Path(dir_okay=False),
+              help="The cluster's SSH private key (root on every node).")
+@click.option("--count", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Pings per pair.")
+@click.option("--interval", default=0.2, show_default=True, type=click.FloatRange(min=0.01),
+              help="Seconds between pings.")
+@click.option("--threshold-ms", default=10.0, show_default=True, type=click.FloatRange(min=0),
+              help="Highest average round trip allowed between nodes of different clouds.")
+@output_option
+def check_latency_cmd(inventory: str, ssh_key: str, count: int, interval: float,
+                      threshold_ms: float, output: str) -> None:
+    """Ping every node's mesh address from every other node (through WireGuard, all at once)
+    and judge the pairs between clouds: exit 3, naming them, if any is over --threshold-ms
+    on average or loses packets."""
+    from .nodes.inventory import load_inventory
+    from .nodes.latency import measure_latency
+    from .nodes.ssh import SshPool, load_private_key
+
+    nodes = load_inventory(inventory)
+    key = load_private_key(ssh_key)
+    with SshPool(key) as pool, console(stderr=True).status(
+            f"measuring {len(nodes)} nodes ({count} pings each way, {interval:g} s apart)"):
+        report = measure_latency(pool, nodes, count=count, interval_s=interval,
+                                 threshold_ms=threshold_ms)
+    if output == "json":
+        emit_json(report.to_dict())
+    else:
+        render_latency_matrix(report)
+    report.raise_on_violations()
+
+
 def main() -> None:
     """The console script's entry point."""
     cli(prog_name="cast")

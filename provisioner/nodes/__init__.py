@@ -1,0 +1,1 @@
+"""Node access over SSH: the WireGuard mesh and latency checks on real (or local) hosts."""

@@ -1,0 +1,142 @@
+"""check-latency: from every node, ping every peer's mesh address (through WireGuard, never
+the public addresses), all at once; min/avg/max/loss per ordered pair, and a verdict. Each
+node runs one pinger process for all its peers (pinger.py).
+
+A pair of nodes in different groups (clouds) violates the check when its average round trip
+is above the threshold or when it lost packets. Pairs inside one group are measured and shown
+but never judged: the threshold is about the links between clouds.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import LatencyError
+from .ssh import NodeAccess, NodeError, SshPool
+from .wireguard import PINGER, MeshNodeAccess
+
+DEFAULT_COUNT = 5
+DEFAULT_INTERVAL_S = 0.2
+DEFAULT_THRESHOLD_MS = 10.0
+MAX_PARALLEL_NODES = 256  # every node measures at the same time, so the time is one ping run
+
+REPLY_WAIT_S = 2.0  # after the last echo, how long a reply may still come (else: lost)
+
+
+@dataclass(frozen=True)
+class PairLatency:
+    """Round trips from `source` to `target` over the mesh. min/avg/max are None when no
+    reply came back."""
+
+    source: str
+    target: str
+    source_group: str
+    target_group: str
+    sent: int
+    received: int
+    min_ms: float | None
+    avg_ms: float | None
+    max_ms: float | None
+
+    @property
+    def loss(self) -> float:
+        """The share of pings lost, 0.0 to 1.0 (1.0 when none was sent)."""
+        return 1.0 - self.received / self.sent if self.sent else 1.0
+
+    @property
+    def cross_group(self) -> bool:
+        return self.source_group != self.target_group
+
+
+@dataclass(frozen=True)
+class LatencyReport:
+    """Every ordered pair's figures and the verdict against `threshold_ms`."""
+
+    pairs: tuple[PairLatency, ...]
+    threshold_ms: float
+    count: int
+    interval_s: float
+
+    def violations(self) -> list[PairLatency]:
+        """Cross-group pairs whose average is above the threshold or that lost packets."""
+        return [p for p in self.pairs if p.cross_group and
+                (p.loss > 0 or p.avg_ms is None or p.avg_ms > self.threshold_ms)]
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "threshold_ms": self.threshold_ms,
+            "count": self.count,
+            "interval_s": self.interval_s,
+            "ok": self.ok,
+            "pairs": [dict(asdict(p), loss=round(p.loss, 4)) for p in self.pairs],
+            "violations": [[p.source, p.target] for p in self.violations()],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def raise_on_violations(self) -> None:
+        """Raise LatencyError (exit 3) naming every violating pair, if there is one."""
+        bad = self.violations()
+        if not bad:
+            return
+        listed = ", ".join(f"{p.source}->{p.target} ({_describe(p)})" for p in bad)
+        raise LatencyError(f"{len(bad)} cross-cloud pair(s) over {self.threshold_ms:g} ms "
+                           f"or losing packets: {listed}")
+
+
+def _describe(p: PairLatency) -> str:
+    if p.avg_ms is None:
+        return "no reply"
+    text = f"avg {p.avg_ms:.1f} ms"
+    return text + (f", {p.loss:.0%} lost" if p.loss else "")
+
+
+def _command(targets: list[str], count: int, interval_s: float) -> str:
+    args = " ".join(shlex.quote(t) for t in targets)
+    return f"python3 - {count} {interval_s:g} {REPLY_WAIT_S:g} {args}"
+
+
+def measure_latency(pool: SshPool, nodes: list[MeshNodeAccess], *,
+                    count: int = DEFAULT_COUNT, interval_s: float = DEFAULT_INTERVAL_S,
+                    threshold_ms: float = DEFAULT_THRESHOLD_MS) -> LatencyReport:
+    """Ping every other node's mesh address from every node, all nodes at once, `count`
+    pings `interval_s` apart; blocks for about count × interval_s plus the SSH round trip.
+    Raises NodesError if a node cannot be reached (a peer that does not answer is a
+    measured 100 % loss, not an error)."""
+    if count < 1 or interval_s < 0.002:
+        raise ValueError("count must be >= 1 and interval >= 0.002 s")
+    by_ip = {n.mesh_ip: n for n in nodes}
+
+    def measure(access: NodeAccess) -> list[PairLatency]:
+        me = next(n for n in nodes if n.name == access.name)
+        targets = [n.mesh_ip for n in nodes if n.name != me.name]
+        if not targets:
+            return []
+        timeout = count * interval_s + REPLY_WAIT_S + 30
+        out = pool.check(access, _command(targets, count, interval_s),
+                         stdin=PINGER.read_bytes(), timeout_s=timeout)
+        try:
+            figures = json.loads(out)
+        except json.JSONDecodeError:
+            raise NodeError(me.name, "the pinger printed no result") from None
+        result = []
+        for ip in targets:
+            peer = by_ip[ip]
+            sent, received, low, avg, high = figures.get(ip) or (count, 0, None, None, None)
+            result.append(PairLatency(me.name, peer.name, me.group, peer.group,
+                                      sent, received, low, avg, high))
+        return result
+
+    measured = pool.map([n.access for n in nodes], measure,
+                        max_workers=min(len(nodes), MAX_PARALLEL_NODES) or 1)
+    pairs = sorted((p for ps in measured.values() for p in ps),
+                   key=lambda p: (p.source_group, p.source, p.target_group, p.target))
+    return LatencyReport(tuple(pairs), threshold_ms, count, interval_s)

@@ -1,0 +1,237 @@
+"""The WireGuard mesh on nodes, over SSH.
+
+Each node makes its own key pair (`wg genkey` into a 0600 file on the node); only the public
+key comes back. cast renders every node's wg0.conf from the pure plan (provisioner/mesh.py),
+uploads it (it holds no private key: the node splices its own key in, see _APPLY_SCRIPT),
+and applies it: `wg-quick up` the first time, `wg syncconf` afterwards, so live tunnels are
+never restarted. Then every pair must show a working session (a recent handshake and an
+answered ping over the mesh). Nodes need wireguard-tools, bash, awk and python3 (the
+pinger; every cloud image that runs cloud-init has python3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import mesh
+from ..retry import DeadlineError, wait_until
+from .ssh import NodeAccess, NodeError, SshPool
+
+HANDSHAKE_TIMEOUT_S = 30.0
+PINGER = Path(__file__).with_name("pinger.py")  # run on nodes: one process pings many peers
+NUDGE_WAIT_S = 1.0
+RECENT_S = 180  # WireGuard drops a session 180 s after its handshake (REJECT_AFTER_TIME)
+
+_KEY_SCRIPT = f"""set -e
+umask 077
+key={mesh.PRIVATE_KEY_PATH}
+if [ ! -s "$key" ]; then
+    mkdir -p "$(dirname "$key")"
+    wg genkey > "$key.new"
+    mv -f "$key.new" "$key"
+fi
+wg pubkey < "$key"
+"""
+
+# The uploaded wg0.conf holds no private key; the node splices its own key in, read by awk
+# from the key file (never on a command line, on the wire or in any output):
+# - `wg syncconf` makes the interface match its input exactly: input without PrivateKey
+#   clears the key (seen with wireguard-tools 1.0.20210914), so it gets the spliced text;
+# - the first `wg-quick up` reads a spliced copy in a 0600 temporary directory on the node,
+#   so the interface has its key when it goes up and starts its handshakes at once (with
+#   the key set only by PostUp, the first keepalives fail and nothing retries them until
+#   traffic or the 25 s keepalive). PostUp sets the key again, for a plain `wg-quick up`.
+# The last check proves the interface holds the node's key.
+_SPLICE = f"""key={mesh.PRIVATE_KEY_PATH}
+splice_key() {{
+    awk -v f="$key" '{{print}} index($0, "[Interface]") == 1 {{getline k < f; print "PrivateKey = " k}}'
+}}
+"""
+_SYNC = f"wg syncconf {mesh.INTERFACE} <(wg-quick strip {mesh.INTERFACE} | splice_key)"
+_APPLY_SCRIPT = f"""set -e
+umask 077
+{_SPLICE}
+if ip link show dev {mesh.INTERFACE} >/dev/null 2>&1; then
+    echo updated $(wg show {mesh.INTERFACE} peers)
+    {_SYNC}
+else
+    up=$(mktemp -d)
+    trap 'rm -rf "$up"' EXIT
+    splice_key < {mesh.CONFIG_PATH} > "$up/{mesh.INTERFACE}.conf"
+    WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go wg-quick up "$up/{mesh.INTERFACE}.conf" >&2
+    echo started
+fi
+if [ "$(wg show {mesh.INTERFACE} public-key)" != "$(wg pubkey < "$key")" ]; then
+    echo "{mesh.INTERFACE} does not hold the node's private key" >&2
+    exit 1
+fi
+"""
+
+
+@dataclass(frozen=True)
+class MeshNodeAccess:
+    """A node of the mesh: how to reach it, its group (cloud) and its mesh address. The
+    WireGuard endpoint is `public_ip`, or the SSH address when that is not given."""
+
+    access: NodeAccess
+    group: str
+    mesh_ip: str
+    public_ip: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.access.name
+
+    @property
+    def endpoint_ip(self) -> str:
+        return self.public_ip or self.access.host
+
+
+@dataclass(frozen=True)
+class MeshReport:
+    """What apply_mesh did: every node's public key, which interfaces it brought up and
+    which it updated live, and the pairs (sorted names) without a working session (no
+    recent handshake, or no answer to a ping over the mesh)."""
+
+    public_keys: dict[str, str]
+    started: tuple[str, ...]
+    updated: tuple[str, ...]
+    missing_handshakes: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing_handshakes
+
+
+def ensure_key(pool: SshPool, node: NodeAccess) -> str:
+    """Make the node's WireGuard key pair on the node if it has none yet, and return its
+    public key. The private key is written to a 0600 file and never read back."""
+    public = pool.check(node, _KEY_SCRIPT).strip()
+    if len(public) != 44:
+        raise NodeError(node.name, "`wg pubkey` did not print a public key")
+    return public
+
+
+def apply_mesh(nodes: list[MeshNodeAccess], pool: SshPool, *,
+               handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S) -> MeshReport:
+    """Make `nodes` a WireGuard full mesh, first bring-up or live update alike (idempotent):
+    ensure each node's key, push each node's config, bring wg0 up where it is down and
+    `wg syncconf` it where it is up (peers added or removed without restarting sessions),
+    then wait up to `handshake_timeout_s` for every pair to have a working session (see
+    wait_for_handshakes); pairs still without one are in the report, not raised. Nodes left
+    out of `nodes` are dropped from every config. Blocks; raises NodesError if a node
+    fails, InputError if the plan is invalid (e.g. two nodes share a mesh address)."""
+    by_name = {n.name: n for n in nodes}
+    keys = pool.map([n.access for n in nodes], lambda a: ensure_key(pool, a))
+    members = [mesh.MeshMember(n.name, n.group, n.mesh_ip, n.endpoint_ip, keys[n.name])
+               for n in nodes]
+    plans = mesh.plan_mesh(members)
+
+    def push(access: NodeAccess) -> str:
+        text = mesh.render_wg_quick(plans[access.name])
+        pool.upload(access, mesh.CONFIG_PATH, text.encode(), 0o600)
+        return pool.check(access, f"bash -c {shlex.quote(_APPLY_SCRIPT)}").strip()
+
+    outcome = {name: out.split() for name, out in
+               pool.map([n.access for n in nodes], push).items()}
+    established = {name: set(words[1:]) for name, words in outcome.items()}
+    missing = wait_for_handshakes(pool, list(by_name.values()), keys, handshake_timeout_s,
+                                  established)
+    return MeshReport(
+        public_keys=keys,
+        started=tuple(sorted(n for n, o in outcome.items() if o[0] == "started")),
+        updated=tuple(sorted(n for n, o in outcome.items() if o[0] == "updated")),
+        missing_handshakes=missing,
+    )
+
+
+@dataclass(frozen=True)
+class PeerProbe:
+    """What a node saw of its peers: its clock, {peer public key: latest handshake (unix s,
+    0 = never)}, and the mesh addresses that answered a ping."""
+
+    now: int
+    handshakes: dict[str, int]
+    answered: frozenset[str]
+
+
+def probe_peers(pool: SshPool, node: MeshNodeAccess, ping: Sequence[str] = (),
+                restart: Sequence[str] = ()) -> PeerProbe:
+    """Look at `node`'s peers. First, nudges: re-adds the peers whose public keys are in
+    `restart` (a new peer starts a handshake at once, while a peer whose first attempt went
+    unanswered waits 5 s to retry, and a session left silent by crossing handshakes waits
+    15 s; call it only for peers without a working session: there is nothing to cut), then
+    pings each mesh address in `ping` once, all from one pinger process (traffic starts a
+    handshake, and an answer proves the session carries data both ways)."""
+    removals = "".join(f"wg set {mesh.INTERFACE} peer {shlex.quote(k)} remove\n" for k in restart)
+    readd = f"{_SPLICE}{removals}{_SYNC}\n" if restart else ""
+    targets = " ".join(shlex.quote(ip) for ip in ping)
+    pings = (f"python3 - 1 0.2 {NUDGE_WAIT_S:g} {targets} || echo '{{}}'\n" if ping
+             else "echo '{}'\n")
+    script = f"{readd}{pings}date +%s\nwg show {mesh.INTERFACE} latest-handshakes\n"
+    out = pool.check(node.access, f"bash -c {shlex.quote(script)}",
+                     stdin=PINGER.read_bytes() if ping else None)
+    lines = out.split("\n")
+    try:
+        replies = json.loads(lines[0])
+    except json.JSONDecodeError:
+        replies = {}
+    handshakes: dict[str, int] = {}
+    for line in lines[2:]:
+        parts = line.split()
+        if len(parts) == 2:
+            handshakes[parts[0]] = int(parts[1])
+    answered = frozenset(ip for ip, figures in replies.items() if figures[1] > 0)
+    return PeerProbe(int(lines[1]), handshakes, answered)
+
+
+def wait_for_handshakes(pool: SshPool, nodes: list[MeshNodeAccess], keys: dict[str, str],
+                        timeout_s: float, established: dict[str, set[str]] | None = None,
+                        ) -> tuple[tuple[str, str], ...]:
+    """Wait until every node has a working session with every other: a recent handshake,
+    and a ping over it answered (right after bring-up a session can have a handshake and
+    still drop its first packets; a latency check then would see losses). Returns the
+    pairs (sorted names) still not working after `timeout_s` (empty: all good).
+
+    Each pair is probed from one side only, the node whose name sorts first: an answered
+    echo proves both directions, and nudging from both sides at once makes crossing
+    handshakes that can leave a session silent for 15 s. Each round pings the pairs not
+    yet working; from the second round on, it first re-adds those peers (see probe_peers),
+    except the peers in `established` ({node: public keys it had before this apply}): an
+    existing session is never restarted, only pinged again."""
+    lacking = {n.name: [p for p in nodes if p.name > n.name] for n in nodes}
+    rounds = [0]
+
+    def round_() -> bool:
+        todo = [n for n in nodes if lacking[n.name]]
+        nudge = rounds[0] > 0
+        rounds[0] += 1
+
+        def probe(access: NodeAccess) -> list[MeshNodeAccess]:
+            node = next(n for n in todo if n.name == access.name)
+            peers = lacking[node.name]
+            old = (established or {}).get(node.name, set())
+            restart = [keys[p.name] for p in peers if nudge and keys[p.name] not in old]
+            seen = probe_peers(pool, node, [p.mesh_ip for p in peers], restart)
+            fresh = {k for k, ts in seen.handshakes.items() if ts and seen.now - ts <= RECENT_S}
+            return [p for p in peers if keys[p.name] not in fresh or p.mesh_ip not in seen.answered]
+
+        lacking.update(pool.map([n.access for n in todo], probe))
+        return not any(lacking.values())
+
+    with contextlib.suppress(DeadlineError):
+        wait_until(round_, what="WireGuard sessions", timeout_s=timeout_s,
+                   initial=0.1, maximum=2.0)
+    pairs = {(min(n, p.name), max(n, p.name)) for n, peers in lacking.items() for p in peers}
+    return tuple(sorted(pairs))
+
+
+def mesh_down(pool: SshPool, node: NodeAccess) -> None:
+    """Take wg0 down on `node` (wg-quick down), keeping its key file. Nothing if it is down."""
+    pool.check(node, f"if ip link show dev {mesh.INTERFACE} >/dev/null 2>&1; then "
+                     f"wg-quick down {mesh.INTERFACE} >&2; fi")

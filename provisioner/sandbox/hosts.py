@@ -1,0 +1,467 @@
+"""Local hosts: the substrate the sandbox boots emulated VMs on (Linux, root).
+
+A host is a network namespace plus a private mount namespace (its own tmpfs on /etc/wireguard
+and /run/wireguard, so every host can name its interface `wg0`), running its own sshd with a
+host key and an authorized key given by the caller (root, key only).
+
+    root namespace (cast) --veth <prefix>-up--> internet namespace <prefix>-inet
+        one bridge per group ("cloud"), a public range per group, forwarding between groups;
+        no default route: nothing outside the public ranges is reachable
+    host namespace <prefix>-h-<name>: eth0 on its group's bridge, one public /32 address,
+        routes to the public ranges in use and to cast's link address only
+
+A delay line between two groups sends their traffic through a TUN device in the internet
+namespace, read by a forwarder process (delayline.py) that holds each packet.
+
+Everything is named with a per-run prefix and removed by `close()`; `cleanup_leftovers(prefix)`
+removes what a crashed run left. Processes are ended by pid, and only ours: each pid is
+recorded with its start time in the run directory, and the only other processes ended are
+those inside namespaces carrying our prefix (wireguard-go started over ssh on a host).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import CastError
+from ..retry import wait_until
+
+RUN_ROOT = Path("/run/cast-hosts")
+GATEWAY = "169.254.0.1"  # the internet namespace's address on every group bridge
+LINK_BLOCK = ipaddress.IPv4Network("169.254.128.0/17")  # root <-> internet link, a /30 per run
+PROCESS_EXIT_S = 5.0
+READY_S = 10.0
+
+
+class HostError(CastError):
+    """Setting up or tearing down a local host failed; the message names the host or group."""
+
+
+def require_support() -> str | None:
+    """Why local hosts cannot run here, or None when they can (root, ip netns, sshd, wg)."""
+    if os.geteuid() != 0:
+        return "local hosts need root (network and mount namespaces)"
+    for tool in ("ip", "unshare", "/usr/sbin/sshd", "wireguard-go", "wg", "wg-quick", "ping"):
+        if shutil.which(tool) is None:
+            return f"local hosts need {tool}, which is not installed"
+    if not Path("/dev/net/tun").exists():
+        return "local hosts need /dev/net/tun"
+    return None
+
+
+def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(args, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise HostError(f"`{' '.join(args)}` failed: {done.stderr.strip()}")
+    return done
+
+
+def _ip(ns: str | None, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return _run("ip", *(("-n", ns) if ns else ()), *args, check=check)
+
+
+def _sysctl(ns: str, key: str, value: str) -> None:
+    _run("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"{key}={value}")
+
+
+# --- processes: recorded by pid and start time, ended only if still the same process ------
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22: start time in clock ticks
+
+
+def _record(pidfile: Path, pid: int) -> None:
+    pidfile.write_text(f"{pid} {_start_time(pid)}\n")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _end(pids: list[int]) -> None:
+    """SIGTERM, then SIGKILL whatever has not exited within PROCESS_EXIT_S."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    try:
+        wait_until(lambda: not any(_alive(p) for p in pids), what="processes to exit",
+                   timeout_s=PROCESS_EXIT_S, initial=0.01, maximum=0.2)
+    except CastError:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _end_recorded(pidfile: Path) -> None:
+    """End the process recorded in `pidfile` if it is still the one we started."""
+    try:
+        pid_text, started = pidfile.read_text().split()
+    except (OSError, ValueError):
+        return
+    pid = int(pid_text)
+    if _start_time(pid) == started:
+        _end([pid])
+    pidfile.unlink(missing_ok=True)
+
+
+def _namespace_pids(ns: str) -> list[int]:
+    done = _ip(None, "netns", "pids", ns, check=False)
+    return [int(p) for p in done.stdout.split()]
+
+
+def _reap(popen: subprocess.Popen[bytes] | None) -> None:
+    if popen is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            popen.wait(timeout=PROCESS_EXIT_S)
+
+
+# --- the network ----------------------------------------------------------------------
+
+
+@dataclass
+class Group:
+    name: str
+    network: ipaddress.IPv4Network
+    bridge: str
+
+
+@dataclass
+class Host:
+    name: str
+    group: str
+    public_ip: str
+    ssh_port: int
+    netns: str
+    link: str  # its veth's name in the internet namespace
+    directory: Path
+    sshd: subprocess.Popen[bytes] | None = None
+
+
+@dataclass
+class DelayLine:
+    groups: tuple[str, str]
+    rtt_ms: float
+    device: str
+    table: int
+    pidfile: Path
+    process: subprocess.Popen[bytes] | None = None
+
+
+@dataclass
+class LocalHosts:
+    """A private internet of namespace hosts, named by `prefix` (1 to 12 characters of
+    [a-z0-9]; one prefix per run). Use as a context manager, or call close().
+
+    Groups first (`add_group`), then hosts (`add_host`). add_host and remove_host are
+    thread-safe: many hosts can be added or removed at once from a thread pool."""
+
+    prefix: str
+    run_root: Path = RUN_ROOT
+    groups: dict[str, Group] = field(default_factory=dict)
+    hosts: dict[str, Host] = field(default_factory=dict)
+    delays: dict[frozenset[str], DelayLine] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9]{1,12}", self.prefix):
+            # No dash: cleanup_leftovers matches "<prefix>-", which must not match another run.
+            raise ValueError("prefix: 1 to 12 lower-case letters or digits")
+        reason = require_support()
+        if reason:
+            raise HostError(reason)
+        self._lock = threading.Lock()
+        self._counter = 0
+        self.directory = self.run_root / self.prefix
+        self.inet = f"{self.prefix}-inet"
+        self.uplink = f"{self.prefix}-up"
+        cleanup_leftovers(self.prefix, self.run_root)
+        self.directory.mkdir(parents=True, mode=0o700)
+        for path in ("/run/sshd", "/run/wireguard", "/etc/wireguard"):
+            Path(path).mkdir(parents=True, exist_ok=True)
+        try:
+            self._make_internet()
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> LocalHosts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _next(self) -> int:
+        with self._lock:
+            self._counter += 1
+            return self._counter
+
+    def _make_internet(self) -> None:
+        self.link_root, self.link_inet = _free_link(self.prefix)
+        _ip(None, "netns", "add", self.inet)
+        _ip(self.inet, "link", "set", "lo", "up")
+        for key in ("net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter",
+                    "net.ipv4.conf.default.rp_filter", "net.ipv4.conf.all.send_redirects"):
+            _sysctl(self.inet, key, "1" if key.endswith("ip_forward") else "0")
+        _ip(None, "link", "add", self.uplink, "type", "veth", "peer", "name", "up0",
+            "netns", self.inet)
+        _ip(None, "addr", "add", f"{self.link_root}/30", "dev", self.uplink)
+        _ip(None, "link", "set", self.uplink, "up")
+        _ip(self.inet, "addr", "add", f"{self.link_inet}/30", "dev", "up0")
+        _ip(self.inet, "link", "set", "up0", "up")
+
+    # --- groups ---------------------------------------------------------------------------
+
+    def add_group(self, name: str, network: str) -> None:
+        """Add a group ("cloud") whose hosts take public addresses from `network`. The root
+        namespace gets a route for exactly that range; no two groups may overlap."""
+        net = ipaddress.IPv4Network(network)
+        with self._lock:
+            if name in self.groups:
+                raise HostError(f"group {name} exists already")
+            for other in self.groups.values():
+                if other.network.overlaps(net):
+                    raise HostError(f"group {name}: {net} overlaps group {other.name}")
+            group = Group(name, net, f"b{len(self.groups) + 1}")
+            self.groups[name] = group
+            hosts = list(self.hosts.values())
+        _ip(self.inet, "link", "add", group.bridge, "type", "bridge")
+        _ip(self.inet, "addr", "add", f"{GATEWAY}/32", "dev", group.bridge)
+        _ip(self.inet, "link", "set", group.bridge, "up")
+        _ip(self.inet, "route", "add", str(net), "dev", group.bridge)
+        _ip(None, "route", "add", str(net), "via", self.link_inet, "dev", self.uplink)
+        for host in hosts:
+            _ip(host.netns, "route", "add", str(net), "via", GATEWAY)
+
+    # --- hosts ----------------------------------------------------------------------------
+
+    def add_host(self, name: str, group: str, public_ip: str, host_key: str,
+                 authorized_key: str, ssh_port: int = 22) -> Host:
+        """Boot host `name` in `group` with `public_ip` (inside the group's range): a network
+        and mount namespace with sshd on public_ip:ssh_port, using the OpenSSH private
+        `host_key` and accepting root with `authorized_key` (one or more public key lines,
+        newline-separated) only. Blocks
+        until sshd accepts connections from the root namespace. Raises HostError."""
+        address = ipaddress.IPv4Address(public_ip)
+        with self._lock:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", name):
+                raise HostError(f"host {name!r}: use lower-case letters, digits and dashes")
+            if name in self.hosts:
+                raise HostError(f"host {name} exists already")
+            if group not in self.groups:
+                raise HostError(f"host {name}: no group {group}")
+            if address not in self.groups[group].network:
+                raise HostError(f"host {name}: {public_ip} is outside group {group}'s range")
+            if any(h.public_ip == public_ip for h in self.hosts.values()):
+                raise HostError(f"host {name}: {public_ip} is taken")
+            self._counter += 1
+            host = Host(name, group, public_ip, ssh_port, f"{self.prefix}-h-{name}",
+                        f"h{self._counter}", self.directory / "hosts" / name)
+            self.hosts[name] = host
+            others = [g for g in self.groups.values() if g.name != group]
+        try:
+            self._wire(host, self.groups[group], others)
+            self._start_sshd(host, host_key, authorized_key)
+        except BaseException:
+            self.remove_host(name)
+            raise
+        return host
+
+    def _wire(self, host: Host, group: Group, others: list[Group]) -> None:
+        _ip(None, "netns", "add", host.netns)
+        _ip(self.inet, "link", "add", host.link, "type", "veth", "peer", "name", "eth0",
+            "netns", host.netns)
+        _ip(self.inet, "link", "set", host.link, "master", group.bridge, "up")
+        _ip(host.netns, "link", "set", "lo", "up")
+        _ip(host.netns, "addr", "add", f"{host.public_ip}/32", "dev", "eth0")
+        _ip(host.netns, "link", "set", "eth0", "up")
+        _ip(host.netns, "route", "add", GATEWAY, "dev", "eth0")
+        _ip(host.netns, "route", "add", str(group.network), "dev", "eth0")
+        for net in [*(g.network for g in others), f"{self.link_root}/32"]:
+            _ip(host.netns, "route", "add", str(net), "via", GATEWAY)
+
+    def _start_sshd(self, host: Host, host_key: str, authorized_key: str) -> None:
+        d = host.directory
+        d.mkdir(parents=True, mode=0o700)
+        key_file = d / "ssh_host_ed25519_key"
+        key_file.touch(mode=0o600)
+        key_file.write_text(host_key if host_key.endswith("\n") else host_key + "\n")
+        (d / "authorized_keys").write_text(authorized_key.strip() + "\n")
+        (d / "sshd_config").write_text(
+            f"ListenAddress {host.public_ip}:{host.ssh_port}\n"
+            f"HostKey {key_file}\n"
+            f"AuthorizedKeysFile {d / 'authorized_keys'}\n"
+            f"PidFile {d / 'sshd.pid.own'}\n"
+            "PermitRootLogin prohibit-password\n"
+            "PubkeyAuthentication yes\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\n"
+            "UsePAM no\nStrictModes no\nUseDNS no\n"
+            "MaxStartups 200\nMaxSessions 100\n"
+            "Subsystem sftp internal-sftp\n"
+        )
+        # sshd, and every session it starts, lives in a private mount namespace whose
+        # /etc/wireguard, /run/wireguard and /root (a fresh home, as on a new VM) are the
+        # host's own.
+        script = ("mount -t tmpfs -o mode=0700 cast-wg /etc/wireguard && "
+                  "mount -t tmpfs -o mode=0755 cast-wg /run/wireguard && "
+                  "mount -t tmpfs -o mode=0700 cast-home /root && "
+                  f"exec /usr/sbin/sshd -D -e -f {d / 'sshd_config'}")
+        with open(d / "sshd.log", "wb") as log:
+            host.sshd = subprocess.Popen(
+                ["ip", "netns", "exec", host.netns, "unshare", "--mount",
+                 "--propagation", "private", "sh", "-c", script],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        _record(d / "sshd.pid", host.sshd.pid)
+
+        def listening() -> bool:
+            if host.sshd is not None and host.sshd.poll() is not None:
+                raise HostError(f"host {host.name}: sshd exited: {(d / 'sshd.log').read_text()}")
+            try:
+                socket.create_connection((host.public_ip, host.ssh_port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        wait_until(listening, what=f"sshd on host {host.name}", timeout_s=READY_S,
+                   initial=0.01, maximum=0.2)
+
+    def remove_host(self, name: str) -> None:
+        """Stop every process of host `name` (sshd, wireguard-go) and remove its namespaces
+        and files. Removing an unknown host does nothing."""
+        with self._lock:
+            host = self.hosts.pop(name, None)
+        if host is None:
+            return
+        _end_recorded(host.directory / "sshd.pid")
+        _reap(host.sshd)
+        _end(_namespace_pids(host.netns))
+        _ip(None, "netns", "del", host.netns, check=False)
+        _ip(self.inet, "link", "del", host.link, check=False)
+        shutil.rmtree(host.directory, ignore_errors=True)
+
+    def netns_of(self, name: str) -> str:
+        """The network namespace of host `name` (for tests: `ip netns exec`)."""
+        return self.hosts[name].netns
+
+    # --- delay lines ----------------------------------------------------------------------
+
+    def set_delay(self, group_a: str, group_b: str, rtt_ms: float) -> None:
+        """Add `rtt_ms` of round-trip delay to all traffic between two groups (both ways),
+        or change the delay of an existing line. Traffic with cast is never delayed."""
+        if group_a == group_b or group_a not in self.groups or group_b not in self.groups:
+            raise HostError(f"delay line: {group_a} and {group_b} must be two known groups")
+        if rtt_ms <= 0:
+            self.remove_delay(group_a, group_b)
+            return
+        key = frozenset((group_a, group_b))
+        line = self.delays.get(key)
+        if line is None:
+            n = self._next()
+            line = DelayLine((group_a, group_b), rtt_ms, f"d{n}", 100 + n,
+                             self.directory / f"delay-{n}.pid")
+            self.delays[key] = line
+            self._route_through(line)
+        else:
+            _end_recorded(line.pidfile)
+            _reap(line.process)
+            line.rtt_ms = rtt_ms
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+        line.process = subprocess.Popen(
+            ["ip", "netns", "exec", self.inet, sys.executable, "-m",
+             "provisioner.sandbox.delayline", "--dev", line.device, "--hold-ms", str(rtt_ms / 2)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, start_new_session=True)
+        _record(line.pidfile, line.process.pid)
+
+        def attached() -> bool:  # a TUN device has carrier once the forwarder holds it
+            if line.process is not None and line.process.poll() is not None:
+                raise HostError(f"delay line {line.device}: the forwarder exited")
+            return "LOWER_UP" in _ip(self.inet, "link", "show", line.device).stdout
+
+        wait_until(attached, what=f"delay line {line.device}", timeout_s=READY_S,
+                   initial=0.01, maximum=0.2)
+
+    def _route_through(self, line: DelayLine) -> None:
+        a, b = (self.groups[g] for g in line.groups)
+        _ip(self.inet, "tuntap", "add", "dev", line.device, "mode", "tun")
+        _sysctl(self.inet, f"net.ipv4.conf.{line.device}.rp_filter", "0")
+        _sysctl(self.inet, f"net.ipv4.conf.{line.device}.accept_local", "1")
+        _ip(self.inet, "link", "set", line.device, "up")
+        _ip(self.inet, "route", "add", "default", "dev", line.device, "table", str(line.table))
+        # Packets the forwarder writes back arrive with iif <tun>: no rule matches them, so
+        # they follow the main table to the other group's bridge.
+        for src, dst in ((a, b), (b, a)):
+            _ip(self.inet, "rule", "add", "iif", src.bridge, "to", str(dst.network),
+                "lookup", str(line.table), "pref", str(line.table))
+
+    def remove_delay(self, group_a: str, group_b: str) -> None:
+        """Remove the delay line between two groups (nothing if there is none)."""
+        line = self.delays.pop(frozenset((group_a, group_b)), None)
+        if line is None:
+            return
+        _end_recorded(line.pidfile)
+        _reap(line.process)
+        while _ip(self.inet, "rule", "del", "pref", str(line.table), check=False).returncode == 0:
+            pass
+        _ip(self.inet, "link", "del", line.device, check=False)
+
+    # --- teardown -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Remove every host, delay line and namespace of this run, and its run directory."""
+        for key in list(self.delays):
+            self.remove_delay(*sorted(key))
+        for name in list(self.hosts):
+            self.remove_host(name)
+        cleanup_leftovers(self.prefix, self.run_root)
+
+
+def _free_link(prefix: str) -> tuple[str, str]:
+    """A /30 from LINK_BLOCK, picked by the prefix's hash, that no root-namespace address
+    uses yet: (root side, internet side)."""
+    used = _run("ip", "-4", "-o", "addr", "show").stdout
+    slots = LINK_BLOCK.num_addresses // 4
+    start = int(hashlib.sha256(prefix.encode()).hexdigest(), 16) % slots
+    for i in range(slots):
+        base = LINK_BLOCK.network_address + 4 * ((start + i) % slots)
+        root, inet = str(base + 1), str(base + 2)
+        if f" {root}/" not in used and f" {inet}/" not in used:
+            return root, inet
+    raise HostError(f"no free link network in {LINK_BLOCK}")
+
+
+def cleanup_leftovers(prefix: str, run_root: Path = RUN_ROOT) -> None:
+    """Remove what a run with `prefix` left behind: the processes it recorded (if still the
+    same processes), every process inside a namespace named `<prefix>-…`, those namespaces,
+    the root namespace's uplink, and the run directory. Safe to call when nothing is left."""
+    directory = run_root / prefix
+    if directory.is_dir():
+        for pidfile in directory.rglob("*.pid"):
+            _end_recorded(pidfile)
+    listed = _run("ip", "netns", "list", check=False).stdout.splitlines()
+    ours = [line.split()[0] for line in listed if line.startswith(f"{prefix}-")]
+    for ns in ours:
+        _end(_namespace_pids(ns))
+    for ns in ours:
+        _ip(None, "netns", "del", ns, check=False)
+    _ip(None, "link", "del", f"{prefix}-up", check=False)
+    shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,83 @@
+"""Local hosts on their own: the delay line (set, change, remove) and cleanup after a crash.
+Needs root; measures with real ping between namespace hosts, no SSH."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from provisioner.sandbox.hosts import LocalHosts, cleanup_leftovers, require_support
+
+from .conftest import keypair
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def hosts() -> Iterator[LocalHosts]:
+    reason = require_support()
+    if reason:
+        pytest.skip(f"local host tests need real namespaces and sshd: {reason}")
+    with LocalHosts(f"cl{os.getpid() % 1000000}") as made:
+        made.add_group("east", "198.19.0.192/28")
+        made.add_group("west", "198.19.0.208/28")
+        made.add_group("north", "198.19.0.224/28")
+        _, public = keypair()
+        for name, group, ip in [("e1", "east", "198.19.0.194"), ("e2", "east", "198.19.0.195"),
+                                ("w1", "west", "198.19.0.210"), ("n1", "north", "198.19.0.226")]:
+            made.add_host(name, group, ip, keypair()[0], public)
+        yield made
+
+
+def rtt_ms(hosts: LocalHosts, source: str, target_ip: str) -> float:
+    """The shortest of a few round trips: a delay line makes every one at least as long as
+    its delay, while a busy machine only adds to some of them."""
+    out = subprocess.run(["ip", "netns", "exec", hosts.netns_of(source), "ping", "-n", "-q",
+                          "-c", "6", "-i", "0.05", "-w", "3", target_ip],
+                         capture_output=True, text=True).stdout
+    found = re.search(r"= ([\d.]+)/", out)
+    assert found, out
+    return float(found.group(1))
+
+
+def test_a_delay_line_delays_only_the_two_groups_and_changes_live(hosts):
+    hosts.set_delay("east", "west", 20)
+    try:
+        assert 19.5 <= rtt_ms(hosts, "e1", "198.19.0.210") < 30
+        assert 19.5 <= rtt_ms(hosts, "w1", "198.19.0.194") < 30
+        assert rtt_ms(hosts, "e1", "198.19.0.195") < 5  # inside one group
+        assert rtt_ms(hosts, "e1", "198.19.0.226") < 5  # a group without a line
+        hosts.set_delay("east", "west", 6)
+        assert 5.5 <= rtt_ms(hosts, "e1", "198.19.0.210") < 15
+    finally:
+        hosts.remove_delay("east", "west")
+    assert rtt_ms(hosts, "e1", "198.19.0.210") < 5
+
+
+def test_hosts_reach_nothing_outside_the_public_ranges(hosts):
+    routes = subprocess.run(["ip", "-n", hosts.netns_of("e1"), "route"], capture_output=True,
+                            text=True, check=True).stdout
+    assert "default" not in routes
+    done = subprocess.run(["ip", "netns", "exec", hosts.netns_of("e1"), "ping", "-c1", "-W1",
+                           "192.0.2.1"], capture_output=True, text=True)
+    assert done.returncode != 0
+
+
+def test_cleanup_leftovers_removes_what_a_crashed_run_left():
+    prefix = f"cr{os.getpid() % 1000000}"
+    crashed = LocalHosts(prefix)  # never closed: as if the process had died
+    crashed.add_group("g", "198.19.0.240/29")
+    crashed.add_host("h1", "g", "198.19.0.242", keypair()[0], keypair()[1])
+    sshd = crashed.hosts["h1"].sshd
+    assert sshd is not None and sshd.poll() is None
+    cleanup_leftovers(prefix)
+    assert sshd.wait(timeout=5) is not None
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"{prefix}-" not in listed
+    links = subprocess.run(["ip", "link"], capture_output=True, text=True).stdout
+    assert f"{prefix}-up" not in links
+    assert not (crashed.directory).exists()
