@@ -678,33 +678,54 @@ def render_latency_matrix(report: Any) -> None:
 
 
 @cli.command("check-latency")
-@click.option("--inventory", "inventory", required=True, type=click.Path(dir_okay=False),
-              help="JSON file listing the nodes: name, group (or cloud), public_ip, mesh_ip, "
-                   "ssh_port, host_key (OpenSSH public key line).")
-@click.option("--ssh-key", "ssh_key", required=True, type=click.Path(dir_okay=False),
-              help="The cluster's SSH private key (root on every node).")
+@click.argument("name", required=False)
+@click.option("--inventory", "inventory", type=click.Path(dir_okay=False),
+              help="Instead of a cluster: a JSON file listing nodes (name, group or cloud, public_ip, "
+                   "mesh_ip, ssh_port, host_key as an OpenSSH public key line).")
+@click.option("--ssh-key", "ssh_key", type=click.Path(dir_okay=False),
+              help="With --inventory: the SSH private key for root on those nodes.")
 @click.option("--count", default=5, show_default=True, type=click.IntRange(min=1),
               help="Pings per pair.")
 @click.option("--interval", default=0.2, show_default=True, type=click.FloatRange(min=0.01),
               help="Seconds between pings.")
-@click.option("--threshold-ms", default=10.0, show_default=True, type=click.FloatRange(min=0),
-              help="Highest average round trip allowed between nodes of different clouds.")
+@click.option("--threshold-ms", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Highest average round trip allowed between nodes of different clouds "
+                   "(default: the cluster's, else 10).")
 @output_option
-def check_latency_cmd(inventory: str, ssh_key: str, count: int, interval: float,
-                      threshold_ms: float, output: str) -> None:
-    """Ping every node's mesh address from every other node (through WireGuard, all at once)
-    and judge the pairs between clouds: exit 3, naming them, if any is over --threshold-ms
-    on average or loses packets."""
-    from .nodes.inventory import load_inventory
-    from .nodes.latency import measure_latency
-    from .nodes.ssh import SshPool, load_private_key
+@click.pass_context
+def check_latency_cmd(ctx: click.Context, name: str | None, inventory: str | None, ssh_key: str | None,
+                      count: int, interval: float, threshold_ms: float | None, output: str) -> None:
+    """Ping every node's mesh address from every other node of the cluster NAME (through
+    WireGuard, all at once) and judge the pairs between clouds: exit 3, naming them, if any is
+    over the threshold on average or loses packets.
 
-    nodes = load_inventory(inventory)
-    key = load_private_key(ssh_key)
-    with SshPool(key) as pool, console(stderr=True).status(
-            f"measuring {len(nodes)} nodes ({count} pings each way, {interval:g} s apart)"):
-        report = measure_latency(pool, nodes, count=count, interval_s=interval,
-                                 threshold_ms=threshold_ms)
+    \b
+    Examples:
+      cast check-latency demo
+      cast check-latency --inventory hosts.json --ssh-key id_ed25519 --output json
+    """
+    from .errors import InputError
+
+    if (name is None) == (inventory is None):
+        raise InputError("NAME", "give a cluster NAME or --inventory FILE (one of them)", "a cluster name")
+    waiting = console(stderr=True).status(f"measuring ({count} pings per pair, {interval:g} s apart)")
+    if name is not None:
+        with waiting:
+            report = make_engine(ctx, quiet=True).check_latency(
+                name, count=count, interval_s=interval, threshold_ms=threshold_ms
+            )
+    else:
+        from .nodes.inventory import load_inventory
+        from .nodes.latency import measure_latency
+        from .nodes.ssh import SshPool, load_private_key
+
+        if ssh_key is None:
+            raise InputError("--ssh-key", "--inventory needs the nodes' SSH private key", "a key file")
+        nodes = load_inventory(inventory or "")
+        key = load_private_key(ssh_key)
+        with SshPool(key) as pool, waiting:
+            report = measure_latency(pool, nodes, count=count, interval_s=interval,
+                                     threshold_ms=threshold_ms if threshold_ms is not None else 10.0)
     if output == "json":
         emit_json(report.to_dict())
     else:

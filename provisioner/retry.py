@@ -3,6 +3,7 @@ sleep. Only TransientError is retried."""
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -11,6 +12,24 @@ from typing import TypeVar
 from .errors import CastError, TransientError
 
 T = TypeVar("T")
+
+
+DEFAULT_RETRY_BUDGET_S = 120.0
+
+
+def retry_budget_s() -> float:
+    """How long cast keeps retrying throttling and 5xx answers from a cloud before it gives
+    up: $CAST_RETRY_BUDGET_S seconds, 120 by default."""
+    text = os.environ.get("CAST_RETRY_BUDGET_S")
+    if not text:
+        return DEFAULT_RETRY_BUDGET_S
+    try:
+        value = float(text)
+    except ValueError:
+        raise CastError(f"CAST_RETRY_BUDGET_S: {text!r} is not a number of seconds") from None
+    if value < 0:
+        raise CastError(f"CAST_RETRY_BUDGET_S: {text!r} is negative")
+    return value
 
 
 class DeadlineError(CastError):
@@ -25,10 +44,13 @@ def backoff_delays(initial: float = 0.1, maximum: float = 5.0, factor: float = 2
         step = min(maximum, step * factor)
 
 
-def retry_transient(fn: Callable[[], T], *, budget_s: float = 120.0, initial: float = 0.2, maximum: float = 10.0) -> T:
+def retry_transient(
+    fn: Callable[[], T], *, budget_s: float | None = None, initial: float = 0.2, maximum: float = 10.0
+) -> T:
     """Call `fn` until it returns, retrying TransientError with backoff for at most
-    `budget_s` seconds; then the last TransientError is raised. Other errors pass through."""
-    deadline = time.monotonic() + budget_s
+    `budget_s` seconds (default: retry_budget_s()); then the last TransientError is raised.
+    Other errors pass through."""
+    deadline = time.monotonic() + (retry_budget_s() if budget_s is None else budget_s)
     for delay in backoff_delays(initial, maximum):
         try:
             return fn()

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import AuthError, CloudError, NotFoundError, TransientError
-from ..retry import backoff_delays
+from ..retry import backoff_delays, retry_budget_s
 
 CLOUD = "digitalocean"
 TOKEN_ENV = "DIGITALOCEAN_TOKEN"
@@ -43,7 +43,7 @@ class ApiError(CloudError):
 class DoApi:
     """DigitalOcean's API for one cast process. Counts the calls it makes (`calls`)."""
 
-    transient_budget_s = 120.0
+    transient_budget_s: float | None = None  # None: retry.retry_budget_s()
     retry_initial_s = 0.5
     retry_max_s = 10.0
 
@@ -82,7 +82,9 @@ class DoApi:
         `what` names the call in errors. Retries 429/5xx and connection failures."""
         from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
-        deadline = time.monotonic() + self.transient_budget_s
+        deadline = time.monotonic() + (
+            retry_budget_s() if self.transient_budget_s is None else self.transient_budget_s
+        )
         for delay in backoff_delays(self.retry_initial_s, self.retry_max_s):
             retry_after, status = 0.0, 0
             with self._lock:

@@ -44,7 +44,7 @@ class Provider(Cloud):
     poll_max_s = 5.0
     vm_timeout_s = 600.0
     stall_budget_s = 300.0
-    transient_budget_s = 120.0
+    transient_budget_s: float | None = None  # None: retry.retry_budget_s()
 
     def __init__(self, region: str, zone: str | None = None):
         super().__init__(region, zone)

@@ -107,7 +107,7 @@ def operation_error(op: Any, what: str, capacity_hint: str) -> CloudError | None
 class GcpApi:
     """The project, the credentials and per-thread compute clients."""
 
-    def __init__(self, *, transient_budget_s: float = 120.0, op_timeout_s: float = 600.0):
+    def __init__(self, *, transient_budget_s: float | None = None, op_timeout_s: float = 600.0):
         self.transient_budget_s = transient_budget_s
         self.op_timeout_s = op_timeout_s
         self.endpoint = os.environ.get(ENDPOINT_ENV) or None

@@ -287,6 +287,9 @@ class LocalHosts:
         return host
 
     def _wire(self, host: Host, group: Group, others: list[Group]) -> None:
+        # A cloud reuses the public address of a deleted VM: the router must forget the old
+        # host's MAC for it, or it keeps sending there (or holds a FAILED entry) for minutes.
+        _ip(self.inet, "neigh", "flush", "to", host.public_ip, check=False)
         _ip(None, "netns", "add", host.netns)
         _ip(self.inet, "link", "add", host.link, "type", "veth", "peer", "name", "eth0",
             "netns", host.netns)

@@ -81,7 +81,8 @@ class Sandbox:
         self.moto: Any = None
         self.hosts: Any = None
         self.booted: dict[str, str] = {}  # host name -> cloud
-        self.failed: set[str] = set()
+        self.failed: set[str] = set()  # VMs with no cast host key: never booted
+        self.retry_at: dict[str, tuple[float, float]] = {}  # host name -> (when, backoff) after a failed boot
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="boot")
 
     # --- start and stop ----------------------------------------------------------------
@@ -155,7 +156,13 @@ class Sandbox:
             self.hosts.remove_host(name)
             del self.booted[name]
         self.failed &= running.keys()
-        new = [(n, c, vm) for n, (c, vm) in running.items() if n not in self.booted and n not in self.failed]
+        self.retry_at = {n: r for n, r in self.retry_at.items() if n in running}
+        now = time.monotonic()
+        new = [
+            (n, c, vm)
+            for n, (c, vm) in running.items()
+            if n not in self.booted and n not in self.failed and self.retry_at.get(n, (0.0, 0.0))[0] <= now
+        ]
         self.booted.update({name: cloud for name, cloud, _ in new})
         list(self._pool.map(lambda item: self._boot(*item), new))
 
@@ -169,10 +176,12 @@ class Sandbox:
         try:
             self.hosts.add_host(name, cloud, vm.public_ip, boot.host_key_private, "\n".join(boot.authorized_keys))
             LOG.info("booted %s: %s VM %s at %s", name, cloud, vm.id, vm.public_ip)
-        except Exception as exc:  # one bad VM must not stop the supervisor
-            LOG.error("cannot boot %s (%s VM %s): %s", name, cloud, vm.id, exc)
+            self.retry_at.pop(name, None)
+        except Exception as exc:  # one bad VM must not stop the supervisor: try it again later
+            backoff = min(30.0, 2 * self.retry_at.get(name, (0.0, 1.0))[1])
+            LOG.error("cannot boot %s (%s VM %s), retrying in %.0fs: %s", name, cloud, vm.id, backoff, exc)
             self.booted.pop(name, None)
-            self.failed.add(name)
+            self.retry_at[name] = (time.monotonic() + backoff, backoff)
 
     def serve(self, stop: threading.Event) -> None:
         """Supervise until `stop` is set."""

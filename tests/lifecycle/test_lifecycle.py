@@ -1,0 +1,167 @@
+"""The cluster lifecycle end to end in the sandbox, through the `cast` command as users run it:
+create across every cloud, add and remove nodes, reconcile, fault injection, kill -9 and
+resume, the safety refusals, and delete-cluster leaving nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import urllib.request
+
+import boto3
+import pytest
+
+from .conftest import SKIP, wait_for
+
+pytestmark = pytest.mark.skipif(SKIP is not None, reason=SKIP or "")
+
+REGION = "eu-frankfurt"  # all four clouds in one metro (the sandbox delays follow it)
+FOUR = ["--cloud", "aws:1:1", "--cloud", "gcp:0:1", "--cloud", "azure:0:1", "--cloud", "digitalocean:0:1"]
+
+
+def emulator(cast, cloud: str, path: str, method: str = "GET", body: dict | None = None):
+    variable = {"gcp": "CAST_GCP_ENDPOINT", "azure": "CAST_AZURE_ENDPOINT",
+                "digitalocean": "CAST_DIGITALOCEAN_ENDPOINT"}[cloud]
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{cast.env[variable]}/_emulator/{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read()
+    return json.loads(text) if text else None
+
+
+def ec2(cast):
+    return boto3.client("ec2", endpoint_url=cast.env["AWS_ENDPOINT_URL"], region_name="eu-central-1",
+                        aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+
+
+def test_whole_lifecycle_across_four_clouds(cast):
+    created = cast("create-cluster", "life", "--region", REGION, *FOUR, "--output", "json")
+    cluster = json.loads(created.stdout)
+    assert cluster["status"] == "ready"
+    assert {n["cloud"] for n in cluster["nodes"]} == {"aws", "gcp", "azure", "digitalocean"}
+    assert all(n["status"] == "meshed" for n in cluster["nodes"])
+    uuid = cluster["uuid"]
+
+    latency = cast("check-latency", "life", "--count", "3", "--interval", "0.2", "--output", "json", check=False)
+    assert latency.returncode in (0, 3), latency.stderr
+    pairs = json.loads(latency.stdout)["pairs"]
+    assert len(pairs) == 5 * 4  # every ordered pair of the five nodes, measured over the mesh
+
+    added = json.loads(cast("add-node", "life", "--cloud", "gcp", "--count", "1", "--output", "json").stdout)
+    assert added == {"added": ["life-gcp-w2"]}
+    assert cast.vms("life", uuid)["gcp"] == ["life-gcp-w1", "life-gcp-w2"]
+
+    cast("remove-node", "life", "life-gcp-w1")
+    status = cast.cluster("life")
+    assert "life-gcp-w1" not in {n["name"] for n in status["nodes"]}
+    assert cast.vms("life", uuid)["gcp"] == ["life-gcp-w2"]
+    # the mesh address of a removed node is never reused
+    again = json.loads(cast("add-node", "life", "--cloud", "gcp", "--output", "json").stdout)["added"]
+    assert again == ["life-gcp-w3"]
+    meshes = [n["mesh_ip"] for n in cast.cluster("life")["nodes"]]
+    assert len(meshes) == len(set(meshes)) and "10.4.0.3" not in meshes  # gcp-w1 had 10.4.0.3
+
+    refused = cast("add-node", "life", "--cloud", "aws", "--role", "master", check=False)
+    assert refused.returncode == 2 and "masters are fixed at creation" in refused.stderr
+
+    spec = status["spec"]
+    cast("delete-cluster", "life", "--yes")
+    assert cast.leftovers("life", uuid, spec) == {c: [] for c in spec["clouds"]}
+    assert cast("delete-cluster", "life", "--yes").returncode == 0  # twice is harmless
+    for cloud in ("gcp", "azure", "digitalocean"):
+        assert emulator(cast, cloud, "vms") == []
+
+
+@pytest.mark.parametrize(("cloud", "step"), [("gcp", "network"), ("azure", "vms"), ("mesh", "wireguard")])
+def test_kill_9_during_create_then_rerun_completes_without_duplicates(cast, cloud, step):
+    name = f"k{step[:4]}"
+    args = ["create-cluster", name, "--region", REGION, *FOUR, "--quiet"]
+    process = cast.start(*args)
+    wait_for(lambda: (cloud, step, "begin") in cast.journal(name) or process.poll() is not None,
+             what=f"{cloud} {step} to begin")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    cast(*args)  # the same command again: it continues and finishes
+    cluster = cast.cluster(name)
+    assert cluster["status"] == "ready"
+    vms = cast.vms(name, cluster["uuid"])
+    assert vms == {"aws": [f"{name}-aws-m1", f"{name}-aws-w1"], "gcp": [f"{name}-gcp-w1"],
+                   "azure": [f"{name}-az-w1"], "digitalocean": [f"{name}-do-w1"]}
+    cast("delete-cluster", name, "--yes")
+    assert cast.leftovers(name, cluster["uuid"], cluster["spec"]) == {c: [] for c in cluster["spec"]["clouds"]}
+
+
+def test_reconcile_repairs_a_deleted_vm_and_a_deleted_subnet(cast):
+    cluster = json.loads(cast("create-cluster", "heal", "--region", REGION, "--cloud", "aws:1:1",
+                              "--output", "json").stdout)
+    client = ec2(cast)
+    worker = next(n for n in cluster["nodes"] if n["name"] == "heal-aws-w1")
+    client.terminate_instances(InstanceIds=[worker["cloud_id"]])
+    found = json.loads(cast("reconcile", "heal", "--dry-run", "--output", "json").stdout)["findings"]
+    assert any("heal-aws-w1" in line and "would recreate" in line for line in found), found
+    assert cast.vms("heal", cluster["uuid"])["aws"] == ["heal-aws-m1"]  # dry run changed nothing
+    done = json.loads(cast("reconcile", "heal", "--output", "json").stdout)["findings"]
+    assert any("heal-aws-w1" in line and "recreated" in line for line in done), done
+    assert cast.vms("heal", cluster["uuid"])["aws"] == ["heal-aws-m1", "heal-aws-w1"]
+
+    subnets = client.describe_subnets(Filters=[{"Name": "tag:cast-cluster-uuid", "Values": [cluster["uuid"]]}])
+    client.delete_subnet(SubnetId=subnets["Subnets"][0]["SubnetId"])
+    done = json.loads(cast("reconcile", "heal", "--output", "json").stdout)["findings"]
+    assert any("subnet" in line for line in done), done
+    again = client.describe_subnets(Filters=[{"Name": "tag:cast-cluster-uuid", "Values": [cluster["uuid"]]}])
+    assert len(again["Subnets"]) == 1
+    quiet = json.loads(cast("reconcile", "heal", "--dry-run", "--output", "json").stdout)["findings"]
+    assert quiet == []  # everything matches the spec again
+    cast("delete-cluster", "heal", "--yes")
+
+
+@pytest.mark.parametrize("fault", ["throttle", "unavailable", "quota"])
+def test_faults_on_one_cloud_fail_cleanly_then_a_rerun_completes(cast, fault):
+    name = f"f{fault[:5]}"
+    args = ["create-cluster", name, "--region", REGION, "--cloud", "aws:1:0", "--cloud", "gcp:0:1", "--quiet"]
+    # a steady fault on every GCP call: retries cannot get through (a short retry budget
+    # keeps the test quick; the default is 120 s)
+    emulator(cast, "gcp", "faults", "POST", {"kind": fault, "share": 1.0})
+    try:
+        failed = cast(*args, check=False, env={"CAST_RETRY_BUDGET_S": "3"})
+    finally:
+        emulator(cast, "gcp", "faults", "DELETE")
+    assert failed.returncode != 0
+    assert "gcp" in failed.stderr and "Run the same command again" in failed.stderr
+    cast(*args)
+    cluster = cast.cluster(name)
+    assert cluster["status"] == "ready"
+    cast("delete-cluster", name, "--yes")
+
+
+def test_a_foreign_vm_makes_delete_refuse_and_delete_nothing(cast):
+    cluster = json.loads(cast("create-cluster", "safe", "--region", REGION, "--cloud", "aws:1:0",
+                              "--output", "json").stdout)
+    client = ec2(cast)
+    subnet = client.describe_subnets(Filters=[{"Name": "tag:cast-cluster-uuid", "Values": [cluster["uuid"]]}])
+    image = client.describe_images(Owners=["099720109477"])["Images"][0]["ImageId"]
+    stray = client.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                                 SubnetId=subnet["Subnets"][0]["SubnetId"])["Instances"][0]["InstanceId"]
+    refused = cast("delete-cluster", "safe", "--yes", check=False)
+    assert refused.returncode == 4
+    assert stray in refused.stderr
+    assert cast.vms("safe", cluster["uuid"])["aws"] == ["safe-aws-m1"]  # nothing deleted
+    client.terminate_instances(InstanceIds=[stray])
+    cast("delete-cluster", "safe", "--yes")
+
+
+def test_a_second_process_on_the_same_cluster_exits_4_naming_the_holder(cast):
+    args = ["create-cluster", "lock", "--region", REGION, "--cloud", "aws:1:0", "--quiet"]
+    first = cast.start(*args)
+    wait_for(lambda: ("aws", "network", "begin") in cast.journal("lock"), what="the first run to hold the lock")
+    os.kill(first.pid, signal.SIGSTOP)  # hold it there, lock taken
+    try:
+        second = cast(*args, check=False)
+        assert second.returncode == 4
+        assert f"pid {first.pid}" in second.stderr and "create-cluster" in second.stderr
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    assert first.wait(timeout=120) == 0
+    cast("delete-cluster", "lock", "--yes")
