@@ -106,7 +106,7 @@ class Sandbox:
         aws_endpoint = self.moto.start()
         self.emulators = {
             "gcp": GcpEmulator().start(),
-            "azure": AzureEmulator().start(),
+            "azure": AzureEmulator(abandoned_after_s=2.0).start(),
             "digitalocean": DigitalOceanEmulator().start(),
         }
         return {
