@@ -25,8 +25,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.cast-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing the Python environment in .venv"
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[test]'
+  echo "setup: installing the Python environment in .venv (log: .venv/pip-install.log)"
+  if ! { .venv/bin/pip install --upgrade pip && .venv/bin/pip install -e '.[test]'; } > .venv/pip-install.log 2>&1; then
+    tail -n 30 .venv/pip-install.log >&2
+    echo "setup: pip install failed; the whole log is in .venv/pip-install.log" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
