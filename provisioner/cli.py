@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from .state import StateStore
 
 CLOUD_NAMES = ("aws", "gcp", "azure", "digitalocean")
-SHORT = {"aws": "aws", "gcp": "gcp", "azure": "azure", "digitalocean": "do"}
 VERDICT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
@@ -160,17 +159,7 @@ def regions_cmd(output: str, latency_threshold_ms: float | None) -> None:
                             }
                             for c in r.clouds.values()
                         },
-                        "pairs": [
-                            {
-                                "clouds": list(p.clouds),
-                                "distance_km": round(p.distance_km, 1),
-                                "bound_ms": round(p.bound_ms, 2),
-                                "measured_ms": p.measured_ms,
-                                "source": p.source,
-                                "verdict": p.verdict,
-                            }
-                            for p in checks
-                        ],
+                        "pairs": [p.to_dict() for p in checks],
                     }
                     for r, checks in result
                 ],
@@ -277,17 +266,10 @@ def render_plan(plan: ClusterPlan) -> None:
 
 
 def warn_latency(plan: ClusterPlan) -> None:
-    """Refuse (LatencyError, before anything is created) pairs over the threshold; warn near it."""
-    from .errors import InputError
+    """Refuse (InputError, before anything is created) pairs over the threshold; warn near it."""
+    from .plan import refuse_far_clouds
 
-    failing = [p for p in plan.latency if p.verdict == "fail"]
-    if failing:
-        pairs = "; ".join(p.describe() for p in failing)
-        raise InputError(
-            "--cloud",
-            f"these clouds are too far apart in {plan.spec.region} for {plan.spec.latency_threshold_ms:g} ms: {pairs}",
-            "drop one of them, pick another region, or raise --latency-threshold-ms",
-        )
+    refuse_far_clouds(plan)
     err = console(stderr=True)
     for p in plan.latency:
         if p.verdict == "warn":
@@ -645,12 +627,12 @@ def render_latency_matrix(report: Any) -> None:
     in red, pairs inside one cloud dimmed (never judged)."""
     from rich.table import Table
 
-    names = sorted({(p.source_group, p.source) for p in report.pairs} |
-                   {(p.target_group, p.target) for p in report.pairs})
+    names = sorted(
+        {(p.source_group, p.source) for p in report.pairs} | {(p.target_group, p.target) for p in report.pairs}
+    )
     cells = {(p.source, p.target): p for p in report.pairs}
     bad = {(p.source, p.target) for p in report.violations()}
-    table = Table(title=f"round trip over the mesh, avg ms (threshold {report.threshold_ms:g} ms "
-                        "between clouds)")
+    table = Table(title=f"round trip over the mesh, avg ms (threshold {report.threshold_ms:g} ms between clouds)")
     table.add_column("cloud")
     table.add_column("from \\ to")
     for group, name in names:
@@ -673,28 +655,46 @@ def render_latency_matrix(report: Any) -> None:
     out = console()
     out.print(table)
     verdict = "ok" if report.ok else "fail"
-    out.print(f"{len(report.pairs)} pairs, {len(report.violations())} over the threshold: "
-              f"{verdict_text(verdict)}")
+    out.print(f"{len(report.pairs)} pairs, {len(report.violations())} over the threshold: {verdict_text(verdict)}")
 
 
 @cli.command("check-latency")
 @click.argument("name", required=False)
-@click.option("--inventory", "inventory", type=click.Path(dir_okay=False),
-              help="Instead of a cluster: a JSON file listing nodes (name, group or cloud, public_ip, "
-                   "mesh_ip, ssh_port, host_key as an OpenSSH public key line).")
-@click.option("--ssh-key", "ssh_key", type=click.Path(dir_okay=False),
-              help="With --inventory: the SSH private key for root on those nodes.")
-@click.option("--count", default=5, show_default=True, type=click.IntRange(min=1),
-              help="Pings per pair.")
-@click.option("--interval", default=0.2, show_default=True, type=click.FloatRange(min=0.01),
-              help="Seconds between pings.")
-@click.option("--threshold-ms", default=None, type=click.FloatRange(min=0, min_open=True),
-              help="Highest average round trip allowed between nodes of different clouds "
-                   "(default: the cluster's, else 10).")
+@click.option(
+    "--inventory",
+    "inventory",
+    type=click.Path(dir_okay=False),
+    help="Instead of a cluster: a JSON file listing nodes (name, group or cloud, public_ip, "
+    "mesh_ip, ssh_port, host_key as an OpenSSH public key line).",
+)
+@click.option(
+    "--ssh-key",
+    "ssh_key",
+    type=click.Path(dir_okay=False),
+    help="With --inventory: the SSH private key for root on those nodes.",
+)
+@click.option("--count", default=5, show_default=True, type=click.IntRange(min=1), help="Pings per pair.")
+@click.option(
+    "--interval", default=0.2, show_default=True, type=click.FloatRange(min=0.01), help="Seconds between pings."
+)
+@click.option(
+    "--threshold-ms",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Highest average round trip allowed between nodes of different clouds (default: the cluster's, else 10).",
+)
 @output_option
 @click.pass_context
-def check_latency_cmd(ctx: click.Context, name: str | None, inventory: str | None, ssh_key: str | None,
-                      count: int, interval: float, threshold_ms: float | None, output: str) -> None:
+def check_latency_cmd(
+    ctx: click.Context,
+    name: str | None,
+    inventory: str | None,
+    ssh_key: str | None,
+    count: int,
+    interval: float,
+    threshold_ms: float | None,
+    output: str,
+) -> None:
     """Ping every node's mesh address from every other node of the cluster NAME (through
     WireGuard, all at once) and judge the pairs between clouds: exit 3, naming them, if any is
     over the threshold on average or loses packets.
@@ -724,8 +724,13 @@ def check_latency_cmd(ctx: click.Context, name: str | None, inventory: str | Non
         nodes = load_inventory(inventory or "")
         key = load_private_key(ssh_key)
         with SshPool(key) as pool, waiting:
-            report = measure_latency(pool, nodes, count=count, interval_s=interval,
-                                     threshold_ms=threshold_ms if threshold_ms is not None else 10.0)
+            report = measure_latency(
+                pool,
+                nodes,
+                count=count,
+                interval_s=interval,
+                threshold_ms=threshold_ms if threshold_ms is not None else 10.0,
+            )
     if output == "json":
         emit_json(report.to_dict())
     else:

@@ -17,7 +17,7 @@ from .clouds import open_cloud
 from .clouds.base import Cloud, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 from .errors import CastError, ForeignVmError, InputError
 from .keys import new_ed25519, public_of
-from .plan import CloudPlan, ClusterPlan, NodePlan, make_plan
+from .plan import CloudPlan, ClusterPlan, NodePlan, make_plan, refuse_far_clouds
 from .progress import Progress
 from .regions import RegionMap
 from .spec import ClusterSpec, spec_from_dict, with_counts
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 CLUSTER_KEY = "ssh_key"  # the secret name of the cluster's SSH client key
 SSH_TIMEOUT_S = 300.0  # a cloud VM may take minutes to boot and run cloud-init
-INFRA_STEPS = ("network", "subnet", "firewall", "ssh-key")
 
 
 class StepError(CastError):
@@ -79,13 +78,11 @@ class Engine:
         *,
         progress: Progress | None = None,
         cloud_factory: Callable[[str, str, str | None], Cloud] = open_cloud,
-        vm_concurrency: int = 8,
     ):
         self.store = store
         self.regions = regions
         self.progress = progress or Progress(None)
         self.cloud_factory = cloud_factory
-        self.vm_concurrency = vm_concurrency
 
     # --- shared plumbing -----------------------------------------------------------------
 
@@ -192,9 +189,13 @@ class Engine:
         )
 
     def _open(self, plans: Sequence[CloudPlan]) -> dict[str, Cloud]:
-        """The providers of `plans`, opened here in the calling thread: opening one imports
-        its SDK, and first imports of a shared package from several threads can deadlock."""
-        return {cp.cloud: self._cloud(cp) for cp in plans}
+        """The providers of `plans`, with their credentials checked (in parallel) so that a
+        missing credential stops the command before anything is made on any cloud. Opened
+        here in the calling thread: opening one imports its SDK, and first imports of a
+        shared package from several threads can deadlock."""
+        providers = {cp.cloud: self._cloud(cp) for cp in plans}
+        self._on_clouds(plans, lambda cp: providers[cp.cloud].check_credentials())
+        return providers
 
     def _build_cloud(self, cluster: Cluster, cp: CloudPlan, cloud: Cloud, authorized: str) -> list[Vm]:
         """Every step on one cloud, in order: network, subnet, firewall, key, VMs."""
@@ -266,6 +267,37 @@ class Engine:
 
         self._step(cluster, "mesh", "wireguard", work)
 
+    def _mesh_drift(self, cluster: Cluster, skip: set[str]) -> list[str]:
+        """What differs between each node's WireGuard peers and the full mesh the state
+        describes: nodes whose wg0 is down or unreachable, missing peers, stale peers.
+        Nodes in `skip` (whose VM is gone) are not probed."""
+        from .nodes.ssh import SshPool, load_private_key
+        from .nodes.wireguard import current_peers
+
+        rows = [n for n in self.store.nodes(cluster.row.uuid) if n.public_ip and n.name not in skip]
+        keys = {n.name: n.wg_public_key for n in rows}
+        names = {key: name for name, key in keys.items() if key}
+        key = load_private_key(str(self.store.secrets_dir(cluster.row.uuid) / CLUSTER_KEY))
+
+        def probe(access: NodeAccess) -> list[str]:
+            try:
+                peers = current_peers(pool, access)
+            except CastError as exc:
+                return [f"{access.name}: unreachable over SSH ({exc})"]
+            if peers is None:
+                return [f"{access.name}: not in the mesh (wg0 is down)"]
+            wanted = {k for name, k in keys.items() if k and name != access.name}
+            found = []
+            if wanted - peers:
+                found.append(f"{access.name}: lacks peers {', '.join(sorted(names[k] for k in wanted - peers))}")
+            if peers - wanted:
+                found.append(f"{access.name}: has {len(peers - wanted)} stale peer(s)")
+            return found
+
+        with SshPool(key) as pool:
+            results = pool.map([self._access(n) for n in rows], probe)
+        return [f"mesh: {line}" for name in sorted(results) for line in results[name]]
+
     def _mesh_members(self, cluster: Cluster) -> list[MeshNodeAccess]:
         from .nodes.wireguard import MeshNodeAccess
 
@@ -301,6 +333,7 @@ class Engine:
         """Create (or continue creating) the cluster of `spec`. Blocks until every VM runs.
         Raises StepError naming the cloud and step on failure; the state lets a re-run go on."""
         with self.store.lock(spec.name, "create-cluster"):
+            providers = self._open(make_plan(spec, self.regions).clouds)
             row = self.store.cluster(spec.name)
             if row is None:
                 row = self.store.create_cluster(str(uuidlib.uuid4()), spec.name, spec.region, spec.to_dict())
@@ -314,7 +347,6 @@ class Engine:
             plan = self._plan(cluster, spec)
             self._record_plan(cluster, plan)
             _, authorized = self._client_key(cluster)
-            providers = self._open(plan.clouds)
             self._on_clouds(plan.clouds, lambda cp: self._build_cloud(cluster, cp, providers[cp.cloud], authorized))
             self._join_mesh(cluster)
             latency = self._latency_step(cluster)
@@ -362,12 +394,13 @@ class Engine:
             spec = with_counts(cluster.spec, cloud, masters, workers, sizes)
             before = {n.name for n in self.store.nodes(cluster.row.uuid)}
             plan = self._plan(cluster, spec)
+            refuse_far_clouds(plan)  # a new cloud must be as close as the others
             self._record_plan(cluster, plan)
             self.store.update_cluster(cluster.row.uuid, spec=spec.to_dict())
             cluster = Cluster(cluster.row, spec)
             _, authorized = self._client_key(cluster)
             cp = plan.cloud(cloud)
-            self._build_cloud(cluster, cp, self._cloud(cp), authorized)
+            self._build_cloud(cluster, cp, self._open([cp])[cloud], authorized)
             self._join_mesh(cluster)
             return [n.name for n in plan.nodes if n.name not in before]
 
@@ -383,7 +416,7 @@ class Engine:
                 raise InputError("NODE", f"{node} is a master: masters are fixed at creation", "a worker")
             plan = self._plan(cluster, cluster.spec)
             cp = plan.cloud(row.cloud)
-            cloud = self._cloud(cp)
+            cloud = self._open([cp])[row.cloud]
             target = self._target(cluster, cp)
             self._step(cluster, row.cloud, "remove-vm", lambda: _delete(cloud, target, node))
             current = cluster.spec.cloud(row.cloud)
@@ -449,6 +482,7 @@ class Engine:
             plan = self._plan(cluster, cluster.spec)
             _, authorized = self._client_key(cluster)
             report: list[str] = []
+            gone: set[str] = set()  # nodes whose VM was missing
             providers = self._open(plan.clouds)
 
             def check(cp: CloudPlan) -> None:
@@ -463,6 +497,7 @@ class Engine:
                 found += cloud.ensure_ssh_key(target, authorized, dry_run=dry_run).actions
                 running = {vm.name for vm in cloud.list_vms(cluster.ref)}
                 missing = [n for n in cp.nodes if n.name not in running]
+                gone.update(n.name for n in missing)
                 if missing:
                     names = ", ".join(n.name for n in missing)
                     found.append(f"{'would recreate' if dry_run else 'recreated'} missing VMs: {names}")
@@ -474,9 +509,10 @@ class Engine:
                 report.extend(f"{cp.cloud}: {line}" for line in found)
 
             self._on_clouds(plan.clouds, check)
-            if not dry_run:
-                self._join_mesh(cluster)  # re-joins recreated nodes, drops stale peers, live
-                report.append("mesh: every node holds the full mesh with a recent handshake to every peer")
+            drift = self._mesh_drift(cluster, skip=gone)  # recreated nodes join below anyway
+            report.extend(drift if dry_run else [f"{line}: repaired" for line in drift])
+            if not dry_run and (drift or gone):
+                self._join_mesh(cluster)  # joins recreated nodes and drops stale peers, live
             return report
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from typing import Any
 
 from . import ipam
+from .errors import InputError
 from .preflight import PairCheck, check_pairs, overall
 from .regions import ROLES, RegionMap
 from .spec import ClusterSpec
@@ -146,17 +146,7 @@ class ClusterPlan:
             "latency": {
                 "threshold_ms": self.spec.latency_threshold_ms,
                 "verdict": self.latency_verdict,
-                "pairs": [
-                    {
-                        "clouds": list(p.clouds),
-                        "distance_km": round(p.distance_km, 1),
-                        "bound_ms": round(p.bound_ms, 2),
-                        "measured_ms": p.measured_ms,
-                        "source": p.source,
-                        "verdict": p.verdict,
-                    }
-                    for p in self.latency
-                ],
+                "pairs": [p.to_dict() for p in self.latency],
             },
         }
 
@@ -251,6 +241,15 @@ def make_plan(
     return ClusterPlan(spec=spec, region_name=region.name, clouds=tuple(cloud_plans), latency=latency)
 
 
-def mesh_address_of(plan: ClusterPlan, node: str) -> IPv4Address:
-    """The mesh address of a planned node."""
-    return IPv4Address(next(n.mesh_ip for n in plan.nodes if n.name == node))
+def refuse_far_clouds(plan: ClusterPlan) -> None:
+    """Raise InputError (exit 2) when a pair of the plan's clouds is over the latency
+    threshold by its physical bound or its published figure."""
+    failing = [p for p in plan.latency if p.verdict == "fail"]
+    if failing:
+        pairs = "; ".join(p.describe() for p in failing)
+        raise InputError(
+            "--cloud",
+            f"these clouds are too far apart in {plan.spec.region} for "
+            f"{plan.spec.latency_threshold_ms:g} ms: {pairs}",
+            "drop one of them, pick another region, or raise --latency-threshold-ms",
+        )

@@ -8,6 +8,7 @@ import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from .regions import CloudRegion, Region
 
@@ -47,6 +48,17 @@ class PairCheck:
     def expected_ms(self) -> float:
         """The best estimate we have: the measurement where published, else the bound."""
         return self.measured_ms if self.measured_ms is not None else self.bound_ms
+
+    def to_dict(self) -> dict[str, Any]:
+        """The check as plain data (for --output json)."""
+        return {
+            "clouds": list(self.clouds),
+            "distance_km": round(self.distance_km, 1),
+            "bound_ms": round(self.bound_ms, 2),
+            "measured_ms": self.measured_ms,
+            "source": self.source,
+            "verdict": self.verdict,
+        }
 
     def describe(self) -> str:
         text = f"{self.clouds[0]}-{self.clouds[1]}: bound {self.bound_ms:.1f} ms"

@@ -231,7 +231,7 @@ def wait_for_handshakes(pool: SshPool, nodes: list[MeshNodeAccess], keys: dict[s
     return tuple(sorted(pairs))
 
 
-def mesh_down(pool: SshPool, node: NodeAccess) -> None:
-    """Take wg0 down on `node` (wg-quick down), keeping its key file. Nothing if it is down."""
-    pool.check(node, f"if ip link show dev {mesh.INTERFACE} >/dev/null 2>&1; then "
-                     f"wg-quick down {mesh.INTERFACE} >&2; fi")
+def current_peers(pool: SshPool, node: NodeAccess) -> frozenset[str] | None:
+    """The public keys of the peers `node`'s wg0 has now, or None when wg0 is not up."""
+    out = pool.check(node, f"wg show {mesh.INTERFACE} peers 2>/dev/null || echo down").split()
+    return None if out == ["down"] else frozenset(out)

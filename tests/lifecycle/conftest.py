@@ -3,6 +3,7 @@ user would, in a private state directory; stopped with `cast sandbox down`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -89,6 +90,19 @@ class CastRunner:
             os.environ.clear()
             os.environ.update(saved)
         return found
+
+    @contextlib.contextmanager
+    def ssh(self, uuid: str):
+        """An SSH pool onto the cluster's nodes (cast's own node access, host keys pinned),
+        and {node name: NodeAccess}."""
+        from provisioner.nodes.ssh import NodeAccess, SshPool, load_private_key
+        from provisioner.state import StateStore
+
+        store = StateStore(self.state_dir)
+        key = load_private_key(str(store.secrets_dir(uuid, create=False) / "ssh_key"))
+        access = {n.name: NodeAccess(n.name, n.public_ip, n.host_key) for n in store.nodes(uuid) if n.public_ip}
+        with SshPool(key) as pool:
+            yield pool, access
 
     def leftovers(self, name: str, uuid: str, spec: dict) -> dict[str, list[str]]:
         """Everything any cloud still holds of a cluster, through the providers."""

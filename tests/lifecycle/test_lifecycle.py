@@ -114,6 +114,19 @@ def test_reconcile_repairs_a_deleted_vm_and_a_deleted_subnet(cast):
     assert len(again["Subnets"]) == 1
     quiet = json.loads(cast("reconcile", "heal", "--dry-run", "--output", "json").stdout)["findings"]
     assert quiet == []  # everything matches the spec again
+
+    # a peer removed behind cast's back on one node: found, then restored live
+    master, worker = (n for n in cast.cluster("heal")["nodes"])
+    with cast.ssh(cluster["uuid"]) as (pool, access):
+        worker_key = pool.check(access[worker["name"]], "wg show wg0 public-key").strip()
+        pool.check(access[master["name"]], f"wg set wg0 peer {worker_key} remove")
+    found = json.loads(cast("reconcile", "heal", "--dry-run", "--output", "json").stdout)["findings"]
+    assert found == [f"mesh: {master['name']}: lacks peers {worker['name']}"]
+    done = json.loads(cast("reconcile", "heal", "--output", "json").stdout)["findings"]
+    assert done == [f"mesh: {master['name']}: lacks peers {worker['name']}: repaired"]
+    with cast.ssh(cluster["uuid"]) as (pool, access):
+        assert worker_key in pool.check(access[master["name"]], "wg show wg0 peers").split()
+    assert json.loads(cast("reconcile", "heal", "--dry-run", "--output", "json").stdout)["findings"] == []
     cast("delete-cluster", "heal", "--yes")
 
 
@@ -165,3 +178,22 @@ def test_a_second_process_on_the_same_cluster_exits_4_naming_the_holder(cast):
         os.kill(first.pid, signal.SIGCONT)
     assert first.wait(timeout=120) == 0
     cast("delete-cluster", "lock", "--yes")
+
+
+def test_add_node_refuses_a_cloud_beyond_the_latency_threshold(cast):
+    cast("create-cluster", "far", "--region", REGION, "--cloud", "aws:1:0", "--latency-threshold-ms", "1", "--quiet")
+    refused = cast("add-node", "far", "--cloud", "gcp", check=False)  # aws-gcp: 1.19 ms published
+    assert refused.returncode == 2 and "too far apart" in refused.stderr
+    status = cast.cluster("far")
+    assert list(status["spec"]["clouds"]) == ["aws"] and len(status["nodes"]) == 1
+    cast("delete-cluster", "far", "--yes")
+
+
+def test_missing_credentials_stop_create_before_anything_is_made(cast):
+    args = ["create-cluster", "nocred", "--region", REGION, "--cloud", "aws:1:0", "--cloud", "digitalocean:0:1"]
+    failed = cast(*args, check=False, env={"DIGITALOCEAN_TOKEN": ""})
+    assert failed.returncode == 1
+    assert "DIGITALOCEAN_TOKEN" in failed.stderr
+    assert "nocred" not in cast("list").stdout
+    vpcs = ec2(cast).describe_vpcs(Filters=[{"Name": "tag:cast-cluster", "Values": ["nocred"]}])["Vpcs"]
+    assert vpcs == []  # not even the cloud whose credentials were fine was touched
