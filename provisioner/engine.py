@@ -39,11 +39,14 @@ class StepError(CastError):
         self.cloud = cloud
         self.step = step
         self.cause = cause
-        super().__init__(
-            f"{cloud}: step {step} failed: {cause}\n"
-            f"Run the same command again to continue from here, or `cast delete-cluster {cluster}` to remove "
-            f"everything made so far."
-        )
+        if step == "credentials":
+            hint = "Fix that, then run the same command again: nothing has been changed on any cloud yet."
+        else:
+            hint = (
+                f"Run the same command again to continue from here, or `cast delete-cluster {cluster}` to remove "
+                f"everything made so far."
+            )
+        super().__init__(f"{cloud}: step {step} failed: {cause}\n{hint}")
         if isinstance(cause, CastError):
             self.exit_code = cause.exit_code
 
@@ -188,13 +191,20 @@ class Engine:
             authorized_key=authorized,
         )
 
-    def _open(self, plans: Sequence[CloudPlan]) -> dict[str, Cloud]:
+    def _open(self, name: str, plans: Sequence[CloudPlan]) -> dict[str, Cloud]:
         """The providers of `plans`, with their credentials checked (in parallel) so that a
         missing credential stops the command before anything is made on any cloud. Opened
         here in the calling thread: opening one imports its SDK, and first imports of a
         shared package from several threads can deadlock."""
         providers = {cp.cloud: self._cloud(cp) for cp in plans}
-        self._on_clouds(plans, lambda cp: providers[cp.cloud].check_credentials())
+
+        def check(cp: CloudPlan) -> None:
+            try:
+                providers[cp.cloud].check_credentials()
+            except CastError as exc:
+                raise StepError(name, cp.cloud, "credentials", exc) from exc
+
+        self._on_clouds(plans, check)
         return providers
 
     def _build_cloud(self, cluster: Cluster, cp: CloudPlan, cloud: Cloud, authorized: str) -> list[Vm]:
@@ -333,7 +343,7 @@ class Engine:
         """Create (or continue creating) the cluster of `spec`. Blocks until every VM runs.
         Raises StepError naming the cloud and step on failure; the state lets a re-run go on."""
         with self.store.lock(spec.name, "create-cluster"):
-            providers = self._open(make_plan(spec, self.regions).clouds)
+            providers = self._open(spec.name, make_plan(spec, self.regions).clouds)
             row = self.store.cluster(spec.name)
             if row is None:
                 row = self.store.create_cluster(str(uuidlib.uuid4()), spec.name, spec.region, spec.to_dict())
@@ -400,7 +410,7 @@ class Engine:
             cluster = Cluster(cluster.row, spec)
             _, authorized = self._client_key(cluster)
             cp = plan.cloud(cloud)
-            self._build_cloud(cluster, cp, self._open([cp])[cloud], authorized)
+            self._build_cloud(cluster, cp, self._open(name, [cp])[cloud], authorized)
             self._join_mesh(cluster)
             return [n.name for n in plan.nodes if n.name not in before]
 
@@ -416,7 +426,7 @@ class Engine:
                 raise InputError("NODE", f"{node} is a master: masters are fixed at creation", "a worker")
             plan = self._plan(cluster, cluster.spec)
             cp = plan.cloud(row.cloud)
-            cloud = self._open([cp])[row.cloud]
+            cloud = self._open(name, [cp])[row.cloud]
             target = self._target(cluster, cp)
             self._step(cluster, row.cloud, "remove-vm", lambda: _delete(cloud, target, node))
             current = cluster.spec.cloud(row.cloud)
@@ -439,7 +449,7 @@ class Engine:
             cluster = Cluster(row, spec_from_dict(row.spec))
             plan = make_plan(cluster.spec, self.regions)  # only the clouds and their places matter here
             self.store.update_cluster(row.uuid, status="deleting")
-            providers = self._open(plan.clouds)
+            providers = self._open(name, plan.clouds)
             clouds = {cp.cloud: (providers[cp.cloud], self._target(cluster, cp)) for cp in plan.clouds}
             foreign: list[ForeignVmError] = []
 
@@ -483,7 +493,7 @@ class Engine:
             _, authorized = self._client_key(cluster)
             report: list[str] = []
             gone: set[str] = set()  # nodes whose VM was missing
-            providers = self._open(plan.clouds)
+            providers = self._open(name, plan.clouds)
 
             def check(cp: CloudPlan) -> None:
                 cloud = providers[cp.cloud]
