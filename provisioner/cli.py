@@ -1,4 +1,4 @@
-"""The command line: click commands and rich rendering only. No cloud SDK is imported here;
+"""The command line: click commands only (their rendering is in render.py). No cloud SDK is imported here;
 heavier modules are imported inside the commands that need them, so `cast --help` is fast."""
 
 from __future__ import annotations
@@ -12,26 +12,15 @@ import click
 
 from . import __version__
 from .errors import CastError
+from .render import CLOUD_NAMES, console, render_cluster, render_latency_matrix, render_plan, render_regions
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from .plan import ClusterPlan
-    from .preflight import PairCheck
     from .state import StateStore
 
-CLOUD_NAMES = ("aws", "gcp", "azure", "digitalocean")
-VERDICT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
 # --- output helpers --------------------------------------------------------------------
-
-
-def console(stderr: bool = False) -> Console:
-    """A rich console on stdout (data) or stderr (progress, warnings)."""
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False)
 
 
 def emit_json(data: Any) -> None:
@@ -48,10 +37,6 @@ def output_option(f: Any) -> Any:
         show_default=True,
         help="How to print the result.",
     )(f)
-
-
-def verdict_text(verdict: str) -> str:
-    return f"[{VERDICT_STYLE[verdict]}]{verdict}[/]"
 
 
 class CastGroup(click.Group):
@@ -96,22 +81,6 @@ def cli(state_dir: Path | None) -> None:
 # --- regions ---------------------------------------------------------------------------
 
 
-def _pair_rows(checks: list[PairCheck]) -> list[list[str]]:
-    rows = []
-    for p in checks:
-        measured = f"{p.measured_ms:.2f}" if p.measured_ms is not None else "-"
-        rows.append(
-            [
-                f"{p.clouds[0]} - {p.clouds[1]}",
-                f"{p.distance_km:.0f}",
-                f"{p.bound_ms:.2f}",
-                measured,
-                verdict_text(p.verdict),
-            ]
-        )
-    return rows
-
-
 @cli.command("regions")
 @output_option
 @click.option(
@@ -127,7 +96,6 @@ def regions_cmd(output: str, latency_threshold_ms: float | None) -> None:
     200 km per ms one way); "published" is a measured figure where one is known. A pair fails
     when either is over the threshold and warns within 20% of it.
     """
-    from rich.table import Table
 
     from .preflight import check_pairs, overall
     from .regions import load_region_map
@@ -166,26 +134,7 @@ def regions_cmd(output: str, latency_threshold_ms: float | None) -> None:
             }
         )
         return
-    out = console()
-    table = Table(title=f"cast regions (threshold {threshold:g} ms)", title_justify="left")
-    table.add_column("region")
-    for cloud in CLOUD_NAMES:
-        table.add_column(cloud)
-    table.add_column("verdict")
-    for region, checks in result:
-        cells = [f"[bold]{region.key}[/]\n[dim]{region.name}[/]"]
-        for cloud in CLOUD_NAMES:
-            c = region.clouds.get(cloud)
-            cells.append(f"{c.region}\n[dim]{c.metro}[/]" if c else "[dim]-[/]")
-        table.add_row(*cells, verdict_text(overall(checks)))
-    out.print(table)
-    pairs = Table(title="cloud pairs: great-circle distance, physical RTT bound, published RTT", title_justify="left")
-    for column in ("region", "pair", "km", "bound ms", "published ms", "verdict"):
-        pairs.add_column(column, justify="right" if column in ("km", "bound ms", "published ms") else "left")
-    for region, checks in result:
-        for i, row in enumerate(_pair_rows(checks)):
-            pairs.add_row(region.key if i == 0 else "", *row, end_section=i == len(checks) - 1)
-    out.print(pairs)
+    render_regions(result, threshold)
 
 
 # --- create-cluster --------------------------------------------------------------------
@@ -232,37 +181,6 @@ def spec_options(f: Any) -> Any:
     for option in reversed(options):
         f = option(f)
     return f
-
-
-def render_plan(plan: ClusterPlan) -> None:
-    """The plan as rich tables on stdout."""
-    from rich.table import Table
-
-    out = console()
-    spec = plan.spec
-    out.print(f"[bold]Plan for cluster {spec.name}[/] in {plan.region_name} ({spec.region})")
-    for c in plan.clouds:
-        table = Table(title=f"{c.cloud}: {c.region}" + (f" / {c.zone}" if c.zone else ""), title_justify="left")
-        table.add_column("node")
-        table.add_column("role")
-        table.add_column("size")
-        table.add_column("image")
-        table.add_column("subnet")
-        table.add_column("mesh address")
-        for n in c.nodes:
-            table.add_row(n.name, n.role, n.size, n.image, c.subnet_cidr, n.mesh_ip)
-        out.print(f"\n[bold]{c.cloud}[/]: network {c.network_cidr}, subnet {c.subnet_cidr}")
-        for role, rules in c.firewall.items():
-            text = ", ".join(f"{r.protocol}/{r.ports} from {' '.join(r.sources)}" for r in rules)
-            out.print(f"  firewall {role}: {text}")
-        out.print(table)
-    latency = Table(title=f"latency pre-flight (threshold {spec.latency_threshold_ms:g} ms)", title_justify="left")
-    for column in ("pair", "km", "bound ms", "published ms", "verdict"):
-        latency.add_column(column)
-    for row in _pair_rows(list(plan.latency)):
-        latency.add_row(*row)
-    out.print()
-    out.print(latency)
 
 
 def warn_latency(plan: ClusterPlan) -> None:
@@ -471,7 +389,6 @@ def list_cmd(ctx: click.Context, output: str) -> None:
 
 
 def show_cluster(ctx: click.Context, name: str, output: str) -> None:
-    from rich.table import Table
 
     from .errors import InputError
 
@@ -506,16 +423,7 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
             }
         )
         return
-    from rich import box
-
-    out = console()
-    out.print(f"[bold]{cluster.name}[/] {cluster.status} in {cluster.region}, uuid {cluster.uuid}")
-    table = Table(box=box.SIMPLE_HEAD)
-    for column in ("node", "cloud", "role", "size", "status", "public ip", "mesh ip"):
-        table.add_column(column, no_wrap=column in ("node", "public ip", "mesh ip"))
-    for n in nodes:
-        table.add_row(n.name, n.cloud, n.role, n.size, n.status, n.public_ip or "-", n.mesh_ip)
-    out.print(table)
+    render_cluster(cluster, nodes)
 
 
 @cli.command("status")
@@ -620,42 +528,6 @@ def sandbox_status(ctx: click.Context, output: str) -> None:
 
 
 # --- check-latency (nodes over the WireGuard mesh) -------------------------------------
-
-
-def render_latency_matrix(report: Any) -> None:
-    """The round-trip matrix (average ms, source rows by cloud, target columns), violations
-    in red, pairs inside one cloud dimmed (never judged)."""
-    from rich.table import Table
-
-    names = sorted(
-        {(p.source_group, p.source) for p in report.pairs} | {(p.target_group, p.target) for p in report.pairs}
-    )
-    cells = {(p.source, p.target): p for p in report.pairs}
-    bad = {(p.source, p.target) for p in report.violations()}
-    table = Table(title=f"round trip over the mesh, avg ms (threshold {report.threshold_ms:g} ms between clouds)")
-    table.add_column("cloud")
-    table.add_column("from \\ to")
-    for group, name in names:
-        table.add_column(f"{name}\n[dim]{group}[/]", justify="right")
-    previous = None
-    for group, source in names:
-        row = [group if group != previous else "", source]
-        previous = group
-        for _, target in names:
-            pair = cells.get((source, target))
-            if pair is None:
-                row.append("[dim]-[/]")
-                continue
-            text = "lost" if pair.avg_ms is None else f"{pair.avg_ms:.1f}"
-            if pair.loss and pair.avg_ms is not None:
-                text += f" ({pair.loss:.0%} lost)"
-            style = "bold red" if (source, target) in bad else ("dim" if not pair.cross_group else "green")
-            row.append(f"[{style}]{text}[/]")
-        table.add_row(*row)
-    out = console()
-    out.print(table)
-    verdict = "ok" if report.ok else "fail"
-    out.print(f"{len(report.pairs)} pairs, {len(report.violations())} over the threshold: {verdict_text(verdict)}")
 
 
 @cli.command("check-latency")

@@ -110,24 +110,21 @@ class Engine:
             raise InputError("NAME", f"no cluster named {name!r}", known)
         return Cluster(row, spec_from_dict(row.spec))
 
-    def _client_key(self, cluster: Cluster) -> tuple[bytes, str]:
-        """The cluster's SSH client key pair, made once and kept as a secret."""
-        private = self.store.read_secret(cluster.row.uuid, CLUSTER_KEY)
-        comment = f"cast-{cluster.row.name}"
+    def _key_pair(self, cluster: Cluster, secret: str, comment: str) -> tuple[bytes, str]:
+        """An ed25519 key pair kept as the cluster's secret `secret`, made on first use."""
+        private = self.store.read_secret(cluster.row.uuid, secret)
         if private is None:
-            pair = new_ed25519(comment)
-            self.store.write_secret(cluster.row.uuid, CLUSTER_KEY, pair.private)
-            private = pair.private
+            private = new_ed25519(comment).private
+            self.store.write_secret(cluster.row.uuid, secret, private)
         return private, public_of(private, comment)
 
+    def _client_key(self, cluster: Cluster) -> tuple[bytes, str]:
+        """The cluster's SSH client key pair (root on every node)."""
+        return self._key_pair(cluster, CLUSTER_KEY, f"cast-{cluster.row.name}")
+
     def _host_key(self, cluster: Cluster, node: str) -> tuple[bytes, str]:
-        """A node's SSH host key pair, made by cast before the VM exists and kept as a secret."""
-        private = self.store.read_secret(cluster.row.uuid, host_key_secret(node))
-        if private is None:
-            pair = new_ed25519(node)
-            self.store.write_secret(cluster.row.uuid, host_key_secret(node), pair.private)
-            private = pair.private
-        return private, public_of(private, node)
+        """A node's SSH host key pair, made by cast before the VM exists."""
+        return self._key_pair(cluster, host_key_secret(node), node)
 
     def _plan(self, cluster: Cluster, spec: ClusterSpec) -> ClusterPlan:
         """The plan for `spec`, keeping existing nodes' names and addresses, never reusing

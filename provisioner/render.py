@@ -1,0 +1,154 @@
+"""Rich rendering for the command line: the tables and lines users read. Pure output: no
+state, no cloud. rich is imported on first use, so `cast --help` stays fast."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .plan import ClusterPlan
+    from .preflight import PairCheck
+    from .regions import Region
+    from .state import ClusterRow, NodeRow
+
+CLOUD_NAMES = ("aws", "gcp", "azure", "digitalocean")
+VERDICT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console on stdout (data) or stderr (progress, warnings)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def verdict_text(verdict: str) -> str:
+    return f"[{VERDICT_STYLE[verdict]}]{verdict}[/]"
+
+
+def pair_rows(checks: list[PairCheck]) -> list[list[str]]:
+    rows = []
+    for p in checks:
+        measured = f"{p.measured_ms:.2f}" if p.measured_ms is not None else "-"
+        rows.append(
+            [
+                f"{p.clouds[0]} - {p.clouds[1]}",
+                f"{p.distance_km:.0f}",
+                f"{p.bound_ms:.2f}",
+                measured,
+                verdict_text(p.verdict),
+            ]
+        )
+    return rows
+
+
+def render_regions(result: list[tuple[Region, list[PairCheck]]], threshold: float) -> None:
+    """The region map as two tables: the regions with each cloud's region, and every cloud pair."""
+    from rich.table import Table
+
+    from .preflight import overall
+
+    out = console()
+    table = Table(title=f"cast regions (threshold {threshold:g} ms)", title_justify="left")
+    table.add_column("region")
+    for cloud in CLOUD_NAMES:
+        table.add_column(cloud)
+    table.add_column("verdict")
+    for region, checks in result:
+        cells = [f"[bold]{region.key}[/]\n[dim]{region.name}[/]"]
+        for cloud in CLOUD_NAMES:
+            c = region.clouds.get(cloud)
+            cells.append(f"{c.region}\n[dim]{c.metro}[/]" if c else "[dim]-[/]")
+        table.add_row(*cells, verdict_text(overall(checks)))
+    out.print(table)
+    pairs = Table(title="cloud pairs: great-circle distance, physical RTT bound, published RTT", title_justify="left")
+    for column in ("region", "pair", "km", "bound ms", "published ms", "verdict"):
+        pairs.add_column(column, justify="right" if column in ("km", "bound ms", "published ms") else "left")
+    for region, checks in result:
+        for i, row in enumerate(pair_rows(checks)):
+            pairs.add_row(region.key if i == 0 else "", *row, end_section=i == len(checks) - 1)
+    out.print(pairs)
+
+
+def render_plan(plan: ClusterPlan) -> None:
+    """The plan as rich tables on stdout."""
+    from rich.table import Table
+
+    out = console()
+    spec = plan.spec
+    out.print(f"[bold]Plan for cluster {spec.name}[/] in {plan.region_name} ({spec.region})")
+    for c in plan.clouds:
+        table = Table(title=f"{c.cloud}: {c.region}" + (f" / {c.zone}" if c.zone else ""), title_justify="left")
+        table.add_column("node")
+        table.add_column("role")
+        table.add_column("size")
+        table.add_column("image")
+        table.add_column("subnet")
+        table.add_column("mesh address")
+        for n in c.nodes:
+            table.add_row(n.name, n.role, n.size, n.image, c.subnet_cidr, n.mesh_ip)
+        out.print(f"\n[bold]{c.cloud}[/]: network {c.network_cidr}, subnet {c.subnet_cidr}")
+        for role, rules in c.firewall.items():
+            text = ", ".join(f"{r.protocol}/{r.ports} from {' '.join(r.sources)}" for r in rules)
+            out.print(f"  firewall {role}: {text}")
+        out.print(table)
+    latency = Table(title=f"latency pre-flight (threshold {spec.latency_threshold_ms:g} ms)", title_justify="left")
+    for column in ("pair", "km", "bound ms", "published ms", "verdict"):
+        latency.add_column(column)
+    for row in pair_rows(list(plan.latency)):
+        latency.add_row(*row)
+    out.print()
+    out.print(latency)
+
+
+def render_cluster(cluster: ClusterRow, nodes: list[NodeRow]) -> None:
+    """A cluster's status line and its nodes."""
+    from rich import box
+    from rich.table import Table
+
+    out = console()
+    out.print(f"[bold]{cluster.name}[/] {cluster.status} in {cluster.region}, uuid {cluster.uuid}")
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("node", "cloud", "role", "size", "status", "public ip", "mesh ip"):
+        table.add_column(column, no_wrap=column in ("node", "public ip", "mesh ip"))
+    for n in nodes:
+        table.add_row(n.name, n.cloud, n.role, n.size, n.status, n.public_ip or "-", n.mesh_ip)
+    out.print(table)
+
+
+def render_latency_matrix(report: Any) -> None:
+    """The round-trip matrix (average ms, source rows by cloud, target columns), violations
+    in red, pairs inside one cloud dimmed (never judged)."""
+    from rich.table import Table
+
+    names = sorted(
+        {(p.source_group, p.source) for p in report.pairs} | {(p.target_group, p.target) for p in report.pairs}
+    )
+    cells = {(p.source, p.target): p for p in report.pairs}
+    bad = {(p.source, p.target) for p in report.violations()}
+    table = Table(title=f"round trip over the mesh, avg ms (threshold {report.threshold_ms:g} ms between clouds)")
+    table.add_column("cloud")
+    table.add_column("from \\ to")
+    for group, name in names:
+        table.add_column(f"{name}\n[dim]{group}[/]", justify="right")
+    previous = None
+    for group, source in names:
+        row = [group if group != previous else "", source]
+        previous = group
+        for _, target in names:
+            pair = cells.get((source, target))
+            if pair is None:
+                row.append("[dim]-[/]")
+                continue
+            text = "lost" if pair.avg_ms is None else f"{pair.avg_ms:.1f}"
+            if pair.loss and pair.avg_ms is not None:
+                text += f" ({pair.loss:.0%} lost)"
+            style = "bold red" if (source, target) in bad else ("dim" if not pair.cross_group else "green")
+            row.append(f"[{style}]{text}[/]")
+        table.add_row(*row)
+    out = console()
+    out.print(table)
+    verdict = "ok" if report.ok else "fail"
+    out.print(f"{len(report.pairs)} pairs, {len(report.violations())} over the threshold: {verdict_text(verdict)}")
