@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -99,29 +100,37 @@ def _describe(p: PairLatency) -> str:
     return text + (f", {p.loss:.0%} lost" if p.loss else "")
 
 
-def _command(targets: list[str], count: int, interval_s: float) -> str:
+def _command(targets: list[str], count: int, interval_s: float, start_at: float) -> str:
     args = " ".join(shlex.quote(t) for t in targets)
-    return f"python3 - {count} {interval_s:g} {REPLY_WAIT_S:g} {args}"
+    return f"python3 - {count} {interval_s:g} {REPLY_WAIT_S:g} {start_at:.3f} {args}"
+
+
+def start_lead_s(nodes: int) -> float:
+    """How far ahead the common start is: time for every node to get the pinger going over
+    SSH (a bounded pool, so more nodes take longer)."""
+    return 0.5 + 0.02 * nodes
 
 
 def measure_latency(pool: SshPool, nodes: list[MeshNodeAccess], *,
                     count: int = DEFAULT_COUNT, interval_s: float = DEFAULT_INTERVAL_S,
                     threshold_ms: float = DEFAULT_THRESHOLD_MS) -> LatencyReport:
     """Ping every other node's mesh address from every node, all nodes at once, `count`
-    pings `interval_s` apart; blocks for about count × interval_s plus the SSH round trip.
+    pings `interval_s` apart, all starting at one moment (start_lead_s ahead); blocks for about
+    that lead plus count × interval_s.
     Raises NodesError if a node cannot be reached (a peer that does not answer is a
     measured 100 % loss, not an error)."""
     if count < 1 or interval_s < 0.002:
         raise ValueError("count must be >= 1 and interval >= 0.002 s")
     by_ip = {n.mesh_ip: n for n in nodes}
+    start_at = time.time() + start_lead_s(len(nodes))
 
     def measure(access: NodeAccess) -> list[PairLatency]:
         me = next(n for n in nodes if n.name == access.name)
         targets = [n.mesh_ip for n in nodes if n.name != me.name]
         if not targets:
             return []
-        timeout = count * interval_s + REPLY_WAIT_S + 30
-        out = pool.check(access, _command(targets, count, interval_s),
+        timeout = count * interval_s + REPLY_WAIT_S + start_lead_s(len(nodes)) + 30
+        out = pool.check(access, _command(targets, count, interval_s, start_at),
                          stdin=PINGER.read_bytes(), timeout_s=timeout)
         try:
             figures = json.loads(out)

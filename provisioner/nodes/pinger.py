@@ -3,9 +3,12 @@ echo to many addresses from one process, so a node measures all its peers at onc
 starting one `ping` per peer (with 50 nodes, 2450 ping processes cost more CPU than the
 measurement itself). Every cloud image that runs cloud-init has python3.
 
-    python3 - COUNT INTERVAL_S WAIT_S ADDRESS... < pinger.py
+    python3 - COUNT INTERVAL_S WAIT_S START_AT ADDRESS... < pinger.py
 prints one JSON object: {address: [sent, received, min_ms, avg_ms, max_ms]} (None when no
 reply). Round trips use the kernel's receive timestamp, so a busy node adds no delay to them.
+Every node first sends one unmeasured echo to each peer (it starts any WireGuard handshake
+that is due), then all start measuring at START_AT (unix time), so that no node measures
+while others are still starting their pinger: a start-up burst would count as latency.
 """
 
 import contextlib
@@ -83,6 +86,29 @@ def measure(targets: list[str], count: int, interval_s: float, wait_s: float) ->
                 max(r, default=None)] for t, r in rtts.items()}
 
 
+MAX_START_WAIT_S = 10.0  # a node whose clock is far off starts at once rather than hang
+
+
+def warm_up(targets: list) -> None:
+    """One unmeasured echo to every target (another ident, so its replies are ignored): it
+    starts any WireGuard handshake that is due, which the measured echoes must not wait for."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    ident = (os.getpid() & 0xFFFF) ^ 0x8000
+    for target in targets:
+        with contextlib.suppress(OSError):
+            sock.sendto(echo(ident, 0), (target, 0))
+    sock.close()
+
+
+def wait_for_start(start_at: float) -> None:
+    """Block until the common start time (a barrier across nodes, not a poll)."""
+    delay = start_at - time.time()
+    if 0 < delay <= MAX_START_WAIT_S:
+        time.sleep(delay)
+
+
 if __name__ == "__main__":
-    count, interval, wait = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-    print(json.dumps(measure(sys.argv[4:], count, interval, wait)))
+    count, interval, wait, start_at = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+    warm_up(sys.argv[5:])
+    wait_for_start(start_at)
+    print(json.dumps(measure(sys.argv[5:], count, interval, wait)))

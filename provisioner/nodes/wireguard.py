@@ -171,7 +171,7 @@ def probe_peers(pool: SshPool, node: MeshNodeAccess, ping: Sequence[str] = (),
     removals = "".join(f"wg set {mesh.INTERFACE} peer {shlex.quote(k)} remove\n" for k in restart)
     readd = f"{_SPLICE}{removals}{_SYNC}\n" if restart else ""
     targets = " ".join(shlex.quote(ip) for ip in ping)
-    pings = (f"python3 - 1 0.2 {NUDGE_WAIT_S:g} {targets} || echo '{{}}'\n" if ping
+    pings = (f"python3 - 1 0.2 {NUDGE_WAIT_S:g} 0 {targets} || echo '{{}}'\n" if ping
              else "echo '{}'\n")
     script = f"{readd}{pings}date +%s\nwg show {mesh.INTERFACE} latest-handshakes\n"
     out = pool.check(node.access, f"bash -c {shlex.quote(script)}",

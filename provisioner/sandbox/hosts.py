@@ -329,8 +329,11 @@ class LocalHosts:
                   "mount -t tmpfs -o mode=0700 cast-home /root && "
                   f"exec /usr/sbin/sshd -D -e -f {d / 'sshd_config'}")
         with open(d / "sshd.log", "wb") as log:
+            # A cloud VM has CPUs of its own; here every host shares this machine's. Ahead of
+            # cast and the emulators, the host's processes (sshd and what its sessions start,
+            # wireguard-go among them) behave more like a VM's.
             host.sshd = subprocess.Popen(
-                ["ip", "netns", "exec", host.netns, "unshare", "--mount",
+                ["nice", "-n", "-10", "ip", "netns", "exec", host.netns, "unshare", "--mount",
                  "--propagation", "private", "sh", "-c", script],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         _record(d / "sshd.pid", host.sshd.pid)

@@ -35,7 +35,7 @@ from .emulator import EmulatedVm, EmulatorServer
 
 LOG = logging.getLogger("cast.sandbox")
 STATE_FILE = "sandbox.json"
-POLL_S = 0.25
+POLL_S = 0.5  # how often the supervisor looks for VMs to boot or remove
 # Public address pools, one per cloud: documentation (RFC 5737) and benchmarking (RFC 2544)
 # ranges, never routed on the internet. 192.0.2.0/24 is left out: machines of this
 # workplace use it for their own uplink. `check_pools` refuses any pool the host routes.
@@ -54,19 +54,19 @@ SANDBOX_CREDENTIALS = {
 }
 
 
-def moto_running_vms() -> list[EmulatedVm]:
-    """The running instances of the in-process moto server, as the sandbox needs them."""
+def moto_running_vms(regions: list[str]) -> list[EmulatedVm]:
+    """The running instances of the in-process moto server in `regions`, as the sandbox needs them."""
+    from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ec2.models import ec2_backends
 
     vms = []
-    for account in list(ec2_backends.values()):
-        for backend in list(account.values()):
-            for instance in backend.all_instances():
-                if instance.state != "running":
-                    continue
-                raw = instance.user_data  # moto keeps it base64-encoded
-                text = raw.decode() if raw is not None else ""
-                vms.append(EmulatedVm(instance.id, instance.id, instance.public_ip, instance.private_ip, text))
+    for region in regions:
+        for instance in ec2_backends[DEFAULT_ACCOUNT_ID][region].all_instances():
+            if instance.state != "running":
+                continue
+            raw = instance.user_data  # moto keeps it base64-encoded
+            text = raw.decode() if raw is not None else ""
+            vms.append(EmulatedVm(instance.id, instance.id, instance.public_ip, instance.private_ip, text))
     return vms
 
 
@@ -140,7 +140,7 @@ class Sandbox:
     def running(self) -> dict[str, tuple[str, EmulatedVm]]:
         """Every running VM with a public IP, by host name: `<cloud>-<id>`."""
         found: dict[str, tuple[str, EmulatedVm]] = {}
-        sources = [("aws", moto_running_vms())]
+        sources = [("aws", moto_running_vms(self.moto.regions))]
         sources += [(cloud, e.running_vms()) for cloud, e in self.emulators.items()]
         for cloud, vms in sources:
             for vm in vms:
