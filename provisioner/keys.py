@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
@@ -34,3 +37,15 @@ def public_of(private: bytes, comment: str) -> str:
     key = serialization.load_ssh_private_key(private, password=None)
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     return f"{public.decode()} {comment}"
+
+
+def md5_fingerprint(public_line: str) -> str:
+    """The MD5 fingerprint of an OpenSSH public key line, colon-separated hex of the key blob
+    (what DigitalOcean shows for a key)."""
+    parts = public_line.split()
+    try:
+        blob = base64.b64decode(parts[1], validate=True) if len(parts) > 1 else public_line.encode()
+    except (binascii.Error, ValueError):
+        blob = public_line.encode()
+    digest = hashlib.md5(blob, usedforsecurity=False).hexdigest()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))

@@ -23,9 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
+from provisioner.keys import new_ed25519
 from provisioner.nodes.latency import measure_latency  # noqa: E402
 from provisioner.nodes.ssh import NodeAccess, SshPool, load_private_key  # noqa: E402
 from provisioner.nodes.wireguard import MeshNodeAccess, apply_mesh  # noqa: E402
@@ -36,12 +35,9 @@ GROUPS = {"aws": "198.19.1.0/26", "gcp": "198.19.1.64/26", "azure": "198.19.1.12
 
 
 def keypair() -> tuple[str, str]:
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                           serialization.PublicFormat.OpenSSH).decode()
-    return private, public
+    """An ed25519 key pair: (OpenSSH private key text, OpenSSH public key line)."""
+    pair = new_ed25519("cast-test")
+    return pair.private.decode(), pair.public
 
 
 def run_size(n: int, key_path: Path, ssh_public: str, count: int, interval: float) -> dict[str, float]:

@@ -3,13 +3,11 @@ into as few create calls as the API allows, and the fingerprint of a public key.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .. import tags
+from ..keys import md5_fingerprint
 from .base import Vm, VmRequest
 
 ACTIVE = "active"
@@ -68,10 +66,4 @@ def droplet_tags(cluster_name: str, cluster_uuid: str, batch: Sequence[VmRequest
 def fingerprint(public_key: str) -> str:
     """The MD5 fingerprint DigitalOcean gives a key (colon-separated hex of the key blob), so
     droplets can name the key without listing the account's keys."""
-    parts = public_key.split()
-    try:
-        blob = base64.b64decode(parts[1], validate=True) if len(parts) > 1 else public_key.encode()
-    except (binascii.Error, ValueError):
-        blob = public_key.encode()
-    digest = hashlib.md5(blob, usedforsecurity=False).hexdigest()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    return md5_fingerprint(public_key)

@@ -21,9 +21,6 @@ real API where cast depends on it.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import ipaddress
 import itertools
 import time
@@ -34,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlencode
 
+from ..keys import md5_fingerprint
 from .do_openapi import OpenApiChecker, default_checker
 from .emulator import AddressPool, EmulatedVm, EmulatorServer, Request, Response
 
@@ -90,13 +88,7 @@ def _not_found() -> Response:
 
 def fingerprint(public_key: str) -> str:
     """The MD5 fingerprint DigitalOcean shows for a public key (colon-separated hex)."""
-    parts = public_key.split()
-    try:
-        raw = base64.b64decode(parts[1], validate=True) if len(parts) > 1 else public_key.encode()
-    except (binascii.Error, ValueError):
-        raw = public_key.encode()
-    digest = hashlib.md5(raw, usedforsecurity=False).hexdigest()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    return md5_fingerprint(public_key)
 
 
 class DigitalOceanEmulator(EmulatorServer):

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from provisioner.keys import new_ed25519
 from provisioner.sandbox.hosts import LocalHosts, require_support
 
 GROUPS = {"aws": "198.19.0.0/26", "gcp": "198.19.0.64/26", "azure": "198.19.0.128/26"}
@@ -26,12 +25,8 @@ GROUPS = {"aws": "198.19.0.0/26", "gcp": "198.19.0.64/26", "azure": "198.19.0.12
 
 def keypair() -> tuple[str, str]:
     """An ed25519 key pair: (OpenSSH private key text, OpenSSH public key line)."""
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                           serialization.PublicFormat.OpenSSH).decode()
-    return private, public
+    pair = new_ed25519("cast-test")
+    return pair.private.decode(), pair.public
 
 
 @dataclass
