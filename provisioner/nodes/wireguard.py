@@ -56,6 +56,14 @@ _SYNC = f"wg syncconf {mesh.INTERFACE} <(wg-quick strip {mesh.INTERFACE} | splic
 _APPLY_SCRIPT = f"""set -e
 umask 077
 {_SPLICE}
+# A bring-up cut short (cast killed while wg-quick ran) leaves wg0 without its address or
+# down: that interface never carried a session, so it is removed and brought up afresh.
+address=$(awk -F' *= *' '/^Address/ {{print $2; exit}}' {mesh.CONFIG_PATH})
+if ip link show dev {mesh.INTERFACE} >/dev/null 2>&1 && \
+   ! {{ ip -o link show dev {mesh.INTERFACE} | grep -q '[<,]UP[,>]' && \
+        ip -o addr show dev {mesh.INTERFACE} | grep -qF "inet $address"; }}; then
+    ip link del dev {mesh.INTERFACE}
+fi
 if ip link show dev {mesh.INTERFACE} >/dev/null 2>&1; then
     echo updated $(wg show {mesh.INTERFACE} peers)
     {_SYNC}
@@ -232,6 +240,10 @@ def wait_for_handshakes(pool: SshPool, nodes: list[MeshNodeAccess], keys: dict[s
 
 
 def current_peers(pool: SshPool, node: NodeAccess) -> frozenset[str] | None:
-    """The public keys of the peers `node`'s wg0 has now, or None when wg0 is not up."""
-    out = pool.check(node, f"wg show {mesh.INTERFACE} peers 2>/dev/null || echo down").split()
+    """The public keys of the peers `node`'s wg0 has now, or None when wg0 is missing, down
+    or without its address (a bring-up cut short)."""
+    script = (f"if ip -o link show dev {mesh.INTERFACE} 2>/dev/null | grep -q '[<,]UP[,>]' && "
+              f"ip -o addr show dev {mesh.INTERFACE} | grep -q 'inet '; "
+              f"then wg show {mesh.INTERFACE} peers; else echo down; fi")
+    out = pool.check(node, script).split()
     return None if out == ["down"] else frozenset(out)

@@ -131,6 +131,16 @@ def test_reconcile_repairs_a_deleted_vm_and_a_deleted_subnet(cast):
     with cast.ssh(cluster["uuid"]) as (pool, access):
         assert worker_key in pool.check(access[master["name"]], "wg show wg0 peers").split()
     assert json.loads(cast("reconcile", "heal", "--dry-run", "--output", "json").stdout)["findings"] == []
+
+    # a bring-up cut short (wg0 made, never addressed nor up): the node is not in the mesh
+    with cast.ssh(cluster["uuid"]) as (pool, access):
+        pool.check(access[worker["name"]], "ip addr flush dev wg0 && ip link set wg0 down")
+    found = json.loads(cast("reconcile", "heal", "--dry-run", "--output", "json").stdout)["findings"]
+    assert f"mesh: {worker['name']}: not in the mesh (wg0 is down)" in found
+    cast("reconcile", "heal")
+    with cast.ssh(cluster["uuid"]) as (pool, access):
+        pool.check(access[master["name"]], "ping -c 2 -W 2 10.4.0.2")  # the worker's mesh address, through wg0
+    assert json.loads(cast("reconcile", "heal", "--dry-run", "--output", "json").stdout)["findings"] == []
     cast("delete-cluster", "heal", "--yes")
 
 
