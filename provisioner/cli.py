@@ -389,7 +389,8 @@ def list_cmd(ctx: click.Context, output: str) -> None:
 
 
 def show_cluster(ctx: click.Context, name: str, output: str) -> None:
-
+    """Print one cluster as the state store knows it: its spec, nodes and (in JSON) the
+    resources cast made for it."""
     from .errors import InputError
 
     store = store_of(ctx)
@@ -419,6 +420,10 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
                         "cloud_id": n.cloud_id,
                     }
                     for n in nodes
+                ],
+                "resources": [
+                    {"cloud": cloud, "kind": kind, "id": rid, "name": rname}
+                    for cloud, kind, rid, rname in store.resources(cluster.uuid)
                 ],
             }
         )

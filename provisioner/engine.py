@@ -6,8 +6,9 @@ the same command again after a crash or a cloud error continues where it stopped
 
 from __future__ import annotations
 
+import contextlib
 import uuid as uuidlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ from .state import ClusterRow, NodeRow, StateStore
 
 if TYPE_CHECKING:
     from .nodes.latency import LatencyReport
-    from .nodes.ssh import NodeAccess
+    from .nodes.ssh import NodeAccess, SshPool
     from .nodes.wireguard import MeshNodeAccess
 
 CLUSTER_KEY = "ssh_key"  # the secret name of the cluster's SSH client key
@@ -35,11 +36,11 @@ SSH_TIMEOUT_S = 300.0  # a cloud VM may take minutes to boot and run cloud-init
 class StepError(CastError):
     """A step failed on a cloud; the message says which, why, and how to go on."""
 
-    def __init__(self, cluster: str, cloud: str, step: str, cause: Exception):
+    def __init__(self, cluster: str, cloud: str, step: str, cause: Exception, *, nothing_changed: bool = False):
         self.cloud = cloud
         self.step = step
         self.cause = cause
-        if step == "credentials":
+        if nothing_changed:
             hint = "Fix that, then run the same command again: nothing has been changed on any cloud yet."
         else:
             hint = (
@@ -199,7 +200,7 @@ class Engine:
             try:
                 providers[cp.cloud].check_credentials()
             except CastError as exc:
-                raise StepError(name, cp.cloud, "credentials", exc) from exc
+                raise StepError(name, cp.cloud, "credentials", exc, nothing_changed=True) from exc
 
         self._on_clouds(plans, check)
         return providers
@@ -246,23 +247,28 @@ class Engine:
 
     # --- the node phase: SSH with pinned host keys, then the WireGuard mesh ---------------
 
-    def _join_mesh(self, cluster: Cluster) -> None:
+    @contextlib.contextmanager
+    def _ssh(self, cluster: Cluster) -> Iterator[SshPool]:
+        """SSH connections to the cluster's nodes as root with the cluster's key, host keys
+        pinned; one pool serves a whole command, so each node is connected to once."""
+        from .nodes.ssh import SshPool, load_private_key
+
+        self._client_key(cluster)
+        with SshPool(load_private_key(str(self.store.secrets_dir(cluster.row.uuid) / CLUSTER_KEY))) as pool:
+            yield pool
+
+    def _join_mesh(self, cluster: Cluster, pool: SshPool) -> None:
         """Make every node of the cluster that has a public IP reachable over SSH (host key
         pinned) and one WireGuard full mesh, applied live. Raises StepError (step "mesh")
         naming the nodes or the pairs that failed."""
-        from .nodes.ssh import SshPool, load_private_key
         from .nodes.wireguard import apply_mesh
 
-        uuid = cluster.row.uuid
-        self._client_key(cluster)
-        key = load_private_key(str(self.store.secrets_dir(uuid) / CLUSTER_KEY))
-        rows = [n for n in self.store.nodes(uuid) if n.public_ip]
+        rows = [n for n in self.store.nodes(cluster.row.uuid) if n.public_ip]
         members = self._mesh_members(cluster)
 
         def work() -> Ensured:
-            with SshPool(key) as pool:
-                pool.map([m.access for m in members], lambda a: pool.wait_reachable(a, timeout_s=SSH_TIMEOUT_S))
-                report = apply_mesh(members, pool)
+            pool.map([m.access for m in members], lambda a: pool.wait_reachable(a, timeout_s=SSH_TIMEOUT_S))
+            report = apply_mesh(members, pool)
             for n in rows:
                 self.store.upsert_node(replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name)))
             if report.missing_handshakes:
@@ -274,17 +280,15 @@ class Engine:
 
         self._step(cluster, "mesh", "wireguard", work)
 
-    def _mesh_drift(self, cluster: Cluster, skip: set[str]) -> list[str]:
+    def _mesh_drift(self, cluster: Cluster, pool: SshPool, skip: set[str]) -> list[str]:
         """What differs between each node's WireGuard peers and the full mesh the state
         describes: nodes whose wg0 is down or unreachable, missing peers, stale peers.
         Nodes in `skip` (whose VM is gone) are not probed."""
-        from .nodes.ssh import SshPool, load_private_key
         from .nodes.wireguard import current_peers
 
         rows = [n for n in self.store.nodes(cluster.row.uuid) if n.public_ip and n.name not in skip]
         keys = {n.name: n.wg_public_key for n in rows}
         names = {key: name for name, key in keys.items() if key}
-        key = load_private_key(str(self.store.secrets_dir(cluster.row.uuid) / CLUSTER_KEY))
 
         def probe(access: NodeAccess) -> list[str]:
             try:
@@ -301,8 +305,7 @@ class Engine:
                 found.append(f"{access.name}: has {len(peers - wanted)} stale peer(s)")
             return found
 
-        with SshPool(key) as pool:
-            results = pool.map([self._access(n) for n in rows], probe)
+        results = pool.map([self._access(n) for n in rows], probe)
         return [f"mesh: {line}" for name in sorted(results) for line in results[name]]
 
     def _mesh_members(self, cluster: Cluster) -> list[MeshNodeAccess]:
@@ -316,16 +319,19 @@ class Engine:
     ) -> LatencyReport:
         """Ping every node's mesh address from every other node, over WireGuard. Returns the
         report; the caller decides what a violation means (the CLI exits 3)."""
-        from .nodes.latency import measure_latency
-        from .nodes.ssh import SshPool, load_private_key
-
         cluster = self._load(name)
+        with self._ssh(cluster) as pool:
+            return self._measure(cluster, pool, count, interval_s, threshold_ms)
+
+    def _measure(
+        self, cluster: Cluster, pool: SshPool, count: int, interval_s: float, threshold_ms: float | None = None
+    ) -> LatencyReport:
+        from .nodes.latency import measure_latency
+
         threshold = threshold_ms if threshold_ms is not None else cluster.spec.latency_threshold_ms
-        key = load_private_key(str(self.store.secrets_dir(cluster.row.uuid) / CLUSTER_KEY))
-        with SshPool(key) as pool:
-            return measure_latency(
-                pool, self._mesh_members(cluster), count=count, interval_s=interval_s, threshold_ms=threshold
-            )
+        return measure_latency(
+            pool, self._mesh_members(cluster), count=count, interval_s=interval_s, threshold_ms=threshold
+        )
 
     @staticmethod
     def _access(node: NodeRow) -> NodeAccess:
@@ -355,8 +361,9 @@ class Engine:
             self._record_plan(cluster, plan)
             _, authorized = self._client_key(cluster)
             self._on_clouds(plan.clouds, lambda cp: self._build_cloud(cluster, cp, providers[cp.cloud], authorized))
-            self._join_mesh(cluster)
-            latency = self._latency_step(cluster)
+            with self._ssh(cluster) as pool:
+                self._join_mesh(cluster, pool)
+                latency = self._latency_step(cluster, pool)
             self.store.update_cluster(row.uuid, status="ready")
             self.progress.line("cluster", "done", "done", f"{len(plan.nodes)} nodes on {len(plan.clouds)} clouds")
         latency.raise_on_violations()  # exit 3 naming the pairs; the cluster itself is complete
@@ -364,16 +371,16 @@ class Engine:
         assert result is not None
         return result
 
-    def _latency_step(self, cluster: Cluster) -> LatencyReport:
+    def _latency_step(self, cluster: Cluster, pool: SshPool) -> LatencyReport:
         """The create flow's latency check over the mesh (a short one: 3 pings per pair).
         A fresh mesh can hiccup once, so pairs over the threshold are measured a second time
         and only what is over in both counts."""
         reports: list[LatencyReport] = []
 
         def work() -> Ensured:
-            report = self.check_latency(cluster.row.name, count=3, interval_s=0.2)
+            report = self._measure(cluster, pool, count=3, interval_s=0.2)
             if report.violations():
-                report = self.check_latency(cluster.row.name, count=5, interval_s=0.2)
+                report = self._measure(cluster, pool, count=5, interval_s=0.2)
             reports.append(report)
             cross = [p.avg_ms for p in report.pairs if p.cross_group and p.avg_ms is not None]
             worst = f"worst cross-cloud {max(cross):.1f} ms" if cross else "no cross-cloud pair"
@@ -412,7 +419,8 @@ class Engine:
             _, authorized = self._client_key(cluster)
             cp = plan.cloud(cloud)
             self._build_cloud(cluster, cp, self._open(name, [cp])[cloud], authorized)
-            self._join_mesh(cluster)
+            with self._ssh(cluster) as pool:
+                self._join_mesh(cluster, pool)
             return [n.name for n in plan.nodes if n.name not in before]
 
     def remove_node(self, name: str, node: str) -> None:
@@ -435,7 +443,8 @@ class Engine:
             spec = with_counts(cluster.spec, row.cloud, current.masters, current.workers - 1, current.sizes)
             self.store.delete_node(cluster.row.uuid, node)
             self.store.update_cluster(cluster.row.uuid, spec=spec.to_dict())
-            self._join_mesh(cluster)  # drops the removed node's peer everywhere
+            with self._ssh(cluster) as pool:
+                self._join_mesh(cluster, pool)  # drops the removed node's peer everywhere
 
     # --- delete-cluster ------------------------------------------------------------------
 
@@ -520,10 +529,11 @@ class Engine:
                 report.extend(f"{cp.cloud}: {line}" for line in found)
 
             self._on_clouds(plan.clouds, check)
-            drift = self._mesh_drift(cluster, skip=gone)  # recreated nodes join below anyway
-            report.extend(drift if dry_run else [f"{line}: repaired" for line in drift])
-            if not dry_run and (drift or gone):
-                self._join_mesh(cluster)  # joins recreated nodes and drops stale peers, live
+            with self._ssh(cluster) as pool:
+                drift = self._mesh_drift(cluster, pool, skip=gone)  # recreated nodes join below anyway
+                report.extend(drift if dry_run else [f"{line}: repaired" for line in drift])
+                if not dry_run and (drift or gone):
+                    self._join_mesh(cluster, pool)  # joins recreated nodes and drops stale peers, live
             return report
 
 

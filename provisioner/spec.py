@@ -45,7 +45,6 @@ class ClusterSpec:
     clouds: tuple[CloudSpec, ...]
     ssh_cidrs: tuple[str, ...] = (DEFAULT_SSH_CIDR,)
     latency_threshold_ms: float = 10.0
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def cloud(self, name: str) -> CloudSpec | None:
         return next((c for c in self.clouds if c.cloud == name), None)

@@ -345,12 +345,6 @@ class StateStore:
                 (cluster_uuid, cloud, step, phase, detail, time.time()),
             )
 
-    def journal_entries(self, cluster_uuid: str) -> list[dict[str, Any]]:
-        rows = self._read(
-            "SELECT cloud, step, phase, detail, at FROM journal WHERE cluster_uuid = ? ORDER BY id", (cluster_uuid,)
-        )
-        return [dict(r) for r in rows]
-
     # --- the per-cluster lock ------------------------------------------------------------
 
     def lock_holder(self, cluster: str) -> LockHolder | None:

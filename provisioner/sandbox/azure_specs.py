@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .emulator import path_regex
+
 ROOT_FILES = (
     "specification/resources/resource-manager/Microsoft.Resources/stable/2025-04-01/resources.json",
     "specification/network/resource-manager/Microsoft.Network/stable/2024-10-01/virtualNetwork.json",
@@ -80,8 +82,7 @@ class SpecIndex:
             for section in ("paths", "x-ms-paths"):
                 for template, ops in doc.get(section, {}).items():
                     bare = template.split("?", 1)[0]
-                    regex = re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(bare))
-                    pattern = re.compile(f"^{regex}/?$", re.IGNORECASE)
+                    pattern = path_regex(bare, ignore_case=True)
                     for method, spec in ops.items():
                         if method == "parameters":
                             continue

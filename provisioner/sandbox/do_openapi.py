@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .emulator import path_regex
+
 SPEC_FILE = "DigitalOcean-public.v2.bundled.yaml"
 ENV = "CAST_DO_SPECS"
 
@@ -83,9 +85,7 @@ class OpenApiChecker:
         self._doc = document
         self._ops: list[_Operation] = []
         for template, item in document.get("paths", {}).items():
-            parts = re.split(r"(\{[^}/]+\})", template)
-            pattern = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
-            regex = re.compile(f"^{pattern}/?$")
+            regex = path_regex(template)
             literal = sum(1 for seg in template.split("/") if seg and not seg.startswith("{"))
             for method, op in item.items():
                 if method in ("get", "put", "post", "delete", "patch", "head"):

@@ -59,6 +59,7 @@ def test_whole_lifecycle_across_four_clouds(cast):
 
     cast("remove-node", "life", "life-gcp-w1")
     status = cast.cluster("life")
+    assert {r["cloud"] for r in status["resources"]} == {"aws", "gcp", "azure", "digitalocean"}
     assert "life-gcp-w1" not in {n["name"] for n in status["nodes"]}
     assert cast.vms("life", uuid)["gcp"] == ["life-gcp-w2"]
     # the mesh address of a removed node is never reused
