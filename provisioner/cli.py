@@ -398,7 +398,13 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
     if cluster is None:
         known = ", ".join(c.name for c in store.clusters()) or "none"
         raise InputError("NAME", f"no cluster named {name!r}", known)
+    from .engine import KUBECONFIG_SECRET, kubernetes_state
+
     nodes = store.nodes(cluster.uuid)
+    kubeconfig = store.secrets_dir(cluster.uuid, create=False) / KUBECONFIG_SECRET
+    kubernetes = {"state": kubernetes_state(store, cluster.uuid), "kubeconfig": None}
+    if kubeconfig.exists():
+        kubernetes["kubeconfig"] = str(kubeconfig)
     if output == "json":
         emit_json(
             {
@@ -406,6 +412,7 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
                 "uuid": cluster.uuid,
                 "region": cluster.region,
                 "status": cluster.status,
+                "kubernetes": kubernetes,
                 "spec": cluster.spec,
                 "nodes": [
                     {
@@ -428,7 +435,7 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
             }
         )
         return
-    render_cluster(cluster, nodes)
+    render_cluster(cluster, nodes, kubernetes["state"])
 
 
 @cli.command("status")
@@ -438,6 +445,43 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
 def status_cmd(ctx: click.Context, name: str, output: str) -> None:
     """One cluster: its spec, status and nodes, as the state store knows them."""
     show_cluster(ctx, name, output)
+
+
+@cli.command("kubeconfig")
+@click.argument("name")
+@click.option(
+    "--merge",
+    is_flag=True,
+    help="Also merge it into ~/.kube/config (or $KUBECONFIG's first file) under a context named NAME.",
+)
+@output_option
+@click.pass_context
+def kubeconfig_cmd(ctx: click.Context, name: str, merge: bool, output: str) -> None:
+    """Print the path of the cluster NAME's kubeconfig (fetched from its first master, mode
+    0600), e.g. `export KUBECONFIG=$(cast kubeconfig NAME)`. Exit 1 when the cluster has none
+    yet, saying why (in the sandbox, the Kubernetes steps are skipped)."""
+    from .engine import KUBECONFIG_SECRET, kubernetes_state
+    from .errors import CastError, InputError
+
+    store = store_of(ctx)
+    row = store.cluster(name)
+    if row is None:
+        raise InputError("NAME", f"no cluster named {name!r}", ", ".join(c.name for c in store.clusters()) or "none")
+    path = store.secrets_dir(row.uuid, create=False) / KUBECONFIG_SECRET
+    if not path.exists():
+        raise CastError(f"cluster {name} has no kubeconfig: Kubernetes {kubernetes_state(store, row.uuid)}")
+    merged_into = None
+    if merge:
+        from .kube.user_config import merge_into_user_config
+
+        merged_into = merge_into_user_config(path.read_text(), name)
+    if output == "json":
+        merged = str(merged_into) if merged_into else None
+        emit_json({"cluster": name, "path": str(path), "context": name, "merged_into": merged})
+        return
+    click.echo(str(path))
+    if merged_into:
+        console(stderr=True).print(f"merged into {merged_into} as context {name}")
 
 
 # --- sandbox ---------------------------------------------------------------------------
@@ -459,9 +503,13 @@ def _sandbox_dir(ctx: click.Context) -> Path:
 
 @sandbox_group.command("up")
 @click.option("--region", default="us-east", show_default=True, help="Whose expected RTTs the delay lines use.")
+@click.option("--api-delay-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Hold every cloud API request this long before it is answered, like a real cloud's API.")
+@click.option("--boot-delay-s", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="A VM answers SSH this long after its create was accepted, like a real VM booting.")
 @click.pass_context
-def sandbox_up(ctx: click.Context, region: str) -> None:
-    """Start the sandbox in the background (no-op when it runs)."""
+def sandbox_up(ctx: click.Context, region: str, api_delay_ms: float, boot_delay_s: float) -> None:
+    """Start the sandbox in the background (no-op when it runs with the same delays)."""
     from .errors import InputError
     from .regions import load_region_map
     from .sandbox import control
@@ -469,9 +517,13 @@ def sandbox_up(ctx: click.Context, region: str) -> None:
     regions = load_region_map()
     if region not in regions.regions:
         raise InputError("--region", f"unknown region {region!r}", ", ".join(regions.regions))
-    state = control.start(_sandbox_dir(ctx), region)
+    state = control.start(_sandbox_dir(ctx), region, api_delay_ms=api_delay_ms, boot_delay_s=boot_delay_s)
+    paced = ""
+    if state.get("api_delay_ms") or state.get("boot_delay_s"):
+        paced = (f", API calls held {state['api_delay_ms']:g} ms, "
+                 f"VMs answer SSH {state['boot_delay_s']:g} s after create")
     console(stderr=True).print(
-        f"sandbox up (pid {state['pid']}, delays of {state['region']}); "
+        f"sandbox up (pid {state['pid']}, delays of {state['region']}{paced}); "
         f'point cast at it with: eval "$(cast sandbox env)"'
     )
 

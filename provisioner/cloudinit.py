@@ -1,15 +1,54 @@
-"""cloud-init user-data for a node: rendering (for the clouds) and the one reading the sandbox
-does (the host key and the authorized keys; nothing else in user-data is acted on). Pure."""
+"""cloud-init user-data for a node: rendering (one template per role, for each cloud), the size
+and encoding each cloud's API takes, and the one reading the sandbox does (the host key and the
+authorized keys; nothing else in user-data is acted on). Pure."""
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 import yaml
 
+from .errors import ConfigError, InputError
+from .kube.versions import KUBERNETES_APT_KEY_URL, KUBERNETES_APT_REPOSITORY, KUBERNETES_MINOR
+
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "cloud-init"
+
+STATE_DIR = "/var/lib/cast"  # on the node
+BOOT_MARKER = f"{STATE_DIR}/boot-done"  # written last by cloud-init; provisioner/nodes/boot.py reads it
+BOOT_FAILURES = f"{STATE_DIR}/boot-failures"  # a reason per failed step, for the marker
+
+# The most user-data each cloud accepts, in bytes of the cloud-config text itself.
+USER_DATA_LIMITS: dict[str, int] = {
+    # EC2 user guide, "Run commands when you launch an EC2 instance with user data input":
+    # "User data is limited to 16 KB, in raw form, before it is base64-encoded."
+    "aws": 16 * 1024,
+    # compute v1 discovery document, Metadata.items[].value: "their size must be less than
+    # or equal to 262144 bytes (256 KiB)".
+    "gcp": 256 * 1024,
+    # ARM Compute spec, OSProfile.customData: "The base-64 encoded string is decoded to a binary
+    # array ... The maximum length of the binary array is 65535 bytes."
+    "azure": 65535,
+    # DigitalOcean API v2, droplet create, user_data: "may not exceed 64 KiB in size".
+    "digitalocean": 64 * 1024,
+}
+
+# Azure's customData is sent base64-encoded; the others take the text as it is (boto3 does the
+# base64 of EC2's UserData itself).
+_BASE64_CLOUDS = frozenset({"azure"})
+
+
+class UserDataTooLargeError(ConfigError):
+    """The rendered user-data is over the cloud's limit: the templates have outgrown it."""
+
+    def __init__(self, cloud: str, size: int, limit: int):
+        self.cloud = cloud
+        self.size = size
+        self.limit = limit
+        super().__init__(f"{cloud}: the node's cloud-init user-data is {size} bytes, over the cloud's limit of "
+                         f"{limit} bytes (templates/cloud-init/)")
 
 
 @dataclass(frozen=True)
@@ -24,13 +63,39 @@ class Bootstrap:
         return f"Bootstrap(host_key_public={self.host_key_public!r}, authorized_keys={self.authorized_keys!r})"
 
 
-def _environment() -> jinja2.Environment:
+def _environment(templates: Path) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FileSystemLoader(str(templates)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
         autoescape=False,
     )
+
+
+def _limit(cloud: str) -> int:
+    try:
+        return USER_DATA_LIMITS[cloud]
+    except KeyError:
+        raise InputError("cloud", f"no user-data limit known for {cloud!r}", ", ".join(USER_DATA_LIMITS)) from None
+
+
+def check_user_data_size(cloud: str, text: str) -> None:
+    """Raise UserDataTooLargeError (naming the cloud, the size and the limit) when `text` is
+    over `cloud`'s user-data limit; InputError for a cloud without a known limit."""
+    size, limit = len(text.encode()), _limit(cloud)
+    if size > limit:
+        raise UserDataTooLargeError(cloud, size, limit)
+
+
+def encode_user_data(cloud: str, text: str) -> str:
+    """`text` as `cloud`'s API field takes it: base64 for Azure's customData, the text itself
+    elsewhere. Raises as check_user_data_size does."""
+    check_user_data_size(cloud, text)
+    if cloud in _BASE64_CLOUDS:
+        return base64.b64encode(text.encode()).decode("ascii")
+    return text
 
 
 def render_user_data(
@@ -42,10 +107,16 @@ def render_user_data(
     host_key_private: bytes,
     host_key_public: str,
     authorized_key: str,
+    templates: Path = TEMPLATES,
 ) -> str:
-    """The #cloud-config text for one node. Contains the node's host private key: a secret."""
-    template = _environment().get_template("node.yaml.j2")
-    return template.render(
+    """The #cloud-config text for one node, from `<role>.yaml.j2` in `templates`; already
+    checked against `cloud`'s size limit (UserDataTooLargeError). Contains the node's host
+    private key: a secret. InputError for a role without a template."""
+    try:
+        template = _environment(templates).get_template(f"{role}.yaml.j2")
+    except jinja2.TemplateNotFound:
+        raise InputError("role", f"no cloud-init template for {role!r}", "master, worker") from None
+    text = template.render(
         cluster=cluster,
         node=node,
         role=role,
@@ -53,7 +124,15 @@ def render_user_data(
         host_key_private=host_key_private.decode().rstrip("\n"),
         host_key_public=host_key_public,
         authorized_key=authorized_key,
+        kubernetes_minor=KUBERNETES_MINOR,
+        apt_repository=KUBERNETES_APT_REPOSITORY,
+        apt_key_url=KUBERNETES_APT_KEY_URL,
+        state_dir=STATE_DIR,
+        marker=BOOT_MARKER,
+        failures=BOOT_FAILURES,
     )
+    check_user_data_size(cloud, text)
+    return text
 
 
 def read_bootstrap(user_data: str) -> Bootstrap | None:

@@ -25,11 +25,13 @@ from .spec import ClusterSpec, spec_from_dict, with_counts
 from .state import ClusterRow, NodeRow, StateStore
 
 if TYPE_CHECKING:
+    from .nodes.boot import BootMarker
     from .nodes.latency import LatencyReport
     from .nodes.ssh import NodeAccess, SshPool
     from .nodes.wireguard import MeshNodeAccess
 
 CLUSTER_KEY = "ssh_key"  # the secret name of the cluster's SSH client key
+KUBECONFIG_SECRET = "kubeconfig"  # the secret name of the cluster's admin kubeconfig
 SSH_TIMEOUT_S = 300.0  # a cloud VM may take minutes to boot and run cloud-init
 
 
@@ -54,6 +56,21 @@ class StepError(CastError):
 
 class MeshError(CastError):
     """The mesh came up incomplete: the message names the pairs with no handshake."""
+
+
+class KubernetesError(CastError):
+    """Kubernetes cannot be set up on the cluster's nodes; the message names them and says why."""
+
+
+def kubernetes_state(store: StateStore, cluster_uuid: str) -> str:
+    """Where the cluster's Kubernetes stands, in words, from the journal: not set up yet,
+    skipped (and why), ready, or failed (and why)."""
+    last = store.last_journal(cluster_uuid, "kubernetes", "bootstrap")
+    if last is None:
+        return "not set up yet"
+    phase, detail = last
+    words = {"skip": "skipped", "end": "ready", "fail": "failed", "begin": "interrupted while being set up"}
+    return f"{words.get(phase, phase)}: {detail}" if detail else words.get(phase, phase)
 
 
 @dataclass(frozen=True)
@@ -257,17 +274,24 @@ class Engine:
         with SshPool(load_private_key(str(self.store.secrets_dir(cluster.row.uuid) / CLUSTER_KEY))) as pool:
             yield pool
 
-    def _join_mesh(self, cluster: Cluster, pool: SshPool) -> None:
+    def _join_mesh(self, cluster: Cluster, pool: SshPool) -> dict[str, BootMarker]:
         """Make every node of the cluster that has a public IP reachable over SSH (host key
-        pinned) and one WireGuard full mesh, applied live. Raises StepError (step "mesh")
-        naming the nodes or the pairs that failed."""
+        pinned), booted (its cloud-init done) and one WireGuard full mesh, applied live.
+        Returns each node's boot marker. Raises StepError (step "mesh") naming the nodes or
+        the pairs that failed."""
+        from .nodes.boot import wait_booted
         from .nodes.wireguard import apply_mesh
 
         rows = [n for n in self.store.nodes(cluster.row.uuid) if n.public_ip]
         members = self._mesh_members(cluster)
+        markers: dict[str, BootMarker] = {}
+
+        def booted(access: NodeAccess) -> BootMarker:
+            pool.wait_reachable(access, timeout_s=SSH_TIMEOUT_S)
+            return wait_booted(pool, access)
 
         def work() -> Ensured:
-            pool.map([m.access for m in members], lambda a: pool.wait_reachable(a, timeout_s=SSH_TIMEOUT_S))
+            markers.update(pool.map([m.access for m in members], booted))
             report = apply_mesh(members, pool)
             for n in rows:
                 self.store.upsert_node(replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name)))
@@ -279,6 +303,7 @@ class Engine:
             return Ensured(actions=(", ".join(x for x in (started, updated) if x) + f"; {len(rows)} nodes in mesh",))
 
         self._step(cluster, "mesh", "wireguard", work)
+        return markers
 
     def _mesh_drift(self, cluster: Cluster, pool: SshPool, skip: set[str]) -> list[str]:
         """What differs between each node's WireGuard peers and the full mesh the state
@@ -340,6 +365,52 @@ class Engine:
         assert node.public_ip is not None
         return NodeAccess(node.name, node.public_ip, node.host_key)
 
+    # --- Kubernetes on the mesh -------------------------------------------------------------
+
+    def _kubernetes(self, cluster: Cluster, pool: SshPool, markers: dict[str, BootMarker]) -> None:
+        """kubeadm init on the first master over its mesh address, joins for every node not
+        yet in, then the admin kubeconfig saved as a secret (0600). Skipped, visibly and with
+        the nodes' own reason, when every node says it cannot run a kubelet (the sandbox's
+        hosts); an error naming the nodes when some cannot or their install failed."""
+        uuid = cluster.row.uuid
+        unable = {name: m for name, m in markers.items() if not m.can_run_kubernetes}
+        reasons = "; ".join(sorted({m.reason or "no reason given" for m in unable.values()}))
+        if markers and all(m.unsupported for m in markers.values()):
+            self.store.journal(uuid, "kubernetes", "bootstrap", "skip", reasons)
+            self.progress.line("kubernetes", "bootstrap", "skip", reasons)
+            return
+
+        def work() -> Ensured:
+            from .nodes.kubernetes import bootstrap_kubernetes
+
+            if unable:
+                raise KubernetesError(f"{', '.join(sorted(unable))} cannot run Kubernetes: {reasons}")
+            rows = [n for n in self.store.nodes(uuid) if n.public_ip]
+            first = min((n.name for n in rows if n.role == "master"), default=None)
+            if first is None:
+                raise KubernetesError("the cluster has no master with an address")
+            result = bootstrap_kubernetes(
+                pool, cluster.row.name, [(self._access(n), n) for n in rows], markers[first].kubernetes
+            )
+            self.store.write_secret(uuid, KUBECONFIG_SECRET, result.kubeconfig.encode())
+            return Ensured(actions=result.actions)
+
+        self._step(cluster, "kubernetes", "bootstrap", work)
+
+    def _forget_kubernetes_node(self, cluster: Cluster, pool: SshPool, node: str) -> None:
+        """Delete a removed node's Node object through the first master."""
+        from .nodes.kubernetes import forget_kubernetes_node
+
+        masters = sorted((n for n in self.store.nodes(cluster.row.uuid) if n.role == "master" and n.public_ip),
+                         key=lambda n: n.name)
+
+        def work() -> Ensured:
+            forget_kubernetes_node(pool, self._access(masters[0]), node)
+            return Ensured(actions=(f"node {node} deleted from Kubernetes",))
+
+        if masters:
+            self._step(cluster, "kubernetes", "remove-node", work)
+
     # --- create-cluster ------------------------------------------------------------------
 
     def create_cluster(self, spec: ClusterSpec) -> ClusterRow:
@@ -362,8 +433,9 @@ class Engine:
             _, authorized = self._client_key(cluster)
             self._on_clouds(plan.clouds, lambda cp: self._build_cloud(cluster, cp, providers[cp.cloud], authorized))
             with self._ssh(cluster) as pool:
-                self._join_mesh(cluster, pool)
+                markers = self._join_mesh(cluster, pool)
                 latency = self._latency_step(cluster, pool)
+                self._kubernetes(cluster, pool, markers)
             self.store.update_cluster(row.uuid, status="ready")
             self.progress.line("cluster", "done", "done", f"{len(plan.nodes)} nodes on {len(plan.clouds)} clouds")
         latency.raise_on_violations()  # exit 3 naming the pairs; the cluster itself is complete
@@ -420,7 +492,7 @@ class Engine:
             cp = plan.cloud(cloud)
             self._build_cloud(cluster, cp, self._open(name, [cp])[cloud], authorized)
             with self._ssh(cluster) as pool:
-                self._join_mesh(cluster, pool)
+                self._kubernetes(cluster, pool, self._join_mesh(cluster, pool))
             return [n.name for n in plan.nodes if n.name not in before]
 
     def remove_node(self, name: str, node: str) -> None:
@@ -445,6 +517,8 @@ class Engine:
             self.store.update_cluster(cluster.row.uuid, spec=spec.to_dict())
             with self._ssh(cluster) as pool:
                 self._join_mesh(cluster, pool)  # drops the removed node's peer everywhere
+                if (self.store.last_journal(cluster.row.uuid, "kubernetes", "bootstrap") or ("",))[0] == "end":
+                    self._forget_kubernetes_node(cluster, pool, node)
 
     # --- delete-cluster ------------------------------------------------------------------
 
@@ -532,8 +606,15 @@ class Engine:
             with self._ssh(cluster) as pool:
                 drift = self._mesh_drift(cluster, pool, skip=gone)  # recreated nodes join below anyway
                 report.extend(drift if dry_run else [f"{line}: repaired" for line in drift])
-                if not dry_run and (drift or gone):
-                    self._join_mesh(cluster, pool)  # joins recreated nodes and drops stale peers, live
+                kube = self.store.last_journal(cluster.row.uuid, "kubernetes", "bootstrap")
+                kube_due = bool(gone) or kube is None or kube[0] not in ("end", "skip")
+                if kube_due and (kube is None or kube[0] != "skip"):
+                    state = kubernetes_state(self.store, cluster.row.uuid)
+                    report.append(f"kubernetes: {state}: {'would be set up' if dry_run else 'set up'}")
+                if not dry_run and (drift or gone or kube_due):
+                    markers = self._join_mesh(cluster, pool)  # joins recreated nodes and drops stale peers, live
+                    if kube_due:
+                        self._kubernetes(cluster, pool, markers)
             return report
 
 

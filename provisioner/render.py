@@ -103,13 +103,16 @@ def render_plan(plan: ClusterPlan) -> None:
     out.print(latency)
 
 
-def render_cluster(cluster: ClusterRow, nodes: list[NodeRow]) -> None:
-    """A cluster's status line and its nodes."""
+def render_cluster(cluster: ClusterRow, nodes: list[NodeRow], kubernetes: str | None = None) -> None:
+    """A cluster's status line, where its Kubernetes stands, and its nodes."""
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     out = console()
     out.print(f"[bold]{cluster.name}[/] {cluster.status} in {cluster.region}, uuid {cluster.uuid}")
+    if kubernetes:
+        out.print(f"kubernetes: {escape(kubernetes)}", highlight=False)
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("node", "cloud", "role", "size", "status", "public ip", "mesh ip"):
         table.add_column(column, no_wrap=column in ("node", "public ip", "mesh ip"))

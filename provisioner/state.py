@@ -345,6 +345,15 @@ class StateStore:
                 (cluster_uuid, cloud, step, phase, detail, time.time()),
             )
 
+    def last_journal(self, cluster_uuid: str, cloud: str, step: str) -> tuple[str, str] | None:
+        """The newest journal entry of one step as (phase, detail), or None if it never ran."""
+        rows = self._read(
+            "SELECT phase, detail FROM journal WHERE cluster_uuid = ? AND cloud = ? AND step = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (cluster_uuid, cloud, step),
+        )
+        return (rows[0]["phase"], rows[0]["detail"]) if rows else None
+
     # --- the per-cluster lock ------------------------------------------------------------
 
     def lock_holder(self, cluster: str) -> LockHolder | None:

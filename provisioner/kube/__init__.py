@@ -1,0 +1,1 @@
+"""Kubernetes on the nodes: the pinned versions, kubeadm's configuration, kubeconfig files."""
