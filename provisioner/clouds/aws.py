@@ -64,7 +64,7 @@ class Provider(Cloud):
         # public_key is already in the cluster's key pair (ensure_ssh_key).
         if not vms:
             return []
-        return ensure_vms(self.api, target, vms, self.ami(target))
+        return ensure_vms(self.api, target, vms, lambda: self.ami(target))
 
     def ami(self, target: CloudTarget) -> str:
         """The Ubuntu 24.04 AMI for this region, looked up once per provider."""

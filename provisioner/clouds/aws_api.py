@@ -111,14 +111,6 @@ class AwsApi:
                 items.extend(page[key])
             return items
 
-    def wait(self, waiter: str, *, what: str, delay: int = 5, max_attempts: int = 120,
-             **params: Any) -> None:
-        """Block on one of the SDK's EC2 waiters (one describe per poll, whatever the count)."""
-        with self.mapped(what):
-            self.ec2_client.get_waiter(waiter).wait(
-                WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts}, **params
-            )
-
     @contextmanager
     def mapped(self, what: str, *, size: str | None = None) -> Iterator[None]:
         """Run the body; turn any botocore or boto3 error into one of ours."""

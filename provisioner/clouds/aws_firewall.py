@@ -1,6 +1,6 @@
 """Security groups on AWS: one per role, holding exactly the plan's inbound rules. Rules are
 compared as (protocol, from, to, source) tuples; missing ones are authorized and extra ones
-revoked, one call each per group at most."""
+revoked, one call each per group at most; the roles' groups are handled at once."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from .aws_api import CLOUD, AwsApi
 from .aws_network import find_vpc
 from .aws_owned import at_most_one, cluster_tags, owned, tag_specs, tags_of
 from .base import CloudResource, CloudTarget, ClusterRef, Ensured
+from .parallel import gather
 
 # (protocol, from port, to port, source kind, source) — kind: cidr, cidr6, group, prefix
 Rule = tuple[str, int, int, str, str]
@@ -74,29 +75,26 @@ def find_groups(api: AwsApi, cluster: ClusterRef) -> dict[str, dict[str, Any]]:
 
 
 def ensure_firewall(api: AwsApi, target: CloudTarget, dry_run: bool) -> Ensured:
-    """A security group per role of `target.firewall` with exactly its inbound rules."""
+    """A security group per role of `target.firewall` with exactly its inbound rules; the roles'
+    groups are made and repaired at once."""
     cluster = target.cluster
-    groups = find_groups(api, cluster)
-    actions: list[str] = []
-    resources: list[CloudResource] = []
-    vpc_id: str | None = None
-    for role, rules in target.firewall.items():
+    groups, vpc = gather(lambda: find_groups(api, cluster), lambda: find_vpc(api, cluster))
+
+    def one(role: str) -> tuple[CloudResource | None, list[str]]:
         name = group_name(cluster, role)
         group = groups.get(role)
-        want = wanted_rules(rules)
+        want = wanted_rules(target.firewall[role])
+        actions: list[str] = []
         if group is None:
             actions.append(f"create security group {name} with {len(want)} inbound rules")
             if dry_run:
-                continue
-            if vpc_id is None:
-                vpc = find_vpc(api, cluster)
-                if vpc is None:
-                    raise NotFoundError(CLOUD, f"no VPC carries cluster {cluster.uuid}: ensure "
-                                               "the network before the firewall")
-                vpc_id = vpc["VpcId"]
+                return None, actions
+            if vpc is None:
+                raise NotFoundError(CLOUD, f"no VPC carries cluster {cluster.uuid}: ensure "
+                                           "the network before the firewall")
             group_id = api.ec2(
                 "create_security_group", what=f"creating security group {name}", GroupName=name,
-                Description=f"cast cluster {cluster.name}: {role} nodes", VpcId=vpc_id,
+                Description=f"cast cluster {cluster.name}: {role} nodes", VpcId=vpc["VpcId"],
                 TagSpecifications=tag_specs(["security-group"],
                                             cluster_tags(cluster, name, **{tags.ROLE: role})),
             )["GroupId"]
@@ -113,8 +111,11 @@ def ensure_firewall(api: AwsApi, target: CloudTarget, dry_run: bool) -> Ensured:
             if not dry_run:
                 api.ec2("revoke_security_group_ingress", what=f"removing rules from {name}",
                         GroupId=group["GroupId"], IpPermissions=permissions(extra))
-        resources.append(CloudResource("security-group", group["GroupId"], name, {"role": role}))
-    return Ensured(resources=tuple(resources), actions=tuple(actions))
+        return CloudResource("security-group", group["GroupId"], name, {"role": role}), actions
+
+    done = gather(*(lambda role=role: one(role) for role in target.firewall))
+    resources = tuple(r for r, _ in done if r is not None)
+    return Ensured(resources=resources, actions=tuple(a for _, acts in done for a in acts))
 
 
 def _describe(rules: set[Rule]) -> str:

@@ -6,7 +6,8 @@ starts, so a batch would need a CreateTags call per instance afterwards: more ca
 moment where an instance lacks its node name. One call per VM puts the UUID and the node name
 in TagSpecifications at launch, and its ClientToken (from the cluster UUID and the node name)
 makes a retried launch after a crash return the same instance instead of a second one.
-Waiting and reading addresses use one DescribeInstances per poll for all instances.
+Waiting and reading addresses use one DescribeInstances per poll for all instances (polls
+start short and back off); the lookups a launch needs go at once.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from .aws_keys import find_key
 from .aws_network import find_subnet
 from .aws_owned import LIVE_INSTANCE_STATES, owned, tag_specs, tags_of
 from .base import CloudTarget, ClusterRef, Vm, VmRequest
+from .parallel import gather
 
-LAUNCH_WORKERS = 8
+LAUNCH_WORKERS = 16
 FILTER_VALUES_MAX = 200  # EC2 accepts at most 200 values in one filter
 WAIT_TIMEOUT_S = 600.0
+POLL_INITIAL_S, POLL_MAX_S = 0.2, 5.0  # instances take tens of seconds on AWS, none in moto
+FAILED_STATES = ("shutting-down", "terminated", "stopping", "stopped")
 T = TypeVar("T")
 
 
@@ -78,10 +82,14 @@ def by_node(cluster: ClusterRef, items: Iterable[dict[str, Any]]) -> dict[str, d
     return {n: v[0] for n, v in found.items()}
 
 
-def ensure_vms(api: AwsApi, target: CloudTarget, vms: Sequence[VmRequest], ami: str) -> list[Vm]:
-    """Run the missing VMs, start stopped ones, wait for all to run with addresses."""
+def ensure_vms(api: AwsApi, target: CloudTarget, vms: Sequence[VmRequest], ami: Callable[[], str]) -> list[Vm]:
+    """Run the missing VMs, start stopped ones, wait for all to run with addresses. `ami`
+    finds the image (called once, beside the other lookups)."""
     cluster = target.cluster
-    existing = by_node(cluster, live_instances(api, cluster))
+    live, subnet, groups, key, image = gather(
+        lambda: live_instances(api, cluster), lambda: find_subnet(api, cluster), lambda: find_groups(api, cluster),
+        lambda: find_key(api, cluster), ami)
+    existing = by_node(cluster, live)
     ids = {v.name: existing[v.name]["InstanceId"] for v in vms if v.name in existing}
     stopped = [ids[v.name] for v in vms if v.name in existing
                and existing[v.name]["State"]["Name"] in ("stopping", "stopped")]
@@ -89,17 +97,14 @@ def ensure_vms(api: AwsApi, target: CloudTarget, vms: Sequence[VmRequest], ami: 
         api.ec2("start_instances", what="starting stopped instances", InstanceIds=stopped)
     missing = [v for v in vms if v.name not in existing]
     if missing:
-        ids.update(_launch(api, target, missing, ami))
+        ids.update(_launch(api, target, missing, image, subnet, groups, key))
     return wait_running(api, [ids[v.name] for v in vms])
 
 
-def _launch(api: AwsApi, target: CloudTarget, missing: Sequence[VmRequest],
-            ami: str) -> dict[str, str]:
+def _launch(api: AwsApi, target: CloudTarget, missing: Sequence[VmRequest], ami: str, subnet: dict[str, Any] | None,
+            groups: dict[str, dict[str, Any]], key: dict[str, Any] | None) -> dict[str, str]:
     """Launch each VM; return node name -> instance id."""
     cluster = target.cluster
-    subnet = find_subnet(api, cluster)
-    groups = find_groups(api, cluster)
-    key = find_key(api, cluster)
     if subnet is None or key is None or any(v.role not in groups for v in missing):
         raise NotFoundError(CLOUD, f"cluster {cluster.uuid} lacks its subnet, key pair or a "
                                    "role's security group: ensure them before the VMs")
@@ -142,22 +147,28 @@ def _run_all(fn: Callable[[T], str], items: Sequence[T]) -> list[str]:
     return results
 
 
+def _by_id(api: AwsApi, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    return {i["InstanceId"]: i for chunk in _chunks(ids) for i in describe_instances(
+        api, [{"Name": "instance-id", "Values": chunk}])}
+
+
 def wait_running(api: AwsApi, ids: Sequence[str]) -> list[Vm]:
     """Block until every instance runs with a private and a public IP; return them in the
-    order of `ids`. One DescribeInstances per poll (per 200 instances), whatever the count."""
-    for chunk in _chunks(ids):
-        api.wait("instance_running", what=f"waiting for {len(chunk)} instances to run",
-                 InstanceIds=chunk)
+    order of `ids`. One DescribeInstances per poll (per 200 instances), whatever the count;
+    an instance that stops or terminates instead raises CloudError."""
 
-    def with_addresses() -> list[Vm] | None:
-        now = {i["InstanceId"]: i for chunk in _chunks(ids) for i in describe_instances(
-            api, [{"Name": "instance-id", "Values": chunk}])}
+    def running() -> list[Vm] | None:
+        now = _by_id(api, ids)
+        ended = sorted(i for i in ids if i in now and now[i]["State"]["Name"] in FAILED_STATES)
+        if ended:
+            raise CloudError(CLOUD, f"instances {', '.join(ended)} stopped or terminated while starting")
         vms = [to_vm(now[i]) for i in ids if i in now]
-        if len(vms) == len(ids) and all(v.public_ip and v.private_ip for v in vms):
+        if len(vms) == len(ids) and all(v.state == "running" and v.public_ip and v.private_ip for v in vms):
             return vms
         return None
 
-    return wait_until(with_addresses, what="public and private IPs", timeout_s=WAIT_TIMEOUT_S)
+    return wait_until(running, what=f"{len(ids)} instances to run with public and private IPs",
+                      timeout_s=WAIT_TIMEOUT_S, initial=POLL_INITIAL_S, maximum=POLL_MAX_S)
 
 
 def _chunks(values: Sequence[str]) -> list[list[str]]:
@@ -169,9 +180,12 @@ def terminate(api: AwsApi, instance_ids: Sequence[str]) -> None:
     for chunk in _chunks(instance_ids):
         api.ec2("terminate_instances", what=f"terminating {len(chunk)} instances",
                 InstanceIds=chunk)
-    for chunk in _chunks(instance_ids):
-        api.wait("instance_terminated", what=f"waiting for {len(chunk)} instances to terminate",
-                 InstanceIds=chunk)
+
+    def terminated() -> bool:
+        return all(i["State"]["Name"] == "terminated" for i in _by_id(api, instance_ids).values())
+
+    wait_until(terminated, what=f"{len(instance_ids)} instances to terminate", timeout_s=WAIT_TIMEOUT_S,
+               initial=POLL_INITIAL_S, maximum=POLL_MAX_S)
 
 
 def delete_vms(api: AwsApi, cluster: ClusterRef, names: Sequence[str]) -> None:

@@ -1,15 +1,20 @@
 """The cluster's network on AWS: VPC, internet gateway, route table with the default route,
 and the /24 subnet associated with that route table. Each piece is found by the cluster's
-UUID and made only when missing."""
+UUID and made only when missing; lookups go at once, and so do creates that do not need each
+other (VPC and gateway; attaching the gateway and making the route table)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..errors import NotFoundError
+from ..retry import wait_until
 from .aws_api import CLOUD, AwsApi
 from .aws_owned import at_most_one, cluster_tags, owned, tag_specs, tags_of
 from .base import CloudResource, CloudTarget, ClusterRef, Ensured
+from .parallel import gather
+
+AVAILABLE_TIMEOUT_S = 300.0
 
 DEFAULT_ROUTE = "0.0.0.0/0"
 
@@ -30,6 +35,12 @@ def _resource(kind: str, item: dict[str, Any], id_key: str, **extra: Any) -> Clo
     return CloudResource(kind, item[id_key], tags_of(item).get("Name", ""), extra)
 
 
+def find_gateway(api: AwsApi, cluster: ClusterRef) -> dict[str, Any] | None:
+    """The cluster's internet gateway, or None."""
+    items = api.describe("describe_internet_gateways", "InternetGateways", Filters=owned(cluster))
+    return at_most_one("internet gateway", items, "InternetGatewayId", cluster)
+
+
 def ensure_network(api: AwsApi, target: CloudTarget, dry_run: bool) -> Ensured:
     """VPC, internet gateway (attached) and a route table with the default route to it."""
     cluster = target.cluster
@@ -37,51 +48,74 @@ def ensure_network(api: AwsApi, target: CloudTarget, dry_run: bool) -> Ensured:
     actions: list[str] = []
     resources: list[CloudResource] = []
 
-    vpc = find_vpc(api, cluster)
+    vpc, igw, table = gather(lambda: find_vpc(api, cluster), lambda: find_gateway(api, cluster),
+                             lambda: find_route_table(api, cluster))
     if vpc is None:
         actions.append(f"create VPC {name} {target.network_cidr}")
         if dry_run:
             actions += ["create internet gateway", "create route table with 0.0.0.0/0 route"]
             return Ensured(actions=tuple(actions))
-        vpc = api.ec2("create_vpc", what=f"creating VPC {name}", CidrBlock=target.network_cidr,
-                      TagSpecifications=tag_specs(["vpc"], cluster_tags(cluster, name)))["Vpc"]
-        if vpc.get("State") != "available":
-            api.wait("vpc_available", what=f"waiting for VPC {vpc['VpcId']}", delay=2,
-                     VpcIds=[vpc["VpcId"]])
+    if igw is None:
+        actions.append("create internet gateway")
+    if not dry_run:
+        found_vpc, found_igw = vpc, igw
+
+        def the_vpc() -> dict[str, Any]:
+            return found_vpc or _create_vpc(api, target, name)
+
+        def the_gateway() -> dict[str, Any]:
+            return found_igw or api.ec2("create_internet_gateway", what="creating the internet gateway",
+                                        TagSpecifications=tag_specs(["internet-gateway"], cluster_tags(cluster, name))
+                                        )["InternetGateway"]
+
+        vpc, igw = gather(the_vpc, the_gateway)
+    assert vpc is not None
     vpc_id = vpc["VpcId"]
     resources.append(_resource("vpc", vpc, "VpcId", cidr=vpc.get("CidrBlock")))
 
-    igw = at_most_one("internet gateway", api.describe(
-        "describe_internet_gateways", "InternetGateways", Filters=owned(cluster)),
-        "InternetGatewayId", cluster)
-    if igw is None:
-        actions.append("create internet gateway")
-        if not dry_run:
-            igw = api.ec2("create_internet_gateway", what="creating the internet gateway",
-                          TagSpecifications=tag_specs(["internet-gateway"],
-                                                      cluster_tags(cluster, name)))["InternetGateway"]
-    if igw is not None:
-        attached = {a["VpcId"] for a in igw.get("Attachments", [])}
-        if vpc_id not in attached:
-            actions.append(f"attach internet gateway to {vpc_id}")
-            if not dry_run:
-                api.ec2("attach_internet_gateway", what="attaching the internet gateway",
-                        InternetGatewayId=igw["InternetGatewayId"], VpcId=vpc_id)
-        resources.append(_resource("internet-gateway", igw, "InternetGatewayId"))
-
-    table = find_route_table(api, cluster)
+    attach = igw is not None and vpc_id not in {a["VpcId"] for a in igw.get("Attachments", [])}
+    if attach:
+        actions.append(f"attach internet gateway to {vpc_id}")
     if table is None:
         actions.append("create route table")
-        if not dry_run:
-            table = api.ec2("create_route_table", what="creating the route table", VpcId=vpc_id,
-                            TagSpecifications=tag_specs(["route-table"],
-                                                        cluster_tags(cluster, name)))["RouteTable"]
+    if not dry_run:
+        assert igw is not None
+        gateway_id, found_table = igw["InternetGatewayId"], table
+
+        def attach_gateway() -> None:
+            if attach:
+                api.ec2("attach_internet_gateway", what="attaching the internet gateway",
+                        InternetGatewayId=gateway_id, VpcId=vpc_id)
+
+        def the_table() -> dict[str, Any]:
+            return found_table or api.ec2("create_route_table", what="creating the route table", VpcId=vpc_id,
+                                          TagSpecifications=tag_specs(["route-table"], cluster_tags(cluster, name))
+                                          )["RouteTable"]
+
+        _, table = gather(attach_gateway, the_table)
+    if igw is not None:
+        resources.append(_resource("internet-gateway", igw, "InternetGatewayId"))
     if table is not None and igw is not None:
         _ensure_default_route(api, table, igw["InternetGatewayId"], actions, dry_run)
         resources.append(_resource("route-table", table, "RouteTableId"))
     elif dry_run:
         actions.append(f"add route {DEFAULT_ROUTE} via the internet gateway")
     return Ensured(resources=tuple(resources), actions=tuple(actions))
+
+
+def _create_vpc(api: AwsApi, target: CloudTarget, name: str) -> dict[str, Any]:
+    """Create the VPC and return it once it is available."""
+    vpc: dict[str, Any] = api.ec2("create_vpc", what=f"creating VPC {name}", CidrBlock=target.network_cidr,
+                                  TagSpecifications=tag_specs(["vpc"], cluster_tags(target.cluster, name)))["Vpc"]
+    if vpc.get("State") == "available":
+        return vpc
+
+    def available() -> dict[str, Any] | None:
+        found = api.describe("describe_vpcs", "Vpcs", VpcIds=[vpc["VpcId"]])
+        return found[0] if found and found[0].get("State") == "available" else None
+
+    return wait_until(available, what=f"VPC {vpc['VpcId']} to be available", timeout_s=AVAILABLE_TIMEOUT_S,
+                      initial=0.2, maximum=2.0)
 
 
 def find_route_table(api: AwsApi, cluster: ClusterRef) -> dict[str, Any] | None:
@@ -108,13 +142,12 @@ def ensure_subnet(api: AwsApi, target: CloudTarget, dry_run: bool) -> Ensured:
     cluster = target.cluster
     name = f"cast-{cluster.name}-{cluster.short_id}"
     actions: list[str] = []
-    subnet = find_subnet(api, cluster)
-    table = find_route_table(api, cluster)
+    subnet, table, vpc = gather(lambda: find_subnet(api, cluster), lambda: find_route_table(api, cluster),
+                                lambda: find_vpc(api, cluster))
     if subnet is None:
         actions.append(f"create subnet {target.subnet_cidr} in {target.zone or target.region}")
         if dry_run:
             return Ensured(actions=tuple(actions + ["associate the route table"]))
-        vpc = find_vpc(api, cluster)
         if vpc is None:
             raise NotFoundError(CLOUD, f"no VPC carries cluster {cluster.uuid}: ensure the "
                                        "network before the subnet")

@@ -1,9 +1,10 @@
 """Everything of a cluster on AWS, found by its UUID, and its deletion as a graph.
 
 Order (each line waits for the ones it names): instances; detached volumes and network
-interfaces after instances; security groups, subnets, route tables (disassociated first) and
-internet gateways (detached first) after those; VPCs last. Key pairs depend on nothing.
-provisioner.teardown runs the passes, the retries and the stall budget.
+interfaces after instances; security groups, subnets and detaching internet gateways (AWS
+refuses while instances hold public addresses) after those; VPCs after them; deleting a
+detached gateway beside the VPC. Route tables (disassociated first) and key pairs depend on
+nothing. provisioner.teardown runs the passes, the retries and the stall budget.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .aws_api import CLOUD, AwsApi
 from .aws_instances import foreign_vms, live_instances, terminate
 from .aws_owned import owned, tags_of
 from .base import CloudResource, ClusterRef
+from .parallel import gather
 
 # kind -> (describe operation, result key, id key)
 _KINDS: dict[str, tuple[str, str, str]] = {
@@ -70,7 +72,7 @@ def teardown(api: AwsApi, cluster: ClusterRef, *, stall_budget_s: float) -> list
     """Refuse if a stranger runs in the cluster's VPCs; else delete everything of the cluster.
     Returns the deleted keys in order."""
     inv = inventory(api, cluster)
-    strangers = foreign_vms(api, cluster, inv.ids("vpc"))
+    strangers = foreign_vms(api, cluster, inv.ids("vpc"))  # needs the VPCs: after the inventory
     if strangers:
         raise ForeignVmError(CLOUD, [
             f"{v.cloud_id} ({v.name}, "
@@ -86,16 +88,17 @@ def deletables(api: AwsApi, cluster: ClusterRef, inv: Inventory) -> list[Deletab
     first: frozenset[str] = frozenset()
     if inv.ids("instance"):
         key = f"instances {', '.join(sorted(inv.ids('instance')))}"
-        items.append(Deletable(key, lambda: _terminate_live(api, cluster)))
+        items.append(Deletable(key, _terminator(api, cluster, inv.ids("instance"))))
         leftovers = "detached volumes and network interfaces"
         items.append(Deletable(leftovers, lambda: _delete_leftovers(api, cluster),
                                frozenset({key})))
         first = frozenset({key, leftovers})
 
-    def add(kind: str, delete: Callable[[dict[str, Any]], None], after: frozenset[str]) -> list[str]:
+    def add(kind: str, delete: Callable[[dict[str, Any]], None], after: frozenset[str],
+            label: str = "") -> list[str]:
         keys = []
         for item in inv.items.get(kind, []):
-            key = f"{kind} {item[_KINDS[kind][2]]}"
+            key = f"{label or kind} {item[_KINDS[kind][2]]}"
             items.append(Deletable(key, functools.partial(delete, item), after))
             keys.append(key)
         return keys
@@ -103,8 +106,11 @@ def deletables(api: AwsApi, cluster: ClusterRef, inv: Inventory) -> list[Deletab
     middle = add("security-group", lambda g: _delete(api, "delete_security_group",
                                                       GroupId=g["GroupId"]), first)
     middle += add("subnet", lambda s: _delete(api, "delete_subnet", SubnetId=s["SubnetId"]), first)
-    middle += add("route-table", lambda t: _delete_route_table(api, t), first)
-    middle += add("internet-gateway", lambda g: _delete_gateway(api, g), first)
+    middle += add("route-table", lambda t: _delete_route_table(api, t), frozenset())
+    detached = add("internet-gateway", lambda g: _detach_gateway(api, g), first, "detach internet-gateway")
+    middle += detached
+    add("internet-gateway", lambda g: _delete(api, "delete_internet_gateway",
+                                              InternetGatewayId=g["InternetGatewayId"]), frozenset(detached))
     add("vpc", lambda v: _delete(api, "delete_vpc", VpcId=v["VpcId"]), frozenset(middle))
     add("key-pair", lambda k: _delete(api, "delete_key_pair", KeyName=k["KeyName"]),
         frozenset())
@@ -115,22 +121,38 @@ def _delete(api: AwsApi, operation: str, **params: Any) -> None:
     api.ec2(operation, what=f"{operation} {' '.join(map(str, params.values()))}", **params)
 
 
-def _terminate_live(api: AwsApi, cluster: ClusterRef) -> None:
-    # Described afresh: an id from the inventory may have vanished since, and one unknown id
-    # fails the whole TerminateInstances call.
-    live = live_instances(api, cluster)
-    if live:
-        terminate(api, [i["InstanceId"] for i in live])
+def _terminator(api: AwsApi, cluster: ClusterRef, known: list[str]) -> Callable[[], None]:
+    """Terminate the cluster's live instances: first those of the inventory (just described),
+    on any later attempt those described afresh. One unknown id fails a whole
+    TerminateInstances call: then too they are described afresh."""
+    untried = [list(known)]
+
+    def live() -> list[str]:
+        return [i["InstanceId"] for i in live_instances(api, cluster)]
+
+    def terminate_live() -> None:
+        ids = untried.pop() if untried else live()
+        try:
+            if ids:
+                terminate(api, ids)
+        except NotFoundError:
+            ids = live()
+            if ids:
+                terminate(api, ids)
+
+    return terminate_live
 
 
 def _delete_leftovers(api: AwsApi, cluster: ClusterRef) -> None:
     """Volumes and network interfaces the instances left behind, available and tagged."""
     available = {"Name": "status", "Values": ["available"]}
-    for volume in api.describe("describe_volumes", "Volumes", Filters=owned(cluster, available)):
+    volumes, enis = gather(
+        lambda: api.describe("describe_volumes", "Volumes", Filters=owned(cluster, available)),
+        lambda: api.describe("describe_network_interfaces", "NetworkInterfaces", Filters=owned(cluster, available)))
+    for volume in volumes:
         with suppress(NotFoundError):
             _delete(api, "delete_volume", VolumeId=volume["VolumeId"])
-    for eni in api.describe("describe_network_interfaces", "NetworkInterfaces",
-                            Filters=owned(cluster, available)):
+    for eni in enis:
         with suppress(NotFoundError):
             _delete(api, "delete_network_interface", NetworkInterfaceId=eni["NetworkInterfaceId"])
 
@@ -144,10 +166,9 @@ def _delete_route_table(api: AwsApi, table: dict[str, Any]) -> None:
     _delete(api, "delete_route_table", RouteTableId=table["RouteTableId"])
 
 
-def _delete_gateway(api: AwsApi, gateway: dict[str, Any]) -> None:
+def _detach_gateway(api: AwsApi, gateway: dict[str, Any]) -> None:
     for attachment in gateway.get("Attachments", []):
         with suppress(NotFoundError):
             _delete(api, "detach_internet_gateway",
                     InternetGatewayId=gateway["InternetGatewayId"], VpcId=attachment["VpcId"])
-    _delete(api, "delete_internet_gateway", InternetGatewayId=gateway["InternetGatewayId"])
 

@@ -8,7 +8,6 @@ error mapping in azure_session; the SDK models in azure_build.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .. import tags
@@ -18,6 +17,7 @@ from . import azure_build as build
 from .azure_session import CLOUD, AzureSession, mapped_errors, wait_for
 from .azure_vms import VmOps, has_uuid
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+from .parallel import gather
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock: azure-core is
@@ -67,6 +67,9 @@ class Provider(Cloud):
     def __init__(self, region: str, zone: str | None = None):
         super().__init__(region, zone)
         self._session: AzureSession | None = None
+        # cluster uuid -> its resource group, once found or made: every step needs it, and a
+        # group keeps its name, so only ensure_network lists the groups again.
+        self._groups: dict[str, str] = {}
 
     @property
     def session(self) -> AzureSession:
@@ -84,6 +87,13 @@ class Provider(Cloud):
         """Start a long-running operation and block until the cloud says it is done."""
         return self.call(what, lambda: wait_for(start(), what), size=size)
 
+    def put(self, what: str, start: Callable[[Any], Any], group: str, kind: str, name: str, *,
+            size: str | None = None) -> str:
+        """Create or update resource `name` of `kind` with `start(polling)` (a begin_* call given
+        that polling), block until the cloud says it succeeded, and return its ARM id."""
+        self.call(what, lambda: wait_for(start(self.session.put_polling()), what), size=size)
+        return build.resource_id(self.session.subscription_id, group, kind, name)
+
     @property
     def vms(self) -> VmOps:
         """The VM operations, on this provider's session."""
@@ -96,9 +106,15 @@ class Provider(Cloud):
         rc = self.session.resources
         return self.call("list resource groups", lambda: list(rc.resource_groups.list(filter=uuid_filter(cluster))))
 
-    def group_of(self, cluster: ClusterRef) -> str | None:
-        """The name of the cluster's resource group, found by its UUID tag (None: none yet)."""
+    def group_of(self, cluster: ClusterRef, *, fresh: bool = False) -> str | None:
+        """The name of the cluster's resource group, found by its UUID tag (None: none yet);
+        listed once, then remembered (fresh=True lists again)."""
+        known = self._groups.get(cluster.uuid)
+        if known and not fresh:
+            return known
         group = only_one(self.groups_of(cluster), "resource group")
+        if group is not None:
+            self._groups[cluster.uuid] = group.name
         return group.name if group else None
 
     def require_group(self, cluster: ClusterRef) -> str:
@@ -142,7 +158,8 @@ class Provider(Cloud):
     def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
         cluster, actions = target.cluster, []
         labels = tags.cluster_tags(cluster.name, cluster.uuid)
-        group = self.group_of(cluster)
+        group = self.group_of(cluster, fresh=True)  # the step that owns the group: a leak shows here
+        vnet = None
         if group is None:
             group = build.group_name(cluster)
             actions.append(f"create resource group {group} in {self.region}")
@@ -152,18 +169,26 @@ class Provider(Cloud):
             rc = self.session.resources
             self.call(f"create resource group {group}", lambda: rc.resource_groups.create_or_update(
                 group, build.resource_group(self.region, labels)))
-        vnet = self.vnet_of(group, cluster)
-        if vnet is None:
-            name = build.vnet_name(cluster)
-            actions.append(f"create virtual network {name} {target.network_cidr}")
-            if not dry_run:
-                net = self.session.network
-                vnet = self.lro(f"create virtual network {name}", lambda: net.virtual_networks.begin_create_or_update(
-                    group, name, build.virtual_network(self.region, labels, target.network_cidr)))
+            self._groups[cluster.uuid] = group  # new and empty: no VNet to look for
+        else:
+            vnet = self.vnet_of(group, cluster)
         group_id = f"/subscriptions/{self.session.subscription_id}/resourceGroups/{group}"
         found = [CloudResource("resource-group", group_id, group)]
         if vnet is not None:
             found.append(CloudResource("vnet", vnet.id, vnet.name))
+        else:
+            name = build.vnet_name(cluster)
+            actions.append(f"create virtual network {name} {target.network_cidr}")
+            if not dry_run:
+                # The subnet goes in with the VNet: one long-running operation instead of two
+                # (ensure_subnet then finds it in place).
+                net = self.session.network
+                model = build.virtual_network(self.region, labels, target.network_cidr,
+                                              (build.subnet_name(cluster), target.subnet_cidr))
+                vnet_id = self.put(f"create virtual network {name}", lambda polling: net.virtual_networks
+                                   .begin_create_or_update(group, name, model, polling=polling),
+                                   group, "Microsoft.Network/virtualNetworks", name)
+                found.append(CloudResource("vnet", vnet_id, name))
         return Ensured(resources=tuple(found), actions=tuple(actions))
 
     def ensure_subnet(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
@@ -185,9 +210,10 @@ class Provider(Cloud):
         if dry_run:
             return Ensured(actions=(action,))
         net = self.session.network
-        made = self.lro(f"create subnet {name}", lambda: net.subnets.begin_create_or_update(
-            group, vnet.name, name, build.subnet(target.subnet_cidr)))
-        return Ensured(resources=(CloudResource("subnet", made.id, made.name),), actions=(action,))
+        self.put(f"create subnet {name}", lambda polling: net.subnets.begin_create_or_update(
+            group, vnet.name, name, build.subnet(target.subnet_cidr), polling=polling),
+            group, "Microsoft.Network/virtualNetworks", f"{vnet.name}/subnets/{name}")
+        return Ensured(resources=(CloudResource("subnet", f"{vnet.id}/subnets/{name}", name),), actions=(action,))
 
     def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
         cluster = target.cluster
@@ -211,17 +237,19 @@ class Provider(Cloud):
             raise NotFoundError(CLOUD, f"no resource group of cluster {cluster.name}; ensure the network first")
         net = self.session.network
 
-        def put(role: str, name: str) -> Any:
+        def put(role: str, name: str) -> CloudResource:
             labels = {**tags.cluster_tags(cluster.name, cluster.uuid), tags.ROLE: role}
             model = build.security_group(self.region, labels, target.firewall[role])
-            return self.lro(f"create network security group {name}",
-                            lambda: net.network_security_groups.begin_create_or_update(group, name, model))
+            nsg_id = self.put(f"create network security group {name}",
+                              lambda polling: net.network_security_groups.begin_create_or_update(
+                                  group, name, model, polling=polling),
+                              group, "Microsoft.Network/networkSecurityGroups", name)
+            return CloudResource("network-security-group", nsg_id, name)
 
-        with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="azure-nsg") as pool:
-            made = list(pool.map(lambda w: put(w[0], w[1]), work))
-        result = {**existing, **{w[0]: m for w, m in zip(work, made, strict=True)}}
-        return Ensured(resources=tuple(CloudResource("network-security-group", n.id, n.name) for n in result.values()),
-                       actions=tuple(a for _, _, a in work))
+        made = gather(*(lambda w=w: put(w[0], w[1]) for w in work))
+        result = {role: CloudResource("network-security-group", n.id, n.name) for role, n in existing.items()}
+        result.update({w[0]: m for w, m in zip(work, made, strict=True)})
+        return Ensured(resources=tuple(result.values()), actions=tuple(a for _, _, a in work))
 
     def ensure_ssh_key(self, target: CloudTarget, public_key: str, *, dry_run: bool = False) -> Ensured:
         return Ensured()  # Azure keeps the key with each VM
@@ -263,7 +291,9 @@ class Provider(Cloud):
                          lambda: list(rc.resources.list_by_resource_group(group, filter=uuid_filter(cluster))))
 
     def teardown(self, target: CloudTarget) -> None:
-        foreign = self.find_foreign_vms(target)
+        groups = [g.name for g in self.groups_of(target.cluster)]
+        foreign = [vm for found in gather(*(lambda g=g: self.vms.foreign(g, target.cluster) for g in groups))
+                   for vm in found]
         if foreign:
             raise ForeignVmError(CLOUD, [f"{v.name} ({v.cloud_id})" for v in foreign])
         rc = self.session.resources
@@ -271,5 +301,5 @@ class Provider(Cloud):
         def delete(name: str) -> Callable[[], None]:
             return lambda: self.lro(f"delete resource group {name}", lambda: rc.resource_groups.begin_delete(name))
 
-        groups = [g.name for g in self.groups_of(target.cluster)]
         delete_in_passes(CLOUD, [Deletable(f"resource-group {g}", delete(g)) for g in groups])
+        self._groups.pop(target.cluster.uuid, None)

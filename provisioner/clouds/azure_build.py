@@ -14,6 +14,11 @@ ADMIN_USER = "azureuser"  # Azure refuses "root"; the cluster's cloud-init autho
 FIRST_PRIORITY = 100
 
 
+def resource_id(subscription: str, group: str, kind: str, name: str) -> str:
+    """The ARM id of resource `name` of `kind` (e.g. "Microsoft.Network/publicIPAddresses")."""
+    return f"/subscriptions/{subscription}/resourceGroups/{group}/providers/{kind}/{name}"
+
+
 def group_name(cluster: ClusterRef) -> str:
     """`cast-<cluster>-<short id>`: the cluster's one resource group."""
     return f"cast-{cluster.name}-{cluster.short_id}"
@@ -51,19 +56,22 @@ def resource_group(location: str, tags: Mapping[str, str]) -> Any:
     return ResourceGroup(location=location, tags=dict(tags))
 
 
-def virtual_network(location: str, tags: Mapping[str, str], cidr: str) -> Any:
-    """A VNet with one address space and no subnets (they are PUT on their own)."""
+def virtual_network(location: str, tags: Mapping[str, str], cidr: str,
+                    first_subnet: tuple[str, str] | None = None) -> Any:
+    """A VNet with one address space and, when given, its first subnet (name, cidr). Only for
+    a VNet's creation: a PUT replaces the whole VNet, so later subnets are PUT on their own."""
     from azure.mgmt.network.models import AddressSpace, VirtualNetwork, VirtualNetworkPropertiesFormat
 
-    props = VirtualNetworkPropertiesFormat(address_space=AddressSpace(address_prefixes=[cidr]))
+    subnets = [subnet(first_subnet[1], first_subnet[0])] if first_subnet else None
+    props = VirtualNetworkPropertiesFormat(address_space=AddressSpace(address_prefixes=[cidr]), subnets=subnets)
     return VirtualNetwork(location=location, tags=dict(tags), properties=props)
 
 
-def subnet(cidr: str) -> Any:
-    """A subnet; its NSG is attached per NIC, not here."""
+def subnet(cidr: str, name: str | None = None) -> Any:
+    """A subnet (named when it goes inside a VNet's body); its NSG is attached per NIC, not here."""
     from azure.mgmt.network.models import Subnet, SubnetPropertiesFormat
 
-    return Subnet(properties=SubnetPropertiesFormat(address_prefix=cidr))
+    return Subnet(name=name, properties=SubnetPropertiesFormat(address_prefix=cidr))
 
 
 def rule_key(protocol: str, ports: str, sources: Sequence[str]) -> tuple[str, str, tuple[str, ...]]:

@@ -80,6 +80,21 @@ class AzureSession:
 
         return cls(subscription, endpoint, DefaultAzureCredential(), {})
 
+    def put_polling(self) -> Any:
+        """The polling for a PUT whose result the caller does not read: done when the cloud's
+        Azure-AsyncOperation says Succeeded, without the SDK's final GET of the resource (one
+        call less per resource; the caller knows the resource's id from its name)."""
+        from azure.core.polling.base_polling import LocationPolling, StatusCheckPolling
+        from azure.mgmt.core.polling.arm_polling import ARMPolling, AzureAsyncOperationPolling, BodyContentPolling
+
+        class WithoutFinalGet(AzureAsyncOperationPolling):
+            def get_final_get_url(self, pipeline_response: Any) -> str | None:
+                return None
+
+        interval = float(self._kwargs.get("polling_interval", 30))  # Retry-After takes precedence
+        return ARMPolling(interval, lro_algorithms=[WithoutFinalGet(), LocationPolling(), BodyContentPolling(),
+                                                    StatusCheckPolling()])
+
     def _client(self, key: str, factory: Callable[..., T]) -> T:
         client = getattr(self._local, key, None)
         if client is None:

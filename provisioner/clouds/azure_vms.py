@@ -16,6 +16,7 @@ from ..teardown import Deletable, delete_in_passes
 from . import azure_build as build
 from .azure_session import CLOUD
 from .base import CloudTarget, ClusterRef, Vm, VmRequest
+from .parallel import gather
 
 if TYPE_CHECKING:
     from .azure import Provider
@@ -62,12 +63,24 @@ class VmOps:
     # --- reading ---------------------------------------------------------------------
 
     def inventory(self, group: str) -> tuple[list[Any], list[Any], list[Any]]:
-        """Every VM (with instance view), NIC and public IP in the group."""
-        compute, net = self.p.session.compute, self.p.session.network
-        vms = self.p.call(f"list VMs in {group}",
-                          lambda: list(compute.virtual_machines.list(group, expand="instanceView")))
-        nics = self.p.call(f"list network interfaces in {group}", lambda: list(net.network_interfaces.list(group)))
-        pips = self.p.call(f"list public IPs in {group}", lambda: list(net.public_ip_addresses.list(group)))
+        """Every VM (with instance view), NIC and public IP in the group (three lists at once)."""
+        vms, nics, pips = gather(*self._inventory_calls(group))
+        return vms, nics, pips
+
+    def _inventory_calls(self, group: str) -> tuple[Any, Any, Any]:
+        def vms() -> list[Any]:
+            compute = self.p.session.compute  # clients are per thread: fetched in the calling one
+            return self.p.call(f"list VMs in {group}",
+                               lambda: list(compute.virtual_machines.list(group, expand="instanceView")))
+
+        def nics() -> list[Any]:
+            net = self.p.session.network
+            return self.p.call(f"list network interfaces in {group}", lambda: list(net.network_interfaces.list(group)))
+
+        def pips() -> list[Any]:
+            net = self.p.session.network
+            return self.p.call(f"list public IPs in {group}", lambda: list(net.public_ip_addresses.list(group)))
+
         return vms, nics, pips
 
     def view(self, group: str, inventory: tuple[list[Any], list[Any], list[Any]] | None = None) -> list[Vm]:
@@ -112,12 +125,15 @@ class VmOps:
             return []
         cluster = target.cluster
         group = self.p.require_group(cluster)
-        vms, nics, pips = self.inventory(group)
+        # What runs, and what a missing VM would be made with, in one round of lookups.
+        vms, nics, pips, vnet, nsgs = gather(*self._inventory_calls(group), lambda: self.p.vnet_of(group, cluster),
+                                             lambda: self.p.nsgs_of(group, cluster))
         have = _by_node(vms, cluster, "VM")
         missing = [r for r in requests if r.name not in have]
         if missing:
-            subnet_id = self.p.subnet_id(group, cluster)
-            nsgs = self.p.nsgs_of(group, cluster)
+            if vnet is None:
+                raise NotFoundError(CLOUD, f"no virtual network of cluster {cluster.name} in {group}")
+            subnet_id = f"{vnet.id}/subnets/{build.subnet_name(cluster)}"
             nic_of, pip_of = _by_node(nics, cluster, "network interface"), _by_node(pips, cluster, "public IP")
 
             def chain(req: VmRequest) -> None:
@@ -139,18 +155,25 @@ class VmOps:
         nsg = nsgs.get(req.role)
         if nsg is None:
             raise NotFoundError(CLOUD, f"no network security group for role {req.role}; ensure the firewall first")
-        if nic is None:
-            if pip is None:
+        nic_id = nic.id if nic is not None else None
+        if nic_id is None:
+            pip_id = pip.id if pip is not None else None
+            if pip_id is None:
                 name = build.pip_name(req.name)
-                pip = self.p.lro(f"create public IP {name}", lambda: net.public_ip_addresses.begin_create_or_update(
-                    group, name, build.public_ip(self.p.region, labels, target.zone)))
+                model = build.public_ip(self.p.region, labels, target.zone)
+                pip_id = self.p.put(f"create public IP {name}", lambda polling: net.public_ip_addresses
+                                    .begin_create_or_update(group, name, model, polling=polling),
+                                    group, "Microsoft.Network/publicIPAddresses", name)
             name = build.nic_name(req.name)
-            nic = self.p.lro(f"create network interface {name}", lambda: net.network_interfaces.begin_create_or_update(
-                group, name, build.network_interface(self.p.region, labels, subnet_id, pip.id, nsg.id)))
+            model = build.network_interface(self.p.region, labels, subnet_id, pip_id, nsg.id)
+            nic_id = self.p.put(f"create network interface {name}", lambda polling: net.network_interfaces
+                                .begin_create_or_update(group, name, model, polling=polling),
+                                group, "Microsoft.Network/networkInterfaces", name)
         model = build.virtual_machine(self.p.region, target.zone, labels, req.name, req.size, target.image,
-                                      req.user_data, public_key, nic.id)
-        self.p.lro(f"create VM {req.name} ({req.size})",
-                   lambda: compute.virtual_machines.begin_create_or_update(group, req.name, model), size=req.size)
+                                      req.user_data, public_key, nic_id)
+        self.p.put(f"create VM {req.name} ({req.size})", lambda polling: compute.virtual_machines
+                   .begin_create_or_update(group, req.name, model, polling=polling),
+                   group, "Microsoft.Compute/virtualMachines", req.name, size=req.size)
 
     def _ready(self, group: str, cluster: ClusterRef, names: list[str]) -> list[Vm] | None:
         found = {v.name: v for v in self.view(group) if v.cluster_uuid == cluster.uuid}
@@ -198,14 +221,21 @@ class VmOps:
         """VMs in the cluster's resource group, or attached to its VNet from elsewhere, that do
         not carry the cluster's UUID."""
         compute, net = self.p.session.compute, self.p.session.network
-        vms = self.p.call(f"list VMs in {group}", lambda: list(compute.virtual_machines.list(group)))
+
+        def list_vms() -> list[Any]:
+            compute = self.p.session.compute
+            return self.p.call(f"list VMs in {group}", lambda: list(compute.virtual_machines.list(group)))
+
+        def list_nics() -> list[Any]:
+            net = self.p.session.network
+            return self.p.call(f"list network interfaces in {group}", lambda: list(net.network_interfaces.list(group)))
+
+        vms, vnet, nics = gather(list_vms, lambda: self.p.vnet_of(group, cluster), list_nics)
         out = [self._as_vm(vm, {}, {}) for vm in vms if not has_uuid(vm, cluster)]
-        vnet = self.p.vnet_of(group, cluster)
         if vnet is None:
             return out
         known = {vm.id.lower() for vm in vms}
-        ours = {n.id.lower(): n for n in self.p.call(f"list network interfaces in {group}",
-                                                     lambda: list(net.network_interfaces.list(group)))}
+        ours = {n.id.lower(): n for n in nics}
         nic_ids = {c.id.lower().split("/ipconfigurations/")[0]
                    for s in vnet.subnets or [] for c in s.ip_configurations or [] if c.id}
         for nic_id in sorted(nic_ids):

@@ -30,6 +30,7 @@ from ..teardown import Deletable, delete_in_passes
 from . import do_droplets, do_firewall
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 from .do_client import CLOUD, ApiError, DoApi
+from .parallel import gather
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock: azure-core is
@@ -172,16 +173,15 @@ class Provider(Cloud):
     def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
         cluster = target.cluster
         existing = self._firewalls(cluster)
-        resources: list[CloudResource] = []
-        actions: list[str] = []
-        for role, rules in sorted(target.firewall.items()):
+
+        def one(role: str) -> tuple[CloudResource | None, str | None]:
             found = existing.get(role, [])
             if len(found) > 1:
                 raise ExcessResourcesError(CLOUD, f"{len(found)} firewalls target the {role}s of cluster "
                                            f"{cluster.name}: " + ", ".join(f"{f['name']} ({f['id']})" for f in found))
             tag = tags.role_target_tag(cluster.uuid, role)
             name = self._firewall_name(cluster, role)
-            inbound = do_firewall.inbound_rules(rules)
+            inbound = do_firewall.inbound_rules(target.firewall[role])
             body = {
                 "name": name,
                 "tags": [tag],
@@ -189,12 +189,10 @@ class Provider(Cloud):
                 "outbound_rules": do_firewall.outbound_rules(),
             }
             if found and not do_firewall.drifted(found[0], inbound, tag):
-                resources.append(CloudResource("firewall", found[0]["id"], found[0]["name"]))
-                continue
-            verb = "repair" if found else "create"
-            actions.append(f"{verb} firewall {name}")
+                return CloudResource("firewall", found[0]["id"], found[0]["name"]), None
+            action = f"{'repair' if found else 'create'} firewall {name}"
             if dry_run:
-                continue
+                return None, action
             # Firewalls may only target tags that exist; droplets create theirs on the fly.
             self.api.call(f"create tag {tag}", lambda c: c.tags.create, body={"name": tag})
             if found:
@@ -202,8 +200,10 @@ class Provider(Cloud):
                                    found[0]["id"], body=body)["firewall"]
             else:
                 fw = self.api.call(f"create firewall {name}", lambda c: c.firewalls.create, body=body)["firewall"]
-            resources.append(CloudResource("firewall", fw["id"], fw["name"]))
-        return Ensured(tuple(resources), tuple(actions))
+            return CloudResource("firewall", fw["id"], fw["name"]), action
+
+        done = gather(*(lambda role=role: one(role) for role in sorted(target.firewall)))  # the roles at once
+        return Ensured(tuple(r for r, _ in done if r is not None), tuple(a for _, a in done if a is not None))
 
     # --- SSH key -----------------------------------------------------------------------
 
@@ -326,7 +326,8 @@ class Provider(Cloud):
     # --- ownership and teardown --------------------------------------------------------
 
     def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
-        return self._foreign(target.cluster, self._our_vpcs(target.cluster), self._droplets(None))
+        vpcs, droplets = gather(lambda: self._our_vpcs(target.cluster), lambda: self._droplets(None))
+        return self._foreign(target.cluster, vpcs, droplets)
 
     @staticmethod
     def _foreign(cluster: ClusterRef, vpcs: list[dict[str, Any]], droplets: list[dict[str, Any]]) -> list[Vm]:
@@ -339,30 +340,41 @@ class Provider(Cloud):
         ]
 
     def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
-        return self._inventory(cluster, self._our_vpcs(cluster), self._droplets(tags.uuid_tag_string(cluster.uuid)))
+        vpcs, droplets = gather(lambda: self._our_vpcs(cluster),
+                                lambda: self._droplets(tags.uuid_tag_string(cluster.uuid)))
+        return self._inventory(cluster, vpcs, droplets)
 
     def _inventory(self, cluster: ClusterRef, vpcs: list[dict[str, Any]],
                    droplets: list[dict[str, Any]]) -> list[CloudResource]:
+        firewalls, keys, uuid_tags = gather(lambda: self._firewalls(cluster), lambda: self._keys(cluster),
+                                            lambda: self._uuid_tags(cluster))
+        return self._resources(cluster, vpcs, droplets, firewalls, keys, uuid_tags)
+
+    def _resources(self, cluster: ClusterRef, vpcs: list[dict[str, Any]], droplets: list[dict[str, Any]],
+                   firewalls: dict[str, list[dict[str, Any]]], keys: list[dict[str, Any]],
+                   uuid_tags: list[str]) -> list[CloudResource]:
         uuid_tag = tags.uuid_tag_string(cluster.uuid)
         found = [
             CloudResource("droplet", str(d["id"]), str(d["name"]))
             for d in droplets
             if uuid_tag in (d.get("tags") or [])
         ]
-        found += [CloudResource("firewall", f["id"], f["name"]) for fs in self._firewalls(cluster).values() for f in fs]
-        found += [CloudResource("ssh-key", str(k["id"]), k["name"]) for k in self._keys(cluster)]
+        found += [CloudResource("firewall", f["id"], f["name"]) for fs in firewalls.values() for f in fs]
+        found += [CloudResource("ssh-key", str(k["id"]), k["name"]) for k in keys]
         found += [self._vpc_resource(v) for v in vpcs]
-        found += [CloudResource("tag", t, t) for t in self._uuid_tags(cluster)]
+        found += [CloudResource("tag", t, t) for t in uuid_tags]
         return found
 
     def teardown(self, target: CloudTarget) -> None:
         cluster = target.cluster
-        vpcs = self._our_vpcs(cluster)
-        droplets = self._droplets(None)
+        # Everything at once: the safety check and the inventory read the same lists.
+        vpcs, droplets, firewalls, keys, uuid_tags = gather(
+            lambda: self._our_vpcs(cluster), lambda: self._droplets(None), lambda: self._firewalls(cluster),
+            lambda: self._keys(cluster), lambda: self._uuid_tags(cluster))
         foreign = self._foreign(cluster, vpcs, droplets)
         if foreign:
             raise ForeignVmError(CLOUD, [f"{vm.name} ({vm.cloud_id})" for vm in foreign])
-        resources = self._inventory(cluster, vpcs, droplets)
+        resources = self._resources(cluster, vpcs, droplets, firewalls, keys, uuid_tags)
         uuid_tag = tags.uuid_tag_string(cluster.uuid)
         droplets_key = f"droplets tagged {uuid_tag}"
         items: list[Deletable] = []

@@ -23,6 +23,7 @@ from ..teardown import Deletable, delete_in_passes
 from . import gcp_layout as layout
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 from .gcp_api import CLOUD, AlreadyExistsError, GcpApi
+from .parallel import gather
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock).
@@ -86,9 +87,9 @@ class Provider(Cloud):
             network_resource=compute_v1.Network(name=name, auto_create_subnetworks=False,
                                                 description=layout.description(cluster, "network")),
         )
-        self._create(f"create network {name}", self.api.client("NetworksClient").insert_unary, request)
-        return Ensured(resources=(_resource("network", self._one(self._networks(cluster), name)),),
-                       actions=(f"created network {name}",))
+        op = self._create(f"create network {name}", self.api.client("NetworksClient").insert_unary, request)
+        made = _made("network", name, op) or _resource("network", self._one(self._networks(cluster), name))
+        return Ensured(resources=(made,), actions=(f"created network {name}",))
 
     def ensure_subnet(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
         from google.cloud import compute_v1
@@ -111,9 +112,10 @@ class Provider(Cloud):
                 description=layout.description(cluster, "subnetwork"),
             ),
         )
-        self._create(f"create subnetwork {name}", api.client("SubnetworksClient").insert_unary, request)
-        made = self._one(self._subnetworks(cluster, target.region), name)
-        return Ensured(resources=(_resource("subnetwork", made),),
+        op = self._create(f"create subnetwork {name}", api.client("SubnetworksClient").insert_unary, request)
+        made = _made("subnetwork", name, op) or _resource("subnetwork",
+                                                         self._one(self._subnetworks(cluster, target.region), name))
+        return Ensured(resources=(made,),
                        actions=(f"created subnetwork {name} {target.subnet_cidr} in {target.region}",))
 
     def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
@@ -124,7 +126,7 @@ class Provider(Cloud):
         existing = {f.name: f for f in self._firewalls(cluster)}
         network = f"projects/{api.project}/global/networks/{layout.network_name(cluster)}"
         client = api.client("FirewallsClient")
-        work: list[tuple[str, Callable[[], None]]] = []
+        work: list[tuple[str, Callable[[], Any]]] = []
 
         def body(spec: layout.FirewallSpec) -> Any:
             return compute_v1.Firewall(
@@ -134,25 +136,36 @@ class Provider(Cloud):
                 source_ranges=list(spec.sources), target_tags=list(spec.target_tags),
             )
 
+        made: dict[str, CloudResource | None] = {}  # name -> what its create or repair made
+
+        def create(name: str, request: Any) -> None:
+            made[name] = _made("firewall", name, self._create(f"create firewall {name}", client.insert_unary,
+                                                               request))
+
+        def repair(name: str, request: Any) -> None:
+            made[name] = _made("firewall", name, api.mutate(f"repair firewall {name}", client.update_unary, request))
+
         for name, spec in wanted.items():
             if name not in existing:
                 request = compute_v1.InsertFirewallRequest(project=api.project, firewall_resource=body(spec))
-                work.append((f"create firewall {name}", _bind(self._create, f"create firewall {name}",
-                                                               client.insert_unary, request)))
+                work.append((f"create firewall {name}", _bind(create, name, request)))
             elif _firewall_differs(existing[name], spec):
                 request = compute_v1.UpdateFirewallRequest(project=api.project, firewall=name,
                                                            firewall_resource=body(spec))
-                work.append((f"repair firewall {name}", _bind(api.mutate, f"repair firewall {name}",
-                                                               client.update_unary, request)))
+                work.append((f"repair firewall {name}", _bind(repair, name, request)))
         for name in sorted(existing.keys() - wanted.keys()):
             request = compute_v1.DeleteFirewallRequest(project=api.project, firewall=name)
             work.append((f"delete firewall {name} (not in the plan)",
                          _bind(api.mutate, f"delete firewall {name}", client.delete_unary, request)))
+        resources = {name: _resource("firewall", f) for name, f in existing.items()}
         if work and not dry_run:
             self._parallel([fn for _, fn in work])
-            existing = {f.name: f for f in self._firewalls(cluster)}
-        resources = tuple(_resource("firewall", f) for f in existing.values())
-        return Ensured(resources=resources, actions=tuple(what for what, _ in work))
+            if all(made.values()):  # every operation named what it made: nothing to list again
+                resources = {n: r for n, r in resources.items() if n in wanted}
+                resources.update({n: r for n, r in made.items() if r is not None})
+            else:
+                resources = {f.name: _resource("firewall", f) for f in self._firewalls(cluster)}
+        return Ensured(resources=tuple(resources.values()), actions=tuple(what for what, _ in work))
 
     def ensure_ssh_key(self, target: CloudTarget, public_key: str, *, dry_run: bool = False) -> Ensured:
         return Ensured()  # the key travels in each instance's `ssh-keys` metadata
@@ -227,15 +240,8 @@ class Provider(Cloud):
                             request)
 
     def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
-        networks = {f"/global/networks/{n.name}" for n in self._networks(target.cluster)}
-        if not networks:
-            return []
-        foreign = []
-        for instance in self._all_instances(filter_=None):
-            in_ours = any(nic.network.endswith(tuple(networks)) for nic in instance.network_interfaces)
-            if in_ours and instance.labels.get(CLUSTER_UUID) != target.cluster.uuid:
-                foreign.append(_vm(instance))
-        return foreign
+        networks, instances = gather(lambda: self._networks(target.cluster), lambda: self._all_instances(None))
+        return _foreign(target.cluster, networks, instances)
 
     # --- inventory and teardown --------------------------------------------------------
 
@@ -250,30 +256,35 @@ class Provider(Cloud):
     def teardown(self, target: CloudTarget) -> None:
         from google.cloud import compute_v1
 
-        foreign = self.find_foreign_vms(target)
+        cluster, api = target.cluster, self.api
+        # Everything at once: the safety check and the inventory read the same lists.
+        found_networks, every_instance, found_firewalls, found_subnets = gather(
+            lambda: self._networks(cluster), lambda: self._all_instances(None), lambda: self._firewalls(cluster),
+            lambda: self._subnetworks(cluster, target.region))
+        foreign = _foreign(cluster, found_networks, every_instance)
         if foreign:
             raise ForeignVmError(CLOUD, [f"{vm.name} ({vm.extra.get('zone', '?')})" for vm in foreign])
-        cluster, api = target.cluster, self.api
         project = api.project
-        instances = {f"instance {i.name}": _bind(self._delete_instance, i) for i in self._cluster_instances(cluster)}
+        ours = [i for i in every_instance if i.labels.get(CLUSTER_UUID) == cluster.uuid]
+        instances = {f"instance {i.name}": _bind(self._delete_instance, i) for i in ours}
         firewalls = {
             f"firewall {f.name}": _bind(api.mutate, f"delete firewall {f.name}",
                                         api.client("FirewallsClient").delete_unary,
                                         compute_v1.DeleteFirewallRequest(project=project, firewall=f.name))
-            for f in self._firewalls(cluster)
+            for f in found_firewalls
         }
         subnets = {
             f"subnetwork {s.name}": _bind(api.mutate, f"delete subnetwork {s.name}",
                                           api.client("SubnetworksClient").delete_unary,
                                           compute_v1.DeleteSubnetworkRequest(project=project, region=target.region,
                                                                              subnetwork=s.name))
-            for s in self._subnetworks(cluster, target.region)
+            for s in found_subnets
         }
         networks = {
             f"network {n.name}": _bind(api.mutate, f"delete network {n.name}",
                                        api.client("NetworksClient").delete_unary,
                                        compute_v1.DeleteNetworkRequest(project=project, network=n.name))
-            for n in self._networks(cluster)
+            for n in found_networks
         }
         items = [Deletable(k, fn) for k, fn in {**instances, **firewalls}.items()]
         items += [Deletable(k, fn, frozenset(instances)) for k, fn in subnets.items()]
@@ -330,11 +341,13 @@ class Provider(Cloud):
             raise CloudError(CLOUD, f"no zone for region {target.region}: the region map must name one")
         return zone
 
-    def _create(self, what: str, fn: Callable[..., Any], request: Any, capacity_hint: str = "") -> None:
-        """A create that counts a name already taken as done; the caller's lookup then decides
-        whether the resource is the cluster's."""
-        with contextlib.suppress(AlreadyExistsError):
-            self.api.mutate(what, fn, request, capacity_hint)
+    def _create(self, what: str, fn: Callable[..., Any], request: Any, capacity_hint: str = "") -> Any | None:
+        """A create that counts a name already taken as done; returns its operation, or None
+        when the name was taken (the caller's lookup then decides whether it is the cluster's)."""
+        try:
+            return self.api.mutate(what, fn, request, capacity_hint)
+        except AlreadyExistsError:
+            return None
 
     @staticmethod
     def _one(found: list[Any], name: str) -> Any:
@@ -402,6 +415,22 @@ def _vm(instance: Any) -> Vm:
 
 def _resource(kind: str, item: Any) -> CloudResource:
     return CloudResource(kind=kind, id=str(item.id), name=item.name, extra={"self_link": item.self_link})
+
+
+def _made(kind: str, name: str, op: Any | None) -> CloudResource | None:
+    """What a DONE insert or update made, from its operation (None when it does not say)."""
+    if op is None or not op.target_id or not op.target_link:
+        return None
+    return CloudResource(kind=kind, id=str(op.target_id), name=name, extra={"self_link": op.target_link})
+
+
+def _foreign(cluster: ClusterRef, networks: list[Any], instances: list[Any]) -> list[Vm]:
+    """Instances in the cluster's networks that do not carry its UUID."""
+    links = tuple(f"/global/networks/{n.name}" for n in networks)
+    if not links:
+        return []
+    return [_vm(i) for i in instances if i.labels.get(CLUSTER_UUID) != cluster.uuid
+            and any(nic.network.endswith(links) for nic in i.network_interfaces)]
 
 
 def _firewall_differs(existing: Any, spec: layout.FirewallSpec) -> bool:

@@ -161,9 +161,9 @@ class GcpApi:
 
         return retry_transient(once, budget_s=self.transient_budget_s)
 
-    def wait(self, op: Any, what: str, capacity_hint: str = "") -> None:
+    def wait(self, op: Any, what: str, capacity_hint: str = "") -> Any:
         """Block until `op` is DONE (the API's own blocking `wait`, called again until the
-        deadline) and raise our error if it failed."""
+        deadline) and return it; raise our error if it failed."""
         from google.cloud import compute_v1
 
         done = compute_v1.Operation.Status.DONE
@@ -186,16 +186,18 @@ class GcpApi:
         failure = operation_error(op, what, capacity_hint)
         if failure:
             raise failure
+        return op
 
-    def mutate(self, what: str, fn: Callable[..., Any], request: Any, capacity_hint: str = "") -> None:
+    def mutate(self, what: str, fn: Callable[..., Any], request: Any, capacity_hint: str = "") -> Any:
         """Send a mutation (`fn(request=...)`, a `*_unary` method) with a fresh requestId so a
-        retry after a transient error cannot run it twice, then wait for its operation."""
+        retry after a transient error cannot run it twice, wait for its operation and return
+        it (DONE; its target_id and target_link name what it made)."""
         import uuid
 
         if hasattr(request, "request_id"):
             request.request_id = str(uuid.uuid4())
         op = self.call(what, fn, request=request, capacity_hint=capacity_hint)
-        self.wait(op, what, capacity_hint)
+        return self.wait(op, what, capacity_hint)
 
     def list_all(self, what: str, fn: Callable[..., Any], request: Any) -> list[Any]:
         """Every item of a paged list (all pages fetched inside one retried call)."""

@@ -1,6 +1,14 @@
 """An HTTP proxy on 127.0.0.1 in front of the moto server that counts AWS API calls by action
 and answers some of them with an AWS error instead of forwarding them: throttling, 5xx, a
 quota. moto itself cannot fail on demand; the SDK cannot tell this proxy from the endpoint.
+
+Like the other emulators (emulator.py), it can hold every API call `delay_s` before answering
+it (in the call's own handler thread), calls its `listeners` after every call that may change
+what runs (any action but Describe*, Get* and List*), and answers the same control routes for
+counting, under /_emulator/ (never forwarded):
+  GET    /_emulator/calls   {"total": N, "by_route": {"RunInstances": n, ...}}
+  DELETE /_emulator/calls   reset the counters and the log
+  GET    /_emulator/log     [{start, end, route, status}] of the calls since then, in order
 """
 
 from __future__ import annotations
@@ -9,10 +17,19 @@ import http.client
 import json
 import socket
 import threading
+import time
 import urllib.parse
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from .emulator import LOG_MAX, QuietServer
+
+CONTROL = "/_emulator/"
+MOTO_CONTROL = "/moto-api/"
+READ_ONLY = ("Describe", "Get", "List")
 
 
 @dataclass
@@ -56,8 +73,11 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.calls: Counter[str] = Counter()  # every call received, by action
         self.injected: Counter[str] = Counter()  # calls answered with a fault, by action
+        self.log: deque[dict[str, Any]] = deque(maxlen=LOG_MAX)
+        self.delay_s = 0.0
+        self.listeners: list[Callable[[], None]] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: QuietServer | None = None
 
     @property
     def endpoint(self) -> str:
@@ -67,8 +87,7 @@ class FaultProxy:
 
     def start(self) -> str:
         """Listen on a free loopback port; return the endpoint URL."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._server = QuietServer(("127.0.0.1", 0), _handler(self))
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self.endpoint
 
@@ -84,6 +103,30 @@ class FaultProxy:
             self.faults.clear()
             self.calls.clear()
             self.injected.clear()
+            self.log.clear()
+
+    def control(self, method: str, path: str) -> tuple[int, Any]:
+        """Answer a control request: (HTTP status, JSON body or None)."""
+        what = path.split("?", 1)[0].removeprefix(CONTROL).strip("/")
+        with self._lock:
+            if what == "calls" and method == "GET":
+                return 200, {"total": sum(self.calls.values()), "by_route": dict(self.calls)}
+            if what == "calls" and method == "DELETE":
+                self.calls.clear()
+                self.injected.clear()
+                self.log.clear()
+                return 204, None
+            if what == "log" and method == "GET":
+                return 200, list(self.log)
+        return 404, {"error": f"no control route {method} {path}"}
+
+    def answered(self, action: str, received: float, status: int) -> None:
+        """Note a call about to be answered (for the log) and wake the listeners if it may
+        change what runs."""
+        self.log.append({"start": received, "end": time.time(), "route": action, "status": status})
+        if not action.startswith(READ_ONLY):
+            for listener in list(self.listeners):
+                listener()
 
     def decide(self, action: str) -> Fault | None:
         with self._lock:
@@ -132,13 +175,23 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _relay(self) -> None:
+            received = time.time()
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            if self.path.startswith(CONTROL):
+                status, document = proxy.control(self.command, self.path)
+                payload = b"" if document is None else json.dumps(document).encode()
+                self._answer(status, [("Content-Type", "application/json")], payload)
+                return
             headers = {k.lower(): v for k, v in self.headers.items()}
             action, as_json = action_of(headers, body)
-            fault = proxy.decide(action)
+            api = not self.path.startswith(MOTO_CONTROL)  # moto's own reset and state: not AWS
+            fault = proxy.decide(action) if api else None
+            if api and proxy.delay_s > 0:
+                time.sleep(proxy.delay_s)  # this call's thread only: others go on
             if fault is not None:
                 payload, ctype = error_body(fault, as_json)
+                proxy.answered(action, received, fault.status)
                 self._answer(fault.status, [("Content-Type", ctype)], payload)
                 return
             conn = http.client.HTTPConnection(*proxy.upstream, timeout=60)
@@ -150,9 +203,11 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 payload = reply.read()
                 passed = [(k, v) for k, v in reply.getheaders()
                           if k.lower() not in ("transfer-encoding", "connection", "content-length")]
-                self._answer(reply.status, passed, payload)
             finally:
                 conn.close()
+            if api:  # before the answer: a listener may act on what the call changed at once
+                proxy.answered(action, received, reply.status)
+            self._answer(reply.status, passed, payload)
 
         def _answer(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
             self.send_response(status)

@@ -126,7 +126,8 @@ class AzureEmulator(EmulatorServer):
                     continue
                 public, private = self.state.addresses_of_vm(res)
                 out.append(EmulatedVm(id=res.props["vmId"], name=res.name, public_ip=public, private_ip=private,
-                                      user_data=res.user_data, ssh_keys=list(res.ssh_keys)))
+                                      user_data=res.user_data, ssh_keys=list(res.ssh_keys),
+                                      created_at=res.created_at))
             return out
 
     def route_of(self, request: Request) -> str:

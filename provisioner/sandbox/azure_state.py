@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import ipaddress
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,7 @@ class Resource:
     state: str = "Creating"  # provisioningState
     user_data: str = ""  # VMs: decoded customData
     ssh_keys: list[str] = field(default_factory=list)
+    created_at: float = field(default_factory=time.time)  # unix time of the first PUT
 
     @property
     def key(self) -> str:
@@ -152,6 +154,7 @@ class AzureState:
         res = Resource(rid, rtype, rg_name.lower(), name, stored)
         if existing:
             res.user_data, res.ssh_keys = existing.user_data, existing.ssh_keys
+            res.created_at = existing.created_at
         {VNET: self._put_vnet, SUBNET: self._put_subnet, NSG: self._put_nsg, PIP: self._put_pip,
          NIC: self._put_nic, VM: self._put_vm}[rtype](res, existing)
         res.state = "Updating" if existing else "Creating"
@@ -168,13 +171,13 @@ class AzureState:
         for s in wanted:
             sid = f"{res.id}/subnets/{s['name']}"
             child = Resource(sid, SUBNET, res.group, s["name"], {"properties": copy.deepcopy(s.get("properties", {}))})
-            self._put_subnet(child, self.resources.get(sid.lower()))
+            self._put_subnet(child, self.resources.get(sid.lower()), vnet=res)  # res is not stored yet
             child.state = "Succeeded"
             self.resources[child.key] = child
 
-    def _put_subnet(self, res: Resource, existing: Resource | None) -> None:
-        parent = res.key.rsplit("/subnets/", 1)[0]
-        vnet = self.get(parent)
+    def _put_subnet(self, res: Resource, existing: Resource | None, vnet: Resource | None = None) -> None:
+        if vnet is None:
+            vnet = self.get(res.key.rsplit("/subnets/", 1)[0])
         prefix = res.props.get("addressPrefix")
         if not prefix:
             raise ArmError(400, "InvalidRequestFormat", "Subnet addressPrefix is required.")

@@ -169,8 +169,10 @@ class DigitalOceanEmulator(EmulatorServer):
     def running_vms(self) -> list[EmulatedVm]:
         with self.lock:
             self._advance()
+            age = time.time() - time.monotonic()  # `created` is monotonic; EmulatedVm wants unix time
             return [
-                EmulatedVm(str(d.id), d.name, d.public_ip, d.private_ip, d.user_data, list(d.ssh_keys), "running")
+                EmulatedVm(str(d.id), d.name, d.public_ip, d.private_ip, d.user_data, list(d.ssh_keys), "running",
+                           created_at=d.created + age)
                 for d in self.droplets.values()
                 if d.active
             ]

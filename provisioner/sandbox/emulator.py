@@ -8,8 +8,16 @@ Control endpoint (JSON), under /_emulator/:
   DELETE /_emulator/faults               clear every fault
   GET    /_emulator/calls                {"total": N, "by_route": {"POST /x": n}}
   DELETE /_emulator/calls                reset the counters
+  GET    /_emulator/log                  the requests since the counters were reset, in order:
+                                        [{start, end, route, status}] (start: received, end:
+                                        answered, both unix seconds), for timelines
   POST   /_emulator/reset                forget every resource (and faults, counters)
 Each emulator renders a fault in its cloud's own error format (`fault_response`).
+
+Cloud-like pacing: `api_delay_s` holds every API request (never a control request) that long
+before it is answered, in the request's own handler thread, so concurrent requests are delayed
+side by side, not one after another. `listeners` are called after every request that may
+change what runs (any method but GET and HEAD): the sandbox wakes on them.
 """
 
 from __future__ import annotations
@@ -18,9 +26,11 @@ import ipaddress
 import json
 import random
 import re
+import sys
 import threading
-from collections import Counter
-from collections.abc import Iterator
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -48,6 +58,7 @@ class EmulatedVm:
     user_data: str  # decoded cloud-init text
     ssh_keys: list[str] = field(default_factory=list)
     state: str = "running"
+    created_at: float = 0.0  # unix time the cloud accepted the create (0: unknown)
 
 
 @dataclass
@@ -133,6 +144,25 @@ class AddressPool:
                 raise RuntimeError(f"address pool {self._net} is exhausted") from None
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A threading HTTP server with daemon handler threads and a listen backlog for bursts:
+    the default backlog of 5 drops connections a parallel client opens at once, and each
+    dropped SYN costs that client a 1 s retransmit."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request (a test ending, a timeout) is normal here: say
+        nothing of it. Anything else is printed as before."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+LOG_MAX = 100_000  # requests kept for /_emulator/log
+
+
 class EmulatorServer:
     """Base of the emulators: subclasses implement `handle` and `fault_response`, and keep
     their resources under `self.lock`."""
@@ -143,6 +173,9 @@ class EmulatorServer:
         self.lock = threading.RLock()
         self.faults = Faults()
         self.calls: Counter[str] = Counter()
+        self.log: deque[dict[str, Any]] = deque(maxlen=LOG_MAX)
+        self.api_delay_s = 0.0
+        self.listeners: list[Callable[[], None]] = []
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -159,8 +192,7 @@ class EmulatorServer:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = QuietServer((host, port), Handler)
         self._thread: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------
@@ -205,6 +237,7 @@ class EmulatorServer:
         """Forget every resource. Subclasses extend it."""
         self.faults.clear()
         self.calls.clear()
+        self.log.clear()
 
     def route_of(self, request: Request) -> str:
         """A route name for counting: the method and the path with ids folded."""
@@ -218,6 +251,8 @@ class EmulatorServer:
     # --- plumbing ----------------------------------------------------------------------
 
     def _dispatch(self, h: BaseHTTPRequestHandler) -> None:
+        received = time.time()
+        route = "?"
         parts = urlsplit(h.path)
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
@@ -235,11 +270,19 @@ class EmulatorServer:
                 route = self.route_of(request)
                 with self.lock:
                     self.calls[route] += 1
+                if self.api_delay_s > 0:
+                    time.sleep(self.api_delay_s)  # this request's thread only: others go on
                 fault = self.faults.draw(f"{request.method} {request.path}", self.fault_kinds_for(request))
                 response = self.fault_response(fault, request) if fault else self.handle(request)
         except Exception as exc:  # an emulator bug must be loud in the tests, not a hang
             response = Response(500, {"error": {"code": 500, "message": f"emulator error: {exc!r}"}})
+        api = not request.path.startswith("/_emulator/")
+        if api and request.method not in ("GET", "HEAD"):
+            for listener in list(self.listeners):  # before the answer: the caller may act on it at once
+                listener()
         self._send(h, response)
+        if api:
+            self.log.append({"start": received, "end": time.time(), "route": route, "status": response.status})
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, response: Response) -> None:
@@ -283,7 +326,10 @@ class EmulatorServer:
         if what == "calls" and request.method == "DELETE":
             with self.lock:
                 self.calls.clear()
+                self.log.clear()
             return Response(204)
+        if what == "log" and request.method == "GET":
+            return Response(200, list(self.log))
         if what == "reset" and request.method == "POST":
             with self.lock:
                 self.reset()

@@ -93,6 +93,7 @@ class _Instance:
     staging_at: float
     running_at: float
     deleting: bool = False
+    created_at: float = field(default_factory=time.time)  # unix time of the insert
 
 
 @dataclass
@@ -207,7 +208,7 @@ class GcpEmulator(EmulatorServer):
                 keys = [line.split(":", 1)[-1] for line in meta.get("ssh-keys", "").splitlines() if line]
                 vms.append(EmulatedVm(id=body["id"], name=body["name"], public_ip=access[0].get("natIP"),
                                       private_ip=nic.get("networkIP"), user_data=meta.get("user-data", ""),
-                                      ssh_keys=keys, state="running"))
+                                      ssh_keys=keys, state="running", created_at=inst.created_at))
             return vms
 
     # --- checking ----------------------------------------------------------------------
@@ -260,6 +261,9 @@ class GcpEmulator(EmulatorServer):
             "insertTime": time.strftime("%Y-%m-%dT%H:%M:%S.000-00:00", time.gmtime()),
             "selfLink": _link(link), "user": "cast-emulator@example.com",
         }
+        target_id = self._target_id(target)
+        if target_id:
+            body["targetId"] = target_id  # as the API sets it: the resource's numeric id
         if scope_kind == "zones":
             body["zone"] = _link(f"projects/{project}/zones/{scope}")
         elif scope_kind == "regions":
@@ -270,6 +274,13 @@ class GcpEmulator(EmulatorServer):
         if request_id:
             self._store.request_ids[request_id] = link
         return op
+
+    def _target_id(self, target: str) -> str | None:
+        for kind in (self._store.networks, self._store.subnetworks, self._store.firewalls):
+            if target in kind:
+                return str(kind[target]["id"])
+        instance = self._store.instances.get(target)
+        return str(instance.body["id"]) if instance else None
 
     def _replayed(self, request: Request) -> Response | None:
         """The first reply again when a mutation is retried with the same requestId."""

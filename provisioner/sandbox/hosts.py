@@ -2,7 +2,12 @@
 
 A host is a network namespace plus a private mount namespace (its own tmpfs on /etc/wireguard
 and /run/wireguard, so every host can name its interface `wg0`), running its own sshd with a
-host key and an authorized key given by the caller (root, key only).
+host key and an authorized key given by the caller (root, key only). Like a cloud VM whose
+cloud-init has finished, a booted host has a boot marker, /var/lib/cast/boot-done (its own
+tmpfs too), saying that Kubernetes cannot run on it (`kubernetes=unsupported`) and why.
+
+A host can be booted in two steps, like a VM whose kernel is up before its sshd: `add_host`
+with serve=False wires it (its address answers, port 22 refuses), `serve_ssh` starts sshd.
 
     root namespace (cast) --veth <prefix>-up--> internet namespace <prefix>-inet
         one bridge per group ("cloud"), a public range per group, forwarding between groups;
@@ -26,6 +31,7 @@ import hashlib
 import ipaddress
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -43,6 +49,13 @@ GATEWAY = "169.254.0.1"  # the internet namespace's address on every group bridg
 LINK_BLOCK = ipaddress.IPv4Network("169.254.128.0/17")  # root <-> internet link, a /30 per run
 PROCESS_EXIT_S = 5.0
 READY_S = 10.0
+STATE_DIR = "/var/lib/cast"  # where a node's cloud-init leaves its boot marker
+BOOT_MARKER_PATH = f"{STATE_DIR}/boot-done"
+BOOT_MARKER = (
+    "kubernetes=unsupported\n"
+    "reason=sandbox host: a network-namespace host cannot run a kubelet "
+    "(no systemd, no cgroup or kernel of its own)\n"
+)
 
 
 class HostError(CastError):
@@ -156,6 +169,7 @@ class Host:
     link: str  # its veth's name in the internet namespace
     directory: Path
     sshd: subprocess.Popen[bytes] | None = None
+    private: tuple[str, ...] = ()  # more paths of this machine the host gets its own copy of
 
 
 @dataclass
@@ -196,7 +210,7 @@ class LocalHosts:
         self.uplink = f"{self.prefix}-up"
         cleanup_leftovers(self.prefix, self.run_root)
         self.directory.mkdir(parents=True, mode=0o700)
-        for path in ("/run/sshd", "/run/wireguard", "/etc/wireguard"):
+        for path in ("/run/sshd", "/run/wireguard", "/etc/wireguard", STATE_DIR):
             Path(path).mkdir(parents=True, exist_ok=True)
         try:
             self._make_internet()
@@ -255,12 +269,17 @@ class LocalHosts:
     # --- hosts ----------------------------------------------------------------------------
 
     def add_host(self, name: str, group: str, public_ip: str, host_key: str,
-                 authorized_key: str, ssh_port: int = 22) -> Host:
+                 authorized_key: str, ssh_port: int = 22, *, serve: bool = True,
+                 private: tuple[str, ...] = ()) -> Host:
         """Boot host `name` in `group` with `public_ip` (inside the group's range): a network
         and mount namespace with sshd on public_ip:ssh_port, using the OpenSSH private
         `host_key` and accepting root with `authorized_key` (one or more public key lines,
-        newline-separated) only. Blocks
-        until sshd accepts connections from the root namespace. Raises HostError."""
+        newline-separated) only, and the boot marker written. Blocks until sshd accepts
+        connections from the root namespace. With serve=False only the network is made (the
+        address answers, port 22 refuses) and `serve_ssh` finishes the boot. Each existing
+        directory or file of this machine named in `private` is the host's own: an empty
+        tmpfs for a directory, a copy for a file (what the host writes there stays its own).
+        Raises HostError."""
         address = ipaddress.IPv4Address(public_ip)
         with self._lock:
             if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", name):
@@ -275,16 +294,34 @@ class LocalHosts:
                 raise HostError(f"host {name}: {public_ip} is taken")
             self._counter += 1
             host = Host(name, group, public_ip, ssh_port, f"{self.prefix}-h-{name}",
-                        f"h{self._counter}", self.directory / "hosts" / name)
+                        f"h{self._counter}", self.directory / "hosts" / name, private=private)
             self.hosts[name] = host
             others = [g for g in self.groups.values() if g.name != group]
         try:
             self._wire(host, self.groups[group], others)
-            self._start_sshd(host, host_key, authorized_key)
+            self._write_sshd_files(host, host_key, authorized_key)
+            if serve:
+                self._start_sshd(host)
         except BaseException:
             self.remove_host(name)
             raise
         return host
+
+    def serve_ssh(self, name: str) -> None:
+        """Finish booting host `name` (added with serve=False): write its boot marker and
+        start its sshd; block until sshd accepts connections. Raises HostError (the host is
+        then removed)."""
+        with self._lock:
+            host = self.hosts.get(name)
+        if host is None:
+            raise HostError(f"host {name} does not exist")
+        if host.sshd is not None:
+            return
+        try:
+            self._start_sshd(host)
+        except BaseException:
+            self.remove_host(name)
+            raise
 
     def _wire(self, host: Host, group: Group, others: list[Group]) -> None:
         # A cloud reuses the public address of a deleted VM: the router must forget the old
@@ -302,7 +339,7 @@ class LocalHosts:
         for net in [*(g.network for g in others), f"{self.link_root}/32"]:
             _ip(host.netns, "route", "add", str(net), "via", GATEWAY)
 
-    def _start_sshd(self, host: Host, host_key: str, authorized_key: str) -> None:
+    def _write_sshd_files(self, host: Host, host_key: str, authorized_key: str) -> None:
         d = host.directory
         d.mkdir(parents=True, mode=0o700)
         key_file = d / "ssh_host_ed25519_key"
@@ -321,12 +358,18 @@ class LocalHosts:
             "MaxStartups 200\nMaxSessions 100\n"
             "Subsystem sftp internal-sftp\n"
         )
+
+    def _start_sshd(self, host: Host) -> None:
+        d = host.directory
         # sshd, and every session it starts, lives in a private mount namespace whose
-        # /etc/wireguard, /run/wireguard and /root (a fresh home, as on a new VM) are the
-        # host's own.
+        # /etc/wireguard, /run/wireguard, /var/lib/cast (with the boot marker, written before
+        # sshd answers) and /root (a fresh home, as on a new VM) are the host's own.
         script = ("mount -t tmpfs -o mode=0700 cast-wg /etc/wireguard && "
                   "mount -t tmpfs -o mode=0755 cast-wg /run/wireguard && "
+                  f"mount -t tmpfs -o mode=0755 cast-state {STATE_DIR} && "
+                  f"printf %s {shlex.quote(BOOT_MARKER)} > {BOOT_MARKER_PATH} && "
                   "mount -t tmpfs -o mode=0700 cast-home /root && "
+                  f"{self._private_mounts(host)}"
                   f"exec /usr/sbin/sshd -D -e -f {d / 'sshd_config'}")
         with open(d / "sshd.log", "wb") as log:
             # A cloud VM has CPUs of its own; here every host shares this machine's. Ahead of
@@ -349,6 +392,21 @@ class LocalHosts:
 
         wait_until(listening, what=f"sshd on host {host.name}", timeout_s=READY_S,
                    initial=0.01, maximum=0.2)
+
+    @staticmethod
+    def _private_mounts(host: Host) -> str:
+        """Shell commands giving the host its own copy of each path in host.private."""
+        commands = []
+        for index, path in enumerate(host.private):
+            target = shlex.quote(path)
+            if os.path.isdir(path):
+                commands.append(f"mount -t tmpfs -o mode=0755 cast-private {target} && ")
+            elif os.path.isfile(path):
+                copy = shlex.quote(str(host.directory / f"private-{index}"))
+                commands.append(f"cp -p {target} {copy} && mount --bind {copy} {target} && ")
+            else:  # the host would write into this machine's own files
+                raise HostError(f"host {host.name}: {path} does not exist here, so it cannot be made private")
+        return "".join(commands)
 
     def remove_host(self, name: str) -> None:
         """Stop every process of host `name` (sshd, wireguard-go) and remove its namespaces

@@ -5,6 +5,14 @@ the host key and authorized key from the VM's cloud-init user-data. Only those t
 read from user-data; nothing in it is executed. A VM that is gone loses its host. Hosts are
 grouped by cloud, with delay lines between clouds set from the region map's expected RTTs.
 
+Cloud-like pacing, both off by default: every API request to any emulated cloud waits
+`api_delay_ms` before it is answered (AWS through the counting fault proxy in front of moto),
+and a VM's host answers SSH `boot_delay_s` after the cloud accepted the VM's create: its
+network is wired as soon as the VM runs (its address answers, port 22 refuses, like a VM whose
+kernel is up), and its sshd starts at creation + boot delay, on a timed wait for the earliest
+such moment. API calls that start or delete VMs wake the supervisor at once; changes that
+come with time alone are seen within POLL_S.
+
 Run it with `cast sandbox up` (which starts `python -m provisioner.sandbox.supervisor` in the
 background); it writes sandbox.json in its directory once it is ready and removes everything
 it made when it gets SIGTERM (`cast sandbox down`).
@@ -21,8 +29,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +40,13 @@ from ..errors import CastError
 from ..preflight import check_pairs
 from ..regions import load_region_map
 from . import aws_moto, azure_emulator, do_emulator, gcp_emulator
+from .aws_fault_proxy import FaultProxy
 from .emulator import EmulatedVm, EmulatorServer
 
 LOG = logging.getLogger("cast.sandbox")
 STATE_FILE = "sandbox.json"
-POLL_S = 0.5  # how often the supervisor looks for VMs to boot or remove
+POLL_S = 0.1  # how often the supervisor looks for VMs to boot or remove, at the longest
+BOOT_WORKERS = 8
 # Public address pools, one per cloud: documentation (RFC 5737) and benchmarking (RFC 2544)
 # ranges, never routed on the internet. 192.0.2.0/24 is left out: machines of this
 # workplace use it for their own uplink. `check_pools` refuses any pool the host routes.
@@ -56,6 +67,8 @@ SANDBOX_CREDENTIALS = {
 
 def moto_running_vms(regions: list[str]) -> list[EmulatedVm]:
     """The running instances of the in-process moto server in `regions`, as the sandbox needs them."""
+    from datetime import UTC
+
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.ec2.models import ec2_backends
 
@@ -66,24 +79,45 @@ def moto_running_vms(regions: list[str]) -> list[EmulatedVm]:
                 continue
             raw = instance.user_data  # moto keeps it base64-encoded
             text = raw.decode() if raw is not None else ""
-            vms.append(EmulatedVm(instance.id, instance.id, instance.public_ip, instance.private_ip, text))
+            launched = instance.launch_time.replace(tzinfo=UTC).timestamp()  # moto: naive UTC
+            vms.append(EmulatedVm(instance.id, instance.id, instance.public_ip, instance.private_ip, text,
+                                  created_at=launched))
     return vms
 
 
-class Sandbox:
-    """The emulated clouds and their hosts. start(), then sync() repeatedly (or serve()), then stop()."""
+@dataclass
+class _Boot:
+    """A VM's host on its way up: wired once the VM runs, serving SSH from `due` on."""
 
-    def __init__(self, directory: Path, region: str = "us-east"):
+    cloud: str
+    vm: EmulatedVm
+    due: float  # monotonic time its sshd is to answer: the VM's creation plus the boot delay
+    phase: str = "wiring"  # wiring -> wired -> serving -> up
+
+
+class Sandbox:
+    """The emulated clouds and their hosts. start(), then sync() repeatedly (or serve()), then stop().
+    `api_delay_s` holds every cloud API request that long; `boot_delay_s` is how long after
+    its create a VM's host answers SSH."""
+
+    def __init__(self, directory: Path, region: str = "us-east", *, api_delay_s: float = 0.0,
+                 boot_delay_s: float = 0.0):
         self.directory = directory
         self.prefix = hosts_prefix(directory)
         self.region = region
+        self.api_delay_s = api_delay_s
+        self.boot_delay_s = boot_delay_s
         self.emulators: dict[str, EmulatorServer] = {}
         self.moto: Any = None
+        self.proxy: FaultProxy | None = None
         self.hosts: Any = None
-        self.booted: dict[str, str] = {}  # host name -> cloud
+        self.boots: dict[str, _Boot] = {}  # host name -> its boot, until its VM is gone
         self.failed: set[str] = set()  # VMs with no cast host key: never booted
         self.retry_at: dict[str, tuple[float, float]] = {}  # host name -> (when, backoff) after a failed boot
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="boot")
+        self._busy: set[str] = set()  # hosts with a job (wire, serve, remove) under way
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=BOOT_WORKERS, thread_name_prefix="boot")
 
     # --- start and stop ----------------------------------------------------------------
 
@@ -103,12 +137,19 @@ class Sandbox:
             self.hosts.add_group(cloud, pool)
         self._set_delays()
         self.moto = MotoSandbox(public_pool=POOLS["aws"])
-        aws_endpoint = self.moto.start()
+        self.proxy = FaultProxy(self.moto.start())  # counts AWS calls by action, and paces them
+        self.proxy.delay_s = self.api_delay_s
+        self.proxy.listeners.append(self.wake)
+        aws_endpoint = self.proxy.start()
         self.emulators = {
-            "gcp": GcpEmulator().start(),
-            "azure": AzureEmulator(abandoned_after_s=2.0).start(),
-            "digitalocean": DigitalOceanEmulator().start(),
+            "gcp": GcpEmulator(),
+            "azure": AzureEmulator(abandoned_after_s=2.0),
+            "digitalocean": DigitalOceanEmulator(),
         }
+        for emulator in self.emulators.values():
+            emulator.api_delay_s = self.api_delay_s
+            emulator.listeners.append(self.wake)
+            emulator.start()
         return {
             "AWS_ENDPOINT_URL": aws_endpoint,
             "CAST_GCP_ENDPOINT": self.emulators["gcp"].url,
@@ -130,6 +171,8 @@ class Sandbox:
         self._pool.shutdown(wait=True, cancel_futures=True)
         for emulator in self.emulators.values():
             emulator.stop()
+        if self.proxy is not None:
+            self.proxy.stop()
         if self.moto is not None:
             self.moto.stop()
         if self.hosts is not None:
@@ -148,49 +191,126 @@ class Sandbox:
                     found[_host_name(cloud, vm.id)] = (cloud, vm)
         return found
 
-    def sync(self) -> None:
-        """One pass: boot hosts for new VMs, remove hosts of VMs that are gone."""
-        running = self.running()
-        for name in [n for n in self.booted if n not in running]:
-            LOG.info("VM gone: removing host %s", name)
-            self.hosts.remove_host(name)
-            del self.booted[name]
-        self.failed &= running.keys()
-        self.retry_at = {n: r for n, r in self.retry_at.items() if n in running}
-        now = time.monotonic()
-        new = [
-            (n, c, vm)
-            for n, (c, vm) in running.items()
-            if n not in self.booted and n not in self.failed and self.retry_at.get(n, (0.0, 0.0))[0] <= now
-        ]
-        self.booted.update({name: cloud for name, cloud, _ in new})
-        list(self._pool.map(lambda item: self._boot(*item), new))
+    def wake(self) -> None:
+        """Look again now (an API call may have started or deleted a VM)."""
+        self._wake.set()
 
-    def _boot(self, name: str, cloud: str, vm: EmulatedVm) -> None:
-        boot = read_bootstrap(vm.user_data)
+    def sync(self) -> None:
+        """One pass: wire hosts for new VMs, start the sshd of hosts whose boot is due, remove
+        hosts of VMs that are gone. The work runs on the boot pool; this returns at once."""
+        running = self.running()
+        now, wall = time.monotonic(), time.time()
+        with self._lock:
+            gone = [n for n in self.boots if n not in running and n not in self._busy]
+            for name in gone:
+                del self.boots[name]
+            self.failed &= running.keys()
+            self.retry_at = {n: r for n, r in self.retry_at.items() if n in running}
+            new = [
+                n for n in running
+                if n not in self.boots and n not in self._busy and n not in self.failed
+                and self.retry_at.get(n, (0.0, 0.0))[0] <= now
+            ]
+            for name in new:
+                cloud, vm = running[name]
+                created = vm.created_at or wall
+                self.boots[name] = _Boot(cloud, vm, now + max(0.0, created + self.boot_delay_s - wall))
+            due = [n for n, b in self.boots.items() if b.phase == "wired" and b.due <= now and n not in self._busy]
+            for name in due:
+                self.boots[name].phase = "serving"
+            self._busy.update(gone + new + due)
+        for name in gone:
+            self._submit(self._remove, name)
+        for name in new:
+            self._submit(self._wire, name)
+        for name in due:
+            self._submit(self._serve, name)
+
+    def _submit(self, job: Callable[[str], None], name: str) -> None:
+        def run() -> None:
+            try:
+                job(name)
+            except Exception:  # a bug in one job must not leave its host busy for good
+                LOG.exception("sandbox job %s for %s failed", job.__name__, name)
+                with self._lock:
+                    self._busy.discard(name)
+
+        self._pool.submit(run)
+
+    def _next_wait(self) -> float:
+        """Seconds until the earliest wired host is due (at most POLL_S)."""
+        with self._lock:
+            dues = [b.due for n, b in self.boots.items() if b.phase == "wired" and n not in self._busy]
+        return max(0.0, min([POLL_S, *(d - time.monotonic() for d in dues)]))
+
+    def _wire(self, name: str) -> None:
+        with self._lock:
+            b = self.boots[name]
+        boot = read_bootstrap(b.vm.user_data)
         if boot is None or not boot.authorized_keys:
-            LOG.info("VM %s (%s) has no cast host key in its user-data: not booted", vm.id, cloud)
-            self.booted.pop(name, None)
-            self.failed.add(name)
+            LOG.info("VM %s (%s) has no cast host key in its user-data: not booted", b.vm.id, b.cloud)
+            with self._lock:
+                self.boots.pop(name, None)
+                self.failed.add(name)
+                self._busy.discard(name)
             return
         try:
-            self.hosts.add_host(name, cloud, vm.public_ip, boot.host_key_private, "\n".join(boot.authorized_keys))
-            LOG.info("booted %s: %s VM %s at %s", name, cloud, vm.id, vm.public_ip)
-            self.retry_at.pop(name, None)
+            self.hosts.add_host(name, b.cloud, b.vm.public_ip, boot.host_key_private, "\n".join(boot.authorized_keys),
+                                serve=False)
         except Exception as exc:  # one bad VM must not stop the supervisor: try it again later
+            self._boot_failed(name, b, exc)
+            return
+        with self._lock:
+            if b.due <= time.monotonic():
+                b.phase = "serving"  # due already: go on in this job
+            else:
+                b.phase = "wired"
+                self._busy.discard(name)
+        if b.phase == "serving":
+            self._serve(name)
+        else:
+            self.wake()  # the loop's timed wait must now include this host's due time
+
+    def _serve(self, name: str) -> None:
+        with self._lock:
+            b = self.boots[name]
+        try:
+            self.hosts.serve_ssh(name)
+        except Exception as exc:
+            self._boot_failed(name, b, exc)
+            return
+        with self._lock:
+            b.phase = "up"
+            self._busy.discard(name)
+        late = time.time() - ((b.vm.created_at or 0.0) + self.boot_delay_s)
+        LOG.info("booted %s: %s VM %s at %s (SSH %.3fs after creation + boot delay)", name, b.cloud, b.vm.id,
+                 b.vm.public_ip, late)
+
+    def _boot_failed(self, name: str, b: _Boot, exc: Exception) -> None:
+        with self._lock:
             backoff = min(30.0, 2 * self.retry_at.get(name, (0.0, 1.0))[1])
-            LOG.error("cannot boot %s (%s VM %s), retrying in %.0fs: %s", name, cloud, vm.id, backoff, exc)
-            self.booted.pop(name, None)
+            self.boots.pop(name, None)
+            self._busy.discard(name)
             self.retry_at[name] = (time.monotonic() + backoff, backoff)
+        LOG.error("cannot boot %s (%s VM %s), retrying in %.0fs: %s", name, b.cloud, b.vm.id, backoff, exc)
+
+    def _remove(self, name: str) -> None:
+        LOG.info("VM gone: removing host %s", name)
+        try:
+            self.hosts.remove_host(name)
+        finally:
+            with self._lock:
+                self._busy.discard(name)
 
     def serve(self, stop: threading.Event) -> None:
-        """Supervise until `stop` is set."""
+        """Supervise until `stop` is set (call wake() after setting it, to be quick)."""
         while not stop.is_set():
+            self._wake.clear()  # before the pass: a wake during it makes the wait return at once
             try:
                 self.sync()
             except Exception:
                 LOG.exception("supervision pass failed")
-            stop.wait(POLL_S)
+            self._wake.wait(self._next_wait())
 
 
 def check_pools(pools: Iterable[str]) -> None:
@@ -230,21 +350,34 @@ def _host_name(cloud: str, vm_id: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m provisioner.sandbox.supervisor DIRECTORY [--region R]`: run until SIGTERM."""
+    """`python -m provisioner.sandbox.supervisor DIRECTORY [--region R] [--api-delay-ms N]
+    [--boot-delay-s S]`: run until SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("directory", type=Path)
     parser.add_argument("--region", default="us-east")
+    parser.add_argument("--api-delay-ms", type=float, default=0.0)
+    parser.add_argument("--boot-delay-s", type=float, default=0.0)
     args = parser.parse_args(argv)
+    if args.api_delay_ms < 0 or args.boot_delay_s < 0:
+        parser.error("delays cannot be negative")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    sandbox = Sandbox(args.directory, args.region)
+    sandbox = Sandbox(args.directory, args.region, api_delay_s=args.api_delay_ms / 1000,
+                      boot_delay_s=args.boot_delay_s)
+
+    def finish(*_: object) -> None:
+        stop.set()
+        sandbox.wake()
+
+    signal.signal(signal.SIGTERM, finish)
+    signal.signal(signal.SIGINT, finish)
     state = args.directory / STATE_FILE
     try:
         env = sandbox.start()
         tmp = state.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "region": args.region, "started_at": time.time(), "env": env}))
+        tmp.write_text(json.dumps({"pid": os.getpid(), "region": args.region, "started_at": time.time(),
+                                   "api_delay_ms": args.api_delay_ms, "boot_delay_s": args.boot_delay_s,
+                                   "env": env}))
         tmp.replace(state)
         LOG.info("sandbox ready")
         sandbox.serve(stop)
