@@ -5,6 +5,7 @@ authorized keys; nothing else in user-data is acted on). Pure."""
 from __future__ import annotations
 
 import base64
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,10 @@ class Bootstrap:
         return f"Bootstrap(host_key_public={self.host_key_public!r}, authorized_keys={self.authorized_keys!r})"
 
 
+@functools.lru_cache(maxsize=8)
 def _environment(templates: Path) -> jinja2.Environment:
+    """One environment per template directory: it compiles each template once (and reloads
+    one whose file changed), so rendering for many nodes costs little."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates)),
         undefined=jinja2.StrictUndefined,

@@ -11,6 +11,7 @@ import uuid as uuidlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from .cloudinit import render_user_data
@@ -223,14 +224,19 @@ class Engine:
         return providers
 
     def _build_cloud(self, cluster: Cluster, cp: CloudPlan, cloud: Cloud, authorized: str) -> list[Vm]:
-        """Every step on one cloud, in order: network, subnet, firewall, key, VMs."""
+        """Every step on one cloud: the SSH key alongside the network; the subnet and the
+        firewall side by side once the network exists; then the VMs."""
         target = self._target(cluster, cp)
-        network = self._step(cluster, cp.cloud, "network", lambda: cloud.ensure_network(target))
-        if network.network_cidr and network.network_cidr != target.network_cidr:
-            target = replace(target, network_cidr=network.network_cidr, subnet_cidr=network.network_cidr)
-        self._step(cluster, cp.cloud, "subnet", lambda: cloud.ensure_subnet(target))
-        self._step(cluster, cp.cloud, "firewall", lambda: cloud.ensure_firewall(target))
-        self._step(cluster, cp.cloud, "ssh-key", lambda: cloud.ensure_ssh_key(target, authorized))
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"{cp.cloud}-step") as steps:
+            key = steps.submit(self._step, cluster, cp.cloud, "ssh-key",
+                               partial(cloud.ensure_ssh_key, target, authorized))
+            network = self._step(cluster, cp.cloud, "network", partial(cloud.ensure_network, target))
+            if network.network_cidr and network.network_cidr != target.network_cidr:
+                target = replace(target, network_cidr=network.network_cidr, subnet_cidr=network.network_cidr)
+            subnet = steps.submit(self._step, cluster, cp.cloud, "subnet", partial(cloud.ensure_subnet, target))
+            self._step(cluster, cp.cloud, "firewall", partial(cloud.ensure_firewall, target))
+            subnet.result()
+            key.result()
         requests = [VmRequest(n.name, n.role, n.size, self._user_data(cluster, n, authorized)) for n in cp.nodes]
         vms: list[Vm] = []
 
@@ -280,19 +286,21 @@ class Engine:
         Returns each node's boot marker. Raises StepError (step "mesh") naming the nodes or
         the pairs that failed."""
         from .nodes.boot import wait_booted
-        from .nodes.wireguard import apply_mesh
+        from .nodes.wireguard import apply_mesh, ensure_key
 
         rows = [n for n in self.store.nodes(cluster.row.uuid) if n.public_ip]
         members = self._mesh_members(cluster)
         markers: dict[str, BootMarker] = {}
 
-        def booted(access: NodeAccess) -> BootMarker:
+        def booted(access: NodeAccess) -> tuple[BootMarker, str]:
+            # Each node goes on to make its key as soon as it is up, while others still boot.
             pool.wait_reachable(access, timeout_s=SSH_TIMEOUT_S)
-            return wait_booted(pool, access)
+            return wait_booted(pool, access), ensure_key(pool, access)
 
         def work() -> Ensured:
-            markers.update(pool.map([m.access for m in members], booted))
-            report = apply_mesh(members, pool)
+            ready = pool.map([m.access for m in members], booted)
+            markers.update({name: marker for name, (marker, _) in ready.items()})
+            report = apply_mesh(members, pool, known_keys={name: key for name, (_, key) in ready.items()})
             for n in rows:
                 self.store.upsert_node(replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name)))
             if report.missing_handshakes:

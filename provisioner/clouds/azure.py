@@ -185,10 +185,19 @@ class Provider(Cloud):
                 net = self.session.network
                 model = build.virtual_network(self.region, labels, target.network_cidr,
                                               (build.subnet_name(cluster), target.subnet_cidr))
-                vnet_id = self.put(f"create virtual network {name}", lambda polling: net.virtual_networks
-                                   .begin_create_or_update(group, name, model, polling=polling),
-                                   group, "Microsoft.Network/virtualNetworks", name)
+                in_group = group
+
+                def vnet() -> str:
+                    return self.put(f"create virtual network {name}", lambda polling: net.virtual_networks
+                                    .begin_create_or_update(in_group, name, model, polling=polling),
+                                    in_group, "Microsoft.Network/virtualNetworks", name)
+
+                # The security groups need only the resource group: they are made alongside
+                # the VNet, and the firewall step finds them in place (or repairs them).
+                vnet_id, firewall = gather(vnet, lambda: self.ensure_firewall(target))
                 found.append(CloudResource("vnet", vnet_id, name))
+                found.extend(firewall.resources)
+                actions.extend(firewall.actions)
         return Ensured(resources=tuple(found), actions=tuple(actions))
 
     def ensure_subnet(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:

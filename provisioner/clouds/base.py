@@ -127,17 +127,21 @@ class Cloud(ABC):
 
     @abstractmethod
     def ensure_subnet(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
-        """The cluster's /24 subnet in the network (a no-op on DigitalOcean, whose VPC is flat)."""
+        """The cluster's /24 subnet in the network (a no-op on DigitalOcean, whose VPC is flat).
+        Called once the network exists, at the same time as ensure_firewall: it must not
+        depend on the firewall."""
 
     @abstractmethod
     def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
         """A firewall per role with exactly `target.firewall`'s inbound rules: missing rules
-        are added, rules that are not in the plan are removed."""
+        are added, rules that are not in the plan are removed. Called once the network
+        exists, at the same time as ensure_subnet: it must not depend on the subnet."""
 
     @abstractmethod
     def ensure_ssh_key(self, target: CloudTarget, public_key: str, *, dry_run: bool = False) -> Ensured:
         """The cluster's SSH public key, where the cloud keeps keys as resources (AWS, DO);
-        elsewhere the key travels with each VM and this is a no-op."""
+        elsewhere the key travels with each VM and this is a no-op. Called at the same time
+        as ensure_network: it must not depend on the network."""
 
     @abstractmethod
     def ensure_vms(self, target: CloudTarget, vms: Sequence[VmRequest], public_key: str) -> list[Vm]:

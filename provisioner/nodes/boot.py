@@ -77,7 +77,7 @@ def wait_booted(pool: SshPool, node: NodeAccess, timeout_s: float = BOOT_TIMEOUT
 
     try:
         text = wait_until(probe, what=f"node {node.name} to finish booting", timeout_s=timeout_s,
-                          initial=0.05, maximum=5.0)
+                          initial=0.05, maximum=1.0)  # one small command on an open connection
     except NodeError:
         raise
     except CastError as exc:

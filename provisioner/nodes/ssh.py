@@ -211,8 +211,10 @@ class SshPool:
                 return False
 
         try:
+            # A booting node refuses at once: trying again often costs one round trip, while
+            # a long backoff would leave a node that just came up waiting for seconds.
             wait_until(attempt, what=f"node {node.name} to accept SSH", timeout_s=timeout_s,
-                       initial=0.05, maximum=5.0)
+                       initial=0.05, maximum=0.25)
         except CastError as exc:
             if isinstance(exc, NodeError):
                 raise

@@ -2,11 +2,12 @@
 
 Each node makes its own key pair (`wg genkey` into a 0600 file on the node); only the public
 key comes back. cast renders every node's wg0.conf from the pure plan (provisioner/mesh.py),
-uploads it (it holds no private key: the node splices its own key in, see _APPLY_SCRIPT),
-and applies it: `wg-quick up` the first time, `wg syncconf` afterwards, so live tunnels are
-never restarted. Then every pair must show a working session (a recent handshake and an
-answered ping over the mesh). Nodes need wireguard-tools, bash, awk and python3 (the
-pinger; every cloud image that runs cloud-init has python3).
+uploads it (it holds no private key: the node splices its own key in, see _SPLICE), and
+applies it in two rounds: every interface that is down comes up without peers (`wg-quick up`),
+then every node gets its peers with `wg syncconf`, so live tunnels are never restarted and no
+first handshake goes to a peer that is not up yet. Then every pair must show a working
+session (a recent handshake and an answered ping over the mesh). Nodes need wireguard-tools,
+bash, awk and python3 (the pinger; every cloud image that runs cloud-init has python3).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .ssh import NodeAccess, NodeError, SshPool
 
 HANDSHAKE_TIMEOUT_S = 30.0
 PINGER = Path(__file__).with_name("pinger.py")  # run on nodes: one process pings many peers
-NUDGE_WAIT_S = 1.0
+NUDGE_WAIT_S = 0.4  # how long a probe waits for echo replies: many RTTs of a 10 ms mesh
 RECENT_S = 180  # WireGuard drops a session 180 s after its handshake (REJECT_AFTER_TIME)
 
 _KEY_SCRIPT = f"""set -e
@@ -53,9 +54,14 @@ splice_key() {{
 }}
 """
 _SYNC = f"wg syncconf {mesh.INTERFACE} <(wg-quick strip {mesh.INTERFACE} | splice_key)"
-_APPLY_SCRIPT = f"""set -e
+_UP_SCRIPT = f"""set -e
 umask 077
 {_SPLICE}
+# The new config comes on stdin; it replaces the old one whole (a temp file, then mv).
+mkdir -p "$(dirname {mesh.CONFIG_PATH})"
+new=$(mktemp "$(dirname {mesh.CONFIG_PATH})/.cast-config.XXXXXX")
+cat > "$new"
+mv -f "$new" {mesh.CONFIG_PATH}
 # A bring-up cut short (cast killed while wg-quick ran) leaves wg0 without its address or
 # down: that interface never carried a session, so it is removed and brought up afresh.
 address=$(awk -F' *= *' '/^Address/ {{print $2; exit}}' {mesh.CONFIG_PATH})
@@ -66,14 +72,19 @@ if ip link show dev {mesh.INTERFACE} >/dev/null 2>&1 && \
 fi
 if ip link show dev {mesh.INTERFACE} >/dev/null 2>&1; then
     echo updated $(wg show {mesh.INTERFACE} peers)
-    {_SYNC}
 else
+    # Up without peers: they are added once every node's interface is up (_SYNC_SCRIPT), so
+    # no first handshake goes to a peer that cannot answer yet (it would wait 5 s to retry).
     up=$(mktemp -d)
     trap 'rm -rf "$up"' EXIT
-    splice_key < {mesh.CONFIG_PATH} > "$up/{mesh.INTERFACE}.conf"
+    splice_key < {mesh.CONFIG_PATH} | awk 'index($0, "[Peer]") == 1 {{exit}} {{print}}' > "$up/{mesh.INTERFACE}.conf"
     WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go wg-quick up "$up/{mesh.INTERFACE}.conf" >&2
     echo started
 fi
+"""
+_SYNC_SCRIPT = f"""set -e
+{_SPLICE}
+{_SYNC}
 if [ "$(wg show {mesh.INTERFACE} public-key)" != "$(wg pubkey < "$key")" ]; then
     echo "{mesh.INTERFACE} does not hold the node's private key" >&2
     exit 1
@@ -126,27 +137,31 @@ def ensure_key(pool: SshPool, node: NodeAccess) -> str:
 
 
 def apply_mesh(nodes: list[MeshNodeAccess], pool: SshPool, *,
-               handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S) -> MeshReport:
+               handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
+               known_keys: dict[str, str] | None = None) -> MeshReport:
     """Make `nodes` a WireGuard full mesh, first bring-up or live update alike (idempotent):
     ensure each node's key, push each node's config, bring wg0 up where it is down and
     `wg syncconf` it where it is up (peers added or removed without restarting sessions),
     then wait up to `handshake_timeout_s` for every pair to have a working session (see
     wait_for_handshakes); pairs still without one are in the report, not raised. Nodes left
-    out of `nodes` are dropped from every config. Blocks; raises NodesError if a node
-    fails, InputError if the plan is invalid (e.g. two nodes share a mesh address)."""
+    out of `nodes` are dropped from every config. `known_keys` are public keys the caller
+    got from ensure_key in this run (their nodes are not asked again). Blocks; raises
+    NodesError if a node fails, InputError if the plan is invalid (e.g. two nodes share a
+    mesh address)."""
     by_name = {n.name: n for n in nodes}
-    keys = pool.map([n.access for n in nodes], lambda a: ensure_key(pool, a))
+    keys = dict(known_keys or {})
+    keys.update(pool.map([n.access for n in nodes if n.name not in keys], lambda a: ensure_key(pool, a)))
     members = [mesh.MeshMember(n.name, n.group, n.mesh_ip, n.endpoint_ip, keys[n.name])
                for n in nodes]
     plans = mesh.plan_mesh(members)
 
     def push(access: NodeAccess) -> str:
         text = mesh.render_wg_quick(plans[access.name])
-        pool.upload(access, mesh.CONFIG_PATH, text.encode(), 0o600)
-        return pool.check(access, f"bash -c {shlex.quote(_APPLY_SCRIPT)}").strip()
+        return pool.check(access, f"bash -c {shlex.quote(_UP_SCRIPT)}", stdin=text.encode()).strip()
 
     outcome = {name: out.split() for name, out in
                pool.map([n.access for n in nodes], push).items()}
+    pool.map([n.access for n in nodes], lambda a: pool.check(a, f"bash -c {shlex.quote(_SYNC_SCRIPT)}"))
     established = {name: set(words[1:]) for name, words in outcome.items()}
     missing = wait_for_handshakes(pool, list(by_name.values()), keys, handshake_timeout_s,
                                   established)

@@ -24,9 +24,16 @@ def test_version_and_help():
     assert out.returncode == 0 and "create-cluster" in out.stdout
 
 
+def test_the_console_script_keeps_exit_codes_and_flushes_messages(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "provisioner", "--state-dir", str(tmp_path), "status", "nope"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: NAME: no cluster named 'nope' (allowed: none)"
+
+
 def test_help_imports_no_cloud_sdk():
     code = (
-        "import sys; sys.argv=['cast','--help']\nfrom provisioner import cli\ntry: cli.main()\nexcept SystemExit: pass\n"
+        "import sys; sys.argv=['cast','--help']\nfrom provisioner import cli\ntry: cli.cli(prog_name='cast')\nexcept SystemExit: pass\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('boto3','botocore','google','azure','pydo','paramiko')))"
     )
