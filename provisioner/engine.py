@@ -286,21 +286,22 @@ class Engine:
         Returns each node's boot marker. Raises StepError (step "mesh") naming the nodes or
         the pairs that failed."""
         from .nodes.boot import wait_booted
-        from .nodes.wireguard import apply_mesh, ensure_key
+        from .nodes.wireguard import Prepared, apply_mesh, prepare_node
 
         rows = [n for n in self.store.nodes(cluster.row.uuid) if n.public_ip]
         members = self._mesh_members(cluster)
         markers: dict[str, BootMarker] = {}
+        by_name = {m.name: m for m in members}
 
-        def booted(access: NodeAccess) -> tuple[BootMarker, str]:
-            # Each node goes on to make its key as soon as it is up, while others still boot.
+        def booted(access: NodeAccess) -> tuple[BootMarker, Prepared]:
+            # Each node gets ready for the mesh as soon as it is up, while others still boot.
             pool.wait_reachable(access, timeout_s=SSH_TIMEOUT_S)
-            return wait_booted(pool, access), ensure_key(pool, access)
+            return wait_booted(pool, access), prepare_node(pool, by_name[access.name])
 
         def work() -> Ensured:
             ready = pool.map([m.access for m in members], booted)
             markers.update({name: marker for name, (marker, _) in ready.items()})
-            report = apply_mesh(members, pool, known_keys={name: key for name, (_, key) in ready.items()})
+            report = apply_mesh(members, pool, prepared={name: prep for name, (_, prep) in ready.items()})
             for n in rows:
                 self.store.upsert_node(replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name)))
             if report.missing_handshakes:

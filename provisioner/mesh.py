@@ -114,6 +114,11 @@ def plan_mesh(members: Iterable[MeshMember]) -> dict[str, NodeConfig]:
     return plans
 
 
+def interface_only(name: str, mesh_ip: str) -> NodeConfig:
+    """A node's interface without peers: what it comes up with before the mesh is known."""
+    return NodeConfig(name, f"{mesh_ip}/{MESH.prefixlen}", LISTEN_PORT, MTU, ())
+
+
 def _endpoint(public_ip: str) -> str:
     address = ipaddress.ip_address(public_ip)
     host = f"[{address}]" if address.version == 6 else str(address)

@@ -2,10 +2,10 @@
 
 Each node makes its own key pair (`wg genkey` into a 0600 file on the node); only the public
 key comes back. cast renders every node's wg0.conf from the pure plan (provisioner/mesh.py),
-uploads it (it holds no private key: the node splices its own key in, see _SPLICE), and
-applies it in two rounds: every interface that is down comes up without peers (`wg-quick up`),
-then every node gets its peers with `wg syncconf`, so live tunnels are never restarted and no
-first handshake goes to a peer that is not up yet. Then every pair must show a working
+sends it (it holds no private key: the node splices its own key in, see _SPLICE), and applies
+it in two rounds: each node's interface, if down, comes up without peers (`wg-quick up`) as
+soon as the node is up; then every node gets its peers with `wg syncconf`, so live tunnels are
+never restarted and no first handshake goes to a peer that is not up yet. Then every pair must show a working
 session (a recent handshake and an answered ping over the mesh). Nodes need wireguard-tools,
 bash, awk and python3 (the pinger; every cloud image that runs cloud-init has python3).
 """
@@ -53,18 +53,26 @@ splice_key() {{
     awk -v f="$key" '{{print}} index($0, "[Interface]") == 1 {{getline k < f; print "PrivateKey = " k}}'
 }}
 """
-_SYNC = f"wg syncconf {mesh.INTERFACE} <(wg-quick strip {mesh.INTERFACE} | splice_key)"
+# `wg syncconf` takes the config without wg-quick's own keys. Dropping them with one awk costs
+# far less than `wg-quick strip` (a large bash script), which matters with many nodes a host.
+_WG_QUICK_KEYS = "Address|MTU|DNS|Table|PreUp|PostUp|PreDown|PostDown|SaveConfig"
+_SYNC = (f"wg syncconf {mesh.INTERFACE} <(awk '!/^[ \\t]*({_WG_QUICK_KEYS})[ \\t]*=/' {mesh.CONFIG_PATH} "
+         "| splice_key)")
+# Brings wg0 up, without peers, from the interface-only config on stdin, unless it is up
+# already (a live mesh: then stdin is ignored and the current peers are listed). Peers come
+# later, once every node is up (_SYNC_SCRIPT), so no first handshake goes to a peer that
+# cannot answer yet (it would wait 5 s to retry).
 _UP_SCRIPT = f"""set -e
 umask 077
 {_SPLICE}
-# The new config comes on stdin; it replaces the old one whole (a temp file, then mv).
-mkdir -p "$(dirname {mesh.CONFIG_PATH})"
-new=$(mktemp "$(dirname {mesh.CONFIG_PATH})/.cast-config.XXXXXX")
+config={mesh.CONFIG_PATH}
+mkdir -p "$(dirname "$config")"
+new=$(mktemp "$(dirname "$config")/.cast-config.XXXXXX")
+trap 'rm -f "$new"' EXIT
 cat > "$new"
-mv -f "$new" {mesh.CONFIG_PATH}
 # A bring-up cut short (cast killed while wg-quick ran) leaves wg0 without its address or
 # down: that interface never carried a session, so it is removed and brought up afresh.
-address=$(awk -F' *= *' '/^Address/ {{print $2; exit}}' {mesh.CONFIG_PATH})
+address=$(awk -F' *= *' '/^Address/ {{print $2; exit}}' "$new")
 if ip link show dev {mesh.INTERFACE} >/dev/null 2>&1 && \
    ! {{ ip -o link show dev {mesh.INTERFACE} | grep -q '[<,]UP[,>]' && \
         ip -o addr show dev {mesh.INTERFACE} | grep -qF "inet $address"; }}; then
@@ -73,17 +81,21 @@ fi
 if ip link show dev {mesh.INTERFACE} >/dev/null 2>&1; then
     echo updated $(wg show {mesh.INTERFACE} peers)
 else
-    # Up without peers: they are added once every node's interface is up (_SYNC_SCRIPT), so
-    # no first handshake goes to a peer that cannot answer yet (it would wait 5 s to retry).
+    mv -f "$new" "$config"
     up=$(mktemp -d)
     trap 'rm -rf "$up"' EXIT
-    splice_key < {mesh.CONFIG_PATH} | awk 'index($0, "[Peer]") == 1 {{exit}} {{print}}' > "$up/{mesh.INTERFACE}.conf"
+    splice_key < "$config" > "$up/{mesh.INTERFACE}.conf"
     WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go wg-quick up "$up/{mesh.INTERFACE}.conf" >&2
     echo started
 fi
 """
+# Installs the full config from stdin (a temp file, then mv) and applies it live.
 _SYNC_SCRIPT = f"""set -e
+umask 077
 {_SPLICE}
+new=$(mktemp "$(dirname {mesh.CONFIG_PATH})/.cast-config.XXXXXX")
+cat > "$new"
+mv -f "$new" {mesh.CONFIG_PATH}
 {_SYNC}
 if [ "$(wg show {mesh.INTERFACE} public-key)" != "$(wg pubkey < "$key")" ]; then
     echo "{mesh.INTERFACE} does not hold the node's private key" >&2
@@ -136,39 +148,57 @@ def ensure_key(pool: SshPool, node: NodeAccess) -> str:
     return public
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A node ready to join the mesh: its public key, whether its wg0 was just "started"
+    (without peers) or was up already ("updated"), and the peers it had then."""
+
+    public_key: str
+    state: str
+    had_peers: frozenset[str]
+
+
+def prepare_node(pool: SshPool, node: MeshNodeAccess) -> Prepared:
+    """Make the node's key if needed and bring its wg0 up without peers if it is down; a
+    node can do this as soon as it is up, while others still boot. Raises NodeError."""
+    key = ensure_key(pool, node.access)
+    text = mesh.render_wg_quick(mesh.interface_only(node.name, node.mesh_ip))
+    words = pool.check(node.access, f"bash -c {shlex.quote(_UP_SCRIPT)}", stdin=text.encode()).split()
+    return Prepared(key, words[0], frozenset(words[1:]))
+
+
 def apply_mesh(nodes: list[MeshNodeAccess], pool: SshPool, *,
                handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
-               known_keys: dict[str, str] | None = None) -> MeshReport:
+               prepared: dict[str, Prepared] | None = None) -> MeshReport:
     """Make `nodes` a WireGuard full mesh, first bring-up or live update alike (idempotent):
-    ensure each node's key, push each node's config, bring wg0 up where it is down and
-    `wg syncconf` it where it is up (peers added or removed without restarting sessions),
-    then wait up to `handshake_timeout_s` for every pair to have a working session (see
-    wait_for_handshakes); pairs still without one are in the report, not raised. Nodes left
-    out of `nodes` are dropped from every config. `known_keys` are public keys the caller
-    got from ensure_key in this run (their nodes are not asked again). Blocks; raises
+    prepare every node not in `prepared` (see prepare_node), then give every node its full
+    config at once and apply it with `wg syncconf` (peers added or removed without
+    restarting sessions), then wait up to `handshake_timeout_s` for every pair to have a
+    working session (see wait_for_handshakes); pairs still without one are in the report,
+    not raised. Nodes left out of `nodes` are dropped from every config. Blocks; raises
     NodesError if a node fails, InputError if the plan is invalid (e.g. two nodes share a
     mesh address)."""
     by_name = {n.name: n for n in nodes}
-    keys = dict(known_keys or {})
-    keys.update(pool.map([n.access for n in nodes if n.name not in keys], lambda a: ensure_key(pool, a)))
+    ready = dict(prepared or {})
+    ready.update(pool.map([n.access for n in nodes if n.name not in ready],
+                          lambda a: prepare_node(pool, by_name[a.name])))
+    keys = {name: p.public_key for name, p in ready.items() if name in by_name}
     members = [mesh.MeshMember(n.name, n.group, n.mesh_ip, n.endpoint_ip, keys[n.name])
                for n in nodes]
     plans = mesh.plan_mesh(members)
 
-    def push(access: NodeAccess) -> str:
+    def sync(access: NodeAccess) -> None:
         text = mesh.render_wg_quick(plans[access.name])
-        return pool.check(access, f"bash -c {shlex.quote(_UP_SCRIPT)}", stdin=text.encode()).strip()
+        pool.check(access, f"bash -c {shlex.quote(_SYNC_SCRIPT)}", stdin=text.encode())
 
-    outcome = {name: out.split() for name, out in
-               pool.map([n.access for n in nodes], push).items()}
-    pool.map([n.access for n in nodes], lambda a: pool.check(a, f"bash -c {shlex.quote(_SYNC_SCRIPT)}"))
-    established = {name: set(words[1:]) for name, words in outcome.items()}
+    pool.map([n.access for n in nodes], sync)
+    established = {name: set(ready[name].had_peers) for name in by_name}
     missing = wait_for_handshakes(pool, list(by_name.values()), keys, handshake_timeout_s,
                                   established)
     return MeshReport(
         public_keys=keys,
-        started=tuple(sorted(n for n, o in outcome.items() if o[0] == "started")),
-        updated=tuple(sorted(n for n, o in outcome.items() if o[0] == "updated")),
+        started=tuple(sorted(n for n in by_name if ready[n].state == "started")),
+        updated=tuple(sorted(n for n in by_name if ready[n].state == "updated")),
         missing_handshakes=missing,
     )
 
