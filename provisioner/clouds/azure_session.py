@@ -99,6 +99,8 @@ class AzureSession:
         client = getattr(self._local, key, None)
         if client is None:
             kwargs = dict(self._kwargs)
+            if callable(kwargs.get("authentication_policy")):
+                kwargs["authentication_policy"] = kwargs["authentication_policy"]()  # one per client
             if self.endpoint:
                 kwargs["base_url"] = self.endpoint
             client = factory(self._credential, self.subscription_id, **kwargs)
@@ -144,8 +146,10 @@ def _loopback_auth() -> tuple[Any, dict[str, Any]]:
             super().on_request(request)
 
     credential = FakeCredential()
-    policy = LoopbackAuth(credential, "https://management.azure.com/.default")
-    return credential, {"authentication_policy": policy, "polling_interval": 0.02}
+    # A factory, not an instance: a pipeline links its policies to each other, so one policy
+    # object shared by the clients of several threads would join their pipelines together.
+    return credential, {"authentication_policy": lambda: LoopbackAuth(credential, "https://management.azure.com/.default"),
+                        "polling_interval": 0.02}
 
 
 # --- errors --------------------------------------------------------------------------
