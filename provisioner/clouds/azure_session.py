@@ -55,10 +55,45 @@ def is_loopback(url: str) -> bool:
     return (urlsplit(url).hostname or "") in LOOPBACK_HOSTS
 
 
+_MODEL_BASES = ("azure.mgmt.compute._utils.model_base", "azure.mgmt.network._utils.model_base",
+                "azure.mgmt.resource.resources._utils.model_base")
+_models_guarded = threading.Lock()
+
+
+def serialize_first_model_use() -> None:
+    """Make the SDK models' first use per class thread-safe. A model class computes its field
+    table on its first instantiation, setting class attributes while reading the __dict__ of
+    its class hierarchy: two threads doing that at once (parallel calls deserializing the same
+    kind of resource) fail with "dictionary changed size during iteration". This wraps each
+    model base's __new__ so that the first instantiation of a class holds a lock; later ones
+    take no lock. Idempotent; a model base without that table is left alone."""
+    import importlib
+
+    with _models_guarded:
+        for module_name in _MODEL_BASES:
+            model = getattr(importlib.import_module(module_name), "Model", None)
+            calculated = getattr(model, "_calculated", None)
+            if model is None or not isinstance(calculated, set) or getattr(model, "_cast_guarded", False):
+                continue
+            original = model.__new__
+            first_use = threading.Lock()
+
+            def guarded_new(cls: Any, *args: Any, _original: Any = original, _lock: Any = first_use,
+                            _calculated: set[str] = calculated, **kwargs: Any) -> Any:
+                if f"{cls.__module__}.{cls.__qualname__}" in _calculated:
+                    return _original(cls, *args, **kwargs)
+                with _lock:
+                    return _original(cls, *args, **kwargs)
+
+            model.__new__ = guarded_new
+            model._cast_guarded = True
+
+
 class AzureSession:
     """The subscription, the credential and the endpoint; SDK clients made per thread."""
 
     def __init__(self, subscription_id: str, endpoint: str | None, credential: Any, client_kwargs: dict[str, Any]):
+        serialize_first_model_use()
         self.subscription_id = subscription_id
         self.endpoint = endpoint
         self._credential = credential
