@@ -47,6 +47,13 @@ def test_whole_lifecycle_across_four_clouds(cast):
     assert {n["cloud"] for n in cluster["nodes"]} == {"aws", "gcp", "azure", "digitalocean"}
     assert all(n["status"] == "meshed" for n in cluster["nodes"])
     uuid = cluster["uuid"]
+    # The sandbox's hosts cannot run a kubelet: Kubernetes is skipped, visibly, with their reason.
+    reason = "sandbox host: a network-namespace host cannot run a kubelet"
+    assert cluster["kubernetes"]["state"].startswith(f"skipped: {reason}")
+    assert cluster["kubernetes"]["kubeconfig"] is None
+    kubeconfig = cast("kubeconfig", "life", check=False)
+    assert kubeconfig.returncode == 1 and f"cluster life has no kubeconfig: Kubernetes skipped: {reason}" in (
+        kubeconfig.stderr)
 
     latency = cast("check-latency", "life", "--count", "3", "--interval", "0.2", "--output", "json", check=False)
     assert latency.returncode in (0, 3), latency.stderr

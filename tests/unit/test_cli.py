@@ -127,3 +127,51 @@ def test_list_and_status_on_an_empty_store(tmp_path):
     result = run(["status", "nope"], tmp_path / "s")
     assert result.exit_code == 2 and "no cluster named 'nope'" in result.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_kubeconfig_prints_its_path_and_merges_under_a_context_named_after_the_cluster(tmp_path, monkeypatch):
+    from provisioner.kube.kubeconfig import client_kubeconfig
+    from provisioner.state import StateStore
+
+    store = StateStore(tmp_path / "state")
+    row = store.create_cluster("0b1c2d3e-0000-4000-8000-000000000001", "demo", "eu-frankfurt", {})
+    admin = (
+        "apiVersion: v1\nkind: Config\ncurrent-context: a@k\n"
+        "clusters: [{name: k, cluster: {server: 'https://api.demo.cast.internal:6443', certificate-authority-data: Q0E=}}]\n"
+        "users: [{name: a, user: {client-key-data: S0VZ}}]\n"
+        "contexts: [{name: a@k, context: {cluster: k, user: a}}]\n"
+    )
+    store.write_secret(row.uuid, "kubeconfig", client_kubeconfig(admin, cluster="demo", server="https://198.18.0.2:6443").encode())
+    mine = tmp_path / "kube" / "config"
+    mine.parent.mkdir()
+    mine.write_text("apiVersion: v1\nkind: Config\ncurrent-context: work\nclusters: [{name: w, cluster: {server: 'https://w'}}]\n"
+                    "users: [{name: wu, user: {token: x}}]\ncontexts: [{name: work, context: {cluster: w, user: wu}}]\n")
+    monkeypatch.setenv("KUBECONFIG", str(mine))
+
+    shown = run(["kubeconfig", "demo"], tmp_path / "state")
+    assert shown.exit_code == 0
+    assert shown.output.strip() == str(store.secrets_dir(row.uuid) / "kubeconfig")
+    assert "S0VZ" not in shown.output  # the path, never the credentials
+
+    merged = run(["kubeconfig", "demo", "--merge", "--output", "json"], tmp_path / "state")
+    assert json.loads(merged.output)["merged_into"] == str(mine)
+    import yaml
+
+    config = yaml.safe_load(mine.read_text())
+    assert {c["name"] for c in config["contexts"]} == {"work", "demo"}
+    assert config["current-context"] == "work"  # the user's choice is kept
+    assert next(c for c in config["clusters"] if c["name"] == "cast-demo")["cluster"]["server"] == "https://198.18.0.2:6443"
+    assert oct(mine.stat().st_mode & 0o777) == "0o600"
+
+
+def test_kubeconfig_of_a_cluster_without_one_says_why(tmp_path):
+    from provisioner.state import StateStore
+
+    store = StateStore(tmp_path)
+    row = store.create_cluster("0b1c2d3e-0000-4000-8000-000000000002", "bare", "eu-frankfurt", {})
+    store.journal(row.uuid, "kubernetes", "bootstrap", "skip", "sandbox host: no kubelet")
+    result = CliRunner().invoke(cli, ["--state-dir", str(tmp_path), "kubeconfig", "bare"])
+    assert result.exit_code == 1
+    assert "cluster bare has no kubeconfig: Kubernetes skipped: sandbox host: no kubelet" in result.output
+    missing = CliRunner().invoke(cli, ["--state-dir", str(tmp_path), "kubeconfig", "nope"])
+    assert missing.exit_code == 2 and "no cluster named 'nope'" in missing.output
