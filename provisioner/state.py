@@ -24,6 +24,7 @@ from .errors import CastError, LockHeldError
 
 SCHEMA_VERSION = 1
 DB_NAME = "state.db"
+BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's write to finish
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -165,11 +166,11 @@ class StateStore:
     def _connect(self, *, write: bool) -> Iterator[sqlite3.Connection]:
         if write:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             if write:
                 conn.execute("PRAGMA journal_mode = WAL")
                 self._migrate(conn)
@@ -192,6 +193,12 @@ class StateStore:
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         self._check_version(conn)
+        try:
+            current = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            current = None
+        if current and int(current[0]) == SCHEMA_VERSION:
+            return  # up to date: no write lock taken just to open the store
         conn.execute("BEGIN IMMEDIATE")
         for statement in SCHEMA.split(";"):
             if statement.strip():
@@ -202,15 +209,24 @@ class StateStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: all of it or none of it."""
-        with self._connect(write=True) as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+        """A write transaction: all of it or none of it. Raises StateError when another
+        process keeps the store locked for longer than the busy timeout."""
+        try:
+            with self._connect(write=True) as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
-            conn.execute("COMMIT")
+            raise StateError(
+                f"{self.db_path} is busy: another cast process has been writing to it for {BUSY_TIMEOUT_S:.0f} s "
+                "(is one suspended, e.g. with Ctrl-Z?). Let it finish, then run this again."
+            ) from None
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         if not self.exists():
@@ -372,6 +388,11 @@ class StateStore:
         naming the holder when another live process holds it; a stale lock is taken over."""
         pid = os.getpid()
         me = LockHolder(pid, socket.gethostname(), _proc_start(pid), command, time.time())
+        # Read first: a live holder is named at once, even while it is in the middle of a
+        # write (readers never wait in WAL mode); the write below then only races a newcomer.
+        holder = self.lock_holder(cluster)
+        if holder and (holder.pid, holder.host) != (pid, me.host) and not self._is_stale(holder):
+            raise LockHeldError(f"cluster {cluster!r} is locked by {holder.describe()}; wait for it to finish")
         with self.transaction() as conn:
             row = conn.execute(
                 "SELECT pid, host, proc_start, command, started_at FROM locks WHERE cluster = ?", (cluster,)

@@ -89,6 +89,43 @@ def test_lock_names_its_holder_and_a_stale_lock_is_taken_over(tmp_path):
     assert store.lock_holder("demo") is None
 
 
+def test_a_holder_suspended_mid_write_is_named_at_once_and_a_busy_store_is_a_clear_error(tmp_path, monkeypatch):
+    import sqlite3
+    import time
+
+    from provisioner import state as state_module
+    from provisioner.errors import CastError
+
+    store = StateStore(tmp_path)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time; from provisioner.state import StateStore; s = StateStore(sys.argv[1]);\n"
+            "with s.lock('demo', 'create-cluster'):\n"
+            " c = sqlite3.connect(s.db_path, isolation_level=None); c.execute('BEGIN IMMEDIATE')\n"
+            " print('writing', flush=True); time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    monkeypatch.setattr(state_module, "BUSY_TIMEOUT_S", 0.3)
+    try:
+        assert holder.stdout.readline().strip() == "writing"  # holds the lock and the store's write lock
+        started = time.monotonic()
+        with pytest.raises(LockHeldError) as err, store.lock("demo", "delete-cluster"):
+            pass
+        assert f"pid {holder.pid}" in str(err.value)
+        assert time.monotonic() - started < 0.3  # named from a read, without waiting for the write
+        with pytest.raises(CastError, match="is busy: another cast process has been writing to it") as busy:
+            store.journal("u-1", "aws", "network", "begin")
+        assert not isinstance(busy.value, sqlite3.Error)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_newer_schema_is_refused(tmp_path):
     store = StateStore(tmp_path)
     store.create_cluster("u-1", "demo", "us-east", {})
