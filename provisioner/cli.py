@@ -398,13 +398,12 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
     if cluster is None:
         known = ", ".join(c.name for c in store.clusters()) or "none"
         raise InputError("NAME", f"no cluster named {name!r}", known)
-    from .engine import KUBECONFIG_SECRET, kubernetes_state
+    from .engine import kubeconfig_path, kubernetes_state
 
     nodes = store.nodes(cluster.uuid)
-    kubeconfig = store.secrets_dir(cluster.uuid, create=False) / KUBECONFIG_SECRET
-    kubernetes = {"state": kubernetes_state(store, cluster.uuid), "kubeconfig": None}
-    if kubeconfig.exists():
-        kubernetes["kubeconfig"] = str(kubeconfig)
+    kubeconfig = kubeconfig_path(store, cluster.uuid)
+    state = kubernetes_state(store, cluster.uuid)
+    kubernetes = {"state": state, "kubeconfig": str(kubeconfig) if kubeconfig else None}
     if output == "json":
         emit_json(
             {
@@ -435,7 +434,7 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
             }
         )
         return
-    render_cluster(cluster, nodes, kubernetes["state"])
+    render_cluster(cluster, nodes, state)
 
 
 @cli.command("status")
@@ -460,15 +459,15 @@ def kubeconfig_cmd(ctx: click.Context, name: str, merge: bool, output: str) -> N
     """Print the path of the cluster NAME's kubeconfig (fetched from its first master, mode
     0600), e.g. `export KUBECONFIG=$(cast kubeconfig NAME)`. Exit 1 when the cluster has none
     yet, saying why (in the sandbox, the Kubernetes steps are skipped)."""
-    from .engine import KUBECONFIG_SECRET, kubernetes_state
+    from .engine import kubeconfig_path, kubernetes_state
     from .errors import CastError, InputError
 
     store = store_of(ctx)
     row = store.cluster(name)
     if row is None:
         raise InputError("NAME", f"no cluster named {name!r}", ", ".join(c.name for c in store.clusters()) or "none")
-    path = store.secrets_dir(row.uuid, create=False) / KUBECONFIG_SECRET
-    if not path.exists():
+    path = kubeconfig_path(store, row.uuid)
+    if path is None:
         raise CastError(f"cluster {name} has no kubeconfig: Kubernetes {kubernetes_state(store, row.uuid)}")
     merged_into = None
     if merge:

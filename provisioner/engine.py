@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cloudinit import render_user_data
@@ -63,15 +64,29 @@ class KubernetesError(CastError):
     """Kubernetes cannot be set up on the cluster's nodes; the message names them and says why."""
 
 
-def kubernetes_state(store: StateStore, cluster_uuid: str) -> str:
-    """Where the cluster's Kubernetes stands, in words, from the journal: not set up yet,
-    skipped (and why), ready, or failed (and why)."""
-    last = store.last_journal(cluster_uuid, "kubernetes", "bootstrap")
+def kubernetes_phase(store: StateStore, cluster_uuid: str) -> tuple[str, str] | None:
+    """The journal's last word on the cluster's Kubernetes step: (phase, detail), or None."""
+    return store.last_journal(cluster_uuid, "kubernetes", "bootstrap")
+
+
+def describe_kubernetes(last: tuple[str, str] | None) -> str:
+    """A kubernetes_phase in words: not set up yet, skipped (and why), ready, or failed (and why)."""
     if last is None:
         return "not set up yet"
     phase, detail = last
     words = {"skip": "skipped", "end": "ready", "fail": "failed", "begin": "interrupted while being set up"}
     return f"{words.get(phase, phase)}: {detail}" if detail else words.get(phase, phase)
+
+
+def kubernetes_state(store: StateStore, cluster_uuid: str) -> str:
+    """Where the cluster's Kubernetes stands, in words (see describe_kubernetes)."""
+    return describe_kubernetes(kubernetes_phase(store, cluster_uuid))
+
+
+def kubeconfig_path(store: StateStore, cluster_uuid: str) -> Path | None:
+    """The cluster's saved admin kubeconfig, or None when there is none yet."""
+    path = store.secrets_dir(cluster_uuid, create=False) / KUBECONFIG_SECRET
+    return path if path.exists() else None
 
 
 @dataclass(frozen=True)
@@ -526,7 +541,8 @@ class Engine:
             self.store.update_cluster(cluster.row.uuid, spec=spec.to_dict())
             with self._ssh(cluster) as pool:
                 self._join_mesh(cluster, pool)  # drops the removed node's peer everywhere
-                if (self.store.last_journal(cluster.row.uuid, "kubernetes", "bootstrap") or ("",))[0] == "end":
+                last = kubernetes_phase(self.store, cluster.row.uuid)
+                if last and last[0] == "end":
                     self._forget_kubernetes_node(cluster, pool, node)
 
     # --- delete-cluster ------------------------------------------------------------------
@@ -615,11 +631,12 @@ class Engine:
             with self._ssh(cluster) as pool:
                 drift = self._mesh_drift(cluster, pool, skip=gone)  # recreated nodes join below anyway
                 report.extend(drift if dry_run else [f"{line}: repaired" for line in drift])
-                kube = self.store.last_journal(cluster.row.uuid, "kubernetes", "bootstrap")
-                kube_due = bool(gone) or kube is None or kube[0] not in ("end", "skip")
-                if kube_due and (kube is None or kube[0] != "skip"):
-                    state = kubernetes_state(self.store, cluster.row.uuid)
-                    report.append(f"kubernetes: {state}: {'would be set up' if dry_run else 'set up'}")
+                kube = kubernetes_phase(self.store, cluster.row.uuid)
+                phase = kube[0] if kube else None
+                kube_due = bool(gone) or phase not in ("end", "skip")
+                if kube_due and phase != "skip":
+                    done = "would be set up" if dry_run else "set up"
+                    report.append(f"kubernetes: {describe_kubernetes(kube)}: {done}")
                 if not dry_run and (drift or gone or kube_due):
                     markers = self._join_mesh(cluster, pool)  # joins recreated nodes and drops stale peers, live
                     if kube_due:

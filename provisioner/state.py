@@ -180,24 +180,22 @@ class StateStore:
         finally:
             conn.close()
 
-    def _check_version(self, conn: sqlite3.Connection) -> None:
+    def _check_version(self, conn: sqlite3.Connection) -> int | None:
+        """The store's schema version (None for a new store); StateError when it is newer
+        than this cast understands."""
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.OperationalError:
-            return
+            return None
         if row and int(row[0]) > SCHEMA_VERSION:
             raise StateError(
                 f"{self.db_path}: schema version {row[0]} is newer than this cast understands "
                 f"({SCHEMA_VERSION}); upgrade cast"
             )
+        return int(row[0]) if row else None
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        self._check_version(conn)
-        try:
-            current = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.OperationalError:
-            current = None
-        if current and int(current[0]) == SCHEMA_VERSION:
+        if self._check_version(conn) == SCHEMA_VERSION:
             return  # up to date: no write lock taken just to open the store
         conn.execute("BEGIN IMMEDIATE")
         for statement in SCHEMA.split(";"):
@@ -425,17 +423,7 @@ class StateStore:
 
     def write_secret(self, cluster_uuid: str, name: str, data: bytes) -> Path:
         """Write a secret file with mode 0600, atomically (never readable by others, even briefly)."""
-        directory = self.secrets_dir(cluster_uuid)
-        final = directory / name
-        tmp = directory / f".{name}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
-        return final
+        return write_private_file(self.secrets_dir(cluster_uuid) / name, data)
 
     def read_secret(self, cluster_uuid: str, name: str) -> bytes | None:
         path = self.secrets_dir(cluster_uuid, create=False) / name
@@ -443,6 +431,20 @@ class StateStore:
             return path.read_bytes()
         except FileNotFoundError:
             return None
+
+
+def write_private_file(path: Path, data: bytes) -> Path:
+    """Replace `path` with `data` atomically (a temporary file beside it, fsync, rename), with
+    mode 0600 from the start: never readable by others, even briefly. Returns `path`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return path
 
 
 def _cluster(row: sqlite3.Row) -> ClusterRow:

@@ -94,9 +94,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from provisioner.clouds import aws as aws_cloud  # noqa: E402
 from provisioner.clouds import azure, digitalocean, gcp  # noqa: E402
-from provisioner.nodes.latency import _command as pinger_command  # noqa: E402
+from provisioner.nodes.latency import REPLY_WAIT_S  # noqa: E402
 from provisioner.nodes.ssh import NodeAccess, SshPool, load_private_key  # noqa: E402
-from provisioner.nodes.wireguard import PINGER  # noqa: E402
+from provisioner.nodes.wireguard import pinger_command, pinger_source  # noqa: E402
 from provisioner.sandbox.azure_emulator import AzureEmulator  # noqa: E402
 from provisioner.sandbox.gcp_emulator import GcpEmulator  # noqa: E402
 from provisioner.sandbox.hosts import BOOT_MARKER_PATH  # noqa: E402
@@ -290,9 +290,8 @@ def node_floor(home: str, name: str) -> dict[str, float]:
         dirs = timed("wireguard_up_s", lambda a: pool.check(a, f"bash -c {shlex.quote(up)}").strip())
         down = "wg-quick down {0}/wgf.conf >/dev/null 2>&1; rm -rf {0}"
         pool.map(list(access.values()), lambda a: pool.check(a, down.format(dirs[a.name])))
-        pinger = PINGER.read_bytes()
         timed("echo_every_peer_s", lambda a: pool.check(
-            a, pinger_command(peers[a.name], 1, 0.2, time.time()), stdin=pinger))
+            a, pinger_command(peers[a.name], 1, 0.2, REPLY_WAIT_S, time.time()), stdin=pinger_source()))
     count, interval = CREATE_CHECK
     figures["latency_check_s"] = round(count * interval, 3)
     figures["total_s"] = round(sum(figures.values()), 3)

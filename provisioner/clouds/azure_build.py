@@ -3,10 +3,10 @@ as they are), and the names it gives them. Pure: no calls."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..cloudinit import encode_user_data
 from ..plan import FirewallRule
 from .base import ClusterRef
 
@@ -190,7 +190,7 @@ def virtual_machine(location: str, zone: str | None, tags: Mapping[str, str], no
     os_profile = OSProfile(
         computer_name=node,
         admin_username=ADMIN_USER,
-        custom_data=base64.b64encode(user_data.encode()).decode(),
+        custom_data=encode_user_data("azure", user_data),
         linux_configuration=LinuxConfiguration(disable_password_authentication=True,
                                                ssh=SshConfiguration(public_keys=[ssh_key])),
     )

@@ -16,7 +16,7 @@ discarded.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from . import cni, kubeadm, paths
@@ -179,9 +179,10 @@ def join_bootstrap(cluster: str, node: KubeNode, first: KubeNode, *, token: str,
 
 
 def bootstrap_plan(cluster: str, nodes: Sequence[KubeNode], *, token: str, certificate_key: str,
-                   ca_cert_hash: str, kubernetes_version: str) -> BootstrapPlan:
+                   ca_cert_hash: str, kubernetes_version: str, joined: Collection[str] = ()) -> BootstrapPlan:
     """The plan for `nodes`: the first master's init and refresh, and a join for every other
-    node (masters by name, then workers by name). `kubernetes_version` is the version the
+    node not in `joined` (masters by name, then workers by name); the refresh uploads the
+    certificates only when a master is among them. `kubernetes_version` is the version the
     nodes installed (their boot marker's, e.g. v1.36.2). `ca_cert_hash` is known only after
     init: call `init_bootstrap` alone before it. Raises ValueError on malformed nodes or
     material; no message quotes a secret."""
@@ -190,7 +191,8 @@ def bootstrap_plan(cluster: str, nodes: Sequence[KubeNode], *, token: str, certi
     first = first_master(nodes)
     init = init_bootstrap(cluster, nodes, token=token, certificate_key=certificate_key,
                           kubernetes_version=kubernetes_version)
-    others = sorted((n for n in nodes if n.name != first.name), key=lambda n: (n.role != "master", n.name))
+    others = sorted((n for n in nodes if n.name != first.name and n.name not in joined),
+                    key=lambda n: (n.role != "master", n.name))
     joins = tuple(
         join_bootstrap(cluster, n, first, token=token, certificate_key=certificate_key, ca_cert_hash=ca_cert_hash)
         for n in others

@@ -89,7 +89,7 @@ def kustomization() -> str:
         f"Managed by cast: flannel {FLANNEL_VERSION} over the WireGuard mesh.\n"
         f"Pods {ipam.PODS}, vxlan through {mesh.INTERFACE}; pod MTU {POD_MTU} = mesh MTU {mesh.MTU} - {VXLAN_OVERHEAD}."
     )
-    return "\n".join(f"# {line}" for line in header.splitlines()) + "\n" + yamltext.dump(document)
+    return yamltext.dump_all([document], header)
 
 
 def cni_files(kubeconfig: str) -> CniFiles:

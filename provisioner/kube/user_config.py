@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..state import write_private_file
 from .kubeconfig import merge_kubeconfig
 
 
@@ -23,12 +24,4 @@ def merge_into_user_config(kubeconfig: str, context: str, path: Path | None = No
     existing = target.read_text() if target.exists() else None
     merged = merge_kubeconfig(existing, kubeconfig, context)
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = target.with_name(f".{target.name}.cast-{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, merged.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, target)
-    return target
+    return write_private_file(target, merged.encode())

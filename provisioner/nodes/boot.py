@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..cloudinit import BOOT_MARKER
 from ..errors import CastError
 from ..retry import wait_until
 from .ssh import HostKeyMismatchError, NodeError
@@ -17,7 +18,6 @@ from .ssh import HostKeyMismatchError, NodeError
 if TYPE_CHECKING:
     from .ssh import NodeAccess, SshPool
 
-BOOT_MARKER = "/var/lib/cast/boot-done"
 BOOT_TIMEOUT_S = 1200.0  # cloud-init installs containerd and Kubernetes: minutes on a real cloud
 UNAVAILABLE = "unavailable"  # the install failed: an error
 UNSUPPORTED = "unsupported"  # the host cannot run a kubelet: the Kubernetes steps are skipped

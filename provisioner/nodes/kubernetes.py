@@ -20,7 +20,6 @@ from ..kube.bootstrap import (
     bootstrap_plan,
     first_master,
     init_bootstrap,
-    refresh_join_material,
 )
 from ..kube.kubeconfig import client_kubeconfig
 
@@ -77,27 +76,22 @@ def bootstrap_kubernetes(
                                        kubernetes_version=kubernetes_version)
     )
     ca_hash = kubeadm.ca_cert_hash(pool.check(on_first, f"cat {paths.CA_CERT}").encode())
+    others = [access[n.name] for n in nodes if n.name != first.name]
+    done = pool.map(others, lambda a: pool.run(a, f"test -f {paths.JOIN_DONE}").status == 0)
     plan = bootstrap_plan(cluster, nodes, token=token, certificate_key=certificate_key, ca_cert_hash=ca_hash,
-                          kubernetes_version=kubernetes_version)
-    joined = pool.map([access[j.node] for j in plan.joins],
-                      lambda a: pool.run(a, f"test -f {paths.JOIN_DONE}").status == 0)
-    pending = [j for j in plan.joins if not joined[j.node]]
-    if pending:
-        run_node_bootstrap(
-            pool, on_first, refresh_join_material(
-                cluster, nodes, token=token, certificate_key=certificate_key, kubernetes_version=kubernetes_version,
-                upload_certs=any(j.role == "master" for j in pending))
-        )
-        for join in (j for j in pending if j.role == "master"):  # etcd grows one member at a time
+                          kubernetes_version=kubernetes_version, joined={name for name, ok in done.items() if ok})
+    if plan.joins:
+        run_node_bootstrap(pool, on_first, plan.refresh)
+        for join in (j for j in plan.joins if j.role == "master"):  # etcd grows one member at a time
             run_node_bootstrap(pool, access[join.node], join)
-        workers = {j.node: j for j in pending if j.role != "master"}
+        workers = {j.node: j for j in plan.joins if j.role != "master"}
         pool.map([access[name] for name in workers], lambda a: run_node_bootstrap(pool, a, workers[a.name]))
     admin = pool.check(on_first, f"cat {paths.ADMIN_KUBECONFIG}")
     kubeconfig = client_kubeconfig(admin, cluster=cluster, server=kubeadm.public_api_url(first))
     return KubernetesResult(
         kubeconfig,
         (f"{kubernetes_version} on {len(nodes)} nodes, control plane on {first.name}, "
-         f"{len(pending)} joined now; kubeconfig saved",),
+         f"{len(plan.joins)} joined now; kubeconfig saved",),
     )
 
 

@@ -10,14 +10,13 @@ but never judged: the threshold is about the links between clouds.
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import LatencyError
 from .ssh import NodeAccess, NodeError, SshPool
-from .wireguard import PINGER, MeshNodeAccess
+from .wireguard import MeshNodeAccess, pinger_command, pinger_source
 
 DEFAULT_COUNT = 5
 DEFAULT_INTERVAL_S = 0.2
@@ -100,11 +99,6 @@ def _describe(p: PairLatency) -> str:
     return text + (f", {p.loss:.0%} lost" if p.loss else "")
 
 
-def _command(targets: list[str], count: int, interval_s: float, start_at: float) -> str:
-    args = " ".join(shlex.quote(t) for t in targets)
-    return f"python3 - {count} {interval_s:g} {REPLY_WAIT_S:g} {start_at:.3f} {args}"
-
-
 def start_lead_s(nodes: int) -> float:
     """How far ahead the common start is: time for every node to get the pinger going over
     SSH (a bounded pool, so more nodes take longer)."""
@@ -130,8 +124,8 @@ def measure_latency(pool: SshPool, nodes: list[MeshNodeAccess], *,
         if not targets:
             return []
         timeout = count * interval_s + REPLY_WAIT_S + start_lead_s(len(nodes)) + 30
-        out = pool.check(access, _command(targets, count, interval_s, start_at),
-                         stdin=PINGER.read_bytes(), timeout_s=timeout)
+        out = pool.check(access, pinger_command(targets, count, interval_s, REPLY_WAIT_S, start_at),
+                         stdin=pinger_source(), timeout_s=timeout)
         try:
             figures = json.loads(out)
         except json.JSONDecodeError:

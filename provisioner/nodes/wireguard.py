@@ -13,6 +13,7 @@ bash, awk and python3 (the pinger; every cloud image that runs cloud-init has py
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import shlex
 from collections.abc import Sequence
@@ -102,6 +103,20 @@ if [ "$(wg show {mesh.INTERFACE} public-key)" != "$(wg pubkey < "$key")" ]; then
     exit 1
 fi
 """
+
+
+@functools.cache
+def pinger_source() -> bytes:
+    """The pinger's code, fed on stdin to `python3 -` on a node (read from disk once)."""
+    return PINGER.read_bytes()
+
+
+def pinger_command(targets: Sequence[str], count: int, interval_s: float, wait_s: float, start_at: float) -> str:
+    """The node's command that runs the pinger (pinger_source on its stdin): `count` echoes
+    `interval_s` apart to each of `targets`, from `start_at` (unix time; 0: at once),
+    waiting `wait_s` for the last replies. It prints a JSON object by target."""
+    args = " ".join(shlex.quote(t) for t in targets)
+    return f"python3 - {count} {interval_s:g} {wait_s:g} {start_at:.3f} {args}"
 
 
 @dataclass(frozen=True)
@@ -223,12 +238,10 @@ def probe_peers(pool: SshPool, node: MeshNodeAccess, ping: Sequence[str] = (),
     handshake, and an answer proves the session carries data both ways)."""
     removals = "".join(f"wg set {mesh.INTERFACE} peer {shlex.quote(k)} remove\n" for k in restart)
     readd = f"{_SPLICE}{removals}{_SYNC}\n" if restart else ""
-    targets = " ".join(shlex.quote(ip) for ip in ping)
-    pings = (f"python3 - 1 0.2 {NUDGE_WAIT_S:g} 0 {targets} || echo '{{}}'\n" if ping
-             else "echo '{}'\n")
+    pings = f"{pinger_command(ping, 1, 0.2, NUDGE_WAIT_S, 0)} || echo '{{}}'\n" if ping else "echo '{}'\n"
     script = f"{readd}{pings}date +%s\nwg show {mesh.INTERFACE} latest-handshakes\n"
     out = pool.check(node.access, f"bash -c {shlex.quote(script)}",
-                     stdin=PINGER.read_bytes() if ping else None)
+                     stdin=pinger_source() if ping else None)
     lines = out.split("\n")
     try:
         replies = json.loads(lines[0])

@@ -41,7 +41,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cloudinit import BOOT_MARKER as BOOT_MARKER_PATH
+from ..cloudinit import STATE_DIR
 from ..errors import CastError
+from ..nodes.boot import UNSUPPORTED
 from ..retry import wait_until
 
 RUN_ROOT = Path("/run/cast-hosts")
@@ -49,10 +52,8 @@ GATEWAY = "169.254.0.1"  # the internet namespace's address on every group bridg
 LINK_BLOCK = ipaddress.IPv4Network("169.254.128.0/17")  # root <-> internet link, a /30 per run
 PROCESS_EXIT_S = 5.0
 READY_S = 10.0
-STATE_DIR = "/var/lib/cast"  # where a node's cloud-init leaves its boot marker
-BOOT_MARKER_PATH = f"{STATE_DIR}/boot-done"
-BOOT_MARKER = (
-    "kubernetes=unsupported\n"
+BOOT_MARKER = (  # what a host says of itself where a node's cloud-init leaves its marker
+    f"kubernetes={UNSUPPORTED}\n"
     "reason=sandbox host: a network-namespace host cannot run a kubelet "
     "(no systemd, no cgroup or kernel of its own)\n"
 )

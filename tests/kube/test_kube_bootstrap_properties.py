@@ -133,6 +133,16 @@ def test_sample_ttl_is_short_and_the_token_is_refreshed_before_joins() -> None:
     assert any("upload-certs" in c for c in plan.refresh.commands)
 
 
+def test_nodes_already_joined_get_no_join_and_the_refresh_fits_what_is_left() -> None:
+    masters = [n.name for n in NODES if n.role == "master"]
+    first = bootstrap.first_master(NODES).name
+    joined = {n for n in masters if n != first}  # the other masters are in: only workers are left
+    plan = bootstrap.bootstrap_plan(CLUSTER, NODES, token=TOKEN, certificate_key=CERTIFICATE_KEY,
+                                    ca_cert_hash=CA_HASH, kubernetes_version="1.36.2", joined=joined)
+    assert {j.node for j in plan.joins} == {n.name for n in NODES if n.role == "worker"}
+    assert not any("upload-certs" in c for c in plan.refresh.commands)
+
+
 def test_workers_only_refresh_uploads_no_certificates() -> None:
     nodes = (NODES[0], NODES[2], NODES[3])
     plan = bootstrap.bootstrap_plan(CLUSTER, nodes, token=TOKEN, certificate_key=CERTIFICATE_KEY,
