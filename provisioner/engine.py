@@ -20,6 +20,7 @@ from .clouds import open_cloud
 from .clouds.base import Cloud, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 from .errors import CastError, ForeignVmError, InputError
 from .keys import new_ed25519, public_of
+from .parallel import gather
 from .plan import CloudPlan, ClusterPlan, NodePlan, make_plan, refuse_far_clouds
 from .progress import Progress
 from .regions import RegionMap
@@ -277,11 +278,7 @@ class Engine:
 
     def _on_clouds(self, clouds: Sequence[CloudPlan], work: Callable[[CloudPlan], object]) -> None:
         """Run `work` on every cloud in parallel; raise the first failure after all finished."""
-        with ThreadPoolExecutor(max_workers=max(1, len(clouds)), thread_name_prefix="cloud") as pool:
-            futures = [pool.submit(work, cp) for cp in clouds]
-            errors = [f.exception() for f in futures if f.exception() is not None]
-        if errors:
-            raise errors[0]  # type: ignore[misc]
+        gather(*(partial(work, cp) for cp in clouds))
 
     # --- the node phase: SSH with pinned host keys, then the WireGuard mesh ---------------
 

@@ -9,12 +9,12 @@ from typing import Any
 
 from .. import tags
 from ..errors import NotFoundError
+from ..parallel import gather
 from ..plan import FirewallRule
 from .aws_api import CLOUD, AwsApi
 from .aws_network import find_vpc
 from .aws_owned import at_most_one, cluster_tags, owned, tag_specs, tags_of
 from .base import CloudResource, CloudTarget, ClusterRef, Ensured
-from .parallel import gather
 
 # (protocol, from port, to port, source kind, source) — kind: cidr, cidr6, group, prefix
 Rule = tuple[str, int, int, str, str]

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 from .. import tags
-from ..errors import CastError, CloudError, ExcessResourcesError, NotFoundError
+from ..errors import CloudError, ExcessResourcesError, NotFoundError
+from ..parallel import gather
 from ..retry import wait_until
 from .aws_api import CLOUD, AwsApi
 from .aws_firewall import find_groups
@@ -26,7 +27,6 @@ from .aws_keys import find_key
 from .aws_network import find_subnet
 from .aws_owned import LIVE_INSTANCE_STATES, owned, tag_specs, tags_of
 from .base import CloudTarget, ClusterRef, Vm, VmRequest
-from .parallel import gather
 
 LAUNCH_WORKERS = 16
 FILTER_VALUES_MAX = 200  # EC2 accepts at most 200 values in one filter
@@ -134,17 +134,7 @@ def _launch(api: AwsApi, target: CloudTarget, missing: Sequence[VmRequest], ami:
 def _run_all(fn: Callable[[T], str], items: Sequence[T]) -> list[str]:
     """`fn` on every item in a bounded pool. Every call finishes before the first error is
     raised, so whatever did launch is tagged and a re-run picks it up."""
-    results: list[str] = []
-    errors: list[CastError] = []
-    with ThreadPoolExecutor(max_workers=min(LAUNCH_WORKERS, len(items))) as pool:
-        for future in [pool.submit(fn, i) for i in items]:
-            try:
-                results.append(future.result())
-            except CastError as exc:
-                errors.append(exc)
-    if errors:
-        raise errors[0]
-    return results
+    return list(gather(*(partial(fn, i) for i in items), max_workers=LAUNCH_WORKERS))
 
 
 def _by_id(api: AwsApi, ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import NotFoundError
+from ..parallel import gather
 from ..retry import wait_until
 from .aws_api import CLOUD, AwsApi
 from .aws_owned import at_most_one, cluster_tags, owned, tag_specs, tags_of
 from .base import CloudResource, CloudTarget, ClusterRef, Ensured
-from .parallel import gather
 
 AVAILABLE_TIMEOUT_S = 300.0
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ForeignVmError, NotFoundError
+from ..parallel import gather
 from ..teardown import Deletable, delete_in_passes
 from .aws_api import CLOUD, AwsApi
 from .aws_instances import foreign_vms, live_instances, terminate
 from .aws_owned import owned, tags_of
 from .base import CloudResource, ClusterRef
-from .parallel import gather
 
 # kind -> (describe operation, result key, id key)
 _KINDS: dict[str, tuple[str, str, str]] = {

@@ -12,12 +12,12 @@ from typing import Any, TypeVar
 
 from .. import tags
 from ..errors import ExcessResourcesError, ForeignVmError, NotFoundError
+from ..parallel import gather
 from ..teardown import Deletable, delete_in_passes
 from . import azure_build as build
 from .azure_session import CLOUD, AzureSession, mapped_errors, wait_for
 from .azure_vms import VmOps, has_uuid
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
-from .parallel import gather
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock: azure-core is

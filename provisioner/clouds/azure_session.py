@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from ..errors import (
     AuthError,
@@ -26,12 +25,12 @@ from ..errors import (
     TransientError,
 )
 from ..retry import DeadlineError
+from .loopback import is_loopback, static_bearer
 
 CLOUD = "azure"
 ENDPOINT_ENV = "CAST_AZURE_ENDPOINT"
 SUBSCRIPTION_ENV = "AZURE_SUBSCRIPTION_ID"
 EMULATOR_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 LRO_TIMEOUT_S = 1800.0
 
 CAPACITY_CODES = {"quotaexceeded", "operationnotallowed", "skunotavailable", "allocationfailed",
@@ -50,10 +49,6 @@ CREDENTIAL_HELP = (
 T = TypeVar("T")
 
 
-def is_loopback(url: str) -> bool:
-    """True when `url` points at this machine (where only the emulator may listen)."""
-    return (urlsplit(url).hostname or "") in LOOPBACK_HOSTS
-
 
 _MODEL_BASES = ("azure.mgmt.compute._utils.model_base", "azure.mgmt.network._utils.model_base",
                 "azure.mgmt.resource.resources._utils.model_base")
@@ -71,7 +66,10 @@ def serialize_first_model_use() -> None:
 
     with _models_guarded:
         for module_name in _MODEL_BASES:
-            model = getattr(importlib.import_module(module_name), "Model", None)
+            try:
+                model = getattr(importlib.import_module(module_name), "Model", None)
+            except ImportError:  # an older SDK (msrest models): nothing of this kind to guard
+                continue
             calculated = getattr(model, "_calculated", None)
             if model is None or not isinstance(calculated, set) or getattr(model, "_cast_guarded", False):
                 continue
@@ -134,8 +132,6 @@ class AzureSession:
         client = getattr(self._local, key, None)
         if client is None:
             kwargs = dict(self._kwargs)
-            if callable(kwargs.get("authentication_policy")):
-                kwargs["authentication_policy"] = kwargs["authentication_policy"]()  # one per client
             if self.endpoint:
                 kwargs["base_url"] = self.endpoint
             client = factory(self._credential, self.subscription_id, **kwargs)
@@ -167,24 +163,12 @@ class AzureSession:
 def _loopback_auth() -> tuple[Any, dict[str, Any]]:
     """A fake credential and the client settings for the emulator on loopback."""
     from azure.core.credentials import AccessToken
-    from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
 
     class FakeCredential:
         def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
             return AccessToken("emulator", int(time.time()) + 3600)
 
-    class LoopbackAuth(ARMChallengeAuthenticationPolicy):
-        """Bearer auth that allows plain http; only ever built for a loopback endpoint."""
-
-        def on_request(self, request: Any) -> None:
-            request.context["enforce_https"] = False
-            super().on_request(request)
-
-    credential = FakeCredential()
-    # A factory, not an instance: a pipeline links its policies to each other, so one policy
-    # object shared by the clients of several threads would join their pipelines together.
-    return credential, {"authentication_policy": lambda: LoopbackAuth(credential, "https://management.azure.com/.default"),
-                        "polling_interval": 0.02}
+    return FakeCredential(), {"authentication_policy": static_bearer("emulator"), "polling_interval": 0.02}
 
 
 # --- errors --------------------------------------------------------------------------

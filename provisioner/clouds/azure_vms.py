@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .. import tags
 from ..errors import CloudError, ExcessResourcesError, NotFoundError
+from ..parallel import gather
 from ..retry import wait_until
 from ..teardown import Deletable, delete_in_passes
 from . import azure_build as build
 from .azure_session import CLOUD
 from .base import CloudTarget, ClusterRef, Vm, VmRequest
-from .parallel import gather
 
 if TYPE_CHECKING:
     from .azure import Provider
@@ -68,20 +69,21 @@ class VmOps:
         return vms, nics, pips
 
     def _inventory_calls(self, group: str) -> tuple[Any, Any, Any]:
-        def vms() -> list[Any]:
-            compute = self.p.session.compute  # clients are per thread: fetched in the calling one
-            return self.p.call(f"list VMs in {group}",
-                               lambda: list(compute.virtual_machines.list(group, expand="instanceView")))
+        return (partial(self._list_vms, group, expand="instanceView"), partial(self._list_nics, group),
+                partial(self._list_pips, group))
 
-        def nics() -> list[Any]:
-            net = self.p.session.network
-            return self.p.call(f"list network interfaces in {group}", lambda: list(net.network_interfaces.list(group)))
+    # Each reads the SDK client in the thread it runs in: clients are per thread.
+    def _list_vms(self, group: str, expand: str | None = None) -> list[Any]:
+        compute = self.p.session.compute
+        return self.p.call(f"list VMs in {group}", lambda: list(compute.virtual_machines.list(group, expand=expand)))
 
-        def pips() -> list[Any]:
-            net = self.p.session.network
-            return self.p.call(f"list public IPs in {group}", lambda: list(net.public_ip_addresses.list(group)))
+    def _list_nics(self, group: str) -> list[Any]:
+        net = self.p.session.network
+        return self.p.call(f"list network interfaces in {group}", lambda: list(net.network_interfaces.list(group)))
 
-        return vms, nics, pips
+    def _list_pips(self, group: str) -> list[Any]:
+        net = self.p.session.network
+        return self.p.call(f"list public IPs in {group}", lambda: list(net.public_ip_addresses.list(group)))
 
     def view(self, group: str, inventory: tuple[list[Any], list[Any], list[Any]] | None = None) -> list[Vm]:
         """Every VM in the group that is not being deleted, with its addresses."""
@@ -222,15 +224,8 @@ class VmOps:
         not carry the cluster's UUID."""
         compute, net = self.p.session.compute, self.p.session.network
 
-        def list_vms() -> list[Any]:
-            compute = self.p.session.compute
-            return self.p.call(f"list VMs in {group}", lambda: list(compute.virtual_machines.list(group)))
-
-        def list_nics() -> list[Any]:
-            net = self.p.session.network
-            return self.p.call(f"list network interfaces in {group}", lambda: list(net.network_interfaces.list(group)))
-
-        vms, vnet, nics = gather(list_vms, lambda: self.p.vnet_of(group, cluster), list_nics)
+        vms, vnet, nics = gather(partial(self._list_vms, group), lambda: self.p.vnet_of(group, cluster),
+                                 partial(self._list_nics, group))
         out = [self._as_vm(vm, {}, {}) for vm in vms if not has_uuid(vm, cluster)]
         if vnet is None:
             return out

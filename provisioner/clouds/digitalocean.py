@@ -25,12 +25,12 @@ from ..errors import (
     ForeignVmError,
     NotFoundError,
 )
+from ..parallel import gather
 from ..retry import wait_until
 from ..teardown import Deletable, delete_in_passes
 from . import do_droplets, do_firewall
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 from .do_client import CLOUD, ApiError, DoApi
-from .parallel import gather
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock: azure-core is

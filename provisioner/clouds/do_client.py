@@ -19,16 +19,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..errors import AuthError, CloudError, NotFoundError, TransientError
 from ..retry import backoff_delays, retry_budget_s
+from .loopback import is_loopback, static_bearer
 
 CLOUD = "digitalocean"
 TOKEN_ENV = "DIGITALOCEAN_TOKEN"
 ENDPOINT_ENV = "CAST_DIGITALOCEAN_ENDPOINT"
 DEFAULT_ENDPOINT = "https://api.digitalocean.com"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 PER_PAGE = 200  # the API's maximum: fewest calls per listing
 
 
@@ -71,8 +70,8 @@ class DoApi:
 
             token = self._token()
             kwargs: dict[str, Any] = {"endpoint": self.endpoint, "retry_total": 0}
-            if (urlsplit(self.endpoint).hostname or "") in LOOPBACK:
-                kwargs["authentication_policy"] = _static_bearer(token)
+            if is_loopback(self.endpoint):
+                kwargs["authentication_policy"] = static_bearer(token)
             client = pydo.Client(token=token, **kwargs)
             self._local.client = client
         return client
@@ -161,15 +160,3 @@ def _map(status: int, body: Any, what: str) -> CloudError:
     if status == 404:
         return NotFoundError(CLOUD, f"{what}: not found")
     return ApiError(status, error_id, detail, what)
-
-
-def _static_bearer(token: str) -> Any:
-    """A policy that sends the bearer token without azure-core's https-only check. Used only
-    for a loopback endpoint."""
-    from azure.core.pipeline.policies import SansIOHTTPPolicy
-
-    class StaticBearer(SansIOHTTPPolicy):
-        def on_request(self, request: Any) -> None:
-            request.http_request.headers["Authorization"] = f"Bearer {token}"
-
-    return StaticBearer()

@@ -13,17 +13,16 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..errors import CapacityError, CloudError, ExcessResourcesError, ForeignVmError, NotFoundError
+from ..parallel import gather
 from ..retry import wait_until
 from ..tags import CLUSTER_UUID, NODE, ROLE, vm_tags
 from ..teardown import Deletable, delete_in_passes
 from . import gcp_layout as layout
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 from .gcp_api import CLOUD, AlreadyExistsError, GcpApi
-from .parallel import gather
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock).
@@ -358,18 +357,7 @@ class Provider(Cloud):
 
     def _parallel(self, jobs: Iterable[Callable[[], None]], prefer: type[BaseException] | None = None) -> None:
         """Run every job on a bounded pool; then raise the first error (of type `prefer` if any)."""
-        jobs = list(jobs)
-        if not jobs:
-            return
-        errors: list[BaseException] = []
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(jobs)), thread_name_prefix="gcp") as pool:
-            for future in [pool.submit(job) for job in jobs]:
-                exc = future.exception()
-                if exc is not None:
-                    errors.append(exc)
-        if errors:
-            preferred = [e for e in errors if prefer and isinstance(e, prefer)]
-            raise (preferred or errors)[0]
+        gather(*jobs, prefer=prefer, max_workers=self.max_workers)
 
 
 def _bind(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], None]:

@@ -10,13 +10,11 @@ clients that ignore client_options (SDK-NOTES section 2, fix 3).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from ..errors import (
     AuthError,
@@ -27,6 +25,7 @@ from ..errors import (
     TransientError,
 )
 from ..retry import DeadlineError, backoff_delays, retry_transient
+from .loopback import is_loopback
 
 T = TypeVar("T")
 CLOUD = "gcp"
@@ -43,16 +42,6 @@ CALL_TIMEOUT_S = 60.0
 class AlreadyExistsError(CloudError):
     """A create found the name taken (HTTP 409); the caller decides whether that is fine."""
 
-
-def is_loopback(endpoint: str) -> bool:
-    """True when the endpoint URL points at this machine (127.0.0.0/8, ::1, localhost)."""
-    host = urlsplit(endpoint if "//" in endpoint else f"//{endpoint}").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _reasons(exc: Any) -> set[str]:

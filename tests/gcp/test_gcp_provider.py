@@ -10,7 +10,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
 from provisioner.clouds.gcp import Provider
-from provisioner.clouds.gcp_api import is_loopback
+from provisioner.clouds.loopback import is_loopback
 from provisioner.errors import AuthError, CapacityError, DependencyError, ForeignVmError, TransientError
 from provisioner.sandbox.gcp_emulator import GcpEmulator
 
