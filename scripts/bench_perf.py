@@ -97,6 +97,7 @@ from provisioner.clouds import azure, digitalocean, gcp  # noqa: E402
 from provisioner.nodes.latency import REPLY_WAIT_S  # noqa: E402
 from provisioner.nodes.ssh import NodeAccess, SshPool, load_private_key  # noqa: E402
 from provisioner.nodes.wireguard import pinger_command, pinger_source  # noqa: E402
+from provisioner.retry import DeadlineError, wait_until  # noqa: E402
 from provisioner.sandbox.azure_emulator import AzureEmulator  # noqa: E402
 from provisioner.sandbox.gcp_emulator import GcpEmulator  # noqa: E402
 from provisioner.sandbox.hosts import BOOT_MARKER_PATH  # noqa: E402
@@ -172,19 +173,21 @@ def _default(cls: type, parameter: str) -> Any:
 def wait_for_free_machine(limit_s: float) -> None:
     """Only one sandbox at a time: wait until no network namespace exists (another sandbox
     or a node test would share this machine's two cores and its address pools)."""
-    deadline = time.monotonic() + limit_s
-    told = False
-    while True:
-        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
-        if not listed:
-            return
-        if time.monotonic() > deadline:
-            sys.exit(f"network namespaces still exist after {limit_s:.0f}s ({listed[0]} ...): "
-                     "another sandbox or node test runs; try again later")
-        if not told:
+    listed: list[str] = []
+    told: list[bool] = []
+
+    def free() -> bool:
+        listed[:] = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+        if listed and not told:
             print(f"waiting: another sandbox or node test holds namespaces ({listed[0]} ...)", flush=True)
-            told = True
-        time.sleep(5)
+            told.append(True)
+        return not listed
+
+    try:
+        wait_until(free, what="network namespaces to go", timeout_s=limit_s, initial=1.0, maximum=5.0)
+    except DeadlineError:
+        sys.exit(f"network namespaces still exist after {limit_s:.0f}s ({listed[0]} ...): "
+                 "another sandbox or node test runs; try again later")
 
 
 class Bench:

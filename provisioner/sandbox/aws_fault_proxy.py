@@ -19,13 +19,12 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections import Counter, deque
-from collections.abc import Callable
+from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from .emulator import LOG_MAX, QuietServer
+from .emulator import CallRecorder, QuietServer
 
 CONTROL = "/_emulator/"
 MOTO_CONTROL = "/moto-api/"
@@ -64,18 +63,16 @@ def throttling(every: int = 3, actions: frozenset[str] = frozenset(),
     return Fault("RequestLimitExceeded", 503, actions, every, times, "Request limit exceeded.")
 
 
-class FaultProxy:
-    """Forwards to `upstream`; `faults` are consulted in order for each call."""
+class FaultProxy(CallRecorder):
+    """Forwards to `upstream`; `faults` are consulted in order for each call. Calls are
+    counted, held and logged by action (CallRecorder)."""
 
     def __init__(self, upstream: str):
+        super().__init__()
         parsed = urllib.parse.urlsplit(upstream)
         self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.faults: list[Fault] = []
-        self.calls: Counter[str] = Counter()  # every call received, by action
         self.injected: Counter[str] = Counter()  # calls answered with a fault, by action
-        self.log: deque[dict[str, Any]] = deque(maxlen=LOG_MAX)
-        self.delay_s = 0.0
-        self.listeners: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._server: QuietServer | None = None
 
@@ -101,36 +98,25 @@ class FaultProxy:
         """Drop the faults and zero the counters."""
         with self._lock:
             self.faults.clear()
-            self.calls.clear()
             self.injected.clear()
-            self.log.clear()
+        self.clear_calls()
 
     def control(self, method: str, path: str) -> tuple[int, Any]:
         """Answer a control request: (HTTP status, JSON body or None)."""
         what = path.split("?", 1)[0].removeprefix(CONTROL).strip("/")
-        with self._lock:
-            if what == "calls" and method == "GET":
-                return 200, {"total": sum(self.calls.values()), "by_route": dict(self.calls)}
-            if what == "calls" and method == "DELETE":
-                self.calls.clear()
+        if what == "calls" and method == "DELETE":
+            with self._lock:
                 self.injected.clear()
-                self.log.clear()
-                return 204, None
-            if what == "log" and method == "GET":
-                return 200, list(self.log)
-        return 404, {"error": f"no control route {method} {path}"}
+        answered = self.calls_control(method, what)
+        return answered or (404, {"error": f"no control route {method} {path}"})
 
     def answered(self, action: str, received: float, status: int) -> None:
-        """Note a call about to be answered (for the log) and wake the listeners if it may
-        change what runs."""
-        self.log.append({"start": received, "end": time.time(), "route": action, "status": status})
-        if not action.startswith(READ_ONLY):
-            for listener in list(self.listeners):
-                listener()
+        """Note a call about to be answered; the listeners wake if it may change what runs."""
+        self.call_answered(action, received, status, changes=not action.startswith(READ_ONLY))
 
     def decide(self, action: str) -> Fault | None:
+        """The fault to answer `action` with, if one fires."""
         with self._lock:
-            self.calls[action] += 1
             for fault in self.faults:
                 if fault.fires(action):
                     self.injected[action] += 1
@@ -186,9 +172,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             action, as_json = action_of(headers, body)
             api = not self.path.startswith(MOTO_CONTROL)  # moto's own reset and state: not AWS
+            if api:
+                proxy.call_received(action)
             fault = proxy.decide(action) if api else None
-            if api and proxy.delay_s > 0:
-                time.sleep(proxy.delay_s)  # this call's thread only: others go on
             if fault is not None:
                 payload, ctype = error_body(fault, as_json)
                 proxy.answered(action, received, fault.status)

@@ -7,8 +7,6 @@ operations answered with `Azure-AsyncOperation` (PUTs, deletes) or `Location` (r
 delete) and a short `Retry-After`, going through InProgress for `lro_polls` polls before they
 succeed; ARM's error bodies; faults on demand (base class). Every request is checked against the
 Azure REST API specifications (azure_specs); each violation answers 400 and is kept in `errors`.
-
-Extra control route: GET /_emulator/errors -> the specification violations seen so far.
 """
 
 from __future__ import annotations
@@ -77,8 +75,6 @@ class AzureEmulator(EmulatorServer):
                  retry_after: int = 0, throttle_retry_after: int = 1, page_size: int = 50,
                  vm_quota: int | None = None, specs_dir: Path | None = None, abandoned_after_s: float = 20.0):
         super().__init__(host, port)
-        # headers and body leave in two writes; without TCP_NODELAY each reply waits ~40 ms on
-        # Nagle's algorithm meeting the client's delayed ACK
         self.lro_polls = lro_polls
         self.retry_after = retry_after
         self.throttle_retry_after = throttle_retry_after
@@ -137,12 +133,6 @@ class AzureEmulator(EmulatorServer):
             if parts[i - 1].lower() in _NAMED:
                 parts[i] = "{" + _NAMED[parts[i - 1].lower()] + "}"
         return f"{request.method} /{'/'.join(parts)}"
-
-    def _control(self, request: Request) -> Response:
-        if request.path.rstrip("/") == "/_emulator/errors" and request.method == "GET":
-            with self.lock:
-                return Response(200, {"errors": list(self.errors), "spec_check_off": self.spec_check_off})
-        return super()._control(request)
 
     # --- requests --------------------------------------------------------------------
 

@@ -87,20 +87,19 @@ class SpecIndex:
                         if method == "parameters":
                             continue
                         self._operations.append(_Operation(method.upper(), bare, pattern, path, spec))
+        # Most specific first (the fewest path parameters): a request's first match is its operation.
+        self._operations.sort(key=lambda o: o.specificity, reverse=True)
 
     def check(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> list[str]:
         """What is wrong with this request according to the specifications: one sentence per
         problem, empty when it fits. `body` is the decoded JSON (None when there is none)."""
         where = f"{method} {path}"
-        candidates = [o for o in self._operations if o.method == method and o.pattern.match(path)]
-        if not candidates:
+        op = next((o for o in self._operations if o.method == method and o.pattern.match(path)), None)
+        if op is None:
             return [f"{where}: no operation in the specifications has this method and path"]
-        op = max(candidates, key=lambda o: o.specificity)
         params = [self._deref(op.file, p) for p in op.spec.get("parameters", [])]
         problems: list[str] = []
         declared = {p["name"] for _, p in params if p.get("in") == "query"}
-        if "api-version" not in query:
-            problems.append(f"{where}: the api-version query parameter is missing")
         for name in sorted(set(query) - declared - {"api-version"}):
             problems.append(f"{where}: query parameter {name!r} is not declared by {op.template}")
         bodies = [(f, p) for f, p in params if p.get("in") == "body"]

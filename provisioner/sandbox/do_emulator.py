@@ -52,8 +52,8 @@ class _Droplet:
     tags: list[str]
     user_data: str
     ssh_keys: list[str]  # public keys
-    created: float
-    active_at: float
+    created_at: float  # unix time
+    active_at: float  # monotonic
     public_ip: str | None = None
     private_ip: str | None = None
     netmask: str = ""
@@ -169,10 +169,9 @@ class DigitalOceanEmulator(EmulatorServer):
     def running_vms(self) -> list[EmulatedVm]:
         with self.lock:
             self._advance()
-            age = time.time() - time.monotonic()  # `created` is monotonic; EmulatedVm wants unix time
             return [
                 EmulatedVm(str(d.id), d.name, d.public_ip, d.private_ip, d.user_data, list(d.ssh_keys), "running",
-                           created_at=d.created + age)
+                           created_at=d.created_at)
                 for d in self.droplets.values()
                 if d.active
             ]
@@ -404,7 +403,7 @@ class DigitalOceanEmulator(EmulatorServer):
             d = _Droplet(
                 id=next(self._ids), name=name, region=body["region"], size=body["size"], image=str(body["image"]),
                 vpc_uuid=vpc.id, tags=tags, user_data=body.get("user_data", ""),
-                ssh_keys=[k["public_key"] for k in keys if k], created=now, active_at=now + delay,
+                ssh_keys=[k["public_key"] for k in keys if k], created_at=time.time(), active_at=now + delay,
             )
             self.droplets[d.id] = d
             made.append(d)

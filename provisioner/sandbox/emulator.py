@@ -163,19 +163,60 @@ class QuietServer(ThreadingHTTPServer):
 LOG_MAX = 100_000  # requests kept for /_emulator/log
 
 
-class EmulatorServer:
+class CallRecorder:
+    """What a server does with each cloud API call it serves, for the emulators and the AWS
+    fault proxy alike: count it by route, hold it `api_delay_s` (in its own thread: others go
+    on), log when it came and went, and wake the `listeners` when it may change what runs
+    (before the answer: the caller may act on it at once). The control routes `calls` and
+    `log` read and clear this."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.log: deque[dict[str, Any]] = deque(maxlen=LOG_MAX)
+        self.api_delay_s = 0.0
+        self.listeners: list[Callable[[], None]] = []
+        self._calls_lock = threading.Lock()
+
+    def call_received(self, route: str) -> None:
+        with self._calls_lock:
+            self.calls[route] += 1
+        if self.api_delay_s > 0:
+            time.sleep(self.api_delay_s)  # the API's own latency, in this call's thread only
+
+    def call_answered(self, route: str, received: float, status: int, *, changes: bool) -> None:
+        self.log.append({"start": received, "end": time.time(), "route": route, "status": status})
+        if changes:
+            for listener in list(self.listeners):
+                listener()
+
+    def clear_calls(self) -> None:
+        with self._calls_lock:
+            self.calls.clear()
+            self.log.clear()
+
+    def calls_control(self, method: str, what: str) -> tuple[int, Any] | None:
+        """Answer GET/DELETE `calls` and GET `log` as (status, JSON body); None for other routes."""
+        if what == "calls" and method == "GET":
+            with self._calls_lock:
+                return 200, {"total": sum(self.calls.values()), "by_route": dict(self.calls)}
+        if what == "calls" and method == "DELETE":
+            self.clear_calls()
+            return 204, None
+        if what == "log" and method == "GET":
+            return 200, list(self.log)
+        return None
+
+
+class EmulatorServer(CallRecorder):
     """Base of the emulators: subclasses implement `handle` and `fault_response`, and keep
     their resources under `self.lock`."""
 
     cloud = "?"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        super().__init__()
         self.lock = threading.RLock()
         self.faults = Faults()
-        self.calls: Counter[str] = Counter()
-        self.log: deque[dict[str, Any]] = deque(maxlen=LOG_MAX)
-        self.api_delay_s = 0.0
-        self.listeners: list[Callable[[], None]] = []
         emulator = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -236,8 +277,7 @@ class EmulatorServer:
     def reset(self) -> None:
         """Forget every resource. Subclasses extend it."""
         self.faults.clear()
-        self.calls.clear()
-        self.log.clear()
+        self.clear_calls()
 
     def route_of(self, request: Request) -> str:
         """A route name for counting: the method and the path with ids folded."""
@@ -268,21 +308,14 @@ class EmulatorServer:
                 response = self._control(request)
             else:
                 route = self.route_of(request)
-                with self.lock:
-                    self.calls[route] += 1
-                if self.api_delay_s > 0:
-                    time.sleep(self.api_delay_s)  # this request's thread only: others go on
+                self.call_received(route)
                 fault = self.faults.draw(f"{request.method} {request.path}", self.fault_kinds_for(request))
                 response = self.fault_response(fault, request) if fault else self.handle(request)
         except Exception as exc:  # an emulator bug must be loud in the tests, not a hang
             response = Response(500, {"error": {"code": 500, "message": f"emulator error: {exc!r}"}})
-        api = not request.path.startswith("/_emulator/")
-        if api and request.method not in ("GET", "HEAD"):
-            for listener in list(self.listeners):  # before the answer: the caller may act on it at once
-                listener()
+        if not request.path.startswith("/_emulator/"):
+            self.call_answered(route, received, response.status, changes=request.method not in ("GET", "HEAD"))
         self._send(h, response)
-        if api:
-            self.log.append({"start": received, "end": time.time(), "route": route, "status": response.status})
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, response: Response) -> None:
@@ -320,16 +353,9 @@ class EmulatorServer:
         if what == "faults" and request.method == "DELETE":
             self.faults.clear()
             return Response(204)
-        if what == "calls" and request.method == "GET":
-            with self.lock:
-                return Response(200, {"total": sum(self.calls.values()), "by_route": dict(self.calls)})
-        if what == "calls" and request.method == "DELETE":
-            with self.lock:
-                self.calls.clear()
-                self.log.clear()
-            return Response(204)
-        if what == "log" and request.method == "GET":
-            return Response(200, list(self.log))
+        answered = self.calls_control(request.method, what)
+        if answered is not None:
+            return Response(*answered)
         if what == "reset" and request.method == "POST":
             with self.lock:
                 self.reset()

@@ -29,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ from ..cloudinit import read_bootstrap
 from ..errors import CastError
 from ..preflight import check_pairs
 from ..regions import load_region_map
+from ..retry import backoff_delays
 from . import aws_moto, azure_emulator, do_emulator, gcp_emulator
 from .aws_fault_proxy import FaultProxy
 from .emulator import EmulatedVm, EmulatorServer
@@ -113,7 +114,8 @@ class Sandbox:
         self.hosts: Any = None
         self.boots: dict[str, _Boot] = {}  # host name -> its boot, until its VM is gone
         self.failed: set[str] = set()  # VMs with no cast host key: never booted
-        self.retry_at: dict[str, tuple[float, float]] = {}  # host name -> (when, backoff) after a failed boot
+        # host name -> (when to try again, its backoff delays) after a failed boot
+        self.retry_at: dict[str, tuple[float, Iterator[float]]] = {}
         self._busy: set[str] = set()  # hosts with a job (wire, serve, remove) under way
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -138,7 +140,7 @@ class Sandbox:
         self._set_delays()
         self.moto = MotoSandbox(public_pool=POOLS["aws"])
         self.proxy = FaultProxy(self.moto.start())  # counts AWS calls by action, and paces them
-        self.proxy.delay_s = self.api_delay_s
+        self.proxy.api_delay_s = self.api_delay_s
         self.proxy.listeners.append(self.wake)
         aws_endpoint = self.proxy.start()
         self.emulators = {
@@ -209,7 +211,7 @@ class Sandbox:
             new = [
                 n for n in running
                 if n not in self.boots and n not in self._busy and n not in self.failed
-                and self.retry_at.get(n, (0.0, 0.0))[0] <= now
+                and (n not in self.retry_at or self.retry_at[n][0] <= now)
             ]
             for name in new:
                 cloud, vm = running[name]
@@ -288,10 +290,11 @@ class Sandbox:
 
     def _boot_failed(self, name: str, b: _Boot, exc: Exception) -> None:
         with self._lock:
-            backoff = min(30.0, 2 * self.retry_at.get(name, (0.0, 1.0))[1])
+            delays = self.retry_at[name][1] if name in self.retry_at else backoff_delays(2.0, 30.0)
+            backoff = next(delays)
             self.boots.pop(name, None)
             self._busy.discard(name)
-            self.retry_at[name] = (time.monotonic() + backoff, backoff)
+            self.retry_at[name] = (time.monotonic() + backoff, delays)
         LOG.error("cannot boot %s (%s VM %s), retrying in %.0fs: %s", name, b.cloud, b.vm.id, backoff, exc)
 
     def _remove(self, name: str) -> None:

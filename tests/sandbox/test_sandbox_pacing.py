@@ -99,7 +99,7 @@ def test_the_aws_proxy_delays_side_by_side_counts_by_action_and_wakes_on_launche
     woken: list[str] = []
     try:
         with FaultProxy(f"http://127.0.0.1:{upstream.server_address[1]}") as proxy:
-            proxy.delay_s = DELAY_S
+            proxy.api_delay_s = DELAY_S
             proxy.listeners.append(lambda: woken.append("woken"))
             describe = lambda: _call(proxy.endpoint, "POST", b"Action=DescribeVpcs&Version=2016-11-15")  # noqa: E731
             wall, took = _at_once([describe] * 4)
