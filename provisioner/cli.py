@@ -391,13 +391,8 @@ def list_cmd(ctx: click.Context, output: str) -> None:
 def show_cluster(ctx: click.Context, name: str, output: str) -> None:
     """Print one cluster as the state store knows it: its spec, nodes and (in JSON) the
     resources cast made for it."""
-    from .errors import InputError
-
     store = store_of(ctx)
-    cluster = store.cluster(name)
-    if cluster is None:
-        known = ", ".join(c.name for c in store.clusters()) or "none"
-        raise InputError("NAME", f"no cluster named {name!r}", known)
+    cluster = store.require_cluster(name)
     from .engine import kubeconfig_path, kubernetes_state
 
     nodes = store.nodes(cluster.uuid)
@@ -460,12 +455,10 @@ def kubeconfig_cmd(ctx: click.Context, name: str, merge: bool, output: str) -> N
     0600), e.g. `export KUBECONFIG=$(cast kubeconfig NAME)`. Exit 1 when the cluster has none
     yet, saying why (in the sandbox, the Kubernetes steps are skipped)."""
     from .engine import kubeconfig_path, kubernetes_state
-    from .errors import CastError, InputError
+    from .errors import CastError
 
     store = store_of(ctx)
-    row = store.cluster(name)
-    if row is None:
-        raise InputError("NAME", f"no cluster named {name!r}", ", ".join(c.name for c in store.clusters()) or "none")
+    row = store.require_cluster(name)
     path = kubeconfig_path(store, row.uuid)
     if path is None:
         raise CastError(f"cluster {name} has no kubeconfig: Kubernetes {kubernetes_state(store, row.uuid)}")

@@ -139,10 +139,7 @@ class Engine:
         )
 
     def _load(self, name: str) -> Cluster:
-        row = self.store.cluster(name)
-        if row is None:
-            known = ", ".join(c.name for c in self.store.clusters()) or "none"
-            raise InputError("NAME", f"no cluster named {name!r}", known)
+        row = self.store.require_cluster(name)
         return Cluster(row, spec_from_dict(row.spec))
 
     def _key_pair(self, cluster: Cluster, secret: str, comment: str) -> tuple[bytes, str]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CastError, LockHeldError
+from .errors import CastError, InputError, LockHeldError
 
 SCHEMA_VERSION = 1
 DB_NAME = "state.db"
@@ -256,6 +256,15 @@ class StateStore:
 
     def clusters(self) -> list[ClusterRow]:
         return [_cluster(r) for r in self._read("SELECT * FROM clusters ORDER BY name")]
+
+    def require_cluster(self, name: str) -> ClusterRow:
+        """The cluster named `name`; InputError (exit 2) naming the clusters there are when
+        there is none."""
+        row = self.cluster(name)
+        if row is None:
+            known = ", ".join(c.name for c in self.clusters()) or "none"
+            raise InputError("NAME", f"no cluster named {name!r}", known)
+        return row
 
     def update_cluster(self, uuid: str, *, status: str | None = None, spec: dict[str, Any] | None = None) -> None:
         with self.transaction() as conn:
