@@ -29,10 +29,8 @@ PINGER = Path(__file__).with_name("pinger.py")  # run on nodes: one process ping
 NUDGE_WAIT_S = 0.4  # how long a probe waits for echo replies: many RTTs of a 10 ms mesh
 RECENT_S = 180  # WireGuard drops a session 180 s after its handshake (REJECT_AFTER_TIME)
 
-_KEY_SCRIPT = f"""set -e
-umask 077
-key={mesh.PRIVATE_KEY_PATH}
-if [ ! -s "$key" ]; then
+# Makes the node's key pair on first use (a 0600 file, never read back) and prints the public key.
+_MAKE_KEY = """if [ ! -s "$key" ]; then
     mkdir -p "$(dirname "$key")"
     wg genkey > "$key.new"
     mv -f "$key.new" "$key"
@@ -65,8 +63,7 @@ _SYNC = (f"wg syncconf {mesh.INTERFACE} <(awk '!/^[ \\t]*({_WG_QUICK_KEYS})[ \\t
 # cannot answer yet (it would wait 5 s to retry).
 _UP_SCRIPT = f"""set -e
 umask 077
-{_SPLICE}
-config={mesh.CONFIG_PATH}
+{_SPLICE}{_MAKE_KEY}config={mesh.CONFIG_PATH}
 mkdir -p "$(dirname "$config")"
 new=$(mktemp "$(dirname "$config")/.cast-config.XXXXXX")
 trap 'rm -f "$new"' EXIT
@@ -154,15 +151,6 @@ class MeshReport:
         return not self.missing_handshakes
 
 
-def ensure_key(pool: SshPool, node: NodeAccess) -> str:
-    """Make the node's WireGuard key pair on the node if it has none yet, and return its
-    public key. The private key is written to a 0600 file and never read back."""
-    public = pool.check(node, _KEY_SCRIPT).strip()
-    if len(public) != 44:
-        raise NodeError(node.name, "`wg pubkey` did not print a public key")
-    return public
-
-
 @dataclass(frozen=True)
 class Prepared:
     """A node ready to join the mesh: its public key, whether its wg0 was just "started"
@@ -174,12 +162,14 @@ class Prepared:
 
 
 def prepare_node(pool: SshPool, node: MeshNodeAccess) -> Prepared:
-    """Make the node's key if needed and bring its wg0 up without peers if it is down; a
-    node can do this as soon as it is up, while others still boot. Raises NodeError."""
-    key = ensure_key(pool, node.access)
+    """In one command: make the node's key pair on the node if it has none (only the public
+    key comes back) and bring its wg0 up without peers if it is down; a node can do this as
+    soon as it is up, while others still boot. Raises NodeError."""
     text = mesh.render_wg_quick(mesh.interface_only(node.name, node.mesh_ip))
     words = pool.check(node.access, f"bash -c {shlex.quote(_UP_SCRIPT)}", stdin=text.encode()).split()
-    return Prepared(key, words[0], frozenset(words[1:]))
+    if len(words) < 2 or len(words[0]) != 44:
+        raise NodeError(node.name, "`wg pubkey` did not print a public key")
+    return Prepared(words[0], words[1], frozenset(words[2:]))
 
 
 def apply_mesh(nodes: list[MeshNodeAccess], pool: SshPool, *,
