@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
 from .errors import CastError
 from .render import CLOUD_NAMES, console, render_cluster, render_latency_matrix, render_plan, render_regions
 
@@ -58,7 +57,7 @@ def store_of(ctx: click.Context) -> StateStore:
 
 
 @click.group(cls=CastGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="cast")
+@click.version_option(package_name="cast", prog_name="cast", message="%(prog)s %(version)s")
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -499,9 +498,12 @@ def _sandbox_dir(ctx: click.Context) -> Path:
               help="Hold every cloud API request this long before it is answered, like a real cloud's API.")
 @click.option("--boot-delay-s", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="A VM answers SSH this long after its create was accepted, like a real VM booting.")
+@click.option("--pool", default="198.18.0.0/15", show_default=True, metavar="CIDR",
+              help="The block the emulated clouds' public IPs come from (a /24 each); refused when this "
+              "machine uses an address in it.")
 @click.pass_context
-def sandbox_up(ctx: click.Context, region: str, api_delay_ms: float, boot_delay_s: float) -> None:
-    """Start the sandbox in the background (no-op when it runs with the same delays)."""
+def sandbox_up(ctx: click.Context, region: str, api_delay_ms: float, boot_delay_s: float, pool: str) -> None:
+    """Start the sandbox in the background (no-op when it runs with the same settings)."""
     from .errors import InputError
     from .regions import load_region_map
     from .sandbox import control
@@ -509,13 +511,14 @@ def sandbox_up(ctx: click.Context, region: str, api_delay_ms: float, boot_delay_
     regions = load_region_map()
     if region not in regions.regions:
         raise InputError("--region", f"unknown region {region!r}", ", ".join(regions.regions))
-    state = control.start(_sandbox_dir(ctx), region, api_delay_ms=api_delay_ms, boot_delay_s=boot_delay_s)
+    state = control.start(_sandbox_dir(ctx), region, api_delay_ms=api_delay_ms, boot_delay_s=boot_delay_s,
+                          pool=pool)
     paced = ""
     if state.get("api_delay_ms") or state.get("boot_delay_s"):
         paced = (f", API calls held {state['api_delay_ms']:g} ms, "
                  f"VMs answer SSH {state['boot_delay_s']:g} s after create")
     console(stderr=True).print(
-        f"sandbox up (pid {state['pid']}, delays of {state['region']}{paced}); "
+        f"sandbox up (pid {state['pid']}, delays of {state['region']}{paced}, public IPs from {state.get('pool')}); "
         f'point cast at it with: eval "$(cast sandbox env)"'
     )
 
@@ -568,7 +571,8 @@ def sandbox_status(ctx: click.Context, output: str) -> None:
         emit_json({"running": True, "pid": state["pid"], "region": state["region"], "env": state["env"], "vms": vms})
         return
     out = console()
-    out.print(f"sandbox: running (pid {state['pid']}, up {control.uptime(state):.0f}s, delays of {state['region']})")
+    out.print(f"sandbox: running (pid {state['pid']}, up {control.uptime(state):.0f}s, delays of {state['region']}, "
+              f"public IPs from {state.get('pool')})")
     for key, value in state["env"].items():
         if key.endswith("ENDPOINT") or key.endswith("ENDPOINT_URL"):
             out.print(f"  {key}={value}")

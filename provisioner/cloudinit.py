@@ -15,8 +15,6 @@ import yaml
 from .errors import ConfigError, InputError
 from .kube.versions import KUBERNETES_APT_KEY_URL, KUBERNETES_APT_REPOSITORY, KUBERNETES_MINOR
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "cloud-init"
-
 STATE_DIR = "/var/lib/cast"  # on the node
 BOOT_MARKER = f"{STATE_DIR}/boot-done"  # written last by cloud-init; provisioner/nodes/boot.py reads it
 BOOT_FAILURES = f"{STATE_DIR}/boot-failures"  # a reason per failed step, for the marker
@@ -65,11 +63,19 @@ class Bootstrap:
 
 
 @functools.lru_cache(maxsize=8)
-def _environment(templates: Path) -> jinja2.Environment:
-    """One environment per template directory: it compiles each template once (and reloads
-    one whose file changed), so rendering for many nodes costs little."""
+def _environment(templates: Path | None) -> jinja2.Environment:
+    """One environment per template directory (None: the templates shipped with cast, read
+    through importlib.resources): it compiles each template once (and reloads one whose file
+    changed), so rendering for many nodes costs little."""
+    from .data import CLOUD_INIT_TEMPLATES
+
+    loader: jinja2.BaseLoader = (
+        jinja2.PackageLoader("provisioner.data", CLOUD_INIT_TEMPLATES)
+        if templates is None
+        else jinja2.FileSystemLoader(str(templates))
+    )
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates)),
+        loader=loader,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -111,9 +117,10 @@ def render_user_data(
     host_key_private: bytes,
     host_key_public: str,
     authorized_key: str,
-    templates: Path = TEMPLATES,
+    templates: Path | None = None,
 ) -> str:
-    """The #cloud-config text for one node, from `<role>.yaml.j2` in `templates`; already
+    """The #cloud-config text for one node, from `<role>.yaml.j2` in `templates` (default: the
+    templates shipped with cast); already
     checked against `cloud`'s size limit (UserDataTooLargeError). Contains the node's host
     private key: a secret. InputError for a role without a template."""
     try:

@@ -20,7 +20,6 @@ from .errors import ConfigError
 
 CLOUDS: tuple[str, ...] = ("aws", "gcp", "azure", "digitalocean")
 ROLES: tuple[str, ...] = ("master", "worker")
-DEFAULT_REGIONS_FILE = Path(__file__).resolve().parent.parent / "regions.yaml"
 
 
 @dataclass(frozen=True)
@@ -194,13 +193,23 @@ def parse_region_map(text: str, path: Path) -> RegionMap:
     )
 
 
-def regions_file() -> Path:
-    """The region map in use: $CAST_REGIONS, or the regions.yaml beside the package."""
-    return Path(os.environ.get("CAST_REGIONS") or DEFAULT_REGIONS_FILE)
+def regions_file() -> Path | None:
+    """The region map named by $CAST_REGIONS, or None for the one shipped with cast."""
+    override = os.environ.get("CAST_REGIONS")
+    return Path(override) if override else None
 
 
 @functools.cache
-def _load(path: Path) -> RegionMap:
+def _load(path: Path | None) -> RegionMap:
+    if path is None:
+        from .data import REGION_MAP, data_file
+
+        shipped = data_file(REGION_MAP)
+        try:
+            text = shipped.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{shipped}: cannot read the region map shipped with cast: {exc.strerror}") from None
+        return parse_region_map(text, Path(str(shipped)))
     try:
         text = path.read_text()
     except OSError as exc:
@@ -209,5 +218,7 @@ def _load(path: Path) -> RegionMap:
 
 
 def load_region_map(path: Path | None = None) -> RegionMap:
-    """Load (once per path) and validate the region map. Raises ConfigError."""
-    return _load((path or regions_file()).resolve())
+    """Load (once per path) and validate the region map: `path`, else $CAST_REGIONS, else the
+    one shipped with cast. Raises ConfigError."""
+    chosen = path or regions_file()
+    return _load(chosen.resolve() if chosen else None)

@@ -1,6 +1,6 @@
 """A moto server on loopback that looks enough like AWS for cast: the Ubuntu 24.04 AMI and
 Canonical's SSM parameter exist in every region the region map uses, and instances get public
-IPs from the sandbox's AWS pool (198.18.0.0/24) instead of moto's 54.214.x.y.
+IPs from the sandbox's AWS pool (198.18.0.0/24 unless given another) instead of moto's 54.214.x.y.
 
 moto runs in a thread of this process (ThreadedMotoServer), so its backends are reachable
 here: that is how the AMI, the parameter and the address pool are put in. A reset through
@@ -19,13 +19,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..regions import load_region_map
+from .pools import DEFAULT_POOLS
 
 UBUNTU_OWNER = "099720109477"
 UBUNTU_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-{date}"
 # An older build is seeded too, so the owner+name fallback has to pick the newest.
 BUILDS = (("20240423", datetime(2024, 4, 23, tzinfo=UTC)),
           ("20250610", datetime(2025, 6, 10, tzinfo=UTC)))
-PUBLIC_POOL = "198.18.0.0/24"
+PUBLIC_POOL = DEFAULT_POOLS["aws"]
 
 
 def map_regions() -> list[str]:

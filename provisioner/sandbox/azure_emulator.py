@@ -24,8 +24,9 @@ from urllib.parse import urlencode
 from .azure_specs import SpecIndex, default_specs_dir, specs_missing_reason
 from .azure_state import NIC, SUBNET, TOP_LEVEL, VM, VNET, ArmError, AzureState, Resource
 from .emulator import EmulatedVm, EmulatorServer, Request, Response
+from .pools import DEFAULT_POOLS
 
-PUBLIC_POOL = "203.0.113.0/24"
+PUBLIC_POOL = DEFAULT_POOLS["azure"]
 _SUB = r"^/subscriptions/(?P<sub>[^/]+)"
 _RG = _SUB + r"/resourcegroups/(?P<rg>[^/]+)"
 _ROUTES = [
@@ -73,7 +74,8 @@ class AzureEmulator(EmulatorServer):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, lro_polls: int = 2,
                  retry_after: int = 0, throttle_retry_after: int = 1, page_size: int = 50,
-                 vm_quota: int | None = None, specs_dir: Path | None = None, abandoned_after_s: float = 20.0):
+                 vm_quota: int | None = None, specs_dir: Path | None = None, abandoned_after_s: float = 20.0,
+                 public_pool: str = PUBLIC_POOL):
         super().__init__(host, port)
         self.lro_polls = lro_polls
         self.retry_after = retry_after
@@ -81,7 +83,8 @@ class AzureEmulator(EmulatorServer):
         self.page_size = page_size
         self.vm_quota = vm_quota
         self.abandoned_after_s = abandoned_after_s
-        self.state = AzureState(PUBLIC_POOL)
+        self.public_pool = public_pool
+        self.state = AzureState(public_pool)
         self.errors: list[str] = []
         self._ops: dict[str, _Operation] = {}
         self._group_deletes: dict[str, str] = {}  # group -> its delete operation's Location

@@ -69,7 +69,7 @@ def _ref(obj: Any) -> str:
 class AzureState:
     """Resource groups and resources of one emulated subscription."""
 
-    def __init__(self, public_pool: str = "203.0.113.0/24"):
+    def __init__(self, public_pool: str):
         self.groups: dict[str, dict[str, Any]] = {}  # lowercase name -> RG JSON
         self.resources: dict[str, Resource] = {}
         self._public_pool = public_pool

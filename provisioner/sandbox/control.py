@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import CastError
 from ..retry import DeadlineError, wait_until
+from .pools import DEFAULT_BLOCK, check_block
 from .supervisor import STATE_FILE, hosts_prefix
 
 START_TIMEOUT_S = 120.0
@@ -45,28 +46,33 @@ def _is_supervisor(pid: int) -> bool:
     return b"provisioner.sandbox.supervisor" in cmdline
 
 
-def start(directory: Path, region: str, *, api_delay_ms: float = 0.0, boot_delay_s: float = 0.0) -> dict[str, Any]:
+def start(directory: Path, region: str, *, api_delay_ms: float = 0.0, boot_delay_s: float = 0.0,
+          pool: str = DEFAULT_BLOCK) -> dict[str, Any]:
     """Start the supervisor in the background and block until it is ready. Needs root.
     `api_delay_ms`: how long every cloud API request waits before it is answered;
-    `boot_delay_s`: how long after its create a VM answers SSH. When a sandbox runs already,
-    returns its state, or raises SandboxError if it was started with other delays."""
-    if os.geteuid() != 0:
-        raise SandboxError("the sandbox needs root: it makes network namespaces for its VMs")
+    `boot_delay_s`: how long after its create a VM answers SSH; `pool`: the block the public
+    addresses of every cloud are carved from (InputError, before anything starts, when this
+    machine uses an address in it). When a sandbox runs already, returns its state, or raises
+    SandboxError if it was started with other settings."""
     existing = read_state(directory)
     if existing:
-        running = (float(existing.get("api_delay_ms", 0.0)), float(existing.get("boot_delay_s", 0.0)))
-        if running != (api_delay_ms, boot_delay_s):
+        running = (float(existing.get("api_delay_ms", 0.0)), float(existing.get("boot_delay_s", 0.0)),
+                   str(existing.get("pool", DEFAULT_BLOCK)))
+        if running != (api_delay_ms, boot_delay_s, pool):
             raise SandboxError(
-                f"a sandbox runs already with --api-delay-ms {running[0]:g} --boot-delay-s {running[1]:g}; "
-                "stop it first with `cast sandbox down`"
+                f"a sandbox runs already with --api-delay-ms {running[0]:g} --boot-delay-s {running[1]:g} "
+                f"--pool {running[2]}; stop it first with `cast sandbox down`"
             )
         return existing
+    check_block(pool)
+    if os.geteuid() != 0:
+        raise SandboxError("the sandbox needs root: it makes network namespaces for its VMs")
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     log = open(directory / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "provisioner.sandbox.supervisor", str(directory), "--region", region,
-             "--api-delay-ms", str(api_delay_ms), "--boot-delay-s", str(boot_delay_s)],
+             "--api-delay-ms", str(api_delay_ms), "--boot-delay-s", str(boot_delay_s), "--pool", pool],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

@@ -9,8 +9,8 @@ real API where cast depends on it.
   per_page/page and `links.pages`; delete one or by tag), firewalls (create, get, list,
   update, delete; target tags must exist), actions, account.
 - A droplet is `new` for `boot_delay_s` (per name with `slow_boot`), then `active` with a
-  public IPv4 from 198.18.1.0/24 (not 192.0.2.0/24: this workplace's machines use that
-  range for their own uplink) and a private one inside its VPC.
+  public IPv4 from its public pool (198.18.3.0/24 unless given another; see pools.py) and a
+  private one inside its VPC.
 - Errors are `{"id", "message"}` with rate-limit headers; 429 carries Retry-After.
   Faults through the base class's control endpoint: throttle (429), unavailable (503) and
   quota (422 on droplet create). `droplet_limit` also refuses creates past the limit.
@@ -34,9 +34,9 @@ from urllib.parse import unquote, urlencode
 from ..keys import md5_fingerprint
 from .do_openapi import OpenApiChecker, default_checker
 from .emulator import AddressPool, EmulatedVm, EmulatorServer, Request, Response
+from .pools import DEFAULT_POOLS
 
-PUBLIC_POOL = "198.18.1.0/24"
-PUBLIC_GATEWAY = "198.18.1.1"
+PUBLIC_POOL = DEFAULT_POOLS["digitalocean"]
 RATE_LIMIT = 5000
 RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
@@ -106,6 +106,7 @@ class DigitalOceanEmulator(EmulatorServer):
         droplet_limit: int = 25,
         retry_after_s: int = 0,
         token: str | None = None,
+        public_pool: str = PUBLIC_POOL,
         checker: OpenApiChecker | None | bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -117,6 +118,8 @@ class DigitalOceanEmulator(EmulatorServer):
         self.droplet_limit = droplet_limit
         self.retry_after_s = retry_after_s
         self.token = token
+        self.public_pool = public_pool
+        self.public_gateway = str(next(ipaddress.IPv4Network(public_pool).hosts()))
         self.checker: OpenApiChecker | None = default_checker() if checker is True else (checker or None)
         self.errors: list[str] = []  # OpenAPI violations seen
         self._slow: dict[str, float] = {}
@@ -133,7 +136,7 @@ class DigitalOceanEmulator(EmulatorServer):
         self.firewalls: dict[str, dict[str, Any]] = {}
         self.actions: dict[int, dict[str, Any]] = {}
         self._ids = itertools.count(1001)
-        self._public = AddressPool(PUBLIC_POOL)
+        self._public = AddressPool(self.public_pool)
         for name, region, ip_range in self.seed_vpcs:
             self._add_vpc(name, region, ip_range, "pre-seeded")
 
@@ -373,7 +376,8 @@ class DigitalOceanEmulator(EmulatorServer):
         if d.active:
             v4 = [
                 {"ip_address": d.private_ip, "netmask": d.netmask, "gateway": "", "type": "private"},
-                {"ip_address": d.public_ip, "netmask": "255.255.255.0", "gateway": PUBLIC_GATEWAY, "type": "public"},
+                {"ip_address": d.public_ip, "netmask": "255.255.255.0", "gateway": self.public_gateway,
+                 "type": "public"},
             ]
         return {
             "id": d.id, "name": d.name, "memory": 4096, "vcpus": 2, "disk": 80, "locked": False,

@@ -10,7 +10,7 @@ It behaves like the real API where cast depends on it:
   resourceInUseByAnotherResource on deleting a network or subnetwork still in use;
 - `requestId` makes a retried mutation return the first operation;
 - paging with `maxResults`/`pageToken`; list `filter` with `=`, `!=`, `:`, `eq`, `ne`;
-- external IPs from 198.51.100.0/24, internal ones in order from the subnetwork;
+- external IPs from its public pool (198.18.1.0/24 unless given another), internal ones in order from the subnetwork;
 - faults (base class): throttle -> 429 rateLimitExceeded, unavailable -> 503 backendError,
   quota (instance insert only) -> an operation that ends with QUOTA_EXCEEDED (as GCP reports
   it), or with `quota_style="http"` a 403 quotaExceeded.
@@ -32,8 +32,9 @@ from typing import Any
 
 from . import gcp_discovery
 from .emulator import AddressPool, EmulatedVm, EmulatorServer, Request, Response
+from .pools import DEFAULT_POOLS
 
-PUBLIC_POOL = "198.51.100.0/24"
+PUBLIC_POOL = DEFAULT_POOLS["gcp"]
 LINK_BASE = "https://www.googleapis.com/compute/v1/"
 NAME_RE = re.compile(r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?")
 LABEL_KEY_RE = re.compile(r"[a-z][-_a-z0-9]{0,62}")
@@ -115,8 +116,10 @@ class GcpEmulator(EmulatorServer):
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
                  op_delay: tuple[float, float] = (0.05, 0.2), boot_delay: float = 0.1,
-                 wait_max: float = 2.0, quota_style: str = "operation", seed: int = 11):
+                 wait_max: float = 2.0, quota_style: str = "operation", seed: int = 11,
+                 public_pool: str = PUBLIC_POOL):
         super().__init__(host, port)
+        self.public_pool = public_pool
         self.op_delay = op_delay
         self.boot_delay = boot_delay
         self.wait_max = wait_max
@@ -126,14 +129,14 @@ class GcpEmulator(EmulatorServer):
         self._random = random.Random(seed)
         self._ids = itertools.count(1000001)
         self._store = _Store()
-        self._public = AddressPool(PUBLIC_POOL)
+        self._public = AddressPool(public_pool)
 
     # --- base-class hooks --------------------------------------------------------------
 
     def reset(self) -> None:
         super().reset()
         self._store = _Store()
-        self._public = AddressPool(PUBLIC_POOL)
+        self._public = AddressPool(self.public_pool)
 
     def route_of(self, request: Request) -> str:
         found = self.discovery.match(request.method, request.path)

@@ -40,23 +40,14 @@ from ..errors import CastError
 from ..preflight import check_pairs
 from ..regions import load_region_map
 from ..retry import backoff_delays
-from . import aws_moto, azure_emulator, do_emulator, gcp_emulator
 from .aws_fault_proxy import FaultProxy
 from .emulator import EmulatedVm, EmulatorServer
+from .pools import DEFAULT_BLOCK, pools_of
 
 LOG = logging.getLogger("cast.sandbox")
 STATE_FILE = "sandbox.json"
 POLL_S = 0.1  # how often the supervisor looks for VMs to boot or remove, at the longest
 BOOT_WORKERS = 8
-# Public address pools, one per cloud: documentation (RFC 5737) and benchmarking (RFC 2544)
-# ranges, never routed on the internet. 192.0.2.0/24 is left out: machines of this
-# workplace use it for their own uplink. `check_pools` refuses any pool the host routes.
-POOLS = {
-    "aws": aws_moto.PUBLIC_POOL,  # 198.18.0.0/24
-    "gcp": gcp_emulator.PUBLIC_POOL,  # 198.51.100.0/24
-    "azure": azure_emulator.PUBLIC_POOL,  # 203.0.113.0/24
-    "digitalocean": do_emulator.PUBLIC_POOL,  # 198.18.1.0/24
-}
 SANDBOX_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "sandbox",
     "AWS_SECRET_ACCESS_KEY": "sandbox",
@@ -102,8 +93,9 @@ class Sandbox:
     its create a VM's host answers SSH."""
 
     def __init__(self, directory: Path, region: str = "us-east", *, api_delay_s: float = 0.0,
-                 boot_delay_s: float = 0.0):
+                 boot_delay_s: float = 0.0, pool: str = DEFAULT_BLOCK):
         self.directory = directory
+        self.pools = pools_of(pool)  # one public /24 per cloud, carved from `pool`
         self.prefix = hosts_prefix(directory)
         self.region = region
         self.api_delay_s = api_delay_s
@@ -134,19 +126,19 @@ class Sandbox:
 
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.hosts = LocalHosts(self.prefix)  # removes what a crashed run with this prefix left
-        check_pools(POOLS.values())
-        for cloud, pool in POOLS.items():
+        check_pools(self.pools.values())  # `cast sandbox up` checked more; this catches a race
+        for cloud, pool in self.pools.items():
             self.hosts.add_group(cloud, pool)
         self._set_delays()
-        self.moto = MotoSandbox(public_pool=POOLS["aws"])
+        self.moto = MotoSandbox(public_pool=self.pools["aws"])
         self.proxy = FaultProxy(self.moto.start())  # counts AWS calls by action, and paces them
         self.proxy.api_delay_s = self.api_delay_s
         self.proxy.listeners.append(self.wake)
         aws_endpoint = self.proxy.start()
         self.emulators = {
-            "gcp": GcpEmulator(),
-            "azure": AzureEmulator(abandoned_after_s=2.0),
-            "digitalocean": DigitalOceanEmulator(),
+            "gcp": GcpEmulator(public_pool=self.pools["gcp"]),
+            "azure": AzureEmulator(abandoned_after_s=2.0, public_pool=self.pools["azure"]),
+            "digitalocean": DigitalOceanEmulator(public_pool=self.pools["digitalocean"]),
         }
         for emulator in self.emulators.values():
             emulator.api_delay_s = self.api_delay_s
@@ -354,19 +346,20 @@ def _host_name(cloud: str, vm_id: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m provisioner.sandbox.supervisor DIRECTORY [--region R] [--api-delay-ms N]
-    [--boot-delay-s S]`: run until SIGTERM."""
+    [--boot-delay-s S] [--pool CIDR]`: run until SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("directory", type=Path)
     parser.add_argument("--region", default="us-east")
     parser.add_argument("--api-delay-ms", type=float, default=0.0)
     parser.add_argument("--boot-delay-s", type=float, default=0.0)
+    parser.add_argument("--pool", default=DEFAULT_BLOCK)
     args = parser.parse_args(argv)
     if args.api_delay_ms < 0 or args.boot_delay_s < 0:
         parser.error("delays cannot be negative")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     stop = threading.Event()
     sandbox = Sandbox(args.directory, args.region, api_delay_s=args.api_delay_ms / 1000,
-                      boot_delay_s=args.boot_delay_s)
+                      boot_delay_s=args.boot_delay_s, pool=args.pool)
 
     def finish(*_: object) -> None:
         stop.set()
@@ -380,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
         tmp = state.with_suffix(".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "region": args.region, "started_at": time.time(),
                                    "api_delay_ms": args.api_delay_ms, "boot_delay_s": args.boot_delay_s,
-                                   "env": env}))
+                                   "pool": args.pool, "pools": sandbox.pools, "env": env}))
         tmp.replace(state)
         LOG.info("sandbox ready")
         sandbox.serve(stop)

@@ -19,6 +19,7 @@ from provisioner.errors import (
     TransientError,
 )
 from provisioner.sandbox.azure_emulator import AzureEmulator
+from provisioner.sandbox.pools import DEFAULT_POOLS
 
 from .conftest import PUBLIC_KEY, build_cluster, make_target, vm_requests
 
@@ -36,7 +37,7 @@ def test_create_builds_tagged_network_firewalls_and_running_vms(provider, emulat
     assert [v.name for v in vms] == ["alpha-az-m1", "alpha-az-w1", "alpha-az-w2"]
     for vm in vms:
         assert vm.state == "running"
-        assert ipaddress.ip_address(vm.public_ip) in ipaddress.ip_network("203.0.113.0/24")
+        assert ipaddress.ip_address(vm.public_ip) in ipaddress.ip_network(DEFAULT_POOLS["azure"])
         assert ipaddress.ip_address(vm.private_ip) in ipaddress.ip_network(target.subnet_cidr)
         assert vm.cluster_uuid == target.cluster.uuid
         assert vm.extra["zones"] == ["1"]

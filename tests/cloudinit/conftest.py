@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.cloudinit import TEMPLATES, render_user_data
+from provisioner.cloudinit import render_user_data
 from provisioner.keys import KeyPair, new_ed25519
 from provisioner.plan import node_name
 
@@ -32,7 +32,7 @@ def render(host_key: KeyPair, cluster_key: KeyPair) -> Render:
     """render(role, cloud, **overrides): the user-data the engine would send for node 1 of
     `role` on `cloud` in cluster "demo"."""
 
-    def _render(role: str, cloud: str, templates: Path = TEMPLATES, **overrides: str) -> str:
+    def _render(role: str, cloud: str, templates: Path | None = None, **overrides: str) -> str:
         args = dict(
             cluster="demo",
             node=overrides.pop("node", None) or node_name("demo", cloud, role, 1),

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from importlib.resources import as_file
 from pathlib import Path
 
 import pytest
 
-from provisioner.cloudinit import TEMPLATES
+from provisioner.data import CLOUD_INIT_TEMPLATES, data_file
 from provisioner.regions import CLOUDS, ROLES
 
 from .conftest import Render
@@ -35,7 +36,8 @@ def test_a_broken_template_is_rejected(cloud_init: str, render: Render, tmp_path
     # The real templates, with the package list turned into one string: cloud-init would skip
     # the packages at boot, so the schema check must catch it.
     templates = tmp_path / "templates"
-    shutil.copytree(TEMPLATES, templates)
+    with as_file(data_file(CLOUD_INIT_TEMPLATES)) as shipped:
+        shutil.copytree(shipped, templates)
     base = templates / "base.yaml.j2"
     text = base.read_text()
     loop = "packages:\n{% for package in packages %}\n  - {{ package }}\n{% endfor %}\n"

@@ -13,6 +13,7 @@ from provisioner.clouds.gcp import Provider
 from provisioner.clouds.loopback import is_loopback
 from provisioner.errors import AuthError, CapacityError, DependencyError, ForeignVmError, TransientError
 from provisioner.sandbox.gcp_emulator import GcpEmulator
+from provisioner.sandbox.pools import DEFAULT_POOLS
 
 from .conftest import PUBLIC_KEY, REGION, ZONE, build, http, make_target, vm_requests
 
@@ -36,7 +37,7 @@ def test_create_builds_the_cluster_with_running_vms(provider: Provider, emulator
     assert [v.name for v in vms] == ["demo-gcp-m1", "demo-gcp-w1", "demo-gcp-w2"]
     for vm in vms:
         assert vm.state == "RUNNING" and vm.cluster_uuid == target.cluster.uuid
-        assert ipaddress.ip_address(vm.public_ip) in ipaddress.ip_network("198.51.100.0/24")
+        assert ipaddress.ip_address(vm.public_ip) in ipaddress.ip_network(DEFAULT_POOLS["gcp"])
         assert ipaddress.ip_address(vm.private_ip) in ipaddress.ip_network(target.subnet_cidr)
     kinds = sorted(r.kind for r in provider.list_resources(target.cluster))
     assert kinds == ["firewall", "firewall", "instance", "instance", "instance", "network", "subnetwork"]
