@@ -15,6 +15,7 @@ hooks that feed it live with each cloud (clouds/api_log.py) and in nodes/ssh.py 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -32,28 +33,28 @@ _root.addHandler(logging.NullHandler())  # no handler attached: records go nowhe
 _root.propagate = False
 
 
-def logger(kind: str) -> logging.Logger:
-    """The logger for one kind of record ("api", "ssh", "retry", "step", "error")."""
-    return logging.getLogger(f"{LOGGER}.{kind}")
 
 
 # --- redaction: the second line of defence --------------------------------------------------
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*-----.*?(-----END [A-Z0-9 ]*-----|\Z)", re.S)
 _SECRET_AFTER = re.compile(
-    r"(?i)\b(authorization|private[_-]?key|token|certificate[_-]key|password|secret[_-]?(?:access[_-]?)?key|secret)"
-    r"(\s*[:=]\s*|\s+(?=bearer\b|basic\b))(bearer\s+|basic\s+)?[^\s,;'\"]+"
+    r"(?i)([\w-]*(?:authorization|private[_-]?key|token|certificate[_-]?key|password|secret)[\w-]*)"
+    r"(\"?\s*[:=]\s*\"?|\s+(?=bearer\b|basic\b))(bearer\s+|basic\s+)?[^\s,;'\"]+"
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _FLAG = re.compile(r"(--(?:token|certificate-key|discovery-token)[= ])\S+")
 _WG_KEY = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=(?![A-Za-z0-9+/=])")
 _BOOTSTRAP_TOKEN = re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b")
+_QUERY = re.compile(r"(\bhttps?://[^\s?#]+)\?(?!\[query left out\])[^\s#]*")
 
 
 def redact(text: str) -> str:
     """`text` with PEM blocks, values after Authorization/PrivateKey/token-like names, 44-char
-    base64 keys (WireGuard's) and kubeadm bootstrap tokens replaced by [redacted]."""
+    base64 keys (WireGuard's) and kubeadm bootstrap tokens replaced by [redacted], and URLs
+    without their query strings."""
     text = _PEM.sub("[redacted PEM block]", text)
+    text = _QUERY.sub(lambda m: f"{m.group(1)}?[query left out]", text)
     text = _SECRET_AFTER.sub(lambda m: f"{m.group(1)}{m.group(2)}[redacted]", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} [redacted]", text)
     text = _FLAG.sub(lambda m: f"{m.group(1)}[redacted]", text)
@@ -66,12 +67,24 @@ class Redact(logging.Filter):
     formats it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "cast_redacted", False):
+            return True
+        record.cast_redacted = True
         record.msg = redact(record.getMessage())
         record.args = None
         if record.exc_info:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+@functools.cache
+def logger(kind: str) -> logging.Logger:
+    """The logger for one kind of record ("api", "ssh", "retry", "wait", "step", "error"). Its
+    records are redacted as they are made, whichever handler gets them."""
+    made = logging.getLogger(f"{LOGGER}.{kind}")
+    made.addFilter(Redact())
+    return made
 
 
 class UtcFormatter(logging.Formatter):
@@ -107,16 +120,16 @@ class LazyFileHandler(logging.Handler):
         self.made_dirs: list[Path] = []
         self._file: object = None
 
-    def _open(self) -> None:
+    def _open(self, created: float) -> None:
         missing = [p for p in [self.directory, *self.directory.parents] if not p.exists()]
         for path in reversed(missing):
             path.mkdir(mode=DIR_MODE)
             os.chmod(path, DIR_MODE)
         self.made_dirs = missing
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        named = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created))
         for n in range(1, 1000):
             suffix = "" if n == 1 else f"-{n}"
-            path = self.directory / f"{stamp}-{self.command}{suffix}.log"
+            path = self.directory / f"{named}-{self.command}{suffix}.log"
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, FILE_MODE)
                 break
@@ -127,7 +140,8 @@ class LazyFileHandler(logging.Handler):
         os.fchmod(fd, FILE_MODE)
         self.path = path
         self._file = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
-        self._write(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime())}Z cast  {self.header}")
+        stamp = f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(created))}.{int(created % 1 * 1000):03d}Z"
+        self._write(redact(f"{stamp} start {self.header}"))
 
     def _write(self, line: str) -> None:
         self._file.write(line + "\n")  # type: ignore[attr-defined]
@@ -135,7 +149,7 @@ class LazyFileHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             if self._file is None:
-                self._open()
+                self._open(record.created)
             self._write(self.format(record))
         except Exception:  # a log that cannot be written must not fail the command
             self.handleError(record)
