@@ -22,6 +22,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 LOGGER = "cast.command"  # the records of the running command; children name the kind of record
 KEEP = 20  # log files kept per cluster
@@ -31,8 +32,6 @@ DIR_MODE = 0o700
 _root = logging.getLogger(LOGGER)
 _root.addHandler(logging.NullHandler())  # no handler attached: records go nowhere, not to stderr
 _root.propagate = False
-
-
 
 
 # --- redaction: the second line of defence --------------------------------------------------
@@ -118,12 +117,12 @@ class LazyFileHandler(logging.Handler):
         self.header = header
         self.path: Path | None = None
         self.made_dirs: list[Path] = []
-        self._file: object = None
+        self._file: TextIO | None = None
 
     def _open(self, created: float) -> None:
         missing = [p for p in [self.directory, *self.directory.parents] if not p.exists()]
         for path in reversed(missing):
-            path.mkdir(mode=DIR_MODE)
+            path.mkdir(mode=DIR_MODE, exist_ok=True)  # another cast may make it at the same time
             os.chmod(path, DIR_MODE)
         self.made_dirs = missing
         named = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created))
@@ -144,7 +143,8 @@ class LazyFileHandler(logging.Handler):
         self._write(redact(f"{stamp} start {self.header}"))
 
     def _write(self, line: str) -> None:
-        self._file.write(line + "\n")  # type: ignore[attr-defined]
+        assert self._file is not None
+        self._file.write(line + "\n")
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -157,7 +157,7 @@ class LazyFileHandler(logging.Handler):
     def close(self) -> None:
         with self.lock:  # type: ignore[union-attr]
             if self._file is not None:
-                self._file.close()  # type: ignore[attr-defined]
+                self._file.close()
                 self._file = None
         super().close()
 
@@ -192,6 +192,7 @@ class CommandLog:
 
     def __init__(self, root: Path, cluster: str, command: str, header: str, *, verbose: bool, keep: int = KEEP):
         self.keep = keep
+        self.started = time.monotonic()
         self.file = LazyFileHandler(root / "logs" / _safe_segment(cluster), command, header)
         self.handlers: list[logging.Handler] = [self.file]
         if verbose:
@@ -238,9 +239,10 @@ def start(root: Path, cluster: str, command: str, *, verbose: bool = False, argv
 
 
 def finish(error: BaseException | None = None, *, exit_code: int = 0) -> Path | None:
-    """End the running command's log, if any. A failure is written to it first (with its
-    traceback when it is not a CastError, `expected=False`); exit code 2 (bad input) deletes the
-    log instead. Returns the log's path, for the error message, or None."""
+    """End the running command's log, if any: a failure is written to it (with its traceback
+    when it is not a CastError), a success that was logged gets a last line with the exit code
+    and the time taken; exit code 2 (bad input) deletes the log instead. Returns the log's
+    path, for the error message, or None."""
     global _current
     log, _current = _current, None
     if log is None:
@@ -255,6 +257,8 @@ def finish(error: BaseException | None = None, *, exit_code: int = 0) -> Path | 
         else:
             logger("error").error("exit %d: unexpected %s: %s", exit_code, type(error).__name__, error,
                                   exc_info=(type(error), error, error.__traceback__))
+    elif log.path is not None:
+        logger("end").info("exit %d after ms=%d", exit_code, elapsed_ms(log.started))
     return log.close()
 
 

@@ -38,9 +38,10 @@ def test_the_log_is_made_on_its_first_record_under_logs_cluster_utc_command(tmp_
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     for directory in (tmp_path / "logs", tmp_path / "logs" / "demo"):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    header, record = path.read_text().splitlines()
-    assert "cast 9.9 create-cluster cluster=demo" in header and "args: create-cluster demo" in header
+    header, record, end = path.read_text().splitlines()
+    assert "start cast 9.9 create-cluster cluster=demo" in header and "args: create-cluster demo" in header
     assert LINE.match(record) and record.endswith("api   aws ec2.DescribeVpcs status=200 ms=12 request_id=req-1")
+    assert LINE.match(end) and re.search(r"end   exit 0 after ms=\d+$", end)
 
 
 def test_two_commands_in_one_second_get_two_files_and_only_the_newest_are_kept(tmp_path):
