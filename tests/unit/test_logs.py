@@ -170,3 +170,22 @@ def test_the_redaction_filter_also_covers_verbose_stderr_and_tracebacks(tmp_path
     err = capsys.readouterr().err
     assert "PrivateKey = [redacted]" in err
     assert "eHh4eHh4" not in err and "eHh4eHh4" not in path.read_text()
+
+
+def test_operations_are_named_from_the_path_without_ids_names_or_query():
+    from provisioner.clouds.api_log import azure_operation, digitalocean_operation, gcp_operation
+
+    sub = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/cast-demo-1a2b"
+    assert azure_operation("PUT", f"{sub}/providers/Microsoft.Network/virtualNetworks/v1/subnets/s1") == (
+        "PUT Microsoft.Network/virtualNetworks/subnets")
+    assert azure_operation("GET", "/subscriptions/x/providers/Microsoft.Compute/locations/eastus/operations/9f") == (
+        "GET Microsoft.Compute/locations/operations")
+    assert azure_operation("DELETE", sub) == "DELETE resourceGroups"
+    assert digitalocean_operation("POST", "/v2/droplets/4242/actions") == "POST /v2/droplets/{id}/actions"
+    assert digitalocean_operation("DELETE", "/v2/tags/cast-1a2b3c4d") == "DELETE /v2/tags/{id}"
+    project = "/compute/v1/projects/p-1"
+    assert gcp_operation("POST", f"{project}/zones/europe-west3-a/instances") == "compute.instances.insert"
+    assert gcp_operation("POST", f"{project}/zones/z/instances/vm-1/setMetadata") == "compute.instances.setMetadata"
+    assert gcp_operation("POST", f"{project}/regions/r/operations/op-1/wait") == "compute.regionOperations.wait"
+    assert gcp_operation("GET", f"{project}/aggregated/instances") == "compute.instances.aggregatedList"
+    assert gcp_operation("DELETE", f"{project}/global/networks/n") == "compute.networks.delete"
