@@ -39,14 +39,41 @@ def output_option(f: Any) -> Any:
 
 
 class CastGroup(click.Group):
-    """Turns our errors into a message on stderr and their exit code."""
+    """Turns our errors into a message on stderr (naming the command's log, when it has one)
+    and their exit code, and ends the command's log (see provisioner.logs)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from . import logs
+
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except CastError as exc:
-            click.echo(f"error: {exc}", err=True)
+            path = logs.finish(exc, exit_code=exc.exit_code)
+            click.echo(f"error: {exc}{f' (log: {path})' if path else ''}", err=True)
             sys.exit(exc.exit_code)
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit) as exc:
+            logs.finish(exit_code=getattr(exc, "exit_code", 1))
+            raise
+        except Exception as exc:
+            path = logs.finish(exc, exit_code=1)
+            if path is None:
+                raise
+            click.echo(f"error: unexpected {type(exc).__name__}: {exc} (log, with the traceback: {path})", err=True)
+            sys.exit(1)
+        except BaseException as exc:  # KeyboardInterrupt: the log says where it stopped
+            logs.finish(exc, exit_code=130)
+            raise
+        logs.finish()
+        return result
+
+
+def start_log(ctx: click.Context, cluster: str) -> None:
+    """Begin this command's log for `cluster` under the state root: every cloud API call, SSH
+    command and retry from here on, on stderr too with --verbose (see provisioner.logs)."""
+    from . import logs
+
+    logs.start(store_of(ctx).root, cluster, ctx.info_name or "command",
+               verbose=bool(ctx.find_root().params.get("verbose")), version=__version__)
 
 
 def store_of(ctx: click.Context) -> StateStore:
@@ -64,7 +91,15 @@ def store_of(ctx: click.Context) -> StateStore:
     envvar="CAST_HOME",
     help="Where cast keeps its state and secrets (default: the user's data directory; env CAST_HOME).",
 )
-def cli(state_dir: Path | None) -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    envvar="CAST_VERBOSE",
+    help="Also print the command's log on stderr: each cloud API call, SSH command and retry (env CAST_VERBOSE=1). "
+    "The log itself is always written, under <state dir>/logs/<cluster>/.",
+)
+def cli(state_dir: Path | None, verbose: bool) -> None:
     """cast builds one Kubernetes cluster across AWS, GCP, Azure and DigitalOcean.
 
     It creates each cloud's network, subnet and firewall, boots the VMs, joins every node into
@@ -74,6 +109,8 @@ def cli(state_dir: Path | None) -> None:
     \b
     Exit codes: 0 done; 1 failed; 2 bad input; 3 latency over the threshold;
     4 refused for safety (a VM without the cluster's UUID, a lock held by another run).
+    Each command that works on clouds or nodes logs every API call, SSH command and retry
+    to <state dir>/logs/<cluster>/ (an error names its file; --verbose prints it too).
     """
 
 
@@ -246,6 +283,7 @@ def create_cluster_cmd(
         else:
             render_plan(plan)
         return
+    start_log(ctx, spec.name)
     engine = make_engine(ctx, regions, quiet=quiet or output == "json")
     row = engine.create_cluster(spec)
     show_cluster(ctx, row.name, output)
@@ -278,6 +316,7 @@ def make_engine(ctx: click.Context, regions: Any = None, *, quiet: bool = False)
 @click.pass_context
 def add_node_cmd(ctx: click.Context, name: str, cloud: str, role: str, count: int, output: str, quiet: bool) -> None:
     """Add worker nodes to the cluster NAME on one cloud and join them to the mesh."""
+    start_log(ctx, name)
     added = make_engine(ctx, quiet=quiet or output == "json").add_node(name, cloud, role, count)
     if output == "json":
         emit_json({"added": added})
@@ -292,6 +331,7 @@ def add_node_cmd(ctx: click.Context, name: str, cloud: str, role: str, count: in
 @click.pass_context
 def remove_node_cmd(ctx: click.Context, name: str, node: str, quiet: bool) -> None:
     """Delete the worker NODE of the cluster NAME; its peer is removed from every other node."""
+    start_log(ctx, name)
     make_engine(ctx, quiet=quiet).remove_node(name, node)
     console().print(f"removed {node}")
 
@@ -314,6 +354,7 @@ def delete_cluster_cmd(ctx: click.Context, name: str, yes: bool, quiet: bool) ->
         return
     if not yes:
         click.confirm(f"Delete cluster {name} ({row.uuid}) and everything it has on every cloud?", abort=True)
+    start_log(ctx, name)
     make_engine(ctx, quiet=quiet).delete_cluster(name)
     console().print(f"deleted cluster {name}")
 
@@ -330,6 +371,7 @@ def reconcile_cmd(ctx: click.Context, name: str, dry_run: bool, watch: bool, int
     import time
 
     seconds = parse_interval(interval)
+    start_log(ctx, name)
     while True:
         report = make_engine(ctx, quiet=True).reconcile(name, dry_run=dry_run)
         if output == "json":
@@ -634,6 +676,7 @@ def check_latency_cmd(
     if (name is None) == (inventory is None):
         raise InputError("NAME", "give a cluster NAME or --inventory FILE (one of them)", "a cluster name")
     waiting = console(stderr=True).status(f"measuring ({count} pings per pair, {interval:g} s apart)")
+    start_log(ctx, name if name is not None else "inventory")
     if name is not None:
         with waiting:
             report = make_engine(ctx, quiet=True).check_latency(

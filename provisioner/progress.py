@@ -7,6 +7,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from . import logs
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -22,7 +24,9 @@ class Progress:
         self._lock = threading.Lock()
 
     def line(self, scope: str, step: str, status: str, detail: str = "") -> None:
-        """One line: `[  1.2s] aws        network        done  vpc-0abc`. Never pass a secret."""
+        """One line: `[  1.2s] aws        network        done  vpc-0abc`. Never pass a secret.
+        The line also goes to the command log, quiet or not."""
+        logs.logger("step").info("%s %s %s%s", scope, step, status, f" {detail}" if detail else "")
         if self.console is None:
             return
         elapsed = time.monotonic() - self.started

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from . import logs
 from .errors import CastError, TransientError
 
 T = TypeVar("T")
@@ -45,18 +46,20 @@ def backoff_delays(initial: float = 0.1, maximum: float = 5.0, factor: float = 2
 
 
 def retry_transient(
-    fn: Callable[[], T], *, budget_s: float | None = None, initial: float = 0.2, maximum: float = 10.0
+    fn: Callable[[], T], *, budget_s: float | None = None, initial: float = 0.2, maximum: float = 10.0,
+    what: str = "a cloud call",
 ) -> T:
     """Call `fn` until it returns, retrying TransientError with backoff for at most
     `budget_s` seconds (default: retry_budget_s()); then the last TransientError is raised.
-    Other errors pass through."""
+    Other errors pass through. Each retry is logged (`what`, the error, the wait)."""
     deadline = time.monotonic() + (retry_budget_s() if budget_s is None else budget_s)
-    for delay in backoff_delays(initial, maximum):
+    for attempt, delay in enumerate(backoff_delays(initial, maximum), start=2):
         try:
             return fn()
-        except TransientError:
+        except TransientError as exc:
             if time.monotonic() + delay > deadline:
                 raise
+            logs.retry(what, str(exc), delay, attempt)
             time.sleep(delay)
     raise AssertionError("unreachable")
 
@@ -65,13 +68,18 @@ def wait_until(
     check: Callable[[], T | None], *, what: str, timeout_s: float, initial: float = 0.1, maximum: float = 5.0
 ) -> T:
     """Poll `check` with backoff until it returns something other than None or False, and
-    return that. Raises DeadlineError naming `what` after `timeout_s` seconds."""
-    deadline = time.monotonic() + timeout_s
-    for delay in backoff_delays(initial, maximum):
+    return that. Raises DeadlineError naming `what` after `timeout_s` seconds. A wait of more
+    than one check is logged (what, how many checks, how long)."""
+    started = time.monotonic()
+    deadline = started + timeout_s
+    for checks, delay in enumerate(backoff_delays(initial, maximum), start=1):
         result = check()
         if result is not None and result is not False:
+            if checks > 1:
+                logs.waited(what, checks, logs.elapsed_ms(started), done=True)
             return result
         if time.monotonic() >= deadline:
+            logs.waited(what, checks, logs.elapsed_ms(started), done=False)
             raise DeadlineError(f"timed out after {timeout_s:.0f}s waiting for {what}")
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
     raise AssertionError("unreachable")

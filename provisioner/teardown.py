@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from . import logs
 from .errors import CloudError, DependencyError, NotFoundError, TransientError
 from .retry import backoff_delays
 
@@ -57,7 +58,10 @@ def delete_in_passes(
             if time.monotonic() - last_progress > stall_budget_s:
                 left = ", ".join(sorted(pending))
                 raise CloudError(cloud, f"teardown made no progress for {stall_budget_s:.0f}s; left: {left}")
-            time.sleep(next(delays))
+            wait = next(delays)
+            logs.retry(f"{cloud} teardown", f"still in use or refused: {', '.join(sorted(i.key for i in ready))}",
+                       wait, attempt=0)
+            time.sleep(wait)
     return done
 
 

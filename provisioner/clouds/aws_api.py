@@ -19,6 +19,7 @@ from ..errors import (
     NotFoundError,
     TransientError,
 )
+from .api_log import hook_botocore
 
 CLOUD = "aws"
 MAX_ATTEMPTS = 10  # botocore's own attempts per call, first one included
@@ -90,6 +91,8 @@ class AwsApi:
             self.credential_source = credentials.method if credentials is not None else None
             self.ec2_client = self.session.client("ec2", config=config)
             self.ssm_client = self.session.client("ssm", config=config)
+        hook_botocore(self.ec2_client)
+        hook_botocore(self.ssm_client)
 
     def ec2(self, operation: str, *, what: str = "", size: str | None = None, **params: Any) -> Any:
         """Call one EC2 operation; SDK errors come out as our errors."""

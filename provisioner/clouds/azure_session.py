@@ -25,6 +25,7 @@ from ..errors import (
     TransientError,
 )
 from ..retry import DeadlineError
+from .api_log import azure_core_policy
 from .loopback import is_loopback, static_bearer
 
 CLOUD = "azure"
@@ -97,6 +98,7 @@ class AzureSession:
         self._credential = credential
         self._kwargs = client_kwargs
         self._local = threading.local()
+        self._api_log = azure_core_policy(CLOUD)
 
     @classmethod
     def from_env(cls) -> AzureSession:
@@ -132,6 +134,7 @@ class AzureSession:
         client = getattr(self._local, key, None)
         if client is None:
             kwargs = dict(self._kwargs)
+            kwargs["per_retry_policies"] = [self._api_log]
             if self.endpoint:
                 kwargs["base_url"] = self.endpoint
             client = factory(self._credential, self.subscription_id, **kwargs)

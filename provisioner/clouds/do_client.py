@@ -20,8 +20,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .. import logs
 from ..errors import AuthError, CloudError, NotFoundError, TransientError
 from ..retry import backoff_delays, retry_budget_s
+from .api_log import azure_core_policy
 from .loopback import is_loopback, static_bearer
 
 CLOUD = "digitalocean"
@@ -69,7 +71,8 @@ class DoApi:
             import pydo
 
             token = self._token()
-            kwargs: dict[str, Any] = {"endpoint": self.endpoint, "retry_total": 0}
+            kwargs: dict[str, Any] = {"endpoint": self.endpoint, "retry_total": 0,
+                                      "per_retry_policies": [azure_core_policy(CLOUD)]}
             if is_loopback(self.endpoint):
                 kwargs["authentication_policy"] = static_bearer(token)
             client = pydo.Client(token=token, **kwargs)
@@ -84,6 +87,7 @@ class DoApi:
         deadline = time.monotonic() + (
             retry_budget_s() if self.transient_budget_s is None else self.transient_budget_s
         )
+        attempt = 1
         for delay in backoff_delays(self.retry_initial_s, self.retry_max_s):
             retry_after, status = 0.0, 0
             with self._lock:
@@ -106,6 +110,8 @@ class DoApi:
                 retry_after = _retry_after(headers)
             if not isinstance(error, TransientError) or time.monotonic() + max(delay, retry_after) > deadline:
                 raise error
+            attempt += 1
+            logs.retry(f"{CLOUD} {what}", str(error), max(delay, retry_after), attempt)
             time.sleep(max(delay, retry_after))
         raise AssertionError("unreachable")
 

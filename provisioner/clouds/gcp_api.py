@@ -25,6 +25,7 @@ from ..errors import (
     TransientError,
 )
 from ..retry import DeadlineError, backoff_delays, retry_transient
+from .api_log import hook_requests_session
 from .loopback import is_loopback
 
 T = TypeVar("T")
@@ -135,6 +136,8 @@ class GcpApi:
             options = {"api_endpoint": self.endpoint} if self.endpoint else None
             cache[kind] = getattr(compute_v1, kind)(credentials=self.credentials, transport="rest",
                                                      client_options=options)
+            # The REST transport's AuthorizedSession (a requests Session) has no public accessor.
+            hook_requests_session(cache[kind].transport._session)
         return cache[kind]
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, capacity_hint: str = "", **kwargs: Any) -> T:
@@ -148,7 +151,7 @@ class GcpApi:
                     raise
                 raise map_error(exc, what, capacity_hint) from None
 
-        return retry_transient(once, budget_s=self.transient_budget_s)
+        return retry_transient(once, budget_s=self.transient_budget_s, what=f"{CLOUD} {what}")
 
     def wait(self, op: Any, what: str, capacity_hint: str = "") -> Any:
         """Block until `op` is DONE (the API's own blocking `wait`, called again until the
@@ -199,4 +202,4 @@ class GcpApi:
                     raise
                 raise map_error(exc, what) from None
 
-        return retry_transient(once, budget_s=self.transient_budget_s)
+        return retry_transient(once, budget_s=self.transient_budget_s, what=f"{CLOUD} {what}")

@@ -64,7 +64,7 @@ def wait_booted(pool: SshPool, node: NodeAccess, timeout_s: float = BOOT_TIMEOUT
 
     def probe() -> str | None:
         try:
-            out = pool.check(node, _PROBE).strip()
+            out = pool.check(node, _PROBE, purpose="read boot marker").strip()
         except HostKeyMismatchError:
             raise
         except NodeError:

@@ -46,17 +46,17 @@ def run_node_bootstrap(pool: SshPool, node: NodeAccess, step: NodeBootstrap) -> 
     atomically with their modes, its commands in order (the first failure raises NodeError
     naming the node), and always its `cleanup`, which removes the files holding secrets."""
     for command in step.prepare:
-        pool.check(node, command)
+        pool.check(node, command, purpose="kubernetes: prepare")
     try:
         for file in step.files:
             pool.upload(node, file.path, file.content.encode(), file.mode)
         for command in step.commands:
-            pool.check(node, command, timeout_s=KUBEADM_TIMEOUT_S)
+            pool.check(node, command, timeout_s=KUBEADM_TIMEOUT_S, purpose=f"kubernetes: {command.split(None, 1)[0]}")
     finally:
         for command in step.cleanup:
             # The file is root-only (0600); the first failure is the one to report.
             with contextlib.suppress(CastError):
-                pool.check(node, command)
+                pool.check(node, command, purpose="kubernetes: remove secret files")
 
 
 def bootstrap_kubernetes(
@@ -75,9 +75,10 @@ def bootstrap_kubernetes(
         pool, on_first, init_bootstrap(cluster, nodes, token=token, certificate_key=certificate_key,
                                        kubernetes_version=kubernetes_version)
     )
-    ca_hash = kubeadm.ca_cert_hash(pool.check(on_first, f"cat {paths.CA_CERT}").encode())
+    ca_hash = kubeadm.ca_cert_hash(pool.check(on_first, f"cat {paths.CA_CERT}", purpose="read CA certificate").encode())
     others = [access[n.name] for n in nodes if n.name != first.name]
-    done = pool.map(others, lambda a: pool.run(a, f"test -f {paths.JOIN_DONE}").status == 0)
+    done = pool.map(others, lambda a: pool.run(a, f"test -f {paths.JOIN_DONE}",
+                                               purpose="kubernetes: joined?").status == 0)
     plan = bootstrap_plan(cluster, nodes, token=token, certificate_key=certificate_key, ca_cert_hash=ca_hash,
                           kubernetes_version=kubernetes_version, joined={name for name, ok in done.items() if ok})
     if plan.joins:
@@ -86,7 +87,7 @@ def bootstrap_kubernetes(
             run_node_bootstrap(pool, access[join.node], join)
         workers = {j.node: j for j in plan.joins if j.role != "master"}
         pool.map([access[name] for name in workers], lambda a: run_node_bootstrap(pool, a, workers[a.name]))
-    admin = pool.check(on_first, f"cat {paths.ADMIN_KUBECONFIG}")
+    admin = pool.check(on_first, f"cat {paths.ADMIN_KUBECONFIG}", purpose="fetch kubeconfig")
     kubeconfig = client_kubeconfig(admin, cluster=cluster, server=kubeadm.public_api_url(first))
     return KubernetesResult(
         kubeconfig,
@@ -102,4 +103,5 @@ def forget_kubernetes_node(pool: SshPool, first_master_access: NodeAccess, node:
         first_master_access,
         f"kubectl --kubeconfig {paths.ADMIN_KUBECONFIG} delete node {shlex.quote(node)} --ignore-not-found "
         "--wait=false",
+        purpose=f"kubernetes: delete node {node}",
     )

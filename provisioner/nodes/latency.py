@@ -125,7 +125,8 @@ def measure_latency(pool: SshPool, nodes: list[MeshNodeAccess], *,
             return []
         timeout = count * interval_s + REPLY_WAIT_S + start_lead_s(len(nodes)) + 30
         out = pool.check(access, pinger_command(targets, count, interval_s, REPLY_WAIT_S, start_at),
-                         stdin=pinger_source(), timeout_s=timeout)
+                         stdin=pinger_source(), timeout_s=timeout,
+                         purpose=f"ping {len(targets)} peers")
         try:
             figures = json.loads(out)
         except json.JSONDecodeError:

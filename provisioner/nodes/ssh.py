@@ -4,6 +4,8 @@ Every node's host key is known before first contact (cast made it and cloud-init
 it), so a connection accepts exactly that key: a different key is refused, never learnt.
 Commands run as root with the cluster's key. Errors name the node; no secret is ever logged
 or put into an error (command text is shown only by its first word, output only stderr).
+Each connection and each command is one line of the command log (provisioner.logs): the node,
+the command's purpose (never its text, input or output), its exit status and its duration.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import binascii
 import shlex
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
+from .. import logs
 from ..errors import CastError
 from ..retry import wait_until
 
@@ -29,6 +33,15 @@ CONNECT_TIMEOUT_S = 10.0
 COMMAND_TIMEOUT_S = 120.0
 MAX_WORKERS = 32
 STDERR_SHOWN = 400
+
+
+def _first_word(command: str) -> str:
+    return command.split(None, 1)[0] if command.strip() else "command"
+
+
+def _log(node: NodeAccess, purpose: str, status: int | str, started: float) -> None:
+    logs.logger("ssh").info("%s %s:%d %r status=%s ms=%d", node.name, node.host, node.port, purpose, status,
+                            logs.elapsed_ms(started))
 
 
 class NodeError(CastError):
@@ -188,7 +201,13 @@ class SshPool:
             client = self._clients.get(node.name)
             transport = client.get_transport() if client else None
             if client is None or transport is None or not transport.is_active():
-                client = connect(node, self._key, self._connect_timeout_s)
+                started = time.monotonic()
+                try:
+                    client = connect(node, self._key, self._connect_timeout_s)
+                except NodeError as exc:
+                    _log(node, "connect", type(exc).__name__, started)
+                    raise
+                _log(node, "connect", "ok", started)
                 with self._lock:
                     self._clients[node.name] = client
             return client
@@ -221,13 +240,16 @@ class SshPool:
             raise NodeError(node.name, f"{exc}; last error: {last[0] if last else '-'}") from None
 
     def run(self, node: NodeAccess, command: str, *, stdin: bytes | None = None,
-            timeout_s: float = COMMAND_TIMEOUT_S) -> CommandResult:
+            timeout_s: float = COMMAND_TIMEOUT_S, purpose: str | None = None) -> CommandResult:
         """Run `command` (a shell command line) on `node`, feeding `stdin`; return its exit
         status and output. Raises NodeError if the node cannot be reached or the command
-        does not finish within `timeout_s`."""
+        does not finish within `timeout_s`. `purpose` says what it is for in the log (by
+        default the command's first word: a command line may carry a secret)."""
         import paramiko
 
         client = self.client(node)
+        what = purpose or _first_word(command)
+        started = time.monotonic()
         try:
             transport = client.get_transport()
             assert transport is not None
@@ -242,24 +264,27 @@ class SshPool:
             status = channel.recv_exit_status()
             channel.close()
         except (OSError, paramiko.SSHException, EOFError) as exc:
+            _log(node, what, type(exc).__name__, started)
             self.forget(node)
-            raise NodeError(node.name, f"running `{command.split(None, 1)[0]} …` failed "
+            raise NodeError(node.name, f"running `{_first_word(command)} …` failed "
                             f"({type(exc).__name__})") from None
+        _log(node, what, status, started)
         return CommandResult(status, stdout.decode(errors="replace"),
                              stderr.decode(errors="replace"))
 
     def check(self, node: NodeAccess, command: str, *, stdin: bytes | None = None,
-              timeout_s: float = COMMAND_TIMEOUT_S) -> str:
+              timeout_s: float = COMMAND_TIMEOUT_S, purpose: str | None = None) -> str:
         """Run `command` on `node` and return its stdout; a non-zero exit raises
         NodeCommandError (naming the node, the exit status and the end of stderr)."""
-        result = self.run(node, command, stdin=stdin, timeout_s=timeout_s)
+        result = self.run(node, command, stdin=stdin, timeout_s=timeout_s, purpose=purpose)
         if result.status != 0:
             raise NodeCommandError(node.name, command, result.status, result.stderr)
         return result.stdout
 
     def upload(self, node: NodeAccess, path: str, data: bytes, mode: int = 0o600) -> None:
         """Write `data` to `path` on `node` atomically: a temporary file in the same
-        directory, fsync, chmod `mode`, rename over `path`. Raises NodeError."""
+        directory, fsync, chmod `mode`, rename over `path`. Raises NodeError. The log names
+        the path, never the data."""
         target = shlex.quote(path)
         script = (
             "set -e; umask 077; "
@@ -268,7 +293,7 @@ class SshPool:
             f"cat > \"$tmp\"; sync \"$tmp\"; chmod {mode:o} \"$tmp\"; mv -f \"$tmp\" {target}; "
             "trap - EXIT"
         )
-        self.check(node, script, stdin=data)
+        self.check(node, script, stdin=data, purpose=f"write {path}")
 
     def map(self, nodes: Iterable[NodeAccess], work: Callable[[NodeAccess], T], *,
             max_workers: int | None = None) -> dict[str, T]:

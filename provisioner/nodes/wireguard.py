@@ -166,7 +166,8 @@ def prepare_node(pool: SshPool, node: MeshNodeAccess) -> Prepared:
     key comes back) and bring its wg0 up without peers if it is down; a node can do this as
     soon as it is up, while others still boot. Raises NodeError."""
     text = mesh.render_wg_quick(mesh.interface_only(node.name, node.mesh_ip))
-    words = pool.check(node.access, f"bash -c {shlex.quote(_UP_SCRIPT)}", stdin=text.encode()).split()
+    words = pool.check(node.access, f"bash -c {shlex.quote(_UP_SCRIPT)}", stdin=text.encode(),
+                       purpose="make key, bring up wg0").split()
     if len(words) < 2 or len(words[0]) != 44:
         raise NodeError(node.name, "`wg pubkey` did not print a public key")
     return Prepared(words[0], words[1], frozenset(words[2:]))
@@ -194,7 +195,7 @@ def apply_mesh(nodes: list[MeshNodeAccess], pool: SshPool, *,
 
     def sync(access: NodeAccess) -> None:
         text = mesh.render_wg_quick(plans[access.name])
-        pool.check(access, f"bash -c {shlex.quote(_SYNC_SCRIPT)}", stdin=text.encode())
+        pool.check(access, f"bash -c {shlex.quote(_SYNC_SCRIPT)}", stdin=text.encode(), purpose="sync wg0 peers")
 
     pool.map([n.access for n in nodes], sync)
     established = {name: set(ready[name].had_peers) for name in by_name}
@@ -231,7 +232,7 @@ def probe_peers(pool: SshPool, node: MeshNodeAccess, ping: Sequence[str] = (),
     pings = f"{pinger_command(ping, 1, 0.2, NUDGE_WAIT_S, 0)} || echo '{{}}'\n" if ping else "echo '{}'\n"
     script = f"{readd}{pings}date +%s\nwg show {mesh.INTERFACE} latest-handshakes\n"
     out = pool.check(node.access, f"bash -c {shlex.quote(script)}",
-                     stdin=pinger_source() if ping else None)
+                     stdin=pinger_source() if ping else None, purpose="probe wg0 peers")
     lines = out.split("\n")
     try:
         replies = json.loads(lines[0])
@@ -293,5 +294,5 @@ def current_peers(pool: SshPool, node: NodeAccess) -> frozenset[str] | None:
     script = (f"if ip -o link show dev {mesh.INTERFACE} 2>/dev/null | grep -q '[<,]UP[,>]' && "
               f"ip -o addr show dev {mesh.INTERFACE} | grep -q 'inet '; "
               f"then wg show {mesh.INTERFACE} peers; else echo down; fi")
-    out = pool.check(node, script).split()
+    out = pool.check(node, script, purpose="read wg0 peers").split()
     return None if out == ["down"] else frozenset(out)

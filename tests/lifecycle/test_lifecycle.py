@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import urllib.request
 
@@ -219,3 +220,94 @@ def test_missing_credentials_stop_create_before_anything_is_made(cast):
     assert "nocred" not in cast("list").stdout
     vpcs = ec2(cast).describe_vpcs(Filters=[{"Name": "tag:cast-cluster", "Values": ["nocred"]}])["Vpcs"]
     assert vpcs == []  # not even the cloud whose credentials were fine was touched
+
+
+def emulator_calls(cast, cloud: str) -> int:
+    """How many API calls the cloud's emulator (AWS: its fault proxy) has answered since its
+    counters were last reset; `reset` first."""
+    variable = {"aws": "AWS_ENDPOINT_URL", "gcp": "CAST_GCP_ENDPOINT", "azure": "CAST_AZURE_ENDPOINT",
+                "digitalocean": "CAST_DIGITALOCEAN_ENDPOINT"}[cloud]
+    with urllib.request.urlopen(f"{cast.env[variable]}/_emulator/calls", timeout=10) as response:
+        return json.loads(response.read())["total"]
+
+
+def reset_emulator_calls(cast) -> None:
+    for variable in ("AWS_ENDPOINT_URL", "CAST_GCP_ENDPOINT", "CAST_AZURE_ENDPOINT", "CAST_DIGITALOCEAN_ENDPOINT"):
+        request = urllib.request.Request(f"{cast.env[variable]}/_emulator/calls", method="DELETE")
+        urllib.request.urlopen(request, timeout=10).close()
+
+
+def secret_strings(data: bytes) -> set[str]:
+    """The parts of a secret file worth looking for: the whole of it and each line of 16 or more
+    characters (a PEM body line, a token)."""
+    text = data.decode(errors="replace")
+    return {text.strip(), *(line.strip() for line in text.splitlines() if len(line.strip()) >= 16)} - {""}
+
+
+def test_verbose_logs_hold_every_api_call_and_ssh_command_and_no_secret(cast):
+    # Credentials of this test's own, so that finding them anywhere means a leak (the sandbox's
+    # own are the word "sandbox", which its messages use freely).
+    credentials = {"DIGITALOCEAN_TOKEN": f"dop_v1_{os.urandom(16).hex()}",
+                   "AWS_SECRET_ACCESS_KEY": os.urandom(20).hex()}
+    runs = []
+
+    def run(*args: str, check: bool = True):
+        done = cast("--verbose", *args, env=credentials, check=check)
+        runs.append(done)
+        return done
+
+    reset_emulator_calls(cast)
+    created = json.loads(run("create-cluster", "logged", "--region", REGION, *FOUR, "--output", "json").stdout)
+    uuid, nodes = created["uuid"], [n["name"] for n in created["nodes"]]
+    latency = run("check-latency", "logged", "--count", "2", "--interval", "0.2", check=False)
+    assert latency.returncode in (0, 3), latency.stderr
+    added = json.loads(run("add-node", "logged", "--cloud", "digitalocean", "--output", "json").stdout)["added"]
+    run("remove-node", "logged", added[0])
+
+    # The cluster's secrets, read before delete-cluster removes them: its SSH key, every node's
+    # host key, every node's WireGuard private key (made on the node; fetched here to look for).
+    found: set[str] = set()
+    for path in (cast.state_dir / "secrets" / uuid).iterdir():
+        found |= secret_strings(path.read_bytes())
+    with cast.ssh(uuid) as (pool, access):
+        for node in access.values():
+            found.add(pool.check(node, "wg show wg0 private-key").strip())
+    assert len(found) > 2 * len(nodes)
+    run("delete-cluster", "logged", "--yes")
+    calls = {cloud: emulator_calls(cast, cloud) for cloud in ("aws", "gcp", "azure", "digitalocean")}
+
+    log_dir = cast.state_dir / "logs" / "logged"
+    log_files = sorted(log_dir.glob("*.log"), key=lambda p: p.read_text()[:24])  # by first line's time, in ms
+    commands = [p.name.split("-", 1)[1].removesuffix(".log") for p in log_files]
+    assert commands == ["create-cluster", "check-latency", "add-node", "remove-node", "delete-cluster"]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in log_files) and log_dir.stat().st_mode & 0o777 == 0o700
+    logs = {c: p.read_text() for c, p in zip(commands, log_files, strict=True)}
+    everything = "".join(logs.values()) + "".join(r.stdout + r.stderr for r in runs)
+
+    # Every API call each cloud's emulator answered is one line of a log, with status and duration.
+    for cloud, answered in calls.items():
+        logged = re.findall(rf"^\S+Z api   {cloud} \S+(?: \S+)? status=\d{{3}} ms=\d+", "".join(logs.values()), re.M)
+        assert len(logged) == answered > 0, cloud
+    # --verbose printed the same lines on stderr
+    for run_, text in zip(runs, logs.values(), strict=True):
+        assert all(line[25:] in run_.stderr for line in text.splitlines()[1:] if line[:4].isdigit())
+    # Every node's SSH commands are there, by purpose, with exit status and duration.
+    ssh = re.compile(r"^\S+Z ssh   (\S+) \S+:\d+ '([^']+)' status=(\S+) ms=\d+$", re.M)
+    for command, text in logs.items():
+        by_node = {(node, purpose) for node, purpose, status in ssh.findall(text)}
+        if command == "create-cluster":
+            for node in nodes:
+                assert {(node, "connect"), (node, "read boot marker"), (node, "make key, bring up wg0"),
+                        (node, "sync wg0 peers")} <= by_node, (node, text)
+        if command == "check-latency":
+            assert {n for n, p in by_node if p.startswith("ping ")} == set(nodes)
+        if command == "add-node":
+            assert {(added[0], "read boot marker"), (added[0], "make key, bring up wg0")} <= by_node
+        if command in ("add-node", "remove-node"):  # every node's peers are changed live
+            assert {n for n, p in by_node if p == "sync wg0 peers"} >= set(nodes)
+
+    # No secret anywhere: not the cluster's keys, not the nodes' WireGuard keys, not a token.
+    for secret in found | set(credentials.values()):
+        assert secret not in everything
+    for marker in ("PRIVATE KEY", "PrivateKey", "Authorization", "Bearer "):
+        assert marker not in everything, marker
