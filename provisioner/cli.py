@@ -12,7 +12,15 @@ import click
 
 from . import __version__
 from .errors import CastError
-from .render import CLOUD_NAMES, console, render_cluster, render_latency_matrix, render_plan, render_regions
+from .render import (
+    CLOUD_NAMES,
+    console,
+    render_cluster,
+    render_doctor,
+    render_latency_matrix,
+    render_plan,
+    render_regions,
+)
 
 if TYPE_CHECKING:
     from .plan import ClusterPlan
@@ -474,6 +482,35 @@ def kubeconfig_cmd(ctx: click.Context, name: str, merge: bool, output: str) -> N
     click.echo(str(path))
     if merged_into:
         console(stderr=True).print(f"merged into {merged_into} as context {name}")
+
+
+# --- doctor ----------------------------------------------------------------------------
+
+
+@cli.command("doctor")
+@click.argument("clouds", nargs=-1, type=click.Choice(CLOUD_NAMES), metavar="[CLOUD]...")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="How long, in seconds, each check may wait for an answer.")
+@output_option
+@click.pass_context
+def doctor_cmd(ctx: click.Context, clouds: tuple[str, ...], timeout: float, output: str) -> None:
+    """Whether cast can work from here (like SkyPilot's `sky check`), for each CLOUD (default all).
+
+    Per cloud: the credential source found (never the secret), one cheap authenticated call,
+    and the endpoint in use (marked when it is the sandbox's, on loopback); then the tools the
+    sandbox needs on this machine and whether it runs. All clouds are checked at once. Exit 0
+    when every cloud named is usable, 1 otherwise, saying what to do for each one that is not.
+    """
+    from .doctor import diagnose
+    from .regions import load_region_map
+
+    report = diagnose(clouds or CLOUD_NAMES, load_region_map(), store_of(ctx).root, timeout_s=timeout)
+    if output == "json":
+        emit_json(report.to_dict())
+    else:
+        render_doctor(report)
+    if not report.usable:
+        ctx.exit(1)
 
 
 # --- sandbox ---------------------------------------------------------------------------
