@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import __version__
+from .completion import SHELLS, complete_cluster, complete_worker
 from .errors import CastError
 from .render import (
     CLOUD_NAMES,
@@ -272,7 +273,7 @@ def make_engine(ctx: click.Context, regions: Any = None, *, quiet: bool = False)
 
 
 @cli.command("add-node")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_cluster)
 @click.option("--cloud", required=True, type=click.Choice(CLOUD_NAMES), help="The cloud to add nodes on.")
 @click.option(
     "--role",
@@ -295,8 +296,8 @@ def add_node_cmd(ctx: click.Context, name: str, cloud: str, role: str, count: in
 
 
 @cli.command("remove-node")
-@click.argument("name")
-@click.argument("node")
+@click.argument("name", shell_complete=complete_cluster)
+@click.argument("node", shell_complete=complete_worker)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.pass_context
 def remove_node_cmd(ctx: click.Context, name: str, node: str, quiet: bool) -> None:
@@ -306,7 +307,7 @@ def remove_node_cmd(ctx: click.Context, name: str, node: str, quiet: bool) -> No
 
 
 @cli.command("delete-cluster")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_cluster)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.pass_context
@@ -328,7 +329,7 @@ def delete_cluster_cmd(ctx: click.Context, name: str, yes: bool, quiet: bool) ->
 
 
 @cli.command("reconcile")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_cluster)
 @click.option("--dry-run", is_flag=True, help="Only report what differs from the spec.")
 @click.option("--watch", is_flag=True, help="Repeat every --interval until interrupted.")
 @click.option("--interval", default="1h", show_default=True, help="How often with --watch: 30s, 10m, 1h.")
@@ -441,7 +442,7 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
 
 
 @cli.command("status")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_cluster)
 @output_option
 @click.pass_context
 def status_cmd(ctx: click.Context, name: str, output: str) -> None:
@@ -450,7 +451,7 @@ def status_cmd(ctx: click.Context, name: str, output: str) -> None:
 
 
 @cli.command("kubeconfig")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_cluster)
 @click.option(
     "--merge",
     is_flag=True,
@@ -482,6 +483,26 @@ def kubeconfig_cmd(ctx: click.Context, name: str, merge: bool, output: str) -> N
     click.echo(str(path))
     if merged_into:
         console(stderr=True).print(f"merged into {merged_into} as context {name}")
+
+
+# --- completion ------------------------------------------------------------------------
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion_cmd(shell: str) -> None:
+    """Print the completion script for SHELL (bash, zsh or fish): commands, options, cluster
+    names and a cluster's workers complete on Tab.
+
+    \b
+    Enable it, e.g.:
+      bash: eval "$(cast completion bash)"   # in ~/.bashrc
+      zsh:  eval "$(cast completion zsh)"    # in ~/.zshrc
+      fish: cast completion fish > ~/.config/fish/completions/cast.fish
+    """
+    from .completion import completion_script
+
+    click.echo(completion_script(cli, shell))
 
 
 # --- doctor ----------------------------------------------------------------------------
@@ -617,7 +638,7 @@ def sandbox_status(ctx: click.Context, output: str) -> None:
 
 
 @cli.command("check-latency")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_cluster)
 @click.option(
     "--inventory",
     "inventory",
