@@ -219,3 +219,13 @@ def test_missing_credentials_stop_create_before_anything_is_made(cast):
     assert "nocred" not in cast("list").stdout
     vpcs = ec2(cast).describe_vpcs(Filters=[{"Name": "tag:cast-cluster", "Values": ["nocred"]}])["Vpcs"]
     assert vpcs == []  # not even the cloud whose credentials were fine was touched
+
+
+def test_doctor_finds_every_cloud_usable_in_the_running_sandbox(cast):
+    report = json.loads(cast("doctor", "--output", "json").stdout)
+    assert report["usable"] is True
+    assert report["sandbox"]["running"] is True and report["sandbox"]["region"] == REGION
+    endpoints = set(report["sandbox"]["endpoints"].values())
+    for access in report["clouds"]:
+        assert access["usable"] and access["sandbox"] and access["endpoint"] in endpoints, access
+    assert all(check["ok"] for check in report["local"])  # the sandbox runs, so it had all it needs
