@@ -10,8 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .completion import SHELLS, complete_cluster, complete_worker
 from .errors import CastError
-from .render import CLOUD_NAMES, console, render_cluster, render_latency_matrix, render_plan, render_regions
+from .render import (
+    CLOUD_NAMES,
+    console,
+    render_cluster,
+    render_doctor,
+    render_latency_matrix,
+    render_plan,
+    render_regions,
+)
 
 if TYPE_CHECKING:
     from .plan import ClusterPlan
@@ -70,10 +79,12 @@ class CastGroup(click.Group):
 def start_log(ctx: click.Context, cluster: str) -> None:
     """Begin this command's log for `cluster` under the state root: every cloud API call, SSH
     command and retry from here on, on stderr too with --verbose (see provisioner.logs)."""
+    from importlib.metadata import version
+
     from . import logs
 
     logs.start(store_of(ctx).root, cluster, ctx.info_name or "command",
-               verbose=bool(ctx.find_root().params.get("verbose")), version=__version__)
+               verbose=bool(ctx.find_root().params.get("verbose")), version=version("cast"))
 
 
 def store_of(ctx: click.Context) -> StateStore:
@@ -301,7 +312,7 @@ def make_engine(ctx: click.Context, regions: Any = None, *, quiet: bool = False)
 
 
 @cli.command("add-node")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_cluster)
 @click.option("--cloud", required=True, type=click.Choice(CLOUD_NAMES), help="The cloud to add nodes on.")
 @click.option(
     "--role",
@@ -325,8 +336,8 @@ def add_node_cmd(ctx: click.Context, name: str, cloud: str, role: str, count: in
 
 
 @cli.command("remove-node")
-@click.argument("name")
-@click.argument("node")
+@click.argument("name", shell_complete=complete_cluster)
+@click.argument("node", shell_complete=complete_worker)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.pass_context
 def remove_node_cmd(ctx: click.Context, name: str, node: str, quiet: bool) -> None:
@@ -337,7 +348,7 @@ def remove_node_cmd(ctx: click.Context, name: str, node: str, quiet: bool) -> No
 
 
 @cli.command("delete-cluster")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_cluster)
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @click.pass_context
@@ -360,7 +371,7 @@ def delete_cluster_cmd(ctx: click.Context, name: str, yes: bool, quiet: bool) ->
 
 
 @cli.command("reconcile")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_cluster)
 @click.option("--dry-run", is_flag=True, help="Only report what differs from the spec.")
 @click.option("--watch", is_flag=True, help="Repeat every --interval until interrupted.")
 @click.option("--interval", default="1h", show_default=True, help="How often with --watch: 30s, 10m, 1h.")
@@ -474,7 +485,7 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
 
 
 @cli.command("status")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_cluster)
 @output_option
 @click.pass_context
 def status_cmd(ctx: click.Context, name: str, output: str) -> None:
@@ -483,7 +494,7 @@ def status_cmd(ctx: click.Context, name: str, output: str) -> None:
 
 
 @cli.command("kubeconfig")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_cluster)
 @click.option(
     "--merge",
     is_flag=True,
@@ -515,6 +526,55 @@ def kubeconfig_cmd(ctx: click.Context, name: str, merge: bool, output: str) -> N
     click.echo(str(path))
     if merged_into:
         console(stderr=True).print(f"merged into {merged_into} as context {name}")
+
+
+# --- completion ------------------------------------------------------------------------
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion_cmd(shell: str) -> None:
+    """Print the completion script for SHELL (bash, zsh or fish): commands, options, cluster
+    names and a cluster's workers complete on Tab.
+
+    \b
+    Enable it, e.g.:
+      bash: eval "$(cast completion bash)"   # in ~/.bashrc
+      zsh:  eval "$(cast completion zsh)"    # in ~/.zshrc
+      fish: cast completion fish > ~/.config/fish/completions/cast.fish
+    """
+    from .completion import completion_script
+
+    click.echo(completion_script(cli, shell))
+
+
+# --- doctor ----------------------------------------------------------------------------
+
+
+@cli.command("doctor")
+@click.argument("clouds", nargs=-1, type=click.Choice(CLOUD_NAMES), metavar="[CLOUD]...")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="How long, in seconds, each check may wait for an answer.")
+@output_option
+@click.pass_context
+def doctor_cmd(ctx: click.Context, clouds: tuple[str, ...], timeout: float, output: str) -> None:
+    """Whether cast can work from here (like SkyPilot's `sky check`), for each CLOUD (default all).
+
+    Per cloud: the credential source found (never the secret), one cheap authenticated call,
+    and the endpoint in use (marked when it is the sandbox's, on loopback); then the tools the
+    sandbox needs on this machine and whether it runs. All clouds are checked at once. Exit 0
+    when every cloud named is usable, 1 otherwise, saying what to do for each one that is not.
+    """
+    from .doctor import diagnose
+    from .regions import load_region_map
+
+    report = diagnose(clouds or CLOUD_NAMES, load_region_map(), store_of(ctx).root, timeout_s=timeout)
+    if output == "json":
+        emit_json(report.to_dict())
+    else:
+        render_doctor(report)
+    if not report.usable:
+        ctx.exit(1)
 
 
 # --- sandbox ---------------------------------------------------------------------------
@@ -626,7 +686,7 @@ def sandbox_status(ctx: click.Context, output: str) -> None:
 
 
 @cli.command("check-latency")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_cluster)
 @click.option(
     "--inventory",
     "inventory",

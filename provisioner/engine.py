@@ -434,14 +434,13 @@ class Engine:
     def create_cluster(self, spec: ClusterSpec) -> ClusterRow:
         """Create (or continue creating) the cluster of `spec`. Blocks until every VM runs.
         Raises StepError naming the cloud and step on failure; the state lets a re-run go on."""
+        self._same_region(spec)  # read-only, before the lock writes: bad input writes nothing
         with self.store.lock(spec.name, "create-cluster"):
             providers = self._open(spec.name, make_plan(spec, self.regions).clouds)
-            row = self.store.cluster(spec.name)
+            row = self._same_region(spec)
             if row is None:
                 row = self.store.create_cluster(str(uuidlib.uuid4()), spec.name, spec.region, spec.to_dict())
                 self.progress.line("cluster", "state", "done", f"{spec.name} uuid {row.uuid}")
-            elif row.region != spec.region:
-                raise InputError("--region", f"cluster {spec.name} already lives in {row.region}", row.region)
             else:
                 self.store.update_cluster(row.uuid, spec=spec.to_dict())
                 self.progress.line("cluster", "state", "info", f"continuing {spec.name} uuid {row.uuid}")
@@ -460,6 +459,14 @@ class Engine:
         result = self.store.cluster(spec.name)
         assert result is not None
         return result
+
+    def _same_region(self, spec: ClusterSpec) -> ClusterRow | None:
+        """The cluster of the spec's name, if there is one; InputError when it lives in
+        another region. Reads only."""
+        row = self.store.cluster(spec.name)
+        if row is not None and row.region != spec.region:
+            raise InputError("--region", f"cluster {spec.name} already lives in {row.region}", row.region)
+        return row
 
     def _latency_step(self, cluster: Cluster, pool: SshPool) -> LatencyReport:
         """The create flow's latency check over the mesh (a short one: 3 pings per pair).
@@ -488,21 +495,10 @@ class Engine:
             raise InputError("--role", "masters are fixed at creation: only workers can be added", "worker")
         if count < 1:
             raise InputError("--count", f"{count} is not a positive number", "1 or more")
+        self._grown(name, cloud, count)  # read-only, before the lock writes: bad input writes nothing
         with self.store.lock(name, "add-node"):
-            cluster = self._load(name)
-            region = self.regions.region(cluster.spec.region)
-            if cloud not in region.clouds:
-                raise InputError(
-                    "--cloud", f"{cloud} is not offered in {cluster.spec.region}", ", ".join(region.clouds)
-                )
-            current = cluster.spec.cloud(cloud)
-            masters = current.masters if current else 0
-            workers = (current.workers if current else 0) + count
-            sizes = current.sizes if current else region.clouds[cloud].sizes
-            spec = with_counts(cluster.spec, cloud, masters, workers, sizes)
+            cluster, spec, plan = self._grown(name, cloud, count)
             before = {n.name for n in self.store.nodes(cluster.row.uuid)}
-            plan = self._plan(cluster, spec)
-            refuse_far_clouds(plan)  # a new cloud must be as close as the others
             self._record_plan(cluster, plan)
             self.store.update_cluster(cluster.row.uuid, spec=spec.to_dict())
             cluster = Cluster(cluster.row, spec)
@@ -513,16 +509,40 @@ class Engine:
                 self._kubernetes(cluster, pool, self._join_mesh(cluster, pool))
             return [n.name for n in plan.nodes if n.name not in before]
 
+    def _grown(self, name: str, cloud: str, count: int) -> tuple[Cluster, ClusterSpec, ClusterPlan]:
+        """The cluster, its spec with `count` more workers on `cloud`, and that spec's plan.
+        Reads only; InputError when there is no such cluster, the cloud is not offered in its
+        region or is too far from the others."""
+        cluster = self._load(name)
+        region = self.regions.region(cluster.spec.region)
+        if cloud not in region.clouds:
+            raise InputError("--cloud", f"{cloud} is not offered in {cluster.spec.region}", ", ".join(region.clouds))
+        current = cluster.spec.cloud(cloud)
+        masters = current.masters if current else 0
+        workers = (current.workers if current else 0) + count
+        sizes = current.sizes if current else region.clouds[cloud].sizes
+        spec = with_counts(cluster.spec, cloud, masters, workers, sizes)
+        plan = self._plan(cluster, spec)
+        refuse_far_clouds(plan)  # a new cloud must be as close as the others
+        return cluster, spec, plan
+
+    def _removable(self, name: str, node: str) -> tuple[Cluster, NodeRow]:
+        """The cluster and its worker `node`. Reads only; InputError when there is no such
+        cluster or node, or the node is a master."""
+        cluster = self._load(name)
+        rows = {n.name: n for n in self.store.nodes(cluster.row.uuid)}
+        if node not in rows:
+            workers = ", ".join(sorted(n for n, r in rows.items() if r.role != "master")) or "none"
+            raise InputError("NODE", f"cluster {name} has no node {node!r}", workers)
+        if rows[node].role == "master":
+            raise InputError("NODE", f"{node} is a master: masters are fixed at creation", "a worker")
+        return cluster, rows[node]
+
     def remove_node(self, name: str, node: str) -> None:
         """Delete one worker's VM and forget it; its name and mesh address stay retired."""
+        self._removable(name, node)  # read-only, before the lock writes: bad input writes nothing
         with self.store.lock(name, "remove-node"):
-            cluster = self._load(name)
-            rows = {n.name: n for n in self.store.nodes(cluster.row.uuid)}
-            if node not in rows:
-                raise InputError("NODE", f"cluster {name} has no node {node!r}", ", ".join(sorted(rows)) or "none")
-            row = rows[node]
-            if row.role == "master":
-                raise InputError("NODE", f"{node} is a master: masters are fixed at creation", "a worker")
+            cluster, row = self._removable(name, node)
             plan = self._plan(cluster, cluster.spec)
             cp = plan.cloud(row.cloud)
             cloud = self._open(name, [cp])[row.cloud]
@@ -545,6 +565,8 @@ class Engine:
         """Delete everything of the cluster on every cloud, in parallel, after the safety
         check on all of them (ForeignVmError: nothing deleted anywhere). The state is kept
         until every cloud confirms. Returns False when there was no such cluster."""
+        if self.store.cluster(name) is None:
+            return False  # before the lock, which writes: nothing to delete writes nothing
         with self.store.lock(name, "delete-cluster"):
             row = self.store.cluster(name)
             if row is None:
@@ -590,6 +612,7 @@ class Engine:
     def reconcile(self, name: str, *, dry_run: bool = False) -> list[str]:
         """Compare every cloud to the spec and repair what differs (with dry_run, only report).
         Returns one line per finding and what was (or would be) done."""
+        self._load(name)  # read-only, before the lock writes: no such cluster writes nothing
         with self.store.lock(name, "reconcile"):
             cluster = self._load(name)
             plan = self._plan(cluster, cluster.spec)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .doctor import Report
     from .plan import ClusterPlan
     from .preflight import PairCheck
     from .regions import Region
@@ -155,3 +156,40 @@ def render_latency_matrix(report: Any) -> None:
     out.print(table)
     verdict = "ok" if report.ok else "fail"
     out.print(f"{len(report.pairs)} pairs, {len(report.violations())} over the threshold: {verdict_text(verdict)}")
+
+
+def render_doctor(report: Report) -> None:
+    """`cast doctor`: a table of the clouds, what each check found and what to do for each
+    cloud that cannot be used, then the sandbox's needs of this machine and whether it runs."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console()
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("cloud", "usable", "credentials", "endpoint"):
+        table.add_column(column, no_wrap=column != "credentials", overflow="fold")
+    for a in report.clouds:
+        endpoint = escape(a.endpoint) + (" [cyan](sandbox)[/]" if a.sandbox else "")
+        usable = "[green]yes[/]" if a.usable else "[bold red]no[/]"
+        table.add_row(a.cloud, usable, escape(a.credentials or "none found"), endpoint)
+    out.print(table)
+    for a in report.clouds:
+        out.print(f"[bold]{a.cloud}[/]: {escape(a.detail)}")
+        if a.fix:
+            out.print(f"  [yellow]to fix[/]: {escape(a.fix)}")
+    missing = [c for c in report.local if not c.ok]
+    have = ", ".join(c.name for c in report.local if c.ok) or "none"
+    out.print(f"\nthe sandbox's needs of this machine: {'[green]all there[/]' if not missing else ''}")
+    out.print(f"  present: {escape(have)}")
+    for c in missing:
+        out.print(f"  [yellow]missing[/] {c.name}: {escape(c.detail)}")
+    sandbox = report.sandbox
+    if sandbox["running"]:
+        out.print(f"sandbox: running (pid {sandbox['pid']}, delays of {sandbox['region']})")
+    else:
+        out.print("sandbox: not running (start it with `cast sandbox up`, as root)")
+    if report.usable:
+        out.print("[green]every cloud asked about is usable[/]")
+    else:
+        out.print("[bold red]not every cloud is usable[/]")

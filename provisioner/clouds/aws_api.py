@@ -72,17 +72,24 @@ class AwsApi:
     """One session and its EC2 and SSM clients, made once and shared across threads (clients
     are thread-safe; the session is not, so it is used only while making them)."""
 
-    def __init__(self, region: str):
+    def __init__(self, region: str, *, timeout_s: float | None = None):
+        """With `timeout_s` (for a quick check such as `cast doctor`'s), every call is a single
+        attempt that waits at most that long to connect and as long to read."""
         import boto3
         from botocore.config import Config
 
         self.region = region
         self.credential_source: str | None = None
+        self.max_attempts = MAX_ATTEMPTS if timeout_s is None else 1
+        retries: dict[str, Any] = (
+            {"mode": "standard", "max_attempts": MAX_ATTEMPTS} if timeout_s is None
+            else {"mode": "standard", "total_max_attempts": 1}
+        )
         config = Config(
             region_name=region,
-            retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
-            connect_timeout=10,
-            read_timeout=60,
+            retries=retries,
+            connect_timeout=10 if timeout_s is None else timeout_s,
+            read_timeout=60 if timeout_s is None else timeout_s,
             max_pool_connections=32,
         )
         with self.mapped("opening the AWS session"):
@@ -140,7 +147,7 @@ class AwsApi:
             raise AuthError(CLOUD, f"{what}: {type(exc).__name__}: {self._auth_advice()}") from None
         except (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ReadTimeoutError,
                 bx.ConnectTimeoutError) as exc:
-            raise TransientError(CLOUD, f"{what}: {type(exc).__name__} after {MAX_ATTEMPTS} "
+            raise TransientError(CLOUD, f"{what}: {type(exc).__name__} after {self.max_attempts} "
                                         "attempts") from None
         except bx.BotoCoreError as exc:
             raise CloudError(CLOUD, f"{what}: {type(exc).__name__}: {exc}") from None
@@ -157,7 +164,7 @@ class AwsApi:
                        f"{f' for instance type {size}' if size else ''}: {code}: {message}"
             )
         if kind is TransientError:
-            return TransientError(CLOUD, f"{what}: {code or status} after {MAX_ATTEMPTS} attempts: "
+            return TransientError(CLOUD, f"{what}: {code or status} after {self.max_attempts} attempts: "
                                          f"{message}")
         return kind(CLOUD, f"{what}: {code}: {message}")
 

@@ -101,19 +101,21 @@ class AzureSession:
         self._api_log = azure_core_policy(CLOUD)
 
     @classmethod
-    def from_env(cls) -> AzureSession:
-        """The session the environment describes. Raises AuthError when the subscription is
-        not set (outside the emulator)."""
+    def from_env(cls, **client_options: Any) -> AzureSession:
+        """The session the environment describes; `client_options` go to every SDK client
+        (e.g. retry_total, connection_timeout, read_timeout). Raises AuthError when the
+        subscription is not set (outside the emulator)."""
         endpoint = os.environ.get(ENDPOINT_ENV) or None
         subscription = os.environ.get(SUBSCRIPTION_ENV, "").strip()
         if endpoint and is_loopback(endpoint):
-            return cls(subscription or EMULATOR_SUBSCRIPTION, endpoint, *_loopback_auth())
+            credential, kwargs = _loopback_auth()
+            return cls(subscription or EMULATOR_SUBSCRIPTION, endpoint, credential, {**kwargs, **client_options})
         if not subscription:
             raise AuthError(CLOUD, f"{SUBSCRIPTION_ENV} is not set. Set it to the subscription cast should use "
                                    "(`az account show --query id -o tsv` prints the current one).")
         from azure.identity import DefaultAzureCredential
 
-        return cls(subscription, endpoint, DefaultAzureCredential(), {})
+        return cls(subscription, endpoint, DefaultAzureCredential(), dict(client_options))
 
     def put_polling(self) -> Any:
         """The polling for a PUT whose result the caller does not read: done when the cloud's

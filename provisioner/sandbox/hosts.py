@@ -63,16 +63,39 @@ class HostError(CastError):
     """Setting up or tearing down a local host failed; the message names the host or group."""
 
 
+TOOLS = ("ip", "unshare", "/usr/sbin/sshd", "wireguard-go", "wg", "wg-quick", "ping")
+
+
+@dataclass(frozen=True)
+class SupportCheck:
+    """One thing local hosts need: whether this machine has it, and where or why not."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def support_checks() -> list[SupportCheck]:
+    """Everything local hosts need, checked without changing anything: root, each tool,
+    the kernel's TUN device and its network and mount namespaces."""
+    root = os.geteuid() == 0
+    checks = [SupportCheck("root", root, "running as root" if root
+                           else "local hosts need root (network and mount namespaces)")]
+    for tool in TOOLS:
+        found = shutil.which(tool)
+        why = f"local hosts need {tool}, which is not installed"
+        checks.append(SupportCheck(tool, found is not None, found or why))
+    for name, path, what in (("tun", "/dev/net/tun", "the kernel's TUN device"),
+                             ("netns", "/proc/self/ns/net", "network namespaces in the kernel"),
+                             ("mntns", "/proc/self/ns/mnt", "mount namespaces in the kernel")):
+        present = Path(path).exists()
+        checks.append(SupportCheck(name, present, path if present else f"local hosts need {what} ({path})"))
+    return checks
+
+
 def require_support() -> str | None:
-    """Why local hosts cannot run here, or None when they can (root, ip netns, sshd, wg)."""
-    if os.geteuid() != 0:
-        return "local hosts need root (network and mount namespaces)"
-    for tool in ("ip", "unshare", "/usr/sbin/sshd", "wireguard-go", "wg", "wg-quick", "ping"):
-        if shutil.which(tool) is None:
-            return f"local hosts need {tool}, which is not installed"
-    if not Path("/dev/net/tun").exists():
-        return "local hosts need /dev/net/tun"
-    return None
+    """Why local hosts cannot run here, or None when they can (see support_checks)."""
+    return next((c.detail for c in support_checks() if not c.ok), None)
 
 
 def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

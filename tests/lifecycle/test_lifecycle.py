@@ -311,3 +311,13 @@ def test_verbose_logs_hold_every_api_call_and_ssh_command_and_no_secret(cast):
         assert secret not in everything
     for marker in ("PRIVATE KEY", "PrivateKey", "Authorization", "Bearer "):
         assert marker not in everything, marker
+
+
+def test_doctor_finds_every_cloud_usable_in_the_running_sandbox(cast):
+    report = json.loads(cast("doctor", "--output", "json").stdout)
+    assert report["usable"] is True
+    assert report["sandbox"]["running"] is True and report["sandbox"]["region"] == REGION
+    endpoints = set(report["sandbox"]["endpoints"].values())
+    for access in report["clouds"]:
+        assert access["usable"] and access["sandbox"] and access["endpoint"] in endpoints, access
+    assert all(check["ok"] for check in report["local"])  # the sandbox runs, so it had all it needs
