@@ -84,9 +84,9 @@ class LiveView:
         table = Table.grid(padding=(0, 1))
         table.add_column(no_wrap=True)  # spinner or mark
         table.add_column(no_wrap=True, min_width=12)  # scope
-        table.add_column(no_wrap=True)  # step
-        table.add_column(no_wrap=True)  # status word
-        table.add_column(no_wrap=True, justify="right")  # elapsed
+        table.add_column(no_wrap=True, min_width=12)  # step
+        table.add_column(no_wrap=True, min_width=7)  # status word
+        table.add_column(no_wrap=True, min_width=6, justify="right")  # elapsed
         table.add_column(overflow="fold")  # detail
         with self._lock:
             for scope, row in self._rows.items():

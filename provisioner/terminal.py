@@ -33,10 +33,10 @@ def console(stderr: bool = False) -> Console:
 def clean(text: Any, *, one_line: bool = False) -> str:
     """`text` as a string without control characters (ESC, CR, the other C0 and C1 codes;
     tab and newline stay), so nothing from elsewhere can move the cursor or recolour the
-    terminal. With one_line, line breaks become spaces."""
+    terminal. With one_line, line breaks become spaces and the ends are trimmed."""
     text = str(text)
     if one_line:
-        text = LINE_BREAKS.sub(" ", text)
+        return CONTROL.sub("", LINE_BREAKS.sub(" ", text)).strip()
     return CONTROL.sub("", text)
 
 
