@@ -1,84 +1,19 @@
 """Progress and tables as a user sees them: a live view in a real pseudo-terminal, whole lines
 and whole table values through a pipe, and text from clouds and nodes printed literally."""
 
-import fcntl
 import os
-import pty
 import re
-import struct
 import subprocess
 import sys
-import termios
 
 from provisioner.state import NodeRow, StateStore
+from tests.terminal import clean_env, drawn_lines, run_in_pty, screen
 from tests.unit.progress_driver import LONG_DETAIL
 
 DRIVER = [sys.executable, "-m", "tests.unit.progress_driver"]
 CAST = [sys.executable, "-m", "provisioner"]
-CSI = re.compile(r"\x1b\[([0-9;?]*)([A-Za-z])")
 SPINNER = re.compile("[\u2800-\u28ff]")  # rich's "dots" spinner frames are braille cells
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-
-
-def clean_env(**extra):
-    """The environment without anything that tells rich how wide or how able the terminal is."""
-    drop = ("COLUMNS", "LINES", "TERM", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    return {**env, **extra}
-
-
-def run_in_pty(args, columns=100, rows=30, **env):
-    """Run `args` with stdin, stdout and stderr on a new pseudo-terminal of that size; return
-    (exit code, every byte it wrote)."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, cwd=ROOT,
-                            env=clean_env(TERM="xterm-256color", **env), close_fds=True)
-    os.close(slave)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(master)
-    return proc.wait(timeout=60), out.decode()
-
-
-def screen(raw):
-    """What a terminal shows after `raw`: a small emulator for what rich's live view sends
-    (text, CR, LF, cursor up, erase line; colours and cursor visibility ignored)."""
-    lines, row, col = [""], 0, 0
-    pos = 0
-    for match in [*CSI.finditer(raw), None]:
-        end = match.start() if match else len(raw)
-        for ch in raw[pos:end]:
-            if ch == "\r":
-                col = 0
-            elif ch == "\n":
-                row += 1
-                lines.extend([""] * (row + 1 - len(lines)))
-            else:
-                line = lines[row].ljust(col)
-                lines[row] = line[:col] + ch + line[col + 1:]
-                col += 1
-        if match is None:
-            break
-        pos = match.end()
-        arg, op = match.groups()
-        if op == "A":
-            row = max(0, row - int(arg or 1))
-        elif op == "K":
-            lines[row] = ""
-    return [line.rstrip() for line in lines if line.strip()]
-
-
-def drawn_lines(raw):
-    """Every line any frame drew, colours and cursor moves removed."""
-    return [line.strip() for line in re.split(r"[\r\n]+", CSI.sub("", raw)) if line.strip()]
 
 
 def test_a_terminal_shows_live_rows_then_the_final_ones_and_the_result():
