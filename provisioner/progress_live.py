@@ -6,6 +6,7 @@ skipped or failed (a failure stays shown). Details fold onto more lines, never c
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -56,8 +57,9 @@ class LiveView:
     def __init__(self, console: Console):
         self._rows: dict[str, Row] = {}
         self._lock = threading.Lock()
+        # Writes to the terminal go above the rows; stdout piped elsewhere stays where it goes.
         self._live = Live(console=console, get_renderable=self._render, refresh_per_second=REFRESH_PER_S,
-                          transient=False, redirect_stdout=True, redirect_stderr=True)
+                          transient=False, redirect_stdout=sys.stdout.isatty(), redirect_stderr=True)
         self._live.start()
 
     def event(self, scope: str, step: str, status: str, detail: str) -> None:

@@ -24,13 +24,13 @@ def clean_env(**extra):
     return {**env, **extra}
 
 
-def run_in_pty(args, columns=100, rows=30, env=None, timeout=60.0):
-    """Run `args` with stdin, stdout and stderr on a new pseudo-terminal of that size (and
-    `env` on top of clean_env()); return (exit code, everything it wrote). Kills it after
-    `timeout` seconds."""
+def run_in_pty(args, columns=100, rows=30, env=None, timeout=60.0, stdout=None):
+    """Run `args` with stdin, stderr and stdout (unless `stdout`, a file, is given) on a new
+    pseudo-terminal of that size, with `env` on top of clean_env(); return (exit code,
+    everything it wrote to the terminal). Kills it after `timeout` seconds."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, cwd=ROOT,
+    proc = subprocess.Popen(args, stdin=slave, stdout=stdout or slave, stderr=slave, cwd=ROOT,
                             env=clean_env(TERM="xterm-256color", **(env or {})), close_fds=True)
     os.close(slave)
     out = b""

@@ -14,6 +14,7 @@ from provisioner.terminal import console
 
 LONG_DETAIL = "create VPC cast-demo-b3a120c1 " + "with-a-very-long-detail-" * 12 + "end"
 REMOTE = "wg: Unable to modify interface [/etc/wireguard/wg0.conf] [link=http://x] \x1b[31mred\r"
+DURING = "a line on stdout while the view is live"
 PAUSE_S = 0.15  # long enough for the live view to draw each state at least once
 
 
@@ -39,6 +40,7 @@ def main() -> None:
             t.start()
         for t in clouds:
             t.join()
+        print(DURING, flush=True)  # stdout while the view is live: above the rows, or down its pipe
         progress.line("mesh", "wireguard", "start")
         time.sleep(PAUSE_S)
         if fail:

@@ -8,7 +8,7 @@ import sys
 
 from provisioner.state import NodeRow, StateStore
 from tests.terminal import clean_env, drawn_lines, run_in_pty, screen
-from tests.unit.progress_driver import LONG_DETAIL
+from tests.unit.progress_driver import DURING, LONG_DETAIL
 
 DRIVER = [sys.executable, "-m", "tests.unit.progress_driver"]
 CAST = [sys.executable, "-m", "provisioner"]
@@ -26,8 +26,8 @@ def test_a_terminal_shows_live_rows_then_the_final_ones_and_the_result():
         assert live, f"no frame showed {count!r}:\n" + "\n".join(drawn)
         assert any(SPINNER.match(line) and " vms " in line and re.search(r" \d+\.\ds ", line) for line in live)
     final = screen(raw)
-    assert final[-1] == "RESULT demo ready", final
-    rows = final[:-1]
+    assert final[0] == DURING and final[-1] == "RESULT demo ready", final
+    rows = final[1:-1]
     assert [r.split()[1] for r in rows] == ["cluster", "aws", "gcp", "mesh", "kubernetes"], rows
     assert re.match(r"✓ cluster +done +done +\d+\.\ds +5 nodes on 2 clouds$", rows[0]), rows[0]
     assert re.match(r"✓ aws +vms +done +\d+\.\ds +3 running$", rows[1]), rows[1]
@@ -41,16 +41,26 @@ def test_a_failure_on_a_terminal_stays_shown_whole_and_literal():
     assert code == 0, raw
     final = screen(raw)
     assert final[-1] == "RESULT demo ready"
-    mesh = [line for line in final if "mesh" in line or not line.startswith(("✓", "✗", "-"))][:-1]
-    assert mesh[0].startswith("✗ mesh") and "failed" in mesh[0]
+    start = next(i for i, line in enumerate(final) if line.startswith("✗ mesh"))
+    mesh = final[start:-1]
+    assert "failed" in mesh[0]
     shown = "".join(line.strip() for line in mesh)  # the detail folds at 60 columns, never cut
     assert "[/etc/wireguard/wg0.conf][link=http://x][31mred" in shown.replace(" ", "")
     assert "…" not in raw and "\x1b[31m" not in raw
 
 
+def test_stdout_into_a_file_stays_out_of_the_live_view_on_stderr(tmp_path):
+    with open(tmp_path / "out", "w") as out:
+        code, raw = run_in_pty(DRIVER, stdout=out)
+    assert code == 0, raw
+    assert (tmp_path / "out").read_text() == f"{DURING}\nRESULT demo ready\n"
+    final = screen(raw)
+    assert [r.split()[1] for r in final] == ["cluster", "aws", "gcp", "mesh", "kubernetes"], final
+
+
 def test_through_a_pipe_every_event_is_one_whole_line():
     out = subprocess.run(DRIVER, capture_output=True, text=True, cwd=ROOT, env=clean_env(), check=True)
-    assert out.stdout == "RESULT demo ready\n"
+    assert out.stdout == f"{DURING}\nRESULT demo ready\n"
     lines = out.stderr.splitlines()
     assert all(re.match(r"\[ +\d+\.\ds\] \S+ +\S+ +(start|run|done|fail|skip) ", line + " ") for line in lines), lines
     assert len(LONG_DETAIL) > 300
