@@ -144,7 +144,7 @@ class VmOps:
                                    pip_of.get(req.name))
 
             workers = min(CHAIN_WORKERS, len(missing))
-            report(f"creating {len(missing)} VMs")
+            report(f"0/{len(missing)} created")
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="azure-vm") as pool:
                 for done, future in enumerate(as_completed([pool.submit(chain, r) for r in missing]), 1):
                     future.result()

@@ -36,7 +36,7 @@ def test_create_builds_tagged_network_firewalls_and_running_vms(provider, emulat
         vms = build_cluster(provider, target, masters=1, workers=2)
 
     assert [v.name for v in vms] == ["alpha-az-m1", "alpha-az-w1", "alpha-az-w2"]
-    assert said[0] == "creating 3 VMs" and "3/3 created" in said and said[-1] == "3/3 running"
+    assert said[0] == "0/3 created" and "3/3 created" in said and said[-1] == "3/3 running"
     for vm in vms:
         assert vm.state == "running"
         assert ipaddress.ip_address(vm.public_ip) in ipaddress.ip_network("203.0.113.0/24")
