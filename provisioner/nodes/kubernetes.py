@@ -89,7 +89,7 @@ def bootstrap_kubernetes(
             run_node_bootstrap(pool, access[join.node], join)
         workers = {j.node: j for j in plan.joins if j.role != "master"}
         if workers:
-            report(f"joining {len(workers)} workers")
+            report(f"joining the workers ({len(workers)})")
         pool.map([access[name] for name in workers], lambda a: run_node_bootstrap(pool, a, workers[a.name]))
     admin = pool.check(on_first, f"cat {paths.ADMIN_KUBECONFIG}")
     kubeconfig = client_kubeconfig(admin, cluster=cluster, server=kubeadm.public_api_url(first))
