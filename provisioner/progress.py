@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from .terminal import literal
+from .terminal import is_tty, literal
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -42,7 +42,7 @@ class Progress:
     def __init__(self, console: Console | None):
         self.console = console
         self.started = time.monotonic()
-        self.live = console is not None and console.is_terminal and not console.is_dumb_terminal
+        self.live = console is not None and console.is_interactive and is_tty(console)
         self._lock = threading.Lock()
         self._view: LiveView | None = None
         self._reported: dict[tuple[str, str], str] = {}

@@ -21,13 +21,23 @@ LINE_BREAKS = re.compile("[\r\n]+")
 
 def console(stderr: bool = False) -> Console:
     """A rich console on stdout (data) or stderr (progress, warnings). On a terminal it fits
-    the terminal; otherwise no line is wrapped or cut and a table is as wide as its values."""
+    the terminal; otherwise no line is wrapped or cut and a table is as wide as its values
+    (colours as rich decides: none, unless FORCE_COLOR)."""
     from rich.console import Console
 
     out = Console(stderr=stderr, highlight=False)
-    if not out.is_terminal:
+    if not is_tty(out):
         out = Console(stderr=stderr, highlight=False, width=PIPE_WIDTH, soft_wrap=True)
     return out
+
+
+def is_tty(out: Console) -> bool:
+    """Whether `out` writes to a real terminal. (rich takes a pipe for one under FORCE_COLOR or
+    TTY_COMPATIBLE=1: right for colours, wrong for a width or a live view.)"""
+    try:
+        return bool(out.file.isatty())
+    except ValueError:  # closed
+        return False
 
 
 def clean(text: Any, *, one_line: bool = False) -> str:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from provisioner.state import NodeRow, StateStore
-from tests.terminal import clean_env, drawn_lines, run_in_pty, screen
+from tests.terminal import CSI, clean_env, drawn_lines, run_in_pty, screen
 from tests.unit.progress_driver import DURING, LONG_DETAIL
 
 DRIVER = [sys.executable, "-m", "tests.unit.progress_driver"]
@@ -67,6 +67,14 @@ def test_through_a_pipe_every_event_is_one_whole_line():
     assert any(line.endswith("aws           network        done  " + LONG_DETAIL) for line in lines)
     assert [line.split()[-2] for line in lines if " aws " in line and " run " in line] == ["0/3", "1/3", "2/3", "3/3"]
     assert "…" not in out.stderr and "\x1b" not in out.stderr
+
+
+def test_forced_colours_through_a_pipe_stay_whole_lines_without_a_live_view():
+    out = subprocess.run(DRIVER, capture_output=True, text=True, cwd=ROOT, env=clean_env(FORCE_COLOR="1"), check=True)
+    assert "\x1b[" in out.stderr  # coloured, as asked
+    assert not re.search(r"\x1b\[(\d*A|2K|\?25l)", out.stderr)  # but no cursor moves: no live view
+    lines = [CSI.sub("", line) for line in out.stderr.splitlines()]
+    assert any(line.endswith("aws           network        done  " + LONG_DETAIL) for line in lines), lines
 
 
 def test_remote_text_through_a_pipe_is_printed_literally_without_controls():
