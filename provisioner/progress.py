@@ -49,8 +49,8 @@ class Progress:
 
     def line(self, scope: str, step: str, status: str, detail: str = "") -> None:
         """An event of `step` in `scope` (a cloud, "mesh", "kubernetes", "cluster"): status
-        start, done, fail, skip, info or warn, and its detail. Through a pipe it is the line
-        `[  1.2s] aws           network        done  vpc-0abc`. Never pass a secret."""
+        start, run (a report: see update), done, fail, skip, info or warn, and its detail.
+        Through a pipe: `[  1.2s] aws           network        done  vpc-0abc`. Never pass a secret."""
         if self.console is None:
             return
         with self._lock:
