@@ -63,13 +63,16 @@ class LiveView:
         self._live.start()
 
     def event(self, scope: str, step: str, status: str, detail: str) -> None:
-        """Apply one Progress event: start and run (a report) mark `step` running; any other
-        status ends it."""
+        """Apply one Progress event: start marks `step` running, run (a report) updates it,
+        any other status ends it."""
         now = time.monotonic()
         with self._lock:
             row = self._rows.setdefault(scope, Row(now, now))
             row.last = now
-            if status in ("start", "run"):
+            if status == "run":
+                if step in row.running:  # a late report of an ended step changes nothing
+                    row.running[step] = detail
+            elif status == "start":
                 row.running[step] = detail
             else:
                 row.running.pop(step, None)
