@@ -12,15 +12,8 @@ import click
 
 from .completion import SHELLS, complete_cluster, complete_worker
 from .errors import CastError
-from .render import (
-    CLOUD_NAMES,
-    console,
-    render_cluster,
-    render_doctor,
-    render_latency_matrix,
-    render_plan,
-    render_regions,
-)
+from .render import CLOUD_NAMES, render_cluster, render_doctor, render_latency_matrix, render_plan, render_regions
+from .terminal import clean, console, literal, whole
 
 if TYPE_CHECKING:
     from .plan import ClusterPlan
@@ -58,7 +51,7 @@ class CastGroup(click.Group):
             result = super().invoke(ctx)
         except CastError as exc:
             path = logs.finish(exc, exit_code=exc.exit_code)
-            click.echo(f"error: {exc}{f' (log: {path})' if path else ''}", err=True)
+            click.echo(f"error: {clean(exc)}{f' (log: {path})' if path else ''}", err=True)
             sys.exit(exc.exit_code)
         except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit) as exc:
             logs.finish(exit_code=getattr(exc, "exit_code", 1))
@@ -67,7 +60,8 @@ class CastGroup(click.Group):
             path = logs.finish(exc, exit_code=1)
             if path is None:
                 raise
-            click.echo(f"error: unexpected {type(exc).__name__}: {exc} (log, with the traceback: {path})", err=True)
+            click.echo(f"error: unexpected {type(exc).__name__}: {clean(exc)} (log, with the traceback: {path})",
+                       err=True)
             sys.exit(1)
         except BaseException as exc:  # KeyboardInterrupt: the log says where it stopped
             logs.finish(exc, exit_code=130)
@@ -239,8 +233,8 @@ def warn_latency(plan: ClusterPlan) -> None:
     for p in plan.latency:
         if p.verdict == "warn":
             err.print(
-                f"[yellow]warning[/]: {p.describe()} is within 20% of the "
-                f"{plan.spec.latency_threshold_ms:g} ms threshold"
+                literal("warning", "yellow").append(literal(
+                    f": {p.describe()} is within 20% of the {plan.spec.latency_threshold_ms:g} ms threshold"))
             )
 
 
@@ -296,12 +290,14 @@ def create_cluster_cmd(
         return
     start_log(ctx, spec.name)
     engine = make_engine(ctx, regions, quiet=quiet or output == "json")
-    row = engine.create_cluster(spec)
+    with engine.progress:
+        row = engine.create_cluster(spec)
     show_cluster(ctx, row.name, output)
 
 
 def make_engine(ctx: click.Context, regions: Any = None, *, quiet: bool = False) -> Any:
-    """The lifecycle engine on this state store, with progress on stderr unless quiet."""
+    """The lifecycle engine on this state store, with progress on stderr unless quiet. Run
+    its work inside `with engine.progress:`, so that a live view ends before the result."""
     from .engine import Engine
     from .progress import Progress
     from .regions import load_region_map
@@ -328,11 +324,13 @@ def make_engine(ctx: click.Context, regions: Any = None, *, quiet: bool = False)
 def add_node_cmd(ctx: click.Context, name: str, cloud: str, role: str, count: int, output: str, quiet: bool) -> None:
     """Add worker nodes to the cluster NAME on one cloud and join them to the mesh."""
     start_log(ctx, name)
-    added = make_engine(ctx, quiet=quiet or output == "json").add_node(name, cloud, role, count)
+    engine = make_engine(ctx, quiet=quiet or output == "json")
+    with engine.progress:
+        added = engine.add_node(name, cloud, role, count)
     if output == "json":
         emit_json({"added": added})
     else:
-        console().print(f"added {', '.join(added)}")
+        console().print(literal(f"added {', '.join(added)}"))
 
 
 @cli.command("remove-node")
@@ -343,8 +341,10 @@ def add_node_cmd(ctx: click.Context, name: str, cloud: str, role: str, count: in
 def remove_node_cmd(ctx: click.Context, name: str, node: str, quiet: bool) -> None:
     """Delete the worker NODE of the cluster NAME; its peer is removed from every other node."""
     start_log(ctx, name)
-    make_engine(ctx, quiet=quiet).remove_node(name, node)
-    console().print(f"removed {node}")
+    engine = make_engine(ctx, quiet=quiet)
+    with engine.progress:
+        engine.remove_node(name, node)
+    console().print(literal(f"removed {node}"))
 
 
 @cli.command("delete-cluster")
@@ -361,13 +361,15 @@ def delete_cluster_cmd(ctx: click.Context, name: str, yes: bool, quiet: bool) ->
     store = store_of(ctx)
     row = store.cluster(name)
     if row is None:
-        console(stderr=True).print(f"no cluster named {name!r} in {store.root}: nothing to delete")
+        console(stderr=True).print(literal(f"no cluster named {name!r} in {store.root}: nothing to delete"))
         return
     if not yes:
         click.confirm(f"Delete cluster {name} ({row.uuid}) and everything it has on every cloud?", abort=True)
     start_log(ctx, name)
-    make_engine(ctx, quiet=quiet).delete_cluster(name)
-    console().print(f"deleted cluster {name}")
+    engine = make_engine(ctx, quiet=quiet)
+    with engine.progress:
+        engine.delete_cluster(name)
+    console().print(literal(f"deleted cluster {name}"))
 
 
 @cli.command("reconcile")
@@ -389,9 +391,9 @@ def reconcile_cmd(ctx: click.Context, name: str, dry_run: bool, watch: bool, int
             emit_json({"cluster": name, "dry_run": dry_run, "findings": report})
         elif report:
             for line in report:
-                console().print(line)
+                console().print(literal(line))
         else:
-            console().print(f"{name}: everything matches the spec")
+            console().print(literal(f"{name}: everything matches the spec"))
         if not watch:
             return
         time.sleep(seconds)  # the --watch period the user asked for, not a wait for an event
@@ -430,14 +432,14 @@ def list_cmd(ctx: click.Context, output: str) -> None:
         )
         return
     if not rows:
-        console().print(f"No clusters in {store.root}.")
+        console().print(literal(f"No clusters in {store.root}."))
         return
     table = Table()
     for column in ("name", "region", "status", "nodes", "uuid"):
         table.add_column(column)
     for c, n in rows:
-        table.add_row(c.name, c.region, c.status, str(n), c.uuid)
-    console().print(table)
+        table.add_row(*(literal(v) for v in (c.name, c.region, c.status, n, c.uuid)))
+    console().print(whole(table))
 
 
 def show_cluster(ctx: click.Context, name: str, output: str) -> None:
@@ -525,7 +527,7 @@ def kubeconfig_cmd(ctx: click.Context, name: str, merge: bool, output: str) -> N
         return
     click.echo(str(path))
     if merged_into:
-        console(stderr=True).print(f"merged into {merged_into} as context {name}")
+        console(stderr=True).print(literal(f"merged into {merged_into} as context {name}"))
 
 
 # --- completion ------------------------------------------------------------------------
@@ -619,10 +621,10 @@ def sandbox_up(ctx: click.Context, region: str, api_delay_ms: float, boot_delay_
     if state.get("api_delay_ms") or state.get("boot_delay_s"):
         paced = (f", API calls held {state['api_delay_ms']:g} ms, "
                  f"VMs answer SSH {state['boot_delay_s']:g} s after create")
-    console(stderr=True).print(
+    console(stderr=True).print(literal(
         f"sandbox up (pid {state['pid']}, delays of {state['region']}{paced}, public IPs from {state.get('pool')}); "
         f'point cast at it with: eval "$(cast sandbox env)"'
-    )
+    ))
 
 
 @sandbox_group.command("down")
@@ -673,13 +675,13 @@ def sandbox_status(ctx: click.Context, output: str) -> None:
         emit_json({"running": True, "pid": state["pid"], "region": state["region"], "env": state["env"], "vms": vms})
         return
     out = console()
-    out.print(f"sandbox: running (pid {state['pid']}, up {control.uptime(state):.0f}s, delays of {state['region']}, "
-              f"public IPs from {state.get('pool')})")
+    out.print(literal(f"sandbox: running (pid {state['pid']}, up {control.uptime(state):.0f}s, "
+                      f"delays of {state['region']}, public IPs from {state.get('pool')})"))
     for key, value in state["env"].items():
         if key.endswith("ENDPOINT") or key.endswith("ENDPOINT_URL"):
-            out.print(f"  {key}={value}")
+            out.print(literal(f"  {key}={value}"))
     for cloud, listed in vms.items():
-        out.print(f"  {cloud}: {len(listed) if isinstance(listed, list) else listed} VMs")
+        out.print(literal(f"  {cloud}: {len(listed) if isinstance(listed, list) else listed} VMs"))
 
 
 # --- check-latency (nodes over the WireGuard mesh) -------------------------------------

@@ -7,6 +7,7 @@ the same command again after a crash or a cloud error continues where it stopped
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid as uuidlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -197,7 +198,8 @@ class Engine:
         self.store.journal(uuid, cloud, step, "begin")
         self.progress.line(cloud, step, "start")
         try:
-            result = work()
+            with self.progress.reporting(cloud, step):
+                result = work()
         except Exception as exc:
             detail = str(exc) if isinstance(exc, CastError) else f"{type(exc).__name__}: {exc}"
             self.store.journal(uuid, cloud, step, "fail", detail)
@@ -302,13 +304,22 @@ class Engine:
         markers: dict[str, BootMarker] = {}
         by_name = {m.name: m for m in members}
 
+        counted = threading.Lock()
+        up: list[str] = []
+
         def booted(access: NodeAccess) -> tuple[BootMarker, Prepared]:
             # Each node gets ready for the mesh as soon as it is up, while others still boot.
             pool.wait_reachable(access, timeout_s=SSH_TIMEOUT_S)
-            return wait_booted(pool, access), prepare_node(pool, by_name[access.name])
+            result = wait_booted(pool, access), prepare_node(pool, by_name[access.name])
+            with counted:
+                up.append(access.name)
+                self.progress.update("mesh", "wireguard", f"{len(up)}/{len(members)} nodes booted")
+            return result
 
         def work() -> Ensured:
+            self.progress.update("mesh", "wireguard", f"0/{len(members)} nodes booted")
             ready = pool.map([m.access for m in members], booted)
+            self.progress.update("mesh", "wireguard", f"bringing up the mesh of {len(members)} nodes")
             markers.update({name: marker for name, (marker, _) in ready.items()})
             report = apply_mesh(members, pool, prepared={name: prep for name, (_, prep) in ready.items()})
             for n in rows:
@@ -475,8 +486,11 @@ class Engine:
         reports: list[LatencyReport] = []
 
         def work() -> Ensured:
+            self.progress.update("mesh", "latency", "measuring every pair, 3 pings each")
             report = self._measure(cluster, pool, count=3, interval_s=0.2)
             if report.violations():
+                again = f"{len(report.violations())} pairs over the threshold: measuring again"
+                self.progress.update("mesh", "latency", again)
                 report = self._measure(cluster, pool, count=5, interval_s=0.2)
             reports.append(report)
             cross = [p.avg_ms for p in report.pairs if p.cross_group and p.avg_ms is not None]

@@ -1,13 +1,14 @@
 """Rich rendering for the command line: the tables and lines users read. Pure output: no
-state, no cloud. rich is imported on first use, so `cast --help` stays fast."""
+state, no cloud. rich is imported on first use, so `cast --help` stays fast. Values are
+printed as literal text (terminal.literal) and tables never cut one (terminal.whole)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from rich.console import Console
+from .terminal import console, literal, whole
 
+if TYPE_CHECKING:
     from .doctor import Report
     from .plan import ClusterPlan
     from .preflight import PairCheck
@@ -16,13 +17,6 @@ if TYPE_CHECKING:
 
 CLOUD_NAMES = ("aws", "gcp", "azure", "digitalocean")
 VERDICT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
-
-
-def console(stderr: bool = False) -> Console:
-    """A rich console on stdout (data) or stderr (progress, warnings)."""
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False)
 
 
 def verdict_text(verdict: str) -> str:
@@ -58,19 +52,19 @@ def render_regions(result: list[tuple[Region, list[PairCheck]]], threshold: floa
         table.add_column(cloud)
     table.add_column("verdict")
     for region, checks in result:
-        cells = [f"[bold]{region.key}[/]\n[dim]{region.name}[/]"]
+        cells = [literal(region.key, "bold").append("\n").append(literal(region.name, "dim"))]
         for cloud in CLOUD_NAMES:
             c = region.clouds.get(cloud)
-            cells.append(f"{c.region}\n[dim]{c.metro}[/]" if c else "[dim]-[/]")
+            cells.append(literal(c.region).append("\n").append(literal(c.metro, "dim")) if c else literal("-", "dim"))
         table.add_row(*cells, verdict_text(overall(checks)))
-    out.print(table)
+    out.print(whole(table))
     pairs = Table(title="cloud pairs: great-circle distance, physical RTT bound, published RTT", title_justify="left")
     for column in ("region", "pair", "km", "bound ms", "published ms", "verdict"):
         pairs.add_column(column, justify="right" if column in ("km", "bound ms", "published ms") else "left")
     for region, checks in result:
         for i, row in enumerate(pair_rows(checks)):
-            pairs.add_row(region.key if i == 0 else "", *row, end_section=i == len(checks) - 1)
-    out.print(pairs)
+            pairs.add_row(literal(region.key) if i == 0 else "", *row, end_section=i == len(checks) - 1)
+    out.print(whole(pairs))
 
 
 def render_plan(plan: ClusterPlan) -> None:
@@ -79,9 +73,10 @@ def render_plan(plan: ClusterPlan) -> None:
 
     out = console()
     spec = plan.spec
-    out.print(f"[bold]Plan for cluster {spec.name}[/] in {plan.region_name} ({spec.region})")
+    out.print(literal(f"Plan for cluster {spec.name}", "bold"), literal(f"in {plan.region_name} ({spec.region})"))
     for c in plan.clouds:
-        table = Table(title=f"{c.cloud}: {c.region}" + (f" / {c.zone}" if c.zone else ""), title_justify="left")
+        title = literal(f"{c.cloud}: {c.region}" + (f" / {c.zone}" if c.zone else ""))
+        table = Table(title=title, title_justify="left")
         table.add_column("node")
         table.add_column("role")
         table.add_column("size")
@@ -89,37 +84,37 @@ def render_plan(plan: ClusterPlan) -> None:
         table.add_column("subnet")
         table.add_column("mesh address")
         for n in c.nodes:
-            table.add_row(n.name, n.role, n.size, n.image, c.subnet_cidr, n.mesh_ip)
-        out.print(f"\n[bold]{c.cloud}[/]: network {c.network_cidr}, subnet {c.subnet_cidr}")
+            table.add_row(*(literal(v) for v in (n.name, n.role, n.size, n.image, c.subnet_cidr, n.mesh_ip)))
+        out.print()
+        out.print(literal(c.cloud, "bold").append(literal(f": network {c.network_cidr}, subnet {c.subnet_cidr}")))
         for role, rules in c.firewall.items():
             text = ", ".join(f"{r.protocol}/{r.ports} from {' '.join(r.sources)}" for r in rules)
-            out.print(f"  firewall {role}: {text}")
-        out.print(table)
+            out.print(literal(f"  firewall {role}: {text}"))
+        out.print(whole(table))
     latency = Table(title=f"latency pre-flight (threshold {spec.latency_threshold_ms:g} ms)", title_justify="left")
     for column in ("pair", "km", "bound ms", "published ms", "verdict"):
         latency.add_column(column)
     for row in pair_rows(list(plan.latency)):
         latency.add_row(*row)
     out.print()
-    out.print(latency)
+    out.print(whole(latency))
 
 
 def render_cluster(cluster: ClusterRow, nodes: list[NodeRow], kubernetes: str | None = None) -> None:
     """A cluster's status line, where its Kubernetes stands, and its nodes."""
     from rich import box
-    from rich.markup import escape
     from rich.table import Table
 
     out = console()
-    out.print(f"[bold]{cluster.name}[/] {cluster.status} in {cluster.region}, uuid {cluster.uuid}")
+    out.print(literal(cluster.name, "bold"), literal(f"{cluster.status} in {cluster.region}, uuid {cluster.uuid}"))
     if kubernetes:
-        out.print(f"kubernetes: {escape(kubernetes)}", highlight=False)
+        out.print(literal(f"kubernetes: {kubernetes}"))
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("node", "cloud", "role", "size", "status", "public ip", "mesh ip"):
         table.add_column(column, no_wrap=column in ("node", "public ip", "mesh ip"))
     for n in nodes:
-        table.add_row(n.name, n.cloud, n.role, n.size, n.status, n.public_ip or "-", n.mesh_ip)
-    out.print(table)
+        table.add_row(*(literal(v) for v in (n.name, n.cloud, n.role, n.size, n.status, n.public_ip or "-", n.mesh_ip)))
+    out.print(whole(table))
 
 
 def render_latency_matrix(report: Any) -> None:
@@ -136,10 +131,10 @@ def render_latency_matrix(report: Any) -> None:
     table.add_column("cloud")
     table.add_column("from \\ to")
     for group, name in names:
-        table.add_column(f"{name}\n[dim]{group}[/]", justify="right")
+        table.add_column(literal(name).append("\n").append(literal(group, "dim")), justify="right")
     previous = None
     for group, source in names:
-        row = [group if group != previous else "", source]
+        row: list[Any] = [literal(group) if group != previous else "", literal(source)]
         previous = group
         for _, target in names:
             pair = cells.get((source, target))
@@ -153,7 +148,7 @@ def render_latency_matrix(report: Any) -> None:
             row.append(f"[{style}]{text}[/]")
         table.add_row(*row)
     out = console()
-    out.print(table)
+    out.print(whole(table))
     verdict = "ok" if report.ok else "fail"
     out.print(f"{len(report.pairs)} pairs, {len(report.violations())} over the threshold: {verdict_text(verdict)}")
 
@@ -173,7 +168,7 @@ def render_doctor(report: Report) -> None:
         endpoint = escape(a.endpoint) + (" [cyan](sandbox)[/]" if a.sandbox else "")
         usable = "[green]yes[/]" if a.usable else "[bold red]no[/]"
         table.add_row(a.cloud, usable, escape(a.credentials or "none found"), endpoint)
-    out.print(table)
+    out.print(whole(table))
     for a in report.clouds:
         out.print(f"[bold]{a.cloud}[/]: {escape(a.detail)}")
         if a.fix:

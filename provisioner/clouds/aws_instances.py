@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from .. import tags
 from ..errors import CloudError, ExcessResourcesError, NotFoundError
 from ..parallel import gather
+from ..progress import report
 from ..retry import wait_until
 from .aws_api import CLOUD, AwsApi
 from .aws_firewall import find_groups
@@ -153,9 +154,9 @@ def wait_running(api: AwsApi, ids: Sequence[str]) -> list[Vm]:
         if ended:
             raise CloudError(CLOUD, f"instances {', '.join(ended)} stopped or terminated while starting")
         vms = [to_vm(now[i]) for i in ids if i in now]
-        if len(vms) == len(ids) and all(v.state == "running" and v.public_ip and v.private_ip for v in vms):
-            return vms
-        return None
+        ready = sum(1 for v in vms if v.state == "running" and v.public_ip and v.private_ip)
+        report(f"{ready}/{len(ids)} running")
+        return vms if ready == len(ids) else None
 
     return wait_until(running, what=f"{len(ids)} instances to run with public and private IPs",
                       timeout_s=WAIT_TIMEOUT_S, initial=POLL_INITIAL_S, maximum=POLL_MAX_S)

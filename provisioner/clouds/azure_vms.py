@@ -6,13 +6,14 @@ count), deleting VMs with their NICs and public IPs, and finding VMs without the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .. import tags
 from ..errors import CloudError, ExcessResourcesError, NotFoundError
 from ..parallel import gather
+from ..progress import report
 from ..retry import wait_until
 from ..teardown import Deletable, delete_in_passes
 from . import azure_build as build
@@ -143,9 +144,11 @@ class VmOps:
                                    pip_of.get(req.name))
 
             workers = min(CHAIN_WORKERS, len(missing))
+            report(f"0/{len(missing)} created")
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="azure-vm") as pool:
-                for future in [pool.submit(chain, r) for r in missing]:
+                for done, future in enumerate(as_completed([pool.submit(chain, r) for r in missing]), 1):
                     future.result()
+                    report(f"{done}/{len(missing)} created")
         names = [r.name for r in requests]
         return wait_until(lambda: self._ready(group, cluster, names), what=f"{len(names)} Azure VMs running",
                           timeout_s=READY_TIMEOUT_S, initial=0.2)
@@ -183,10 +186,10 @@ class VmOps:
             vm = found.get(name)
             if vm is not None and vm.extra.get("provisioning_state") == "Failed":
                 raise CloudError(CLOUD, f"VM {name} failed to provision")
-        if all(n in found and found[n].state == "running" and found[n].public_ip and found[n].private_ip
-               for n in names):
-            return [found[n] for n in names]
-        return None
+        ready = sum(1 for n in names
+                    if n in found and found[n].state == "running" and found[n].public_ip and found[n].private_ip)
+        report(f"{ready}/{len(names)} running")
+        return [found[n] for n in names] if ready == len(names) else None
 
     # --- delete ----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from ..errors import (
     NotFoundError,
 )
 from ..parallel import gather
+from ..progress import report
 from ..retry import wait_until
 from ..teardown import Deletable, delete_in_passes
 from . import do_droplets, do_firewall
@@ -261,7 +262,9 @@ class Provider(Cloud):
 
         def all_ready() -> dict[str, Vm] | None:
             now = self._by_name([do_droplets.to_vm(d) for d in self._droplets(uuid_tag)])
-            return now if all(n in now and do_droplets.is_ready(now[n]) for n in names) else None
+            ready = sum(1 for n in names if n in now and do_droplets.is_ready(now[n]))
+            report(f"{ready}/{len(names)} running")
+            return now if ready == len(names) else None
 
         ready = wait_until(all_ready, what=f"{len(names)} droplet(s) of cluster {cluster.name} to be active",
                            timeout_s=self.boot_timeout_s, initial=self.poll_initial_s, maximum=self.poll_max_s)

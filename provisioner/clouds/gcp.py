@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import CapacityError, CloudError, ExcessResourcesError, ForeignVmError, NotFoundError
 from ..parallel import gather
+from ..progress import report
 from ..retry import wait_until
 from ..tags import CLUSTER_UUID, NODE, ROLE, vm_tags
 from ..teardown import Deletable, delete_in_passes
@@ -182,9 +183,9 @@ class Provider(Cloud):
         def all_running() -> list[Vm] | None:
             now = _by_node(self._cluster_instances(cluster))
             found = [_vm(now[n][0]) for n in names if n in now]
-            ready = len(found) == len(names) and all(
-                vm.state == "RUNNING" and vm.public_ip and vm.private_ip for vm in found)
-            return found if ready else None
+            ready = sum(1 for vm in found if vm.state == "RUNNING" and vm.public_ip and vm.private_ip)
+            report(f"{ready}/{len(names)} running")
+            return found if ready == len(names) else None
 
         return wait_until(all_running, what=f"{len(names)} GCP instance(s) running with public IPs in {zone}",
                           timeout_s=self.vm_timeout_s, initial=self.poll_initial_s, maximum=self.poll_max_s)

@@ -22,6 +22,7 @@ from ..kube.bootstrap import (
     init_bootstrap,
 )
 from ..kube.kubeconfig import client_kubeconfig
+from ..progress import report
 
 if TYPE_CHECKING:
     from ..state import NodeRow
@@ -71,6 +72,7 @@ def bootstrap_kubernetes(
     token, certificate_key = kubeadm.new_bootstrap_token(), kubeadm.new_certificate_key()
     first = first_master(nodes)
     on_first = access[first.name]
+    report(f"kubeadm init on {first.name}")
     run_node_bootstrap(
         pool, on_first, init_bootstrap(cluster, nodes, token=token, certificate_key=certificate_key,
                                        kubernetes_version=kubernetes_version)
@@ -84,8 +86,11 @@ def bootstrap_kubernetes(
     if plan.joins:
         run_node_bootstrap(pool, on_first, plan.refresh)
         for join in (j for j in plan.joins if j.role == "master"):  # etcd grows one member at a time
+            report(f"joining master {join.node}")
             run_node_bootstrap(pool, access[join.node], join)
         workers = {j.node: j for j in plan.joins if j.role != "master"}
+        if workers:
+            report(f"joining the workers ({len(workers)})")
         pool.map([access[name] for name in workers], lambda a: run_node_bootstrap(pool, a, workers[a.name]))
     admin = pool.check(on_first, f"cat {paths.ADMIN_KUBECONFIG}", purpose="fetch kubeconfig")
     kubeconfig = client_kubeconfig(admin, cluster=cluster, server=kubeadm.public_api_url(first))

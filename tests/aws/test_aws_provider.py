@@ -19,6 +19,7 @@ from provisioner.errors import (
 from provisioner.sandbox.aws_fault_proxy import Fault, FaultProxy, throttling
 from provisioner.sandbox.aws_moto import BUILDS, ami_id
 
+from ..reports import reports
 from .conftest import (
     PUBLIC_KEY,
     REGION,
@@ -41,9 +42,11 @@ def test_create_then_teardown_leaves_nothing_tagged(aws_env: FaultProxy, ec2: An
     p, t = Provider(REGION, ZONE), make_target()
     ensure_infra(p, t)
     wanted = requests("demo", 1, 2)
-    vms = p.ensure_vms(t, wanted, PUBLIC_KEY)
+    with reports() as said:
+        vms = p.ensure_vms(t, wanted, PUBLIC_KEY)
 
     assert [v.name for v in vms] == [w.name for w in wanted]
+    assert said[-1] == "3/3 running"  # the count the user watches while the instances start
     assert aws_env.calls["RunInstances"] == 3
     pool, subnet = ipaddress.ip_network("198.18.0.0/24"), ipaddress.ip_network("10.10.1.0/24")
     assert all(v.state == "running" for v in vms)

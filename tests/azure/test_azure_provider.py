@@ -21,6 +21,7 @@ from provisioner.errors import (
 from provisioner.sandbox.azure_emulator import AzureEmulator
 from provisioner.sandbox.pools import DEFAULT_POOLS
 
+from ..reports import reports
 from .conftest import PUBLIC_KEY, build_cluster, make_target, vm_requests
 
 VM = "Microsoft.Compute/virtualMachines"
@@ -32,9 +33,11 @@ def _ops_polls(emulator: AzureEmulator, kind: str) -> int:
 
 def test_create_builds_tagged_network_firewalls_and_running_vms(provider, emulator):
     target = make_target("alpha")
-    vms = build_cluster(provider, target, masters=1, workers=2)
+    with reports() as said:
+        vms = build_cluster(provider, target, masters=1, workers=2)
 
     assert [v.name for v in vms] == ["alpha-az-m1", "alpha-az-w1", "alpha-az-w2"]
+    assert said[0] == "0/3 created" and "3/3 created" in said and said[-1] == "3/3 running"
     for vm in vms:
         assert vm.state == "running"
         assert ipaddress.ip_address(vm.public_ip) in ipaddress.ip_network(DEFAULT_POOLS["azure"])

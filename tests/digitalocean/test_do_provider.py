@@ -12,6 +12,7 @@ from provisioner.clouds.digitalocean import Provider
 from provisioner.errors import AuthError, CapacityError, ForeignVmError
 from provisioner.sandbox.do_emulator import PUBLIC_POOL, DigitalOceanEmulator
 
+from ..reports import reports
 from .conftest import PUBLIC_KEY, REGION, SEEDED_RANGE, build, make_target, public_key_for, raw, vm_requests
 
 
@@ -32,10 +33,12 @@ def test_create_gives_active_droplets_in_the_vpc_behind_the_firewall(emulator, p
     net = provider.ensure_network(target)
     provider.ensure_firewall(target)
     provider.ensure_ssh_key(target, PUBLIC_KEY)
-    vms = provider.ensure_vms(target, vm_requests("alpha"), PUBLIC_KEY)
+    with reports() as said:
+        vms = provider.ensure_vms(target, vm_requests("alpha"), PUBLIC_KEY)
 
     block = ipaddress.IPv4Network(net.network_cidr)
     assert [vm.name for vm in vms] == ["alpha-do-m1", "alpha-do-w1", "alpha-do-w2"]
+    assert said[-1] == "3/3 running"  # the count the user watches while the droplets start
     for vm in vms:
         assert vm.state == "active"
         assert ipaddress.IPv4Address(vm.private_ip) in block

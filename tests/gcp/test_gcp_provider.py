@@ -15,6 +15,7 @@ from provisioner.errors import AuthError, CapacityError, DependencyError, Foreig
 from provisioner.sandbox.gcp_emulator import GcpEmulator
 from provisioner.sandbox.pools import DEFAULT_POOLS
 
+from ..reports import reports
 from .conftest import PUBLIC_KEY, REGION, ZONE, build, http, make_target, vm_requests
 
 PROJECT = "cast-test"
@@ -32,9 +33,11 @@ def firewall_bodies(emulator: GcpEmulator, prefix: str) -> dict[str, dict]:
 
 def test_create_builds_the_cluster_with_running_vms(provider: Provider, emulator: GcpEmulator) -> None:
     target = make_target()
-    vms = build(provider, target, vm_requests("demo", 1, 2))
+    with reports() as said:
+        vms = build(provider, target, vm_requests("demo", 1, 2))
 
     assert [v.name for v in vms] == ["demo-gcp-m1", "demo-gcp-w1", "demo-gcp-w2"]
+    assert said[-1] == "3/3 running"  # the count the user watches while the instances start
     for vm in vms:
         assert vm.state == "RUNNING" and vm.cluster_uuid == target.cluster.uuid
         assert ipaddress.ip_address(vm.public_ip) in ipaddress.ip_network(DEFAULT_POOLS["gcp"])

@@ -22,6 +22,7 @@ from provisioner.nodes.kubernetes import bootstrap_kubernetes
 from provisioner.nodes.ssh import NodeAccess, SshPool, load_private_key
 from provisioner.state import NodeRow
 
+from ..reports import reports
 from .conftest import GROUPS, Network, keypair
 
 pytestmark = pytest.mark.root
@@ -129,7 +130,11 @@ def _steps(calls: list[str]) -> list[str]:
 def test_first_run_inits_the_first_master_then_joins_the_rest_with_secrets_only_in_0600_files(cluster) -> None:
     pool, members, ca = cluster
     (m1, _), (m2, _), (w1, _) = members
-    result = bootstrap_kubernetes(pool, "demo", members, "v1.36.2")
+    with reports("kubernetes", "bootstrap") as said:
+        result = bootstrap_kubernetes(pool, "demo", members, "v1.36.2")
+
+    # What the user watches meanwhile, in the order it happens.
+    assert said == [f"kubeadm init on {m1.name}", f"joining master {m2.name}", "joining the workers (1)"]
 
     first = _calls(pool, m1)
     assert _steps(first) == [
