@@ -14,7 +14,9 @@ It behaves like the real API where cast depends on it:
 - faults (base class): throttle -> 429 rateLimitExceeded, unavailable -> 503 backendError,
   quota (instance insert only) -> an operation that ends with QUOTA_EXCEEDED (as GCP reports
   it), or with `quota_style="http"` a 403 quotaExceeded.
-Every request is first checked against the compute v1 discovery document (gcp_discovery);
+Credentials: a request with no `Authorization: Bearer <token>` header (or, when `token` is
+set, another token) gets 401 UNAUTHENTICATED with the API's own body, before anything else.
+Every request is then checked against the compute v1 discovery document (gcp_discovery);
 one the real API would not accept gets 400 and is appended to `violations`, which tests
 assert empty. `GET /_emulator/violations` lists them; `DELETE` clears them (reset does not).
 """
@@ -66,6 +68,34 @@ def _error(status: int, reason: str, message: str) -> Response:
     )
 
 
+AUTH_MISSING = ("Request is missing required authentication credential. Expected OAuth 2 access token, "
+                "login cookie or other valid authentication credential. "
+                "See https://developers.google.com/identity/sign-in/web/devconsole-project.")
+AUTH_INVALID = ("Request had invalid authentication credentials. Expected OAuth 2 access token, login "
+                "cookie or other valid authentication credential. "
+                "See https://developers.google.com/identity/sign-in/web/devconsole-project.")
+
+
+def unauthenticated(request: Request, token: str | None) -> Response | None:
+    """The API's 401 when the request carries no bearer token (or not `token`), else None.
+    The shape is the one Google's front end sends (error.errors[] + status + ErrorInfo)."""
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip() and (token is None or value.strip() == token):
+        return None
+    missing = not auth
+    message = AUTH_MISSING if missing else AUTH_INVALID
+    info = "CREDENTIALS_MISSING" if missing else "ACCESS_TOKEN_TYPE_UNSUPPORTED"
+    detail = {"message": "Login Required." if missing else "Invalid Credentials", "domain": "global",
+              "reason": "required" if missing else "authError", "location": "Authorization",
+              "locationType": "header"}
+    body = {"error": {"code": 401, "message": message, "errors": [detail], "status": "UNAUTHENTICATED",
+                      "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": info,
+                                   "domain": "googleapis.com",
+                                   "metadata": {"service": "compute.googleapis.com"}}]}}
+    return Response(401, body, {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'})
+
+
 def _link(path: str) -> str:
     return LINK_BASE + path
 
@@ -110,16 +140,18 @@ class _Store:
 
 
 class GcpEmulator(EmulatorServer):
-    """The compute v1 emulator. `op_delay` and `boot_delay` are (min, max) seconds."""
+    """The compute v1 emulator. `op_delay` is (min, max) seconds, `boot_delay` seconds;
+    `token`, when given, is the only bearer token accepted."""
 
     cloud = "gcp"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None,
                  op_delay: tuple[float, float] = (0.05, 0.2), boot_delay: float = 0.1,
                  wait_max: float = 2.0, quota_style: str = "operation", seed: int = 11,
                  public_pool: str = PUBLIC_POOL):
         super().__init__(host, port)
         self.public_pool = public_pool
+        self.token = token  # when set, the only bearer token accepted
         self.op_delay = op_delay
         self.boot_delay = boot_delay
         self.wait_max = wait_max
@@ -217,6 +249,9 @@ class GcpEmulator(EmulatorServer):
     # --- checking ----------------------------------------------------------------------
 
     def _check(self, request: Request) -> Response | None:
+        refused = unauthenticated(request, self.token)
+        if refused:
+            return refused
         problems = self.discovery.check(request.method, request.path, request.query, request.body)
         if not problems:
             return None

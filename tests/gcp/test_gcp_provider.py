@@ -6,7 +6,6 @@ import ipaddress
 import os
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
 from provisioner.clouds.gcp import Provider
@@ -15,14 +14,9 @@ from provisioner.errors import AuthError, CapacityError, DependencyError, Foreig
 from provisioner.sandbox.gcp_emulator import GcpEmulator
 from provisioner.sandbox.pools import DEFAULT_POOLS
 
-from .conftest import PUBLIC_KEY, REGION, ZONE, build, http, make_target, vm_requests
+from .conftest import PUBLIC_KEY, REGION, ZONE, build, http, make_target, sdk, vm_requests
 
 PROJECT = "cast-test"
-
-
-def sdk(emulator: GcpEmulator, kind: str):
-    return getattr(compute_v1, kind)(credentials=AnonymousCredentials(), transport="rest",
-                                     client_options={"api_endpoint": emulator.url})
 
 
 def firewall_bodies(emulator: GcpEmulator, prefix: str) -> dict[str, dict]:
@@ -293,3 +287,50 @@ def test_control_endpoint_reports_calls_and_vms(provider: Provider, emulator: Gc
     assert http(emulator, "GET", "/_emulator/violations") == (200, [])
     provider.teardown(target)
     assert os.environ["CAST_GCP_ENDPOINT"] == emulator.url
+
+
+@pytest.mark.parametrize("auth", [None, "Basic dXNlcjpwYXNz", "Bearer ", "Bearer wrong-token"])
+def test_requests_without_the_bearer_are_refused_as_google_does(emulator: GcpEmulator, auth: str | None) -> None:
+    emulator.token = "the-token"
+    try:
+        status, body = http(emulator, "GET", f"/compute/v1/projects/{PROJECT}/global/networks", auth=auth)
+        assert http(emulator, "GET", f"/compute/v1/projects/{PROJECT}/global/networks",
+                    auth="Bearer the-token")[0] == 200
+    finally:
+        emulator.token = None
+    assert status == 401 and body["error"]["status"] == "UNAUTHENTICATED" and body["error"]["code"] == 401
+    detail = body["error"]["errors"][0]
+    assert detail["location"] == "Authorization" and detail["locationType"] == "header"
+    if auth is None:
+        assert body["error"]["message"].startswith("Request is missing required authentication credential")
+        assert detail["reason"] == "required"
+    else:
+        assert body["error"]["message"].startswith("Request had invalid authentication credentials")
+        assert detail["reason"] == "authError"
+
+
+def test_an_sdk_client_without_credentials_is_refused(emulator: GcpEmulator) -> None:
+    """AnonymousCredentials send no header: the 401 makes google-auth try a refresh, which
+    anonymous credentials cannot do."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.auth.exceptions import InvalidOperation
+
+    client = compute_v1.NetworksClient(credentials=AnonymousCredentials(), transport="rest",
+                                       client_options={"api_endpoint": emulator.url})
+    emulator.clear_calls()
+    with pytest.raises(InvalidOperation, match="cannot be refreshed"):
+        list(client.list(project=PROJECT))
+    assert [(e["route"], e["status"]) for e in emulator.log] == [("compute.networks.list", 401)]
+
+
+def test_the_provider_sends_its_sandbox_token(emulator: GcpEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAST_GCP_ENDPOINT", emulator.url)
+    monkeypatch.setenv("CAST_GCP_TOKEN", "per-run-token")
+    emulator.token = "per-run-token"
+    try:
+        Provider(REGION, ZONE).check_credentials()
+        emulator.token = "another-token"
+        with pytest.raises(AuthError, match="not authorised"):
+            Provider(REGION, ZONE).check_credentials()
+    finally:
+        emulator.token = None
