@@ -23,8 +23,10 @@ assert empty. `GET /_emulator/violations` lists them; `DELETE` clears them (rese
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import itertools
+import json
 import random
 import re
 import time
@@ -206,6 +208,8 @@ class GcpEmulator(EmulatorServer):
             return rejected
         found = self.discovery.match(request.method, request.path)
         assert found is not None  # _check passed
+        if request.body.strip():
+            request = dataclasses.replace(request, body=json.dumps(gcp_discovery.drop_nulls(request.json())).encode())
         handler = self._handlers().get(found.method.id)
         if handler is None:
             return _error(501, "notImplemented", f"the emulator does not implement {found.method.id}")

@@ -244,7 +244,7 @@ def test_discovery_check_rejects_what_the_real_api_would(emulator: GcpEmulator) 
     base = f"/compute/v1/projects/{PROJECT}/global/networks"
     status, body = http(emulator, "POST", base, {"name": "cast-bad-net", "autoCreateSubnetwork": False})
     assert status == 400 and "autoCreateSubnetwork" in body["error"]["message"]
-    status, _ = http(emulator, "GET", base + "?colour=blue")
+    status, _ = http(emulator, "GET", base + "?maxResults=lots")
     assert status == 400
     status, _ = http(emulator, "POST", f"/compute/v1/projects/{PROJECT}/zones/{ZONE}/instances",
                      {"name": "x", "networkInterfaces": [{"accessConfigs": [{"natIp": "1.2.3.4"}]}]})
@@ -254,7 +254,7 @@ def test_discovery_check_rejects_what_the_real_api_would(emulator: GcpEmulator) 
     found = list(emulator.violations)
     emulator.violations.clear()
     assert any("unknown field 'autoCreateSubnetwork'" in v for v in found)
-    assert any("unknown query parameter 'colour'" in v for v in found)
+    assert any("maxResults='lots' is not an integer" in v for v in found)
     assert any("unknown field 'natIp'" in v for v in found)
     assert any("no method GET" in v for v in found)
     assert not any(n.startswith("cast-bad") for n in (r["name"] for r in
@@ -334,3 +334,16 @@ def test_the_provider_sends_its_sandbox_token(emulator: GcpEmulator, monkeypatch
             Provider(REGION, ZONE).check_credentials()
     finally:
         emulator.token = None
+
+
+def test_what_the_real_api_lets_through_is_accepted(provider: Provider, emulator: GcpEmulator) -> None:
+    """Unknown query parameters are ignored; null reads as absent (proto3 JSON)."""
+    base = f"/compute/v1/projects/{PROJECT}/global/networks"
+    status, listing = http(emulator, "GET", base + "?colour=blue&maxResults=3")
+    assert status == 200 and listing["kind"] == "compute#networkList"
+    status, op = http(emulator, "POST", base, {"name": "cast-null-net", "description": None,
+                                                "autoCreateSubnetworks": None, "mtu": None})
+    assert status == 200 and op["operationType"] == "insert"
+    status, net = http(emulator, "GET", base + "/cast-null-net")
+    assert status == 200 and "description" not in net and net["autoCreateSubnetworks"] is False
+    assert http(emulator, "DELETE", base + "/cast-null-net")[0] == 200
