@@ -50,8 +50,12 @@ def test_create_builds_the_cluster_with_running_vms(provider: Provider, emulator
     _, inst = http(emulator, "GET", f"/compute/v1/projects/{PROJECT}/zones/{ZONE}/instances/{vms[0].cloud_id}")
     assert inst["tags"]["items"] == ["cast-master"]
     assert inst["labels"]["cast-node"] == "demo-gcp-m1" and inst["labels"]["cast-role"] == "master"
-    assert inst["disks"][0]["initializeParams"]["sourceImage"].endswith("ubuntu-os-cloud/global/images/family/"
-                                                                        "ubuntu-2404-lts-amd64")
+    boot = inst["disks"][0]
+    assert boot["boot"] and boot["autoDelete"] and boot["mode"] == "READ_WRITE" and boot["type"] == "PERSISTENT"
+    _, disk = http(emulator, "GET", boot["source"].removeprefix("https://www.googleapis.com"))
+    _, current = http(emulator, "GET", "/compute/v1/projects/ubuntu-os-cloud/global/images/family/"
+                                       "ubuntu-2404-lts-amd64")
+    assert disk["sourceImage"] == current["selfLink"] and disk["users"] == [inst["selfLink"]]
     provider.teardown(target)
 
 
