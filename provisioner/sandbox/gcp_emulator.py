@@ -6,7 +6,8 @@ It behaves like the real API, for any client:
 - credentials: a request with no `Authorization: Bearer <token>` header (or, when `token` is
   set, another token) gets 401 UNAUTHENTICATED with the API's own body, before anything else;
 - every request is checked against the compute v1 discovery document (gcp_discovery); one the
-  real API would not accept gets 400 and is appended to `violations`, which tests assert empty.
+  real API would not accept gets 400 (404 for a path it does not have) and is appended to
+  `violations`, which tests assert empty.
   Query parameters a method does not declare are ignored and null reads as absent, as there;
 - an unknown zone or region in the path is 400 "Unknown zone/region" (zones.get, regions.get:
   404); an unknown machine type is refused by the insert with the API's 400, an unknown image
@@ -172,6 +173,8 @@ class GcpEmulator(NetworkApi, InstanceApi, LookupApi, EmulatorServer):
             return None
         with self.lock:
             self.violations.extend(problems)
+        if self.discovery.match(request.method, request.path) is None:  # Google's front end: 404
+            return error(404, "notFound", f"The requested URL {request.path} was not found on this server.")
         return error(400, "invalid", "Invalid request (compute v1 discovery document): " + "; ".join(problems))
 
     @staticmethod

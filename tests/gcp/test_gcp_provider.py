@@ -254,7 +254,7 @@ def test_discovery_check_rejects_what_the_real_api_would(emulator: GcpEmulator) 
                      {"name": "x", "networkInterfaces": [{"accessConfigs": [{"natIp": "1.2.3.4"}]}]})
     assert status == 400
     status, _ = http(emulator, "GET", f"/compute/v1/projects/{PROJECT}/global/routers")
-    assert status == 400
+    assert status == 404
     found = list(emulator.violations)
     emulator.violations.clear()
     assert any("unknown field 'autoCreateSubnetwork'" in v for v in found)
