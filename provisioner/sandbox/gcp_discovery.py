@@ -38,6 +38,7 @@ class Method:
     pattern: re.Pattern[str]
     query: dict[str, dict[str, Any]]  # query parameter name -> its description
     request_schema: str | None
+    response_schema: str | None
 
     @property
     def literal_length(self) -> int:
@@ -90,6 +91,7 @@ class ComputeDiscovery:
                         pattern=re.compile(regex),
                         query={k: v for k, v in params.items() if v.get("location") == "query"},
                         request_schema=(spec.get("request") or {}).get("$ref"),
+                        response_schema=(spec.get("response") or {}).get("$ref"),
                     )
                 )
         # Prefer the most literal template when two match (".../instances/bulkInsert").
@@ -135,6 +137,14 @@ class ComputeDiscovery:
             return [*problems, f"{method.id}: the body must be a JSON object"]
         problems += self._check_value(payload, {"$ref": method.request_schema}, method.request_schema)
         return problems
+
+    def check_response(self, method: Method, body: Any) -> list[str]:
+        """Every field of a response body that the method's response schema lacks or types
+        otherwise; empty if none (or when the method declares no response)."""
+        if method.response_schema is None:
+            return []
+        return [f"response of {method.id}: {p}"
+                for p in self._check_value(body, {"$ref": method.response_schema}, method.response_schema)]
 
     def _check_value(self, value: Any, schema: dict[str, Any], where: str) -> list[str]:
         if "$ref" in schema:

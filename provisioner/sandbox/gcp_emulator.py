@@ -7,7 +7,8 @@ It behaves like the real API, for any client:
   set, another token) gets 401 UNAUTHENTICATED with the API's own body, before anything else;
 - every request is checked against the compute v1 discovery document (gcp_discovery); one the
   real API would not accept gets 400 (404 for a path it does not have) and is appended to
-  `violations`, which tests assert empty.
+  `violations`, which tests assert empty; so is every answer whose body does not fit the
+  method's response schema (the emulator's own drift).
   Query parameters a method does not declare are ignored and null reads as absent, as there;
 - an unknown zone or region in the path is 400 "Unknown zone/region" (zones.get, regions.get:
   404); an unknown machine type is refused by the insert with the API's 400, an unknown image
@@ -130,9 +131,11 @@ class GcpEmulator(NetworkApi, InstanceApi, LookupApi, EmulatorServer):
                 return self._wait(request)
             with self.lock:
                 self._tick()
-                return handler(request, found.params)
+                response = handler(request, found.params)
         except ApiError as exc:
             return exc.response()
+        self._check_response(found.method, response)
+        return response
 
     def _control(self, request: Request) -> Response:
         if request.path.rstrip("/") == "/_emulator/violations":
@@ -176,6 +179,15 @@ class GcpEmulator(NetworkApi, InstanceApi, LookupApi, EmulatorServer):
         if self.discovery.match(request.method, request.path) is None:  # Google's front end: 404
             return error(404, "notFound", f"The requested URL {request.path} was not found on this server.")
         return error(400, "invalid", "Invalid request (compute v1 discovery document): " + "; ".join(problems))
+
+    def _check_response(self, method: gcp_discovery.Method, response: Response) -> None:
+        """A 2xx body with a field the API's response schema lacks (or types otherwise) is
+        the emulator's own drift: recorded in `violations` too."""
+        if response.status < 300 and isinstance(response.body, dict):
+            problems = self.discovery.check_response(method, response.body)
+            if problems:
+                with self.lock:
+                    self.violations.extend(problems)
 
     @staticmethod
     def _check_scope(method_id: str, params: dict[str, str]) -> None:
