@@ -5,7 +5,8 @@ The document ships inside google-api-python-client (discovery_cache/documents/co
 the values of its known query parameters and its body (every field name, recursively through
 the schemas, and the JSON type of every value). The emulator answers a request that fails
 with a loud 400 and records it. What the real API lets through passes: query parameters the
-method does not declare (ignored) and `null` for any field (the proto3 JSON mapping reads it
+method does not declare (ignored), an empty `{}` body on a method that takes none (a DELETE),
+and `null` for any field (the proto3 JSON mapping reads it
 as the field's default, i.e. absent); `drop_nulls` gives the body the emulator then handles.
 """
 
@@ -126,7 +127,7 @@ class ComputeDiscovery:
             for value in values:
                 problems += _check_query_value(method.id, name, value, spec)
         if method.request_schema is None:
-            if body.strip():
+            if body.strip() and body.strip() not in (b"{}", b"null"):  # an empty object is tolerated
                 problems.append(f"{method.id} takes no request body")
             return problems
         try:

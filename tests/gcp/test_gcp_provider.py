@@ -350,4 +350,8 @@ def test_what_the_real_api_lets_through_is_accepted(provider: Provider, emulator
     assert status == 200 and op["operationType"] == "insert"
     status, net = http(emulator, "GET", base + "/cast-null-net")
     assert status == 200 and "description" not in net and net["autoCreateSubnetworks"] is False
-    assert http(emulator, "DELETE", base + "/cast-null-net")[0] == 200
+    assert http(emulator, "DELETE", base + "/cast-null-net", {})[0] == 200  # an empty body on DELETE is fine
+    status, _ = http(emulator, "DELETE", base + "/cast-null-net", {"force": True})
+    assert status == 400
+    assert emulator.violations == ["compute.networks.delete takes no request body"]
+    emulator.violations.clear()
