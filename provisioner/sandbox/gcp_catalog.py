@@ -47,7 +47,7 @@ class MachineType:
 
     @property
     def description(self) -> str:
-        gb = f"{self.memory_mb / 1024:g}" if self.memory_mb % 1024 == 0 else f"{self.memory_mb / 1024:.2f}"
+        gb = f"{self.memory_mb / 1024:g}"
         if self.shared:
             core = {1024: "1/4 shared", 2048: "1/2 shared", 4096: "1 shared"}[self.memory_mb]
             return f"Efficient Instance, {self.cpus} vCPU ({core} physical core) and {gb} GB RAM"

@@ -111,15 +111,25 @@ def test_discovery_client_scenario(compute: Any, emulator: GcpEmulator) -> None:
 
 
 def test_discovery_client_without_the_token_is_unauthenticated(emulator: GcpEmulator) -> None:
+    import httplib2
+    from google.auth.exceptions import RefreshError
     from google.oauth2.credentials import Credentials
     from googleapiclient.discovery import build
     from googleapiclient.errors import HttpError
 
-    other = build("compute", "v1", credentials=Credentials(token="not-the-token"), static_discovery=True,
-                  client_options={"api_endpoint": f"{emulator.url}/compute/v1/"}, cache_discovery=False)
-    with pytest.raises(Exception) as refused:  # google-auth tries to refresh a token it cannot refresh
-        other.zones().list(project=PROJECT).execute()
-    assert not isinstance(refused.value, HttpError) or refused.value.status_code == 401
+    endpoint = {"api_endpoint": f"{emulator.url}/compute/v1/"}
+    bare = build("compute", "v1", http=httplib2.Http(), static_discovery=True, client_options=endpoint,
+                 cache_discovery=False)  # no credentials at all: no Authorization header
+    with pytest.raises(HttpError) as refused:
+        bare.zones().list(project=PROJECT).execute()
+    assert refused.value.status_code == 401
+    assert refused.value.reason.startswith("Request is missing required authentication credential")
+    assert refused.value.error_details[0]["reason"] == "CREDENTIALS_MISSING"  # the ErrorInfo detail
+
+    wrong = build("compute", "v1", credentials=Credentials(token="not-the-token"), static_discovery=True,
+                  client_options=endpoint, cache_discovery=False)
+    with pytest.raises(RefreshError):  # google-auth answers the 401 by refreshing; a bare token cannot
+        wrong.zones().list(project=PROJECT).execute()
     assert emulator.log[-1]["status"] == 401
 
 
