@@ -76,3 +76,13 @@ def test_validation_is_given_back_when_the_sandbox_stops() -> None:
     with MotoSandbox(regions=["us-east-1"]):
         assert switches() == (True, True)
     assert switches() == before
+
+
+def test_an_unknown_availability_zone_is_refused(sandbox: MotoSandbox) -> None:
+    ec2 = boto3.client("ec2", endpoint_url=sandbox.endpoint, region_name="us-east-1",
+                       aws_access_key_id="x", aws_secret_access_key="x")
+    with pytest.raises(ClientError) as refused:
+        ec2.run_instances(ImageId=ami_id("us-east-1"), InstanceType="t3.medium", MinCount=1, MaxCount=1,
+                          Placement={"AvailabilityZone": "us-east-1z"})
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert "us-east-1z" in refused.value.response["Error"]["Message"]
