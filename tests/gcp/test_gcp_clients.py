@@ -166,7 +166,7 @@ def gce(emulator: GcpEmulator, tmp_path: Path) -> Any:
 
 
 def test_libcloud_gce_scenario(gce: Any, emulator: GcpEmulator) -> None:
-    from libcloud.common.google import ResourceNotFoundError
+    from libcloud.common.google import InvalidRequestError, ResourceNotFoundError
 
     assert gce.zone.name == ZONE and gce.ex_get_region(REGION).name == REGION
     image = gce.ex_get_image_from_family(FAMILY[1], ex_project_list=[FAMILY[0]], ex_standard_projects=False)
@@ -193,6 +193,8 @@ def test_libcloud_gce_scenario(gce: Any, emulator: GcpEmulator) -> None:
 
     with pytest.raises(ResourceNotFoundError):
         gce.ex_get_size("e2-doesnotexist")
+    with pytest.raises(InvalidRequestError, match="cannot be smaller than the image size"):
+        gce.create_node("lc-small", "e2-medium", image, ex_network=network, ex_subnetwork=subnet, ex_disk_size=5)
 
     for node in nodes:
         assert gce.destroy_node(node)
