@@ -11,6 +11,12 @@ not exist"), an InstanceType not offered in the region is EC2's `InvalidParamete
 `InvalidInstanceType.NotFound`). The AMIs known are moto's own set plus the seeded Ubuntu 24.04
 builds the region map's image reference resolves to.
 
+Credentials are checked as AWS checks them: moto's IAM authentication is on (its setting
+INITIAL_NO_AUTH_ACTION_COUNT = 0), with one IAM user allowed everything whose access key is
+the sandbox's (`access_key`/`secret_key`, default "sandbox"/"sandbox", as the sandbox's
+environment sets them); any other key, a wrong secret or an unsigned request is refused
+(EC2: HTTP 401 AuthFailure "AWS was not able to validate the provided access credentials").
+
 moto runs in a thread of this process (ThreadedMotoServer), so its backends are reachable
 here: that is how the AMI, the parameter, the address pool and the settings are put in (and
 given back on stop). A reset through `reset()` seeds them again; a bare POST to
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import logging
 import threading
 import urllib.request
@@ -92,15 +99,19 @@ def invalid_instance_type(instance_type: Any, error_type: str = "") -> Exception
     return EC2ClientError("InvalidParameterValue", f"Invalid value '{instance_type}' for InstanceType.")
 
 
-VALIDATIONS = {"ENABLE_AMI_VALIDATION": True, "EC2_ENABLE_INSTANCE_TYPE_VALIDATION": True}
+VALIDATIONS = {"ENABLE_AMI_VALIDATION": True, "EC2_ENABLE_INSTANCE_TYPE_VALIDATION": True,
+               "INITIAL_NO_AUTH_ACTION_COUNT": 0}  # 0: every request is authenticated
+SANDBOX_USER = "cast-sandbox"
+ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
 
 
 class MotoSandbox:
     """A seeded moto server on 127.0.0.1. Use as a context manager or start()/stop()."""
 
     def __init__(self, regions: Iterable[str] | None = None, *, port: int = 0,
-                 public_pool: str = PUBLIC_POOL):
+                 public_pool: str = PUBLIC_POOL, access_key: str = "sandbox", secret_key: str = "sandbox"):
         self.regions = list(regions) if regions is not None else map_regions()
+        self.access_key, self.secret_key = access_key, secret_key
         self.port = port
         self.pool = PublicAddressPool(public_pool)
         self._server: Any = None
@@ -162,11 +173,21 @@ class MotoSandbox:
         self.seed()
 
     def seed(self) -> None:
-        """Register the Ubuntu 24.04 AMIs and the SSM parameter in every region."""
+        """Register the sandbox's IAM user and key, and the Ubuntu 24.04 AMIs and the SSM
+        parameter in every region."""
         from moto.core import DEFAULT_ACCOUNT_ID
         from moto.ec2.models import ec2_backends
         from moto.ec2.models.amis import Ami
+        from moto.iam.models import iam_backends
         from moto.ssm.models import Parameter, ssm_backends
+
+        iam = iam_backends[DEFAULT_ACCOUNT_ID]["global"]
+        if SANDBOX_USER not in iam.users:
+            user = iam.create_user(region_name="us-east-1", user_name=SANDBOX_USER, path="/", tags=[])
+            iam.put_user_policy(SANDBOX_USER, "allow-all", ALLOW_ALL)
+            key = user.create_access_key(prefix="AKIA")
+            key.access_key_id, key.secret_access_key = self.access_key, self.secret_key
+            iam.access_keys[key.physical_resource_id] = key
 
         parameter = ssm_parameter()
         for region in self.regions:

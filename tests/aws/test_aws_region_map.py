@@ -1,7 +1,8 @@
 """regions.yaml against the sandbox's EC2 (moto with AMI and instance-type validation on):
 every AWS region of the region map launches one VM of each default size from its image
 reference, through cast's provider; what EC2 refuses (an unknown AMI, an AMI of another
-region, an instance type it does not offer) is refused with EC2's code and message."""
+region, an instance type it does not offer, an unknown zone, credentials it does not know) is
+refused with EC2's code and message."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_every_default_size_and_image_launches(aws_env: FaultProxy, sandbox: Mot
 
     assert [(v.name, v.state) for v in vms] == [(w.name, "running") for w in wanted]
     ec2 = boto3.client("ec2", endpoint_url=sandbox.endpoint, region_name=cloud.region,
-                       aws_access_key_id="x", aws_secret_access_key="x")
+                       aws_access_key_id=sandbox.access_key, aws_secret_access_key=sandbox.secret_key)
     launched = ec2.describe_instances(InstanceIds=[v.cloud_id for v in vms])["Reservations"]
     types = sorted(i["InstanceType"] for r in launched for i in r["Instances"])
     assert types == sorted(cloud.sizes.values())
@@ -56,7 +57,7 @@ def test_every_default_size_and_image_launches(aws_env: FaultProxy, sandbox: Mot
 def test_what_ec2_refuses_at_launch_is_refused(sandbox: MotoSandbox, image: str | None, instance_type: str,
                                                code: str, message: str) -> None:
     ec2 = boto3.client("ec2", endpoint_url=sandbox.endpoint, region_name="us-east-1",
-                       aws_access_key_id="x", aws_secret_access_key="x")
+                       aws_access_key_id=sandbox.access_key, aws_secret_access_key=sandbox.secret_key)
     before = sum(len(r["Instances"]) for r in ec2.describe_instances()["Reservations"])
     with pytest.raises(ClientError) as refused:
         ec2.run_instances(ImageId=image or ami_id("us-east-1"), InstanceType=instance_type, MinCount=1, MaxCount=1)
@@ -80,9 +81,23 @@ def test_validation_is_given_back_when_the_sandbox_stops() -> None:
 
 def test_an_unknown_availability_zone_is_refused(sandbox: MotoSandbox) -> None:
     ec2 = boto3.client("ec2", endpoint_url=sandbox.endpoint, region_name="us-east-1",
-                       aws_access_key_id="x", aws_secret_access_key="x")
+                       aws_access_key_id=sandbox.access_key, aws_secret_access_key=sandbox.secret_key)
     with pytest.raises(ClientError) as refused:
         ec2.run_instances(ImageId=ami_id("us-east-1"), InstanceType="t3.medium", MinCount=1, MaxCount=1,
                           Placement={"AvailabilityZone": "us-east-1z"})
     assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
     assert "us-east-1z" in refused.value.response["Error"]["Message"]
+
+
+@pytest.mark.parametrize(("key", "secret"), [("AKIANOTTHESANDBOX", "x"), (None, "a-wrong-secret")])
+def test_credentials_other_than_the_sandboxs_are_refused(sandbox: MotoSandbox, key: str | None, secret: str) -> None:
+    ec2 = boto3.client("ec2", endpoint_url=sandbox.endpoint, region_name="us-east-1",
+                       aws_access_key_id=key or sandbox.access_key, aws_secret_access_key=secret)
+    with pytest.raises(ClientError) as refused:
+        ec2.describe_vpcs()
+    assert refused.value.response["Error"]["Code"] == "AuthFailure"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 401
+    good = boto3.client("ec2", endpoint_url=sandbox.endpoint, region_name="us-east-1",
+                        aws_access_key_id=sandbox.access_key, aws_secret_access_key=sandbox.secret_key)
+    assert good.describe_vpcs()["Vpcs"]
+
