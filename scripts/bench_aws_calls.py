@@ -50,7 +50,8 @@ def main() -> None:
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                       AWS_EC2_METADATA_DISABLED="true")
     rows = []
-    with MotoSandbox([REGION]) as sandbox, FaultProxy(sandbox.endpoint) as proxy:
+    with MotoSandbox([REGION], access_key="bench", secret_key="bench") as sandbox, \
+            FaultProxy(sandbox.endpoint) as proxy:
         os.environ["AWS_ENDPOINT_URL"] = proxy.endpoint
         for count in (1, 5, 20):
             p, t = Provider(REGION, ZONE), target(f"bench{count}")

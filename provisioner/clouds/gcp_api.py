@@ -31,6 +31,7 @@ from .loopback import is_loopback
 T = TypeVar("T")
 CLOUD = "gcp"
 ENDPOINT_ENV = "CAST_GCP_ENDPOINT"
+SANDBOX_TOKEN_ENV = "CAST_GCP_TOKEN"  # the bearer sent to a loopback endpoint (default "sandbox")
 PROJECT_ENVS = ("CAST_GCP_PROJECT", "GOOGLE_CLOUD_PROJECT")
 SANDBOX_PROJECT = "cast-sandbox"
 SCOPES = ["https://www.googleapis.com/auth/compute"]
@@ -108,9 +109,13 @@ class GcpApi:
     def _credentials(self) -> tuple[Any, str, str]:
         project = next((os.environ[k] for k in PROJECT_ENVS if os.environ.get(k)), None)
         if self.sandbox:
-            from google.auth.credentials import AnonymousCredentials
+            # The emulator wants a bearer like the real API (AnonymousCredentials send none):
+            # a static token with no expiry and nothing to refresh it from.
+            from google.oauth2.credentials import Credentials
 
-            return AnonymousCredentials(), project or SANDBOX_PROJECT, f"anonymous ({ENDPOINT_ENV} is loopback)"
+            token = os.environ.get(SANDBOX_TOKEN_ENV) or "sandbox"
+            return (Credentials(token=token), project or SANDBOX_PROJECT,
+                    f"a static sandbox token ({ENDPOINT_ENV} is loopback)")
         import google.auth
         from google.auth import exceptions as auth_exc
 

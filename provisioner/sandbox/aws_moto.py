@@ -2,15 +2,32 @@
 Canonical's SSM parameter exist in every region the region map uses, and instances get public
 IPs from the sandbox's AWS pool (198.18.0.0/24 unless given another) instead of moto's 54.214.x.y.
 
+It refuses what EC2 refuses at launch: moto's AMI and instance-type validation are on while
+the server runs (moto's settings `MOTO_ENABLE_AMI_VALIDATION` and
+`MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION`, read by moto 5.2 at import time, so set here on its
+settings module): an unknown ImageId is `InvalidAMIID.NotFound` ("The image id '[ami-…]' does
+not exist"), an InstanceType not offered in the region is EC2's `InvalidParameterValue`
+("Invalid value 'x9.fake' for InstanceType.", where moto itself would say
+`InvalidInstanceType.NotFound`). The AMIs known are moto's own set plus the seeded Ubuntu 24.04
+builds the region map's image reference resolves to.
+
+Credentials are checked as AWS checks them: moto's IAM authentication is on (its setting
+INITIAL_NO_AUTH_ACTION_COUNT = 0), with one IAM user allowed everything whose access key is
+the sandbox's (`access_key`/`secret_key`, default "sandbox"/"sandbox", as the sandbox's
+environment sets them); any other key, a wrong secret or an unsigned request is refused
+(EC2: HTTP 401 AuthFailure "AWS was not able to validate the provided access credentials").
+
 moto runs in a thread of this process (ThreadedMotoServer), so its backends are reachable
-here: that is how the AMI, the parameter and the address pool are put in. A reset through
-`reset()` seeds them again; a bare POST to /moto-api/reset would lose them.
+here: that is how the AMI, the parameter, the address pool and the settings are put in (and
+given back on stop). A reset through `reset()` seeds them again; a bare POST to
+/moto-api/reset would lose them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import logging
 import threading
 import urllib.request
@@ -75,16 +92,31 @@ def _public_ips_in_use() -> set[str]:
     return used
 
 
+def invalid_instance_type(instance_type: Any, error_type: str = "") -> Exception:
+    """EC2's own refusal of an instance type it does not offer, in place of moto's."""
+    from moto.ec2.exceptions import EC2ClientError
+
+    return EC2ClientError("InvalidParameterValue", f"Invalid value '{instance_type}' for InstanceType.")
+
+
+VALIDATIONS = {"ENABLE_AMI_VALIDATION": True, "EC2_ENABLE_INSTANCE_TYPE_VALIDATION": True,
+               "INITIAL_NO_AUTH_ACTION_COUNT": 0}  # 0: every request is authenticated
+SANDBOX_USER = "cast-sandbox"
+ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+
+
 class MotoSandbox:
     """A seeded moto server on 127.0.0.1. Use as a context manager or start()/stop()."""
 
     def __init__(self, regions: Iterable[str] | None = None, *, port: int = 0,
-                 public_pool: str = PUBLIC_POOL):
+                 public_pool: str = PUBLIC_POOL, access_key: str = "sandbox", secret_key: str = "sandbox"):
         self.regions = list(regions) if regions is not None else map_regions()
+        self.access_key, self.secret_key = access_key, secret_key
         self.port = port
         self.pool = PublicAddressPool(public_pool)
         self._server: Any = None
         self._saved_ip_source: Any = None
+        self._saved: dict[str, Any] = {}  # moto settings and hooks to give back on stop
 
     @property
     def endpoint(self) -> str:
@@ -97,11 +129,18 @@ class MotoSandbox:
     def start(self) -> str:
         """Start the server, seed it, and return its endpoint URL."""
         import moto.ec2.models.elastic_network_interfaces as enis
+        import moto.ec2.models.instances as instances
+        from moto import settings
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         self._saved_ip_source = enis.random_public_ip
         enis.random_public_ip = self.pool
+        self._saved = {name: getattr(settings, name) for name in VALIDATIONS}
+        self._saved["InvalidInstanceTypeError"] = instances.InvalidInstanceTypeError
+        for name, value in VALIDATIONS.items():
+            setattr(settings, name, value)
+        instances.InvalidInstanceTypeError = invalid_instance_type  # type: ignore[assignment,misc]
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         self.seed()
@@ -117,6 +156,14 @@ class MotoSandbox:
         if self._saved_ip_source is not None:
             enis.random_public_ip = self._saved_ip_source
             self._saved_ip_source = None
+        if self._saved:
+            import moto.ec2.models.instances as instances
+            from moto import settings
+
+            instances.InvalidInstanceTypeError = self._saved.pop("InvalidInstanceTypeError")  # type: ignore[misc]
+            for name, value in self._saved.items():
+                setattr(settings, name, value)
+            self._saved = {}
 
     def reset(self) -> None:
         """Forget every resource (moto's own reset), then seed again."""
@@ -126,11 +173,21 @@ class MotoSandbox:
         self.seed()
 
     def seed(self) -> None:
-        """Register the Ubuntu 24.04 AMIs and the SSM parameter in every region."""
+        """Register the sandbox's IAM user and key, and the Ubuntu 24.04 AMIs and the SSM
+        parameter in every region."""
         from moto.core import DEFAULT_ACCOUNT_ID
         from moto.ec2.models import ec2_backends
         from moto.ec2.models.amis import Ami
+        from moto.iam.models import iam_backends
         from moto.ssm.models import Parameter, ssm_backends
+
+        iam = iam_backends[DEFAULT_ACCOUNT_ID]["global"]
+        if SANDBOX_USER not in iam.users:
+            user = iam.create_user(region_name="us-east-1", user_name=SANDBOX_USER, path="/", tags=[])
+            iam.put_user_policy(SANDBOX_USER, "allow-all", ALLOW_ALL)
+            key = user.create_access_key(prefix="AKIA")
+            key.access_key_id, key.secret_access_key = self.access_key, self.secret_key
+            iam.access_keys[key.physical_resource_id] = key
 
         parameter = ssm_parameter()
         for region in self.regions:

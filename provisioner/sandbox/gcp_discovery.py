@@ -2,8 +2,12 @@
 
 The document ships inside google-api-python-client (discovery_cache/documents/compute.v1.json).
 `ComputeDiscovery.check` says whether the real API would accept a request's method, path,
-query parameters and body (every field name, recursively through the schemas, and the JSON
-type of every value). The emulator answers a request that fails with a loud 400 and records it.
+the values of its known query parameters and its body (every field name, recursively through
+the schemas, and the JSON type of every value). The emulator answers a request that fails
+with a loud 400 and records it. What the real API lets through passes: query parameters the
+method does not declare (ignored), an empty `{}` body on a method that takes none (a DELETE),
+and `null` for any field (the proto3 JSON mapping reads it
+as the field's default, i.e. absent); `drop_nulls` gives the body the emulator then handles.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class Method:
     pattern: re.Pattern[str]
     query: dict[str, dict[str, Any]]  # query parameter name -> its description
     request_schema: str | None
+    response_schema: str | None
 
     @property
     def literal_length(self) -> int:
@@ -87,6 +92,7 @@ class ComputeDiscovery:
                         pattern=re.compile(regex),
                         query={k: v for k, v in params.items() if v.get("location") == "query"},
                         request_schema=(spec.get("request") or {}).get("$ref"),
+                        response_schema=(spec.get("response") or {}).get("$ref"),
                     )
                 )
         # Prefer the most literal template when two match (".../instances/bulkInsert").
@@ -117,12 +123,11 @@ class ComputeDiscovery:
                 continue
             spec = method.query.get(name)
             if spec is None:
-                problems.append(f"{method.id}: unknown query parameter {name!r}")
-                continue
+                continue  # the API ignores a parameter it does not know
             for value in values:
                 problems += _check_query_value(method.id, name, value, spec)
         if method.request_schema is None:
-            if body.strip():
+            if body.strip() and body.strip() not in (b"{}", b"null"):  # an empty object is tolerated
                 problems.append(f"{method.id} takes no request body")
             return problems
         try:
@@ -133,6 +138,14 @@ class ComputeDiscovery:
             return [*problems, f"{method.id}: the body must be a JSON object"]
         problems += self._check_value(payload, {"$ref": method.request_schema}, method.request_schema)
         return problems
+
+    def check_response(self, method: Method, body: Any) -> list[str]:
+        """Every field of a response body that the method's response schema lacks or types
+        otherwise; empty if none (or when the method declares no response)."""
+        if method.response_schema is None:
+            return []
+        return [f"response of {method.id}: {p}"
+                for p in self._check_value(body, {"$ref": method.response_schema}, method.response_schema)]
 
     def _check_value(self, value: Any, schema: dict[str, Any], where: str) -> list[str]:
         if "$ref" in schema:
@@ -145,6 +158,8 @@ class ComputeDiscovery:
             props = schema.get("properties", {})
             extra = schema.get("additionalProperties")
             for key, item in value.items():
+                if item is None:
+                    continue  # proto3 JSON: null is the default value, as if absent
                 if key in props:
                     problems += self._check_value(item, props[key], f"{where}.{key}")
                 elif extra is not None:
@@ -160,6 +175,15 @@ class ComputeDiscovery:
                 problems += self._check_value(item, schema.get("items", {}), f"{where}[{i}]")
             return problems
         return _check_scalar(value, schema, where)
+
+
+def drop_nulls(value: Any) -> Any:
+    """`value` with every null-valued object member removed, recursively (what the API reads)."""
+    if isinstance(value, dict):
+        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_nulls(v) for v in value]
+    return value
 
 
 def _check_scalar(value: Any, schema: dict[str, Any], where: str) -> list[str]:

@@ -18,12 +18,13 @@ from provisioner.sandbox.aws_moto import MotoSandbox
 
 REGION, ZONE = "us-east-1", "us-east-1a"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGn3w9V1z5i0a2bY0a9uL2V6XhkC0qk8b6wq3O0xkQ2j cast"
+ACCESS_KEY = "AKIACASTTEST"
 SECRET = "wJalrXUtnFEMI-not-a-real-secret"
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[MotoSandbox]:
-    with MotoSandbox() as sb:
+    with MotoSandbox(access_key=ACCESS_KEY, secret_key=SECRET) as sb:
         yield sb
 
 
@@ -49,7 +50,7 @@ def credentials_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, proxy: FaultProxy) -> FaultProxy:
     """boto3 pointed at the proxy in front of moto, with static test keys; faults cleared."""
     credentials_env(monkeypatch, tmp_path)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIACASTTEST")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
     proxy.clear()
@@ -62,7 +63,7 @@ def ec2(sandbox: MotoSandbox) -> Any:
     import boto3
 
     return boto3.client("ec2", endpoint_url=sandbox.endpoint, region_name=REGION,
-                        aws_access_key_id="x", aws_secret_access_key="x")
+                        aws_access_key_id=sandbox.access_key, aws_secret_access_key=sandbox.secret_key)
 
 
 def aws_image() -> dict[str, str]:

@@ -290,7 +290,7 @@ def test_sandbox_seeds_every_region_of_the_map(sandbox: Any) -> None:
     assert len(sandbox.regions) == len(map_regions()) >= 10
     for region in sandbox.regions:
         kw = dict(endpoint_url=sandbox.endpoint, region_name=region,
-                  aws_access_key_id="x", aws_secret_access_key="x")
+                  aws_access_key_id=sandbox.access_key, aws_secret_access_key=sandbox.secret_key)
         value = boto3.client("ssm", **kw).get_parameter(Name=ssm_parameter())["Parameter"]["Value"]
         (image,) = boto3.client("ec2", **kw).describe_images(ImageIds=[value])["Images"]
         assert image["OwnerId"] == "099720109477" and "noble-24.04" in image["Name"]

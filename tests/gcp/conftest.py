@@ -55,6 +55,15 @@ def provider(emulator: GcpEmulator, monkeypatch: pytest.MonkeyPatch) -> Provider
     return p
 
 
+def sdk(emulator: GcpEmulator, kind: str) -> Any:
+    """A google-cloud-compute client of `kind` on the emulator, with a static bearer token."""
+    from google.cloud import compute_v1
+    from google.oauth2.credentials import Credentials
+
+    return getattr(compute_v1, kind)(credentials=Credentials(token="test-token"), transport="rest",
+                                     client_options={"api_endpoint": emulator.url})
+
+
 def make_target(name: str = "demo", ssh_cidrs: tuple[str, ...] = ("0.0.0.0/0",)) -> CloudTarget:
     return CloudTarget(
         cluster=ClusterRef(name=name, uuid=str(uuid.uuid4())),
@@ -86,11 +95,13 @@ def build(p: Provider, target: CloudTarget, vms: list[VmRequest]) -> list[Any]:
     return p.ensure_vms(target, vms, PUBLIC_KEY)
 
 
-def http(emulator: GcpEmulator, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """A raw HTTP call to the emulator (for control routes and deliberately bad requests)."""
+def http(emulator: GcpEmulator, method: str, path: str, body: Any = None, *,
+         auth: str | None = "Bearer test-token") -> tuple[int, Any]:
+    """A raw HTTP call to the emulator (for control routes and deliberately bad requests);
+    `auth` is the Authorization header sent (None: none)."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(emulator.url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **({"Authorization": auth} if auth else {})}
+    req = urllib.request.Request(emulator.url + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req) as resp:
             raw = resp.read()

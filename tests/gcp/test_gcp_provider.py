@@ -6,7 +6,6 @@ import ipaddress
 import os
 
 import pytest
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
 from provisioner.clouds.gcp import Provider
@@ -16,14 +15,9 @@ from provisioner.sandbox.gcp_emulator import GcpEmulator
 from provisioner.sandbox.pools import DEFAULT_POOLS
 
 from ..reports import reports
-from .conftest import PUBLIC_KEY, REGION, ZONE, build, http, make_target, vm_requests
+from .conftest import PUBLIC_KEY, REGION, ZONE, build, http, make_target, sdk, vm_requests
 
 PROJECT = "cast-test"
-
-
-def sdk(emulator: GcpEmulator, kind: str):
-    return getattr(compute_v1, kind)(credentials=AnonymousCredentials(), transport="rest",
-                                     client_options={"api_endpoint": emulator.url})
 
 
 def firewall_bodies(emulator: GcpEmulator, prefix: str) -> dict[str, dict]:
@@ -59,8 +53,12 @@ def test_create_builds_the_cluster_with_running_vms(provider: Provider, emulator
     _, inst = http(emulator, "GET", f"/compute/v1/projects/{PROJECT}/zones/{ZONE}/instances/{vms[0].cloud_id}")
     assert inst["tags"]["items"] == ["cast-master"]
     assert inst["labels"]["cast-node"] == "demo-gcp-m1" and inst["labels"]["cast-role"] == "master"
-    assert inst["disks"][0]["initializeParams"]["sourceImage"].endswith("ubuntu-os-cloud/global/images/family/"
-                                                                        "ubuntu-2404-lts-amd64")
+    boot = inst["disks"][0]
+    assert boot["boot"] and boot["autoDelete"] and boot["mode"] == "READ_WRITE" and boot["type"] == "PERSISTENT"
+    _, disk = http(emulator, "GET", boot["source"].removeprefix("https://www.googleapis.com"))
+    _, current = http(emulator, "GET", "/compute/v1/projects/ubuntu-os-cloud/global/images/family/"
+                                       "ubuntu-2404-lts-amd64")
+    assert disk["sourceImage"] == current["selfLink"] and disk["users"] == [inst["selfLink"]]
     provider.teardown(target)
 
 
@@ -253,17 +251,17 @@ def test_discovery_check_rejects_what_the_real_api_would(emulator: GcpEmulator) 
     base = f"/compute/v1/projects/{PROJECT}/global/networks"
     status, body = http(emulator, "POST", base, {"name": "cast-bad-net", "autoCreateSubnetwork": False})
     assert status == 400 and "autoCreateSubnetwork" in body["error"]["message"]
-    status, _ = http(emulator, "GET", base + "?colour=blue")
+    status, _ = http(emulator, "GET", base + "?maxResults=lots")
     assert status == 400
     status, _ = http(emulator, "POST", f"/compute/v1/projects/{PROJECT}/zones/{ZONE}/instances",
                      {"name": "x", "networkInterfaces": [{"accessConfigs": [{"natIp": "1.2.3.4"}]}]})
     assert status == 400
     status, _ = http(emulator, "GET", f"/compute/v1/projects/{PROJECT}/global/routers")
-    assert status == 400
+    assert status == 404
     found = list(emulator.violations)
     emulator.violations.clear()
     assert any("unknown field 'autoCreateSubnetwork'" in v for v in found)
-    assert any("unknown query parameter 'colour'" in v for v in found)
+    assert any("maxResults='lots' is not an integer" in v for v in found)
     assert any("unknown field 'natIp'" in v for v in found)
     assert any("no method GET" in v for v in found)
     assert not any(n.startswith("cast-bad") for n in (r["name"] for r in
@@ -296,3 +294,67 @@ def test_control_endpoint_reports_calls_and_vms(provider: Provider, emulator: Gc
     assert http(emulator, "GET", "/_emulator/violations") == (200, [])
     provider.teardown(target)
     assert os.environ["CAST_GCP_ENDPOINT"] == emulator.url
+
+
+@pytest.mark.parametrize("auth", [None, "Basic dXNlcjpwYXNz", "Bearer ", "Bearer wrong-token"])
+def test_requests_without_the_bearer_are_refused_as_google_does(emulator: GcpEmulator, auth: str | None) -> None:
+    emulator.token = "the-token"
+    try:
+        status, body = http(emulator, "GET", f"/compute/v1/projects/{PROJECT}/global/networks", auth=auth)
+        assert http(emulator, "GET", f"/compute/v1/projects/{PROJECT}/global/networks",
+                    auth="Bearer the-token")[0] == 200
+    finally:
+        emulator.token = None
+    assert status == 401 and body["error"]["status"] == "UNAUTHENTICATED" and body["error"]["code"] == 401
+    detail = body["error"]["errors"][0]
+    assert detail["location"] == "Authorization" and detail["locationType"] == "header"
+    if auth is None:
+        assert body["error"]["message"].startswith("Request is missing required authentication credential")
+        assert detail["reason"] == "required"
+    else:
+        assert body["error"]["message"].startswith("Request had invalid authentication credentials")
+        assert detail["reason"] == "authError"
+
+
+def test_an_sdk_client_without_credentials_is_refused(emulator: GcpEmulator) -> None:
+    """AnonymousCredentials send no header: the 401 makes google-auth try a refresh, which
+    anonymous credentials cannot do."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.auth.exceptions import InvalidOperation
+
+    client = compute_v1.NetworksClient(credentials=AnonymousCredentials(), transport="rest",
+                                       client_options={"api_endpoint": emulator.url})
+    emulator.clear_calls()
+    with pytest.raises(InvalidOperation, match="cannot be refreshed"):
+        list(client.list(project=PROJECT))
+    assert [(e["route"], e["status"]) for e in emulator.log] == [("compute.networks.list", 401)]
+
+
+def test_the_provider_sends_its_sandbox_token(emulator: GcpEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAST_GCP_ENDPOINT", emulator.url)
+    monkeypatch.setenv("CAST_GCP_TOKEN", "per-run-token")
+    emulator.token = "per-run-token"
+    try:
+        Provider(REGION, ZONE).check_credentials()
+        emulator.token = "another-token"
+        with pytest.raises(AuthError, match="not authorised"):
+            Provider(REGION, ZONE).check_credentials()
+    finally:
+        emulator.token = None
+
+
+def test_what_the_real_api_lets_through_is_accepted(provider: Provider, emulator: GcpEmulator) -> None:
+    """Unknown query parameters are ignored; null reads as absent (proto3 JSON)."""
+    base = f"/compute/v1/projects/{PROJECT}/global/networks"
+    status, listing = http(emulator, "GET", base + "?colour=blue&maxResults=3")
+    assert status == 200 and listing["kind"] == "compute#networkList"
+    status, op = http(emulator, "POST", base, {"name": "cast-null-net", "description": None,
+                                                "autoCreateSubnetworks": None, "mtu": None})
+    assert status == 200 and op["operationType"] == "insert"
+    status, net = http(emulator, "GET", base + "/cast-null-net")
+    assert status == 200 and "description" not in net and net["autoCreateSubnetworks"] is False
+    assert http(emulator, "DELETE", base + "/cast-null-net", {})[0] == 200  # an empty body on DELETE is fine
+    status, _ = http(emulator, "DELETE", base + "/cast-null-net", {"force": True})
+    assert status == 400
+    assert emulator.violations == ["compute.networks.delete takes no request body"]
+    emulator.violations.clear()
