@@ -465,8 +465,9 @@ def kubeconfig_cmd(ctx: click.Context, name: str, merge: bool, output: str) -> N
     merged_into = None
     if merge:
         from .kube.user_config import merge_into_user_config
+        from .private_files import read_private_file
 
-        merged_into = merge_into_user_config(path.read_text(), name)
+        merged_into = merge_into_user_config((read_private_file(path) or b"").decode(), name)
     if output == "json":
         merged = str(merged_into) if merged_into else None
         emit_json({"cluster": name, "path": str(path), "context": name, "merged_into": merged})

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CastError, InputError, LockHeldError
+from .private_files import create_private_file, read_private_file, trusted_dir, write_private_file
+
+__all__ = ["StateStore", "StateError", "ClusterRow", "NodeRow", "LockHolder", "write_private_file"]
 
 SCHEMA_VERSION = 1
 DB_NAME = "state.db"
@@ -162,10 +165,23 @@ class StateStore:
     def exists(self) -> bool:
         return self.db_path.exists()
 
-    @contextlib.contextmanager
-    def _connect(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+    def _prepare(self, *, write: bool) -> None:
+        """Refuse a root others own or can write to (UntrustedPathError), chmod it 0700, and
+        make the database 0600 before SQLite opens it: SQLite gives its -wal and -shm files
+        the database's mode, so they are 0600 from their first byte too."""
         if write:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        trusted_dir(self.root)
+        if write:
+            create_private_file(self.db_path)
+        for suffix in ("-wal", "-shm"):  # left 0644 by an older cast
+            side = self.db_path.with_name(DB_NAME + suffix)
+            if side.exists():
+                create_private_file(side)
+
+    @contextlib.contextmanager
+    def _connect(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        self._prepare(write=write)
         conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
@@ -423,11 +439,13 @@ class StateStore:
     # --- secrets -----------------------------------------------------------------------
 
     def secrets_dir(self, cluster_uuid: str, *, create: bool = True) -> Path:
+        """The directory of a cluster's secrets (0700, as are its parents up to the root, each
+        checked like the root: UntrustedPathError when someone else owns or can write to it)."""
         path = self.root / "secrets" / cluster_uuid
         if create:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(path.parent, 0o700)
-            os.chmod(path, 0o700)
+        for directory in (self.root, path.parent, path):
+            trusted_dir(directory)
         return path
 
     def write_secret(self, cluster_uuid: str, name: str, data: bytes) -> Path:
@@ -435,25 +453,9 @@ class StateStore:
         return write_private_file(self.secrets_dir(cluster_uuid) / name, data)
 
     def read_secret(self, cluster_uuid: str, name: str) -> bytes | None:
-        path = self.secrets_dir(cluster_uuid, create=False) / name
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            return None
-
-
-def write_private_file(path: Path, data: bytes) -> Path:
-    """Replace `path` with `data` atomically (a temporary file beside it, fsync, rename), with
-    mode 0600 from the start: never readable by others, even briefly. Returns `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    return path
+        """A secret's bytes, None when there is none; a symlink in its place is never followed
+        (UntrustedPathError)."""
+        return read_private_file(self.secrets_dir(cluster_uuid, create=False) / name)
 
 
 def _cluster(row: sqlite3.Row) -> ClusterRow:
