@@ -535,9 +535,8 @@ def sandbox_down(ctx: click.Context) -> None:
 @output_option
 @click.pass_context
 def sandbox_env(ctx: click.Context, output: str) -> None:
-    """The environment that points cast at the sandbox, as shell `export` lines."""
-    import shlex
-
+    """The environment that points cast at the sandbox, as shell `export` lines (keys checked,
+    values quoted: control.shell_exports)."""
     from .sandbox import control
 
     state = control.read_state(_sandbox_dir(ctx))
@@ -546,8 +545,8 @@ def sandbox_env(ctx: click.Context, output: str) -> None:
     if output == "json":
         emit_json(state["env"])
         return
-    for key, value in state["env"].items():
-        click.echo(f"export {key}={shlex.quote(value)}")
+    for line in control.shell_exports(state["env"]):
+        click.echo(line)
 
 
 @sandbox_group.command("status")

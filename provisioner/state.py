@@ -15,13 +15,14 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import CastError, InputError, LockHeldError
 from .private_files import create_private_file, read_private_file, trusted_dir, write_private_file
+from .state_rows import RowError, check_cluster_row, check_node_row
 
 __all__ = ["StateStore", "StateError", "ClusterRow", "NodeRow", "LockHolder", "write_private_file"]
 
@@ -144,13 +145,26 @@ class LockHolder:
         return f"pid {self.pid} on {self.host} ({self.command}, since {when})"
 
 
-def _proc_start(pid: int) -> str:
-    """The start time of a process (field 22 of /proc/PID/stat), to tell a reused pid apart."""
+def process_start(pid: int) -> str:
+    """The start time of a process (field 22 of /proc/PID/stat), to tell a reused pid apart;
+    "" when there is no such process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return ""
     return stat.rsplit(")", 1)[1].split()[19]
+
+
+def process_uid(pid: int) -> int | None:
+    """The effective uid of a process (/proc/PID/status), None when there is no such process."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[2])
+    return None
 
 
 class StateStore:
@@ -267,11 +281,29 @@ class StateStore:
         return cluster
 
     def cluster(self, name: str) -> ClusterRow | None:
+        """The cluster named `name`, or None. StateError when its row fails the checks of
+        state_rows (as does every row loaded: whoever wrote the file, cast checks it)."""
         rows = self._read("SELECT * FROM clusters WHERE name = ?", (name,))
-        return _cluster(rows[0]) if rows else None
+        return self._cluster(rows[0]) if rows else None
 
     def clusters(self) -> list[ClusterRow]:
-        return [_cluster(r) for r in self._read("SELECT * FROM clusters ORDER BY name")]
+        return [self._cluster(r) for r in self._read("SELECT * FROM clusters ORDER BY name")]
+
+    def _checked(self, check: Callable[..., None], *args: Any) -> None:
+        try:
+            check(*args)
+        except RowError as exc:
+            raise StateError(f"{self.db_path}: {exc}: cast did not write this; refusing to use the store "
+                             "(who else can write it?)") from None
+
+    def _cluster(self, row: sqlite3.Row) -> ClusterRow:
+        data = dict(row)
+        try:
+            data["spec"] = json.loads(data["spec"])
+        except (TypeError, ValueError):
+            raise StateError(f"{self.db_path}: clusters row {data.get('name')!r}: field spec is not JSON") from None
+        self._checked(check_cluster_row, data)
+        return ClusterRow(**data)
 
     def require_cluster(self, name: str) -> ClusterRow:
         """The cluster named `name`; InputError (exit 2) naming the clusters there are when
@@ -331,8 +363,14 @@ class StateStore:
             )
 
     def nodes(self, cluster_uuid: str) -> list[NodeRow]:
-        rows = self._read("SELECT * FROM nodes WHERE cluster_uuid = ? ORDER BY cloud, role, name", (cluster_uuid,))
-        return [NodeRow(**dict(r)) for r in rows]
+        """The cluster's nodes; StateError naming the row and field when one fails state_rows' checks."""
+        from .regions import CLOUDS, ROLES
+
+        rows = [dict(r) for r in
+                self._read("SELECT * FROM nodes WHERE cluster_uuid = ? ORDER BY cloud, role, name", (cluster_uuid,))]
+        for data in rows:
+            self._checked(check_node_row, data, CLOUDS, ROLES)
+        return [NodeRow(**data) for data in rows]
 
     def delete_node(self, cluster_uuid: str, name: str) -> None:
         with self.transaction() as conn:
@@ -403,14 +441,14 @@ class StateStore:
     def _is_stale(holder: LockHolder) -> bool:
         if holder.host != socket.gethostname():
             return False  # cannot see another host's processes: assume it is alive
-        return _proc_start(holder.pid) != holder.proc_start
+        return process_start(holder.pid) != holder.proc_start
 
     @contextlib.contextmanager
     def lock(self, cluster: str, command: str) -> Iterator[None]:
         """Hold the cluster's lock for the duration of the block. Raises LockHeldError (exit 4)
         naming the holder when another live process holds it; a stale lock is taken over."""
         pid = os.getpid()
-        me = LockHolder(pid, socket.gethostname(), _proc_start(pid), command, time.time())
+        me = LockHolder(pid, socket.gethostname(), process_start(pid), command, time.time())
         # Read first: a live holder is named at once, even while it is in the middle of a
         # write (readers never wait in WAL mode); the write below then only races a newcomer.
         holder = self.lock_holder(cluster)
@@ -457,8 +495,3 @@ class StateStore:
         (UntrustedPathError)."""
         return read_private_file(self.secrets_dir(cluster_uuid, create=False) / name)
 
-
-def _cluster(row: sqlite3.Row) -> ClusterRow:
-    data = dict(row)
-    data["spec"] = json.loads(data["spec"])
-    return ClusterRow(**data)
