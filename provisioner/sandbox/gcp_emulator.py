@@ -223,7 +223,7 @@ class GcpEmulator(EmulatorServer):
 
     @staticmethod
     def _is_instance_insert(request: Request) -> bool:
-        return request.method == "POST" and bool(re.search(r"/zones/[^/]+/instances$", request.path))
+        return request.method == "POST" and bool(re.fullmatch(r".*/zones/[^/]+/instances", request.path))
 
     # --- time --------------------------------------------------------------------------
 
