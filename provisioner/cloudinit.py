@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import yaml
 
 from .errors import ConfigError, InputError
 from .kube.versions import KUBERNETES_APT_KEY_URL, KUBERNETES_APT_REPOSITORY, KUBERNETES_MINOR
+from .textcheck import one_line
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "cloud-init"
 
@@ -35,6 +37,8 @@ USER_DATA_LIMITS: dict[str, int] = {
     # DigitalOcean API v2, droplet create, user_data: "may not exceed 64 KiB in size".
     "digitalocean": 64 * 1024,
 }
+
+_PEM_LINE = re.compile(r"-----(BEGIN|END) OPENSSH PRIVATE KEY-----|[A-Za-z0-9+/=]{1,76}")
 
 # Azure's customData is sent base64-encoded; the others take the text as it is (boto3 does the
 # base64 of EC2's UserData itself).
@@ -115,7 +119,15 @@ def render_user_data(
 ) -> str:
     """The #cloud-config text for one node, from `<role>.yaml.j2` in `templates`; already
     checked against `cloud`'s size limit (UserDataTooLargeError). Contains the node's host
-    private key: a secret. InputError for a role without a template."""
+    private key: a secret. InputError for a role without a template, and for a variable
+    holding a line break (a private key: a line that is not PEM), which would add YAML keys
+    such as `bootcmd` to the cloud-config."""
+    for field, value in (("cluster", cluster), ("node", node), ("role", role), ("cloud", cloud),
+                         ("host_key_public", host_key_public), ("authorized_key", authorized_key)):
+        one_line(field, value)
+    private_text = host_key_private.decode().rstrip("\n")
+    if not all(_PEM_LINE.fullmatch(line) for line in private_text.split("\n")):
+        raise InputError("host_key_private", "is not an OpenSSH private key in PEM lines")
     try:
         template = _environment(templates).get_template(f"{role}.yaml.j2")
     except jinja2.TemplateNotFound:
@@ -125,7 +137,7 @@ def render_user_data(
         node=node,
         role=role,
         cloud=cloud,
-        host_key_private=host_key_private.decode().rstrip("\n"),
+        host_key_private=private_text,
         host_key_public=host_key_public,
         authorized_key=authorized_key,
         kubernetes_minor=KUBERNETES_MINOR,

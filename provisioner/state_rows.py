@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import re
 from typing import Any
 
 from .errors import CastError
+from .textcheck import is_node_address
 
 CLUSTER_NAME_RE = re.compile(r"[a-z](?:[-a-z0-9]*[a-z0-9])?")  # spec.NAME_RE, without its anchors
 CLUSTER_NAME_MAX = 30
@@ -36,20 +36,6 @@ def _bad(row: str, field: str, value: object, rule: str) -> RowError:
 
 def check_cluster_name(value: object) -> bool:
     return isinstance(value, str) and len(value) <= CLUSTER_NAME_MAX and CLUSTER_NAME_RE.fullmatch(value) is not None
-
-
-def check_address(value: object, *, public: bool = False) -> bool:
-    """An IP address as cast renders it: IPv4, or an IPv6 global unicast address when `public`
-    (no scope id `%...`, no whitespace, nothing but the address)."""
-    if not isinstance(value, str) or not value or "%" in value or value != value.strip():
-        return False
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    if str(address) != value:
-        return False
-    return address.version == 4 or (public and address.is_global)
 
 
 def check_host_key(value: object) -> bool:
@@ -97,10 +83,10 @@ def check_node_row(data: dict[str, Any], clouds: tuple[str, ...], roles: tuple[s
         raise _bad(row, "cloud", data.get("cloud"), f"one of {', '.join(clouds)}")
     if data.get("role") not in roles:
         raise _bad(row, "role", data.get("role"), f"one of {', '.join(roles)}")
-    if not check_address(data.get("mesh_ip")):
+    if not is_node_address(data.get("mesh_ip")):
         raise _bad(row, "mesh_ip", data.get("mesh_ip"), "an IPv4 address")
     for field in ("public_ip", "private_ip"):
-        if data.get(field) is not None and not check_address(data[field], public=True):
+        if data.get(field) is not None and not is_node_address(data[field], public=True):
             raise _bad(row, field, data[field], "an IPv4 or global IPv6 address without a scope")
     if not check_host_key(data.get("host_key")):
         raise _bad(row, "host_key", data.get("host_key"), "an OpenSSH line `ssh-ed25519 <base64> [comment]`")

@@ -19,6 +19,7 @@ import shlex
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from ..textcheck import is_node_address
 from . import cni, kubeadm, paths
 from .kubeadm import KubeNode
 
@@ -85,7 +86,10 @@ def first_master(nodes: Sequence[KubeNode]) -> KubeNode:
 def hosts_command(cluster: str, first: KubeNode) -> str:
     """The command that maps the endpoint name to the first master's mesh address in
     /etc/hosts, replacing cast's earlier line if any (in place: /etc/hosts may be a bind
-    mount)."""
+    mount). ValueError when the address is not IPv4 or the name holds a line break: the
+    line must stay one /etc/hosts line."""
+    if not is_node_address(first.mesh_ip) or "\n" in cluster or "\r" in cluster:
+        raise ValueError("the /etc/hosts line would not be one line of address and name")
     line = shlex.quote(f"{first.mesh_ip} {kubeadm.control_plane_host(cluster)} {HOSTS_MARK}")
     mark = shlex.quote(f" {HOSTS_MARK}$")
     return (

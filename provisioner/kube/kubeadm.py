@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import ipam
+from ..textcheck import is_node_address
 from . import yamltext
 
 KUBEADM_API = "kubeadm.k8s.io/v1beta4"
@@ -220,11 +221,12 @@ def check_nodes(nodes: Sequence[KubeNode]) -> None:
     for node in nodes:
         if node.role not in ROLES:
             raise ValueError(f"{node.name}: unknown role {node.role!r}")
-        try:
-            mesh_ip = ipaddress.ip_address(node.mesh_ip)
-            ipaddress.ip_address(node.public_ip)
-        except ValueError:
-            raise ValueError(f"{node.name}: its mesh or public address is not an IP address") from None
+        if not (is_node_address(node.mesh_ip) and is_node_address(node.public_ip, public=True)):
+            raise ValueError(f"{node.name}: its mesh or public address is not an IP address "
+                             "(IPv4, or global IPv6 without a scope)")
+        mesh_ip = ipaddress.ip_address(node.mesh_ip)
+        if "\n" in node.name or "\r" in node.name:
+            raise ValueError(f"{node.name!r}: a node name holds a line break")
         if mesh_ip not in ipam.MESH:
             raise ValueError(f"{node.name}: mesh address {node.mesh_ip} is outside {ipam.MESH}")
     if not any(n.role == "master" for n in nodes):
