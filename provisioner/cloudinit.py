@@ -151,18 +151,47 @@ def render_user_data(
     return text
 
 
+# What the sandbox reads of a VM's user-data (as root): the largest a cloud accepts, a key line
+# at most a few KiB, a few dozen authorized keys.
+READ_LIMIT = max(USER_DATA_LIMITS.values())
+KEY_LINE_LIMIT = 16 * 1024
+AUTHORIZED_KEYS_LIMIT = 64
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses YAML aliases (`*name`): 503 bytes of nested aliases expand to
+    72 M characters. cast's user-data never uses one."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("YAML aliases are not accepted in user-data")
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
+
+
 def read_bootstrap(user_data: str) -> Bootstrap | None:
-    """The host key pair and authorized keys from user-data, or None when it holds no
-    cast host key (a VM cast did not make)."""
+    """The host key pair and authorized keys from user-data, or None when it holds no cast
+    host key (a VM cast did not make) or is not what cast writes: over READ_LIMIT bytes, any
+    YAML alias, keys that are not strings, a key line over KEY_LINE_LIMIT, more than
+    AUTHORIZED_KEYS_LIMIT authorized keys."""
+    if len(user_data) > READ_LIMIT:
+        return None
     try:
-        data = yaml.safe_load(user_data)
+        data = yaml.load(user_data, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError:
         return None
     if not isinstance(data, dict):
         return None
     keys = data.get("ssh_keys") or {}
+    if not isinstance(keys, dict):
+        return None
     private, public = keys.get("ed25519_private"), keys.get("ed25519_public")
     authorized = data.get("ssh_authorized_keys") or []
     if not (isinstance(private, str) and isinstance(public, str) and isinstance(authorized, list)):
         return None
-    return Bootstrap(private, public, tuple(str(k) for k in authorized))
+    if len(authorized) > AUTHORIZED_KEYS_LIMIT or not all(isinstance(k, str) for k in authorized):
+        return None
+    if any(len(line) > KEY_LINE_LIMIT for line in (private, public, *authorized)):
+        return None
+    if any("\n" in line or "\r" in line for line in (public, *authorized)):
+        return None
+    return Bootstrap(private, public, tuple(authorized))
