@@ -22,6 +22,7 @@ from typing import Any
 
 from .errors import CastError, InputError, LockHeldError
 from .private_files import create_private_file, read_private_file, trusted_dir, write_private_file
+from .processes import process_start
 from .state_rows import RowError, check_cluster_row, check_node_row
 
 __all__ = ["StateStore", "StateError", "ClusterRow", "NodeRow", "LockHolder", "write_private_file"]
@@ -143,28 +144,6 @@ class LockHolder:
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_at))
         return f"pid {self.pid} on {self.host} ({self.command}, since {when})"
-
-
-def process_start(pid: int) -> str:
-    """The start time of a process (field 22 of /proc/PID/stat), to tell a reused pid apart;
-    "" when there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def process_uid(pid: int) -> int | None:
-    """The effective uid of a process (/proc/PID/status), None when there is no such process."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[2])
-    return None
 
 
 class StateStore:

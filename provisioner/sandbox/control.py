@@ -14,8 +14,8 @@ from typing import Any, BinaryIO
 
 from ..errors import CastError
 from ..private_files import UntrustedPathError, read_private_file, trusted_dir
+from ..processes import process_start, process_uid
 from ..retry import DeadlineError, wait_until
-from ..state import process_start, process_uid
 from .supervisor import STATE_FILE, hosts_prefix
 
 START_TIMEOUT_S = 120.0

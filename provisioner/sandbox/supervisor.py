@@ -39,9 +39,9 @@ from ..cloudinit import read_bootstrap
 from ..errors import CastError
 from ..preflight import check_pairs
 from ..private_files import trusted_dir, write_private_file
+from ..processes import process_start
 from ..regions import load_region_map
 from ..retry import backoff_delays
-from ..state import process_start
 from . import aws_moto, azure_emulator, do_emulator, gcp_emulator
 from .aws_fault_proxy import FaultProxy
 from .emulator import EmulatedVm, EmulatorServer

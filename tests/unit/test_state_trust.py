@@ -16,8 +16,9 @@ from click.testing import CliRunner
 
 from provisioner.cli import cli
 from provisioner.private_files import UntrustedPathError
+from provisioner.processes import process_start
 from provisioner.sandbox import control
-from provisioner.state import StateError, StateStore, process_start
+from provisioner.state import StateError, StateStore
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmS+5RSqnYIqLBOj44vY3fOoaXBmd1vGL1VX+wOQTZH demo-aws-m1"
 UUID = "0b1c2d3e-0000-4000-8000-000000000001"
