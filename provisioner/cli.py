@@ -519,8 +519,9 @@ def kubeconfig_cmd(ctx: click.Context, name: str, merge: bool, output: str) -> N
     merged_into = None
     if merge:
         from .kube.user_config import merge_into_user_config
+        from .private_files import read_private_file
 
-        merged_into = merge_into_user_config(path.read_text(), name)
+        merged_into = merge_into_user_config((read_private_file(path) or b"").decode(), name)
     if output == "json":
         merged = str(merged_into) if merged_into else None
         emit_json({"cluster": name, "path": str(path), "context": name, "merged_into": merged})
@@ -641,9 +642,8 @@ def sandbox_down(ctx: click.Context) -> None:
 @output_option
 @click.pass_context
 def sandbox_env(ctx: click.Context, output: str) -> None:
-    """The environment that points cast at the sandbox, as shell `export` lines."""
-    import shlex
-
+    """The environment that points cast at the sandbox, as shell `export` lines (keys checked,
+    values quoted: control.shell_exports)."""
     from .sandbox import control
 
     state = control.read_state(_sandbox_dir(ctx))
@@ -652,8 +652,8 @@ def sandbox_env(ctx: click.Context, output: str) -> None:
     if output == "json":
         emit_json(state["env"])
         return
-    for key, value in state["env"].items():
-        click.echo(f"export {key}={shlex.quote(value)}")
+    for line in control.shell_exports(state["env"]):
+        click.echo(line)
 
 
 @sandbox_group.command("status")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import yaml
 
 from .errors import ConfigError, InputError
 from .kube.versions import KUBERNETES_APT_KEY_URL, KUBERNETES_APT_REPOSITORY, KUBERNETES_MINOR
+from .textcheck import one_line
 
 STATE_DIR = "/var/lib/cast"  # on the node
 BOOT_MARKER = f"{STATE_DIR}/boot-done"  # written last by cloud-init; provisioner/nodes/boot.py reads it
@@ -33,6 +35,8 @@ USER_DATA_LIMITS: dict[str, int] = {
     # DigitalOcean API v2, droplet create, user_data: "may not exceed 64 KiB in size".
     "digitalocean": 64 * 1024,
 }
+
+_PEM_LINE = re.compile(r"-----(BEGIN|END) OPENSSH PRIVATE KEY-----|[A-Za-z0-9+/=]{1,76}")
 
 # Azure's customData is sent base64-encoded; the others take the text as it is (boto3 does the
 # base64 of EC2's UserData itself).
@@ -122,7 +126,15 @@ def render_user_data(
     """The #cloud-config text for one node, from `<role>.yaml.j2` in `templates` (default: the
     templates shipped with cast); already
     checked against `cloud`'s size limit (UserDataTooLargeError). Contains the node's host
-    private key: a secret. InputError for a role without a template."""
+    private key: a secret. InputError for a role without a template, and for a variable
+    holding a line break (a private key: a line that is not PEM), which would add YAML keys
+    such as `bootcmd` to the cloud-config."""
+    for field, value in (("cluster", cluster), ("node", node), ("role", role), ("cloud", cloud),
+                         ("host_key_public", host_key_public), ("authorized_key", authorized_key)):
+        one_line(field, value)
+    private_text = host_key_private.decode().rstrip("\n")
+    if not all(_PEM_LINE.fullmatch(line) for line in private_text.split("\n")):
+        raise InputError("host_key_private", "is not an OpenSSH private key in PEM lines")
     try:
         template = _environment(templates).get_template(f"{role}.yaml.j2")
     except jinja2.TemplateNotFound:
@@ -132,7 +144,7 @@ def render_user_data(
         node=node,
         role=role,
         cloud=cloud,
-        host_key_private=host_key_private.decode().rstrip("\n"),
+        host_key_private=private_text,
         host_key_public=host_key_public,
         authorized_key=authorized_key,
         kubernetes_minor=KUBERNETES_MINOR,
@@ -146,18 +158,47 @@ def render_user_data(
     return text
 
 
+# What the sandbox reads of a VM's user-data (as root): the largest a cloud accepts, a key line
+# at most a few KiB, a few dozen authorized keys.
+READ_LIMIT = max(USER_DATA_LIMITS.values())
+KEY_LINE_LIMIT = 16 * 1024
+AUTHORIZED_KEYS_LIMIT = 64
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses YAML aliases (`*name`): 503 bytes of nested aliases expand to
+    72 M characters. cast's user-data never uses one."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("YAML aliases are not accepted in user-data")
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
+
+
 def read_bootstrap(user_data: str) -> Bootstrap | None:
-    """The host key pair and authorized keys from user-data, or None when it holds no
-    cast host key (a VM cast did not make)."""
+    """The host key pair and authorized keys from user-data, or None when it holds no cast
+    host key (a VM cast did not make) or is not what cast writes: over READ_LIMIT bytes, any
+    YAML alias, keys that are not strings, a key line over KEY_LINE_LIMIT, more than
+    AUTHORIZED_KEYS_LIMIT authorized keys."""
+    if len(user_data) > READ_LIMIT:
+        return None
     try:
-        data = yaml.safe_load(user_data)
+        data = yaml.load(user_data, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError:
         return None
     if not isinstance(data, dict):
         return None
     keys = data.get("ssh_keys") or {}
+    if not isinstance(keys, dict):
+        return None
     private, public = keys.get("ed25519_private"), keys.get("ed25519_public")
     authorized = data.get("ssh_authorized_keys") or []
     if not (isinstance(private, str) and isinstance(public, str) and isinstance(authorized, list)):
         return None
-    return Bootstrap(private, public, tuple(str(k) for k in authorized))
+    if len(authorized) > AUTHORIZED_KEYS_LIMIT or not all(isinstance(k, str) for k in authorized):
+        return None
+    if any(len(line) > KEY_LINE_LIMIT for line in (private, public, *authorized)):
+        return None
+    if any("\n" in line or "\r" in line for line in (public, *authorized)):
+        return None
+    return Bootstrap(private, public, tuple(authorized))

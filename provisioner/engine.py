@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from .cloudinit import render_user_data
 from .clouds import open_cloud
 from .clouds.base import Cloud, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
-from .errors import CastError, ForeignVmError, InputError
+from .errors import CastError, ForeignVmError, HostKeyMismatchFound, InputError
 from .keys import new_ed25519, public_of
 from .parallel import gather
 from .plan import CloudPlan, ClusterPlan, NodePlan, make_plan, refuse_far_clouds
@@ -334,10 +334,12 @@ class Engine:
         self._step(cluster, "mesh", "wireguard", work)
         return markers
 
-    def _mesh_drift(self, cluster: Cluster, pool: SshPool, skip: set[str]) -> list[str]:
+    def _mesh_drift(self, cluster: Cluster, pool: SshPool, skip: set[str]) -> tuple[list[str], list[str]]:
         """What differs between each node's WireGuard peers and the full mesh the state
-        describes: nodes whose wg0 is down or unreachable, missing peers, stale peers.
+        describes: nodes whose wg0 is down or unreachable, missing peers, stale peers; and the
+        nodes that showed another host key (a finding of its own: "host key mismatch").
         Nodes in `skip` (whose VM is gone) are not probed."""
+        from .nodes.ssh import HostKeyMismatchError
         from .nodes.wireguard import current_peers
 
         rows = [n for n in self.store.nodes(cluster.row.uuid) if n.public_ip and n.name not in skip]
@@ -347,6 +349,8 @@ class Engine:
         def probe(access: NodeAccess) -> list[str]:
             try:
                 peers = current_peers(pool, access)
+            except HostKeyMismatchError:
+                return [f"{access.name}: host key mismatch"]
             except CastError as exc:
                 return [f"{access.name}: unreachable over SSH ({exc})"]
             if peers is None:
@@ -360,7 +364,8 @@ class Engine:
             return found
 
         results = pool.map([self._access(n) for n in rows], probe)
-        return [f"mesh: {line}" for name in sorted(results) for line in results[name]]
+        mismatched = sorted(name for name, lines in results.items() if f"{name}: host key mismatch" in lines)
+        return [f"mesh: {line}" for name in sorted(results) for line in results[name]], mismatched
 
     def _mesh_members(self, cluster: Cluster) -> list[MeshNodeAccess]:
         from .nodes.wireguard import MeshNodeAccess
@@ -660,7 +665,9 @@ class Engine:
 
             self._on_clouds(plan.clouds, check)
             with self._ssh(cluster) as pool:
-                drift = self._mesh_drift(cluster, pool, skip=gone)  # recreated nodes join below anyway
+                drift, mismatched = self._mesh_drift(cluster, pool, skip=gone)  # recreated nodes join below anyway
+                if mismatched:  # refused (exit 4), dry run or not: nothing is done on any node
+                    raise HostKeyMismatchFound(mismatched, [*report, *drift])
                 report.extend(drift if dry_run else [f"{line}: repaired" for line in drift])
                 kube = kubernetes_phase(self.store, cluster.row.uuid)
                 phase = kube[0] if kube else None

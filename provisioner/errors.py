@@ -65,6 +65,20 @@ class LockHeldError(SafetyError):
     """Another live cast process holds the cluster's lock."""
 
 
+class HostKeyMismatchFound(SafetyError):
+    """reconcile found nodes presenting a host key other than the pinned one: nothing was sent
+    to them or repaired on them. The message holds every finding of the run. Exit code 4."""
+
+    def __init__(self, nodes: list[str], findings: list[str]):
+        self.nodes = nodes
+        self.findings = findings
+        listed = "".join(f"\n  {line}" for line in findings)
+        super().__init__(
+            f"host key mismatch on {', '.join(nodes)}: refusing to touch {'it' if len(nodes) == 1 else 'them'} "
+            f"(a node showing another key is not the VM cast made, or its key was changed); findings:{listed}"
+        )
+
+
 # --- cloud errors: mapped from SDK errors inside provisioner/clouds/ -------------------
 
 

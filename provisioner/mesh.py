@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .errors import InputError
 from .ipam import MESH
+from .textcheck import is_node_address, one_line
 
 INTERFACE = "wg0"
 LISTEN_PORT = 51820
@@ -71,10 +72,10 @@ def _check_key(member: MeshMember) -> None:
 
 
 def _address(member: MeshMember, field: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        return ipaddress.ip_address(getattr(member, field))
-    except ValueError:
-        raise InputError(f"{member.name}.{field}", "not an IP address") from None
+    value = getattr(member, field)
+    if not is_node_address(value, public=field == "public_ip"):
+        raise InputError(f"{member.name}.{field}", "not an IP address (IPv4, or global IPv6 without a scope)")
+    return ipaddress.ip_address(value)
 
 
 def validate(members: Iterable[MeshMember]) -> list[MeshMember]:
@@ -86,6 +87,7 @@ def validate(members: Iterable[MeshMember]) -> list[MeshMember]:
     for i, m in enumerate(ordered):
         if i and ordered[i - 1].name == m.name:
             raise InputError(f"{m.name}.name", "two members share this name")
+        one_line(f"{m.name}.name", m.name)
         mesh_ip = _address(m, "mesh_ip")
         _address(m, "public_ip")
         if mesh_ip not in MESH or mesh_ip in (MESH.network_address, MESH.broadcast_address):
@@ -125,9 +127,21 @@ def _endpoint(public_ip: str) -> str:
     return f"{host}:{LISTEN_PORT}"
 
 
+def _check_lines(config: NodeConfig) -> None:
+    """Every rendered field is one line: a line break would add a key (PostUp = ...) or a
+    [Peer] section. InputError naming the field otherwise."""
+    one_line("name", config.name)
+    one_line("address", config.address)
+    for p in config.peers:
+        for field, value in (("name", p.name), ("public_key", p.public_key), ("endpoint", p.endpoint),
+                             *(("allowed_ips", a) for a in p.allowed_ips)):
+            one_line(f"{p.name}.{field}", value)
+
+
 def render_wg_quick(config: NodeConfig) -> str:
     """The node's /etc/wireguard/wg0.conf in wg-quick format. It holds no PrivateKey: PostUp
     loads the key from PRIVATE_KEY_PATH on the node."""
+    _check_lines(config)
     lines = [
         f"# Managed by cast: node {config.name}. The private key never leaves the node;",
         f"# PostUp loads it from {PRIVATE_KEY_PATH}.",

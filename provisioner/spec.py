@@ -17,7 +17,7 @@ import yaml
 from .errors import InputError
 from .regions import CLOUDS, ROLES, RegionMap
 
-NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+NAME_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")  # whole string: fullmatch
 NAME_MAX = 30
 COUNT_MAX = 100
 DEFAULT_SSH_CIDR = "0.0.0.0/0"
@@ -80,7 +80,7 @@ def validate_name(name: Any) -> str:
         raise InputError("name", "a cluster name is required", allowed)
     if len(name) > NAME_MAX:
         raise InputError("name", f"{name!r} is {len(name)} characters long", allowed)
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise InputError("name", f"{name!r} is not a DNS label", allowed)
     return name
 

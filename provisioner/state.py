@@ -15,12 +15,17 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import CastError, InputError, LockHeldError
+from .private_files import create_private_file, read_private_file, trusted_dir, write_private_file
+from .processes import process_start
+from .state_rows import RowError, check_cluster_row, check_node_row
+
+__all__ = ["StateStore", "StateError", "ClusterRow", "NodeRow", "LockHolder", "write_private_file"]
 
 SCHEMA_VERSION = 1
 DB_NAME = "state.db"
@@ -141,15 +146,6 @@ class LockHolder:
         return f"pid {self.pid} on {self.host} ({self.command}, since {when})"
 
 
-def _proc_start(pid: int) -> str:
-    """The start time of a process (field 22 of /proc/PID/stat), to tell a reused pid apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
 class StateStore:
     """The state of every cluster on this machine (or under one --state-dir)."""
 
@@ -162,10 +158,23 @@ class StateStore:
     def exists(self) -> bool:
         return self.db_path.exists()
 
-    @contextlib.contextmanager
-    def _connect(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+    def _prepare(self, *, write: bool) -> None:
+        """Refuse a root others own or can write to (UntrustedPathError), chmod it 0700, and
+        make the database 0600 before SQLite opens it: SQLite gives its -wal and -shm files
+        the database's mode, so they are 0600 from their first byte too."""
         if write:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        trusted_dir(self.root)
+        if write:
+            create_private_file(self.db_path)
+        for suffix in ("-wal", "-shm"):  # left 0644 by an older cast
+            side = self.db_path.with_name(DB_NAME + suffix)
+            if side.exists():
+                create_private_file(side)
+
+    @contextlib.contextmanager
+    def _connect(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        self._prepare(write=write)
         conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
@@ -251,11 +260,29 @@ class StateStore:
         return cluster
 
     def cluster(self, name: str) -> ClusterRow | None:
+        """The cluster named `name`, or None. StateError when its row fails the checks of
+        state_rows (as does every row loaded: whoever wrote the file, cast checks it)."""
         rows = self._read("SELECT * FROM clusters WHERE name = ?", (name,))
-        return _cluster(rows[0]) if rows else None
+        return self._cluster(rows[0]) if rows else None
 
     def clusters(self) -> list[ClusterRow]:
-        return [_cluster(r) for r in self._read("SELECT * FROM clusters ORDER BY name")]
+        return [self._cluster(r) for r in self._read("SELECT * FROM clusters ORDER BY name")]
+
+    def _checked(self, check: Callable[..., None], *args: Any) -> None:
+        try:
+            check(*args)
+        except RowError as exc:
+            raise StateError(f"{self.db_path}: {exc}: cast did not write this; refusing to use the store "
+                             "(who else can write it?)") from None
+
+    def _cluster(self, row: sqlite3.Row) -> ClusterRow:
+        data = dict(row)
+        try:
+            data["spec"] = json.loads(data["spec"])
+        except (TypeError, ValueError):
+            raise StateError(f"{self.db_path}: clusters row {data.get('name')!r}: field spec is not JSON") from None
+        self._checked(check_cluster_row, data)
+        return ClusterRow(**data)
 
     def require_cluster(self, name: str) -> ClusterRow:
         """The cluster named `name`; InputError (exit 2) naming the clusters there are when
@@ -315,8 +342,14 @@ class StateStore:
             )
 
     def nodes(self, cluster_uuid: str) -> list[NodeRow]:
-        rows = self._read("SELECT * FROM nodes WHERE cluster_uuid = ? ORDER BY cloud, role, name", (cluster_uuid,))
-        return [NodeRow(**dict(r)) for r in rows]
+        """The cluster's nodes; StateError naming the row and field when one fails state_rows' checks."""
+        from .regions import CLOUDS, ROLES
+
+        rows = [dict(r) for r in
+                self._read("SELECT * FROM nodes WHERE cluster_uuid = ? ORDER BY cloud, role, name", (cluster_uuid,))]
+        for data in rows:
+            self._checked(check_node_row, data, CLOUDS, ROLES)
+        return [NodeRow(**data) for data in rows]
 
     def delete_node(self, cluster_uuid: str, name: str) -> None:
         with self.transaction() as conn:
@@ -387,14 +420,14 @@ class StateStore:
     def _is_stale(holder: LockHolder) -> bool:
         if holder.host != socket.gethostname():
             return False  # cannot see another host's processes: assume it is alive
-        return _proc_start(holder.pid) != holder.proc_start
+        return process_start(holder.pid) != holder.proc_start
 
     @contextlib.contextmanager
     def lock(self, cluster: str, command: str) -> Iterator[None]:
         """Hold the cluster's lock for the duration of the block. Raises LockHeldError (exit 4)
         naming the holder when another live process holds it; a stale lock is taken over."""
         pid = os.getpid()
-        me = LockHolder(pid, socket.gethostname(), _proc_start(pid), command, time.time())
+        me = LockHolder(pid, socket.gethostname(), process_start(pid), command, time.time())
         # Read first: a live holder is named at once, even while it is in the middle of a
         # write (readers never wait in WAL mode); the write below then only races a newcomer.
         holder = self.lock_holder(cluster)
@@ -423,11 +456,13 @@ class StateStore:
     # --- secrets -----------------------------------------------------------------------
 
     def secrets_dir(self, cluster_uuid: str, *, create: bool = True) -> Path:
+        """The directory of a cluster's secrets (0700, as are its parents up to the root, each
+        checked like the root: UntrustedPathError when someone else owns or can write to it)."""
         path = self.root / "secrets" / cluster_uuid
         if create:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(path.parent, 0o700)
-            os.chmod(path, 0o700)
+        for directory in (self.root, path.parent, path):
+            trusted_dir(directory)
         return path
 
     def write_secret(self, cluster_uuid: str, name: str, data: bytes) -> Path:
@@ -435,28 +470,7 @@ class StateStore:
         return write_private_file(self.secrets_dir(cluster_uuid) / name, data)
 
     def read_secret(self, cluster_uuid: str, name: str) -> bytes | None:
-        path = self.secrets_dir(cluster_uuid, create=False) / name
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            return None
+        """A secret's bytes, None when there is none; a symlink in its place is never followed
+        (UntrustedPathError)."""
+        return read_private_file(self.secrets_dir(cluster_uuid, create=False) / name)
 
-
-def write_private_file(path: Path, data: bytes) -> Path:
-    """Replace `path` with `data` atomically (a temporary file beside it, fsync, rename), with
-    mode 0600 from the start: never readable by others, even briefly. Returns `path`."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    return path
-
-
-def _cluster(row: sqlite3.Row) -> ClusterRow:
-    data = dict(row)
-    data["spec"] = json.loads(data["spec"])
-    return ClusterRow(**data)

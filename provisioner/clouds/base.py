@@ -25,8 +25,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import CastError
 from ..plan import FirewallRule
 from ..tags import short_id
+from ..textcheck import is_node_address
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ class CloudTarget:
     image: Mapping[str, str]  # the region map's image reference for this cloud
 
 
+class UnsafeReplyError(CastError):
+    """A cloud's reply holds a value cast would not render (an address with a scope id or a
+    line break): refused, nothing rendered from it."""
+
+
 @dataclass(frozen=True)
 class VmRequest:
     """A VM to run: its node name (unique in the cluster), role, size and cloud-init text."""
@@ -76,6 +83,16 @@ class Vm:
     role: str | None = None
     cluster_uuid: str | None = None  # None for a VM without the cluster's tag
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The edge: an address a cloud returns goes into every other node's wg0.conf, known
+        # hosts and kubeconfig, so it must be one cast would render (UnsafeReplyError).
+        for name, value in (("private_ip", self.private_ip), ("public_ip", self.public_ip)):
+            if value is not None and not is_node_address(value, public=True):
+                raise UnsafeReplyError(
+                    f"the cloud reported VM {self.name!r} with {name} {value!r}, not an IPv4 or global IPv6 "
+                    "address without a scope: refusing to use it"
+                )
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ one at a time, then workers) with a short-lived token.
 How the engine runs one NodeBootstrap, as root over SSH: each `prepare` command; then every
 file written (atomically, with its mode); then each command in order, stopping at the first
 failure; then, whatever happened, each `cleanup` command (they remove the files that hold
-secrets). Every step can be re-run: a node that has finished its kubeadm step skips it, and a
-half-done one is reset and started afresh.
+secrets). Every step can be re-run: a node that has finished its kubeadm step skips it (by
+its marker, or, the marker lost, by a healthy control plane or kubelet), and a half-done one
+is reset and started afresh.
 
 No secret (the token, the certificate key) is ever on a command line, where process lists
 would show it: only in 0600 files, and kubeadm's standard output, which repeats them, is
@@ -19,6 +20,7 @@ import shlex
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from ..textcheck import is_node_address
 from . import cni, kubeadm, paths
 from .kubeadm import KubeNode
 
@@ -85,7 +87,10 @@ def first_master(nodes: Sequence[KubeNode]) -> KubeNode:
 def hosts_command(cluster: str, first: KubeNode) -> str:
     """The command that maps the endpoint name to the first master's mesh address in
     /etc/hosts, replacing cast's earlier line if any (in place: /etc/hosts may be a bind
-    mount)."""
+    mount). ValueError when the address is not IPv4 or the name holds a line break: the
+    line must stay one /etc/hosts line."""
+    if not is_node_address(first.mesh_ip) or "\n" in cluster or "\r" in cluster:
+        raise ValueError("the /etc/hosts line would not be one line of address and name")
     line = shlex.quote(f"{first.mesh_ip} {kubeadm.control_plane_host(cluster)} {HOSTS_MARK}")
     mark = shlex.quote(f" {HOSTS_MARK}$")
     return (
@@ -99,10 +104,22 @@ def _prepare(*directories: str) -> tuple[str, ...]:
     return (f"install -d -m 0700 {' '.join(directories)}",)
 
 
-def _once(done: str, command: str) -> str:
-    """`command` unless `done` exists; a node without it is reset first (a half-done kubeadm
-    run leaves files and static pods a second run would trip on)."""
-    return f"test -f {done} || {{ kubeadm reset --force >/dev/null 2>&1; {command} && touch {done}; }}"
+# What a node that finished its kubeadm step answers, its marker lost or not: the first
+# master's API server ready (through admin.conf), a joined node's kubelet healthy.
+CONTROL_PLANE_HEALTHY = (f"test -f {paths.ADMIN_KUBECONFIG} && kubectl --kubeconfig {paths.ADMIN_KUBECONFIG} "
+                         "get --raw /readyz --request-timeout=10s >/dev/null 2>&1")
+KUBELET_HEALTHY = (f"test -f {paths.KUBELET_KUBECONFIG} && "
+                   "curl -fsS --max-time 5 http://127.0.0.1:10248/healthz >/dev/null 2>&1")
+
+
+def _once(done: str, command: str, healthy: str) -> str:
+    """`command` unless `done` exists. A node without it whose `healthy` check passes has
+    finished the step before (its marker was lost): the marker is written again and nothing
+    is reset, since `kubeadm reset` would wipe a live control plane or kubelet. Any other
+    node is reset first (a half-done kubeadm run leaves files and static pods a second run
+    would trip on)."""
+    return (f"test -f {done} || {{ {healthy} && {{ touch {done} || true; }}; }} || "
+            f"{{ kubeadm reset --force >/dev/null 2>&1; {command} && touch {done}; }}")
 
 
 def _masters(nodes: Sequence[KubeNode]) -> list[KubeNode]:
@@ -119,7 +136,8 @@ def init_bootstrap(cluster: str, nodes: Sequence[KubeNode], *, token: str, certi
     config = kubeadm.init_config(cluster, first, _masters(nodes), token=token, certificate_key=certificate_key,
                                  kubernetes_version=kubernetes_version)
     network = cni.cni_files(paths.ADMIN_KUBECONFIG)
-    init = _once(paths.INIT_DONE, f"kubeadm init --config {paths.INIT_CONFIG} --upload-certs >/dev/null")
+    init = _once(paths.INIT_DONE, f"kubeadm init --config {paths.INIT_CONFIG} --upload-certs >/dev/null",
+                 CONTROL_PLANE_HEALTHY)
     return NodeBootstrap(
         node=first.name,
         role=first.role,
@@ -173,7 +191,8 @@ def join_bootstrap(cluster: str, node: KubeNode, first: KubeNode, *, token: str,
         role=node.role,
         prepare=_prepare(paths.CAST_DIR),
         files=(File(paths.JOIN_CONFIG, SECRET_MODE, config, secret=True),),
-        commands=(hosts_command(cluster, first), _once(paths.JOIN_DONE, f"kubeadm join --config {paths.JOIN_CONFIG}")),
+        commands=(hosts_command(cluster, first),
+                  _once(paths.JOIN_DONE, f"kubeadm join --config {paths.JOIN_CONFIG}", KUBELET_HEALTHY)),
         cleanup=(f"rm -f {paths.JOIN_CONFIG}",),
     )
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import ipam
+from ..textcheck import is_node_address
 from . import yamltext
 
 KUBEADM_API = "kubeadm.k8s.io/v1beta4"
@@ -29,10 +30,11 @@ TOKEN_USAGES = ("signing", "authentication")
 # The nodes run Ubuntu's containerd (templates/cloud-init/base.yaml.j2).
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"
 
-TOKEN_RE = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
-CERTIFICATE_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
-CA_HASH_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
+# Each pattern is matched against the whole string (fullmatch: `$` would let a newline through).
+TOKEN_RE = re.compile(r"[a-z0-9]{6}\.[a-z0-9]{16}")
+CERTIFICATE_KEY_RE = re.compile(r"[0-9a-f]{64}")
+CA_HASH_RE = re.compile(r"sha256:[0-9a-f]{64}")
+VERSION_RE = re.compile(r"v\d+\.\d+\.\d+")
 _TOKEN_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -95,11 +97,11 @@ def ca_cert_hash(ca_pem: bytes) -> str:
 def check_join_material(token: str, certificate_key: str, ca_hash: str | None = None) -> None:
     """Raise ValueError when the token, certificate key or CA hash is malformed. The message
     never quotes a value: they are secrets."""
-    if not TOKEN_RE.match(token):
+    if not TOKEN_RE.fullmatch(token):
         raise ValueError("the bootstrap token is not of the form [a-z0-9]{6}.[a-z0-9]{16}")
-    if not CERTIFICATE_KEY_RE.match(certificate_key):
+    if not CERTIFICATE_KEY_RE.fullmatch(certificate_key):
         raise ValueError("the certificate key is not 64 lowercase hex digits")
-    if ca_hash is not None and not CA_HASH_RE.match(ca_hash):
+    if ca_hash is not None and not CA_HASH_RE.fullmatch(ca_hash):
         raise ValueError("the CA hash is not sha256:<64 hex digits>")
 
 
@@ -107,7 +109,7 @@ def check_version(kubernetes_version: str) -> str:
     """`kubernetes_version` as kubeadm wants it, `vX.Y.Z` (a leading v is added if missing).
     Raises ValueError otherwise."""
     version = kubernetes_version if kubernetes_version.startswith("v") else f"v{kubernetes_version}"
-    if not VERSION_RE.match(version):
+    if not VERSION_RE.fullmatch(version):
         raise ValueError(f"{kubernetes_version!r} is not a Kubernetes version vX.Y.Z")
     return version
 
@@ -219,11 +221,12 @@ def check_nodes(nodes: Sequence[KubeNode]) -> None:
     for node in nodes:
         if node.role not in ROLES:
             raise ValueError(f"{node.name}: unknown role {node.role!r}")
-        try:
-            mesh_ip = ipaddress.ip_address(node.mesh_ip)
-            ipaddress.ip_address(node.public_ip)
-        except ValueError:
-            raise ValueError(f"{node.name}: its mesh or public address is not an IP address") from None
+        if not (is_node_address(node.mesh_ip) and is_node_address(node.public_ip, public=True)):
+            raise ValueError(f"{node.name}: its mesh or public address is not an IP address "
+                             "(IPv4, or global IPv6 without a scope)")
+        mesh_ip = ipaddress.ip_address(node.mesh_ip)
+        if "\n" in node.name or "\r" in node.name:
+            raise ValueError(f"{node.name!r}: a node name holds a line break")
         if mesh_ip not in ipam.MESH:
             raise ValueError(f"{node.name}: mesh address {node.mesh_ip} is outside {ipam.MESH}")
     if not any(n.role == "master" for n in nodes):

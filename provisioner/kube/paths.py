@@ -17,3 +17,5 @@ FLANNEL_DIR = f"{CAST_DIR}/flannel"
 # kubeconfig (cluster-admin credentials; the first master's is fetched for the user).
 CA_CERT = "/etc/kubernetes/pki/ca.crt"
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
+# The kubelet's credentials, written by a successful init or join.
+KUBELET_KUBECONFIG = "/etc/kubernetes/kubelet.conf"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..state import write_private_file
+from ..private_files import UntrustedPathError, kubectl_lock, write_private_file
 from .kubeconfig import merge_kubeconfig
 
 
@@ -16,12 +16,38 @@ def user_kubeconfig_path() -> Path:
     return Path(listed[0]).expanduser() if listed else Path.home() / ".kube" / "config"
 
 
+def _write_target(path: Path) -> Path:
+    """The file a write to `path` lands in. A symlink (e.g. into a dotfiles checkout) is written
+    through to its final target, kept a symlink, but only when that target is a regular file
+    owned by the user (or, when it does not exist yet, its directory is): otherwise
+    UntrustedPathError, since the credentials would go to a file someone else controls."""
+    if not path.is_symlink():
+        return path
+    real = Path(os.path.realpath(path))
+    owner_of = real if real.exists() else real.parent
+    try:
+        info = owner_of.stat()
+    except FileNotFoundError:
+        raise UntrustedPathError(f"{path} is a symlink to {real}, whose directory does not exist") from None
+    if info.st_uid != os.geteuid() or (real.exists() and not real.is_file()):
+        raise UntrustedPathError(
+            f"{path} is a symlink to {real}, which is not a file of yours (owner uid {info.st_uid}): refusing to "
+            "write credentials there; replace the link by a file, or name another file in $KUBECONFIG"
+        )
+    return real
+
+
 def merge_into_user_config(kubeconfig: str, context: str, path: Path | None = None) -> Path:
     """Merge `kubeconfig` into the user's file (or `path`) under `context`, replacing the
-    entries of the same names and keeping every other one; return the file's path. The file
-    is replaced atomically and left with mode 0600."""
+    entries of the same names and keeping every other one; return the file's path. Holds
+    kubectl's `<file>.lock` while it reads and writes (LockHeldError, exit 4, when kubectl or
+    another cast holds it). The file is replaced atomically and left with mode 0600; a symlink
+    is written through to its target when that is the user's own file (see _write_target)."""
     target = path or user_kubeconfig_path()
-    existing = target.read_text() if target.exists() else None
-    merged = merge_kubeconfig(existing, kubeconfig, context)
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return write_private_file(target, merged.encode())
+    with kubectl_lock(target):
+        real = _write_target(target)
+        existing = real.read_text() if real.exists() else None
+        merged = merge_kubeconfig(existing, kubeconfig, context)
+        write_private_file(real, merged.encode())
+    return target

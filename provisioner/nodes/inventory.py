@@ -9,12 +9,12 @@ A bare list of nodes is accepted too; "cloud" may stand for "group".
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..textcheck import is_node_address
 from .ssh import NodeAccess
 from .wireguard import MeshNodeAccess
 
@@ -58,10 +58,9 @@ def _node(where: str, item: Any) -> MeshNodeAccess:
     group = text("group", "cloud")
     public_ip, mesh_ip, host_key = text("public_ip"), text("mesh_ip"), text("host_key")
     for field, value in (("public_ip", public_ip), ("mesh_ip", mesh_ip)):
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            raise InputError(f"{where}.{field}", f"{value!r} is not an IP address") from None
+        if not is_node_address(value, public=field == "public_ip"):
+            raise InputError(f"{where}.{field}", f"{value!r} is not an IP address",
+                             "IPv4, or global IPv6 without a scope")
     if len(host_key.split()) < 2:
         raise InputError(f"{where}.host_key", "expected an OpenSSH public key line")
     port = item.get("ssh_port", 22)

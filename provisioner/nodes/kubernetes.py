@@ -65,8 +65,10 @@ def bootstrap_kubernetes(
 ) -> KubernetesResult:
     """Make `members` one Kubernetes cluster: init on the first master (skipped when done
     before), then a join for every node that has not joined yet (masters one at a time, then
-    workers in parallel). Returns the admin kubeconfig, rewritten to reach the first master's
-    public address. Raises NodeError or NodesError naming the nodes that failed."""
+    workers in parallel). Returns the admin kubeconfig, built afresh from admin.conf's CA (the
+    one whose hash pinned the joins) and client credentials, reaching the first master's
+    public address. Raises NodeError or NodesError naming the nodes that failed, and
+    UnsafeKubeconfigError when admin.conf holds anything else."""
     nodes = [KubeNode(row.name, row.role, row.mesh_ip, row.public_ip or "") for _, row in members]
     access = {row.name: a for a, row in members}
     token, certificate_key = kubeadm.new_bootstrap_token(), kubeadm.new_certificate_key()
@@ -93,7 +95,7 @@ def bootstrap_kubernetes(
             report(f"joining the workers ({len(workers)})")
         pool.map([access[name] for name in workers], lambda a: run_node_bootstrap(pool, a, workers[a.name]))
     admin = pool.check(on_first, f"cat {paths.ADMIN_KUBECONFIG}", purpose="fetch kubeconfig")
-    kubeconfig = client_kubeconfig(admin, cluster=cluster, server=kubeadm.public_api_url(first))
+    kubeconfig = client_kubeconfig(admin, cluster=cluster, server=kubeadm.public_api_url(first), ca_hash=ca_hash)
     return KubernetesResult(
         kubeconfig,
         (f"{kubernetes_version} on {len(nodes)} nodes, control plane on {first.name}, "

@@ -33,6 +33,8 @@ CONNECT_TIMEOUT_S = 10.0
 COMMAND_TIMEOUT_S = 120.0
 MAX_WORKERS = 32
 STDERR_SHOWN = 400
+OUTPUT_LIMIT = 8 * 1024 * 1024  # per stream: what cast reads back is a few KiB (admin.conf, peers)
+_CHUNK = 64 * 1024
 
 
 def _first_word(command: str) -> str:
@@ -57,6 +59,10 @@ class HostKeyMismatchError(NodeError):
     safety (exit 4), nothing was sent to it."""
 
     exit_code = 4
+
+
+class OutputTooLargeError(NodeError):
+    """A command wrote more than OUTPUT_LIMIT bytes to stdout or stderr: refused, not kept."""
 
 
 class NodeCommandError(NodeError):
@@ -160,6 +166,33 @@ def connect(node: NodeAccess, key: paramiko.PKey,
     return client
 
 
+def _read_output(node: NodeAccess, channel: paramiko.Channel, deadline: float) -> tuple[bytes, bytes, int]:
+    """stdout, stderr and exit status of a command, both streams read as data comes (read one
+    after the other, a command filling the unread one's window would stall until the
+    timeout), each at most OUTPUT_LIMIT bytes (OutputTooLargeError), all by `deadline`
+    (TimeoutError after it)."""
+    import select
+
+    streams = {"stdout": bytearray(), "stderr": bytearray()}
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the command's deadline passed")
+        select.select([channel], [], [], min(remaining, 1.0))
+        for name, ready, recv in (("stdout", channel.recv_ready, channel.recv),
+                                  ("stderr", channel.recv_stderr_ready, channel.recv_stderr)):
+            while ready():
+                streams[name] += recv(_CHUNK)
+                if len(streams[name]) > OUTPUT_LIMIT:
+                    raise OutputTooLargeError(node.name, f"a command wrote more than {OUTPUT_LIMIT} bytes "
+                                                         f"to {name}: refused")
+        if (channel.eof_received or channel.closed) and not channel.recv_ready() and not channel.recv_stderr_ready():
+            break
+    if not channel.status_event.wait(max(deadline - time.monotonic(), 0)):
+        raise TimeoutError("no exit status by the command's deadline")
+    return bytes(streams["stdout"]), bytes(streams["stderr"]), channel.recv_exit_status()
+
+
 class SshPool:
     """Connections to many nodes (one per node, opened on first use and reused) and a
     bounded thread pool to run work on them in parallel. Close it, or use `with`."""
@@ -243,8 +276,10 @@ class SshPool:
             timeout_s: float = COMMAND_TIMEOUT_S, purpose: str | None = None) -> CommandResult:
         """Run `command` (a shell command line) on `node`, feeding `stdin`; return its exit
         status and output. Raises NodeError if the node cannot be reached or the command
-        does not finish within `timeout_s`. `purpose` says what it is for in the log (by
-        default the command's first word: a command line may carry a secret)."""
+        does not finish within `timeout_s` (one deadline for the whole command, however it
+        trickles its output), and OutputTooLargeError when it writes more than OUTPUT_LIMIT
+        bytes to stdout or stderr. `purpose` says what it is for in the log (by default the
+        command's first word: a command line may carry a secret)."""
         import paramiko
 
         client = self.client(node)
@@ -259,10 +294,12 @@ class SshPool:
             if stdin is not None:
                 channel.sendall(stdin)
             channel.shutdown_write()
-            stdout = channel.makefile("rb").read()
-            stderr = channel.makefile_stderr("rb").read()
-            status = channel.recv_exit_status()
+            stdout, stderr, status = _read_output(node, channel, time.monotonic() + timeout_s)
             channel.close()
+        except OutputTooLargeError:
+            _log(node, what, "output too large", started)
+            self.forget(node)
+            raise
         except (OSError, paramiko.SSHException, EOFError) as exc:
             _log(node, what, type(exc).__name__, started)
             self.forget(node)

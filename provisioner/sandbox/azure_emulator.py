@@ -27,10 +27,10 @@ from .emulator import EmulatedVm, EmulatorServer, Request, Response
 from .pools import DEFAULT_POOLS
 
 PUBLIC_POOL = DEFAULT_POOLS["azure"]
-_SUB = r"^/subscriptions/(?P<sub>[^/]+)"
+_SUB = r"/subscriptions/(?P<sub>[^/]+)"
 _RG = _SUB + r"/resourcegroups/(?P<rg>[^/]+)"
 _ROUTES = [
-    (name, re.compile(pattern + r"/?$", re.IGNORECASE))
+    (name, re.compile(pattern + r"/?", re.IGNORECASE))  # fullmatch
     for name, pattern in (
         ("operation", _SUB + r"/providers/(?P<ns>[^/]+)/locations/(?P<loc>[^/]+)"
                              r"/(?P<kind>operations|operationresults)/(?P<op>[^/]+)"),
@@ -45,8 +45,8 @@ _ROUTES = [
         ("list_all", _SUB + r"/providers/(?P<type>[^/]+/[^/]+)"),
     )
 ]
-_TAG_FILTER = re.compile(r"^\s*tagName\s+eq\s+'([^']*)'(?:\s+and\s+tagValue\s+eq\s+'([^']*)')?\s*$", re.IGNORECASE)
-_TYPE_FILTER = re.compile(r"^\s*resourceType\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+_TAG_FILTER = re.compile(r"\s*tagName\s+eq\s+'([^']*)'(?:\s+and\s+tagValue\s+eq\s+'([^']*)')?\s*", re.IGNORECASE)
+_TYPE_FILTER = re.compile(r"\s*resourceType\s+eq\s+'([^']*)'\s*", re.IGNORECASE)
 
 _NAMED = {"subscriptions": "sub", "resourcegroups": "group", "virtualnetworks": "name", "subnets": "name",
           "networksecuritygroups": "name", "publicipaddresses": "name", "networkinterfaces": "name",
@@ -141,7 +141,7 @@ class AzureEmulator(EmulatorServer):
 
     def handle(self, request: Request) -> Response:
         """Serve one ARM request: api-version, the specification check, then the route."""
-        route, m = next(((n, m) for n, p in _ROUTES if (m := p.match(request.path))), (None, None))
+        route, m = next(((n, m) for n, p in _ROUTES if (m := p.fullmatch(request.path))), (None, None))
         if route is None or m is None:
             return _error(404, "InvalidResourceType", f"No route for {request.method} {request.path}.")
         if "api-version" not in request.query:
@@ -213,7 +213,7 @@ class AzureEmulator(EmulatorServer):
 
     def _resource_list(self, request: Request, resources: list[Resource]) -> Response:
         flt = request.arg("$filter")
-        type_match = _TYPE_FILTER.match(flt or "")
+        type_match = _TYPE_FILTER.fullmatch(flt or "")
         tag = None if type_match else _tag_filter(flt)
         chosen = [r for r in resources if r.type != SUBNET
                   and (not type_match or r.type.lower() == type_match.group(1).lower())
@@ -384,7 +384,7 @@ def _known_type(type_: str) -> str:
 def _tag_filter(flt: str | None) -> tuple[str, str | None] | None:
     if not flt:
         return None
-    m = _TAG_FILTER.match(flt)
+    m = _TAG_FILTER.fullmatch(flt)
     if not m:
         raise ArmError(400, "InvalidFilterInQueryString", f"Invalid $filter '{flt}'.")
     return m.group(1), m.group(2)

@@ -94,7 +94,7 @@ class SpecIndex:
         """What is wrong with this request according to the specifications: one sentence per
         problem, empty when it fits. `body` is the decoded JSON (None when there is none)."""
         where = f"{method} {path}"
-        op = next((o for o in self._operations if o.method == method and o.pattern.match(path)), None)
+        op = next((o for o in self._operations if o.method == method and o.pattern.fullmatch(path)), None)
         if op is None:
             return [f"{where}: no operation in the specifications has this method and path"]
         params = [self._deref(op.file, p) for p in op.spec.get("parameters", [])]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import CastError
+from ..private_files import UntrustedPathError, read_private_file, trusted_dir
+from ..processes import process_start, process_uid
 from ..retry import DeadlineError, wait_until
 from .pools import DEFAULT_BLOCK, check_block
 from .supervisor import STATE_FILE, hosts_prefix
@@ -19,6 +22,7 @@ from .supervisor import STATE_FILE, hosts_prefix
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
 LOG_FILE = "supervisor.log"
+ENV_KEY_RE = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
 class SandboxError(CastError):
@@ -29,21 +33,69 @@ def sandbox_dir(state_root: Path) -> Path:
     return state_root / "sandbox"
 
 
+def _trusted(directory: Path) -> None:
+    """The sandbox directory and the state root holding it: the user's own, closed to others."""
+    trusted_dir(directory.parent)
+    trusted_dir(directory)
+
+
 def read_state(directory: Path) -> dict[str, Any] | None:
-    """The running sandbox's state (pid, region, env), or None when none runs."""
-    try:
-        state: dict[str, Any] = json.loads((directory / STATE_FILE).read_text())
-    except (OSError, ValueError):
+    """The running sandbox's state (pid, region, env), or None when none runs. The directory
+    must be the user's own and closed to others (UntrustedPathError otherwise: it runs as
+    root), the file is read without following a symlink, and it counts only while the process
+    it names is the supervisor that wrote it (is_supervisor)."""
+    _trusted(directory)
+    raw = read_private_file(directory / STATE_FILE)
+    if raw is None:
         return None
-    return state if _is_supervisor(int(state.get("pid", 0))) else None
-
-
-def _is_supervisor(pid: int) -> bool:
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+        state = json.loads(raw)
+    except ValueError:
+        return None
+    return state if isinstance(state, dict) and is_supervisor(state) else None
+
+
+def is_supervisor(state: dict[str, Any]) -> bool:
+    """Whether the process the sandbox state names is still the supervisor that wrote it: the
+    pid it recorded, with the start time (a reused pid has another) and the effective uid it
+    recorded. A process whose command line merely looks like the supervisor's does not count."""
+    pid, start, uid = state.get("pid"), state.get("proc_start"), state.get("uid")
+    if type(pid) is not int or pid <= 0 or not isinstance(start, str) or not start or type(uid) is not int:
         return False
-    return b"provisioner.sandbox.supervisor" in cmdline
+    return process_start(pid) == start and process_uid(pid) == uid
+
+
+def shell_exports(env: object) -> list[str]:
+    """`export KEY=value` lines for `eval`, each value quoted with shlex.quote. Raises
+    SandboxError naming the key when a key is not a shell variable name (^[A-Z_][A-Z0-9_]*$)
+    or a value is not a string: the state file is not trusted to be harmless."""
+    import shlex
+
+    if not isinstance(env, dict):
+        raise SandboxError("the sandbox state's env is not a mapping: refusing to print it")
+    lines = []
+    for key, value in env.items():
+        if not isinstance(key, str) or not ENV_KEY_RE.fullmatch(key):
+            raise SandboxError(f"the sandbox state names the variable {key!r}, which is not [A-Z_][A-Z0-9_]*: "
+                               "refusing to print it for eval; run `cast sandbox down` and up again")
+        if not isinstance(value, str):
+            raise SandboxError(f"the sandbox state's {key} is not a string: refusing to print it")
+        lines.append(f"export {key}={shlex.quote(value)}")
+    return lines
+
+
+def open_log(directory: Path) -> BinaryIO:
+    """The supervisor's log, opened for appending (0600 when new). Root writes it: never
+    through a symlink (UntrustedPathError), in a directory that is the user's own."""
+    _trusted(directory)
+    path = directory / LOG_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        if path.is_symlink():
+            raise UntrustedPathError(f"{path} is a symlink: refusing to write through it; remove it") from None
+        raise
+    return os.fdopen(fd, "ab")
 
 
 def start(directory: Path, region: str, *, api_delay_ms: float = 0.0, boot_delay_s: float = 0.0,
@@ -68,7 +120,7 @@ def start(directory: Path, region: str, *, api_delay_ms: float = 0.0, boot_delay
     if os.geteuid() != 0:
         raise SandboxError("the sandbox needs root: it makes network namespaces for its VMs")
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    log = open(directory / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child, closed below
+    log = open_log(directory)
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "provisioner.sandbox.supervisor", str(directory), "--region", region,
@@ -105,7 +157,7 @@ def stop(directory: Path) -> bool:
     pid = int(state["pid"])
     os.kill(pid, signal.SIGTERM)
     try:
-        wait_until(lambda: not _is_supervisor(pid), what="the sandbox to stop", timeout_s=STOP_TIMEOUT_S)
+        wait_until(lambda: not is_supervisor(state), what="the sandbox to stop", timeout_s=STOP_TIMEOUT_S)
     except DeadlineError:
         os.kill(pid, signal.SIGKILL)
         from .hosts import cleanup_leftovers

@@ -99,7 +99,7 @@ class OpenApiChecker:
 
     def check(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> list[str]:
         """Every way this request departs from the description; empty when it conforms."""
-        ops = [o for o in self._ops if o.regex.match(path)]
+        ops = [o for o in self._ops if o.regex.fullmatch(path)]
         if not ops:
             return [f"{method} {path}: no such path in the OpenAPI description"]
         op = next((o for o in ops if o.method == method), None)

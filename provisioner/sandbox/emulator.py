@@ -41,10 +41,10 @@ FAULT_KINDS = ("throttle", "unavailable", "quota")
 
 def path_regex(template: str, *, ignore_case: bool = False) -> re.Pattern[str]:
     """A regex for the request paths of an API path template such as `/v2/droplets/{id}`:
-    each `{name}` matches one segment; a trailing slash is allowed."""
+    each `{name}` matches one segment; a trailing slash is allowed. Use it with fullmatch."""
     parts = re.split(r"(\{[^}/]+\})", template)
     pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part) for part in parts)
-    return re.compile(f"^{pattern}/?$", re.IGNORECASE if ignore_case else 0)
+    return re.compile(f"{pattern}/?", re.IGNORECASE if ignore_case else 0)
 
 
 @dataclass

@@ -202,7 +202,7 @@ class GcpEmulator(NetworkApi, InstanceApi, LookupApi, EmulatorServer):
 
     @staticmethod
     def _is_instance_insert(request: Request) -> bool:
-        return request.method == "POST" and bool(re.search(r"/zones/[^/]+/instances$", request.path))
+        return request.method == "POST" and bool(re.fullmatch(r".*/zones/[^/]+/instances", request.path))
 
     # --- blocking wait -----------------------------------------------------------------
 

@@ -48,6 +48,10 @@ from ..nodes.boot import UNSUPPORTED
 from ..retry import wait_until
 
 RUN_ROOT = Path("/run/cast-hosts")
+# Mount points each host covers with its own tmpfs; made on the machine when missing, and
+# removed again (if still empty) when the last run ends. Their list is kept in MADE_FILE.
+MOUNT_POINTS = ("/run/sshd", "/run/wireguard", "/etc/wireguard", STATE_DIR)
+MADE_FILE = "made-dirs"
 GATEWAY = "169.254.0.1"  # the internet namespace's address on every group bridge
 LINK_BLOCK = ipaddress.IPv4Network("169.254.128.0/17")  # root <-> internet link, a /30 per run
 PROCESS_EXIT_S = 5.0
@@ -234,7 +238,11 @@ class LocalHosts:
         self.uplink = f"{self.prefix}-up"
         cleanup_leftovers(self.prefix, self.run_root)
         self.directory.mkdir(parents=True, mode=0o700)
-        for path in ("/run/sshd", "/run/wireguard", "/etc/wireguard", STATE_DIR):
+        made = [path for path in MOUNT_POINTS if not Path(path).exists()]
+        if made:
+            with open(self.run_root / MADE_FILE, "a") as listed:
+                listed.writelines(f"{path}\n" for path in made)
+        for path in MOUNT_POINTS:
             Path(path).mkdir(parents=True, exist_ok=True)
         try:
             self._make_internet()
@@ -553,3 +561,25 @@ def cleanup_leftovers(prefix: str, run_root: Path = RUN_ROOT) -> None:
         _ip(None, "netns", "del", ns, check=False)
     _ip(None, "link", "del", f"{prefix}-up", check=False)
     shutil.rmtree(directory, ignore_errors=True)
+    _remove_made_dirs(run_root)
+
+
+def _remove_made_dirs(run_root: Path) -> None:
+    """Once no run is left under `run_root`: remove the mount points runs made on the machine
+    (only empty ones: rmdir), the list of them, and `run_root` itself."""
+    try:
+        if any(entry.is_dir() for entry in run_root.iterdir()):
+            return  # another run still mounts over them
+    except FileNotFoundError:
+        return
+    listed = run_root / MADE_FILE
+    try:
+        made = listed.read_text().split()
+    except FileNotFoundError:
+        made = []
+    for path in reversed(made):
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+    listed.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        run_root.rmdir()

@@ -38,6 +38,8 @@ from typing import Any
 from ..cloudinit import read_bootstrap
 from ..errors import CastError
 from ..preflight import check_pairs
+from ..private_files import trusted_dir, write_private_file
+from ..processes import process_start
 from ..regions import load_region_map
 from ..retry import backoff_delays
 from .aws_fault_proxy import FaultProxy
@@ -125,6 +127,7 @@ class Sandbox:
         from .hosts import LocalHosts
 
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        trusted_dir(self.directory)  # root writes here: nobody else may
         self.hosts = LocalHosts(self.prefix)  # removes what a crashed run with this prefix left
         check_pools(self.pools.values())  # `cast sandbox up` checked more; this catches a race
         for cloud, pool in self.pools.items():
@@ -370,11 +373,11 @@ def main(argv: list[str] | None = None) -> None:
     state = args.directory / STATE_FILE
     try:
         env = sandbox.start()
-        tmp = state.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "region": args.region, "started_at": time.time(),
-                                   "api_delay_ms": args.api_delay_ms, "boot_delay_s": args.boot_delay_s,
-                                   "pool": args.pool, "pools": sandbox.pools, "env": env}))
-        tmp.replace(state)
+        # pid, start time and uid: what `cast sandbox` checks the supervisor by (control.is_supervisor)
+        write_private_file(state, json.dumps({
+            "pid": os.getpid(), "proc_start": process_start(os.getpid()), "uid": os.geteuid(),
+            "region": args.region, "started_at": time.time(), "api_delay_ms": args.api_delay_ms,
+            "boot_delay_s": args.boot_delay_s, "pool": args.pool, "pools": sandbox.pools, "env": env}).encode())
         LOG.info("sandbox ready")
         sandbox.serve(stop)
     finally:

@@ -190,6 +190,9 @@ def test_every_command_is_valid_posix_shell() -> None:
     ("change", "problem"),
     [
         ({"token": "abcdef.0123"}, "bootstrap token"),
+        ({"token": TOKEN + "\n"}, "bootstrap token"),  # `$` let a trailing newline through
+        ({"ca_cert_hash": CA_HASH + "\n"}, "CA hash"),
+        ({"kubernetes_version": "v1.36.2\n"}, "Kubernetes version"),
         ({"certificate_key": "XYZ"}, "certificate key"),
         ({"ca_cert_hash": "md5:00"}, "CA hash"),
         ({"kubernetes_version": "latest"}, "Kubernetes version"),

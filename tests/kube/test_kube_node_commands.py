@@ -74,3 +74,37 @@ def test_a_kubeadm_step_runs_once_and_a_failed_one_is_reset_and_retried(tmp_path
     calls.unlink()
     assert _run(command, str(_fake_kubeadm(tmp_path, init_status=0))).returncode == 0
     assert not calls.exists()  # done: nothing runs again
+
+
+def _fake_tools(tmp_path: Path, healthy: bool) -> Path:
+    """kubeadm (recording its calls) and kubectl and curl answering healthy or not."""
+    bin_dir = _fake_kubeadm(tmp_path, init_status=0)
+    for tool in ("kubectl", "curl"):
+        fake = bin_dir / tool
+        fake.write_text(f'#!/bin/sh\necho "{tool} $*" >> {tmp_path}/health\nexit {0 if healthy else 1}\n')
+        fake.chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize("step", ["init", "join"])
+def test_a_lost_marker_on_a_healthy_node_never_resets_it(tmp_path: Path, step: str) -> None:
+    """`kubeadm reset --force` ran whenever the .done marker was missing: a lost marker wiped a
+    live control plane on the next reconcile."""
+    plan = sample_plan()
+    commands = plan.init.commands if step == "init" else plan.joins[0].commands
+    [command] = [c for c in commands if f"kubeadm {step}" in c]
+    credentials = tmp_path / "credentials.conf"  # admin.conf (init) or kubelet.conf (join): the node is set up
+    credentials.write_text("kind: Config\n")
+    command = (command.replace(paths.CAST_DIR, str(tmp_path)).replace(paths.ADMIN_KUBECONFIG, str(credentials))
+               .replace(paths.KUBELET_KUBECONFIG, str(credentials)))
+    done = tmp_path / f"{step}.done"
+
+    assert _run(command, str(_fake_tools(tmp_path, healthy=True))).returncode == 0
+    assert not (tmp_path / "calls").exists()  # neither reset nor init/join
+    assert done.exists()  # the marker is back
+    assert (tmp_path / "health").read_text().split()[0] == ("kubectl" if step == "init" else "curl")
+
+    done.unlink()
+    assert _run(command, str(_fake_tools(tmp_path, healthy=False))).returncode == 0
+    assert (tmp_path / "calls").read_text().splitlines()[0] == "reset --force"  # unhealthy: afresh
+    assert done.exists()

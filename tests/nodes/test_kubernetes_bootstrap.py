@@ -5,22 +5,18 @@ kubelet, so kubeadm, kubectl, curl and sha256sum are stand-ins (in each host's o
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import re
 from pathlib import Path
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from provisioner.kube import kubeadm
 from provisioner.nodes.kubernetes import bootstrap_kubernetes
 from provisioner.nodes.ssh import NodeAccess, SshPool, load_private_key
 from provisioner.state import NodeRow
+from tests.kube.pki import make_pki
 
 from ..reports import reports
 from .conftest import GROUPS, Network, keypair
@@ -54,31 +50,6 @@ exit 0
 """
 
 
-def _ca() -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-ADMIN_CONF = """apiVersion: v1
-kind: Config
-clusters:
-- name: kubernetes
-  cluster: {certificate-authority-data: Q0E=, server: 'https://api.demo.cast.internal:6443'}
-users:
-- name: kubernetes-admin
-  user: {client-certificate-data: Q0VSVA==, client-key-data: S0VZ}
-contexts:
-- name: kubernetes-admin@kubernetes
-  context: {cluster: kubernetes, user: kubernetes-admin}
-current-context: kubernetes-admin@kubernetes
-"""
-
-
 @pytest.fixture(scope="module")
 def cluster(network: Network):
     """Two masters and a worker on three groups, with the stand-ins installed. Each host has
@@ -95,7 +66,8 @@ def cluster(network: Network):
 
 
 def _cluster(network: Network):
-    ca = _ca()
+    pki = make_pki()
+    ca = pki.ca_pem
     specs = [("demo-aws-m1", "aws", "master", "10.4.0.1"), ("demo-gcp-m1", "gcp", "master", "10.4.0.2"),
              ("demo-az-w1", "azure", "worker", "10.4.0.3")]
     members = []
@@ -107,12 +79,12 @@ def _cluster(network: Network):
         access = NodeAccess(name, ip, public)
         for path, data, mode in [("/usr/local/sbin/kubeadm", KUBEADM.encode(), 0o755),
                                  ("/usr/local/sbin/ca.crt", ca, 0o644),
-                                 ("/usr/local/sbin/admin.conf", ADMIN_CONF.encode(), 0o600)]:
+                                 ("/usr/local/sbin/admin.conf", pki.admin_conf().encode(), 0o600)]:
             pool.upload(access, path, data, mode)
         for tool in ("kubectl", "curl", "sha256sum"):
             pool.upload(access, f"/usr/local/sbin/{tool}", RECORDER.encode(), 0o755)
         members.append((access, NodeRow("u", name, group, role, mesh_ip, "s", "meshed", "id", ip, None, public, None)))
-    yield pool, members, ca
+    yield pool, members, pki
     pool.close()
     for _, row in members:
         network.hosts.remove_host(row.name)
@@ -128,7 +100,7 @@ def _steps(calls: list[str]) -> list[str]:
 
 
 def test_first_run_inits_the_first_master_then_joins_the_rest_with_secrets_only_in_0600_files(cluster) -> None:
-    pool, members, ca = cluster
+    pool, members, pki = cluster
     (m1, _), (m2, _), (w1, _) = members
     with reports("kubernetes", "bootstrap") as said:
         result = bootstrap_kubernetes(pool, "demo", members, "v1.36.2")
@@ -145,7 +117,7 @@ def test_first_run_inits_the_first_master_then_joins_the_rest_with_secrets_only_
     for joining in (m2, w1):
         assert _steps(_calls(pool, joining)) == ["kubeadm reset", "kubeadm join"]
     # The CA is pinned by its hash; only the master joins the control plane.
-    pin = kubeadm.ca_cert_hash(ca)
+    pin = kubeadm.ca_cert_hash(pki.ca_pem)
     assert pool.check(m2, "cat /etc/kubernetes/pins.log").split() == [pin, "control-plane"]
     assert pool.check(w1, "cat /etc/kubernetes/pins.log").split() == [pin]
     # kubeadm read its configuration from root-only files, and none is left behind.
@@ -161,8 +133,8 @@ def test_first_run_inits_the_first_master_then_joins_the_rest_with_secrets_only_
     config = yaml.safe_load(result.kubeconfig)
     assert config["current-context"] == "demo"
     assert config["clusters"][0]["cluster"]["server"] == f"https://{m1.host}:6443"
-    assert config["users"][0]["user"]["client-key-data"] == "S0VZ"
-    assert "S0VZ" not in repr(result)
+    assert config["users"][0]["user"]["client-key-data"] == pki.key_data
+    assert pki.key_data not in repr(result)
 
 
 def test_a_second_run_initialises_and_joins_nothing(cluster) -> None:

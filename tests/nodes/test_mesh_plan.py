@@ -47,8 +47,9 @@ def test_a_single_node_has_no_peers():
 
 
 def test_ipv6_endpoints_are_bracketed():
-    plans = plan_mesh([member(1), member(2, public_ip="2001:db8::2")])
-    assert plans["n1"].peers[0].endpoint == "[2001:db8::2]:51820"
+    # a global unicast address: the documentation range 2001:db8::/32 is not one a cloud gives
+    plans = plan_mesh([member(1), member(2, public_ip="2600:1f18::2")])
+    assert plans["n1"].peers[0].endpoint == "[2600:1f18::2]:51820"
 
 
 @pytest.mark.parametrize(

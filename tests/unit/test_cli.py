@@ -130,18 +130,17 @@ def test_list_and_status_on_an_empty_store(tmp_path):
 
 
 def test_kubeconfig_prints_its_path_and_merges_under_a_context_named_after_the_cluster(tmp_path, monkeypatch):
+    from provisioner.kube.kubeadm import ca_cert_hash
     from provisioner.kube.kubeconfig import client_kubeconfig
     from provisioner.state import StateStore
+    from tests.kube.pki import make_pki
 
     store = StateStore(tmp_path / "state")
     row = store.create_cluster("0b1c2d3e-0000-4000-8000-000000000001", "demo", "eu-frankfurt", {})
-    admin = (
-        "apiVersion: v1\nkind: Config\ncurrent-context: a@k\n"
-        "clusters: [{name: k, cluster: {server: 'https://api.demo.cast.internal:6443', certificate-authority-data: Q0E=}}]\n"
-        "users: [{name: a, user: {client-key-data: S0VZ}}]\n"
-        "contexts: [{name: a@k, context: {cluster: k, user: a}}]\n"
-    )
-    store.write_secret(row.uuid, "kubeconfig", client_kubeconfig(admin, cluster="demo", server="https://198.18.0.2:6443").encode())
+    pki = make_pki()
+    saved = client_kubeconfig(pki.admin_conf(), cluster="demo", server="https://198.18.0.2:6443",
+                              ca_hash=ca_cert_hash(pki.ca_pem))
+    store.write_secret(row.uuid, "kubeconfig", saved.encode())
     mine = tmp_path / "kube" / "config"
     mine.parent.mkdir()
     mine.write_text("apiVersion: v1\nkind: Config\ncurrent-context: work\nclusters: [{name: w, cluster: {server: 'https://w'}}]\n"
@@ -151,7 +150,7 @@ def test_kubeconfig_prints_its_path_and_merges_under_a_context_named_after_the_c
     shown = run(["kubeconfig", "demo"], tmp_path / "state")
     assert shown.exit_code == 0
     assert shown.output.strip() == str(store.secrets_dir(row.uuid) / "kubeconfig")
-    assert "S0VZ" not in shown.output  # the path, never the credentials
+    assert pki.key_data not in shown.output  # the path, never the credentials
 
     merged = run(["kubeconfig", "demo", "--merge", "--output", "json"], tmp_path / "state")
     assert json.loads(merged.output)["merged_into"] == str(mine)

@@ -25,6 +25,7 @@ def spec(**kw):
         ({"name": "my_cluster", "cloud_flags": ["aws:1:0"]}, "name", "not a DNS label"),
         ({"name": "a" * 31, "cloud_flags": ["aws:1:0"]}, "name", "31 characters"),
         ({"name": "9lives", "cloud_flags": ["aws:1:0"]}, "name", "not a DNS label"),
+        ({"name": "demo\n", "cloud_flags": ["aws:1:0"]}, "name", "not a DNS label"),  # `$` let it pass
         ({"cloud_flags": ["aws:0:2"]}, "--cloud", "no master"),
         ({"cloud_flags": ["aws:-1:2"]}, "masters", "-1 is negative"),
         ({"cloud_flags": ["aws:one:2"]}, "masters", "'one' is not a whole number"),

@@ -32,7 +32,7 @@ def test_cluster_nodes_allocations_round_trip(tmp_path):
             None,
             None,
             None,
-            "ssh-ed25519 AAAA host",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmS+5RSqnYIqLBOj44vY3fOoaXBmd1vGL1VX+wOQTZH demo-aws-m1",
             None,
         )
     )

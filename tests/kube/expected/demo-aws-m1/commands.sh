@@ -12,7 +12,7 @@ install -d -m 0700 /etc/kubernetes/cast /etc/kubernetes/cast/flannel
 
 # 3. commands
 for f in /etc/hosts /etc/cloud/templates/hosts.debian.tmpl; do [ -f "$f" ] || continue; { grep -v ' # cast: kubernetes api$' "$f"; echo '10.4.0.1 api.demo.cast.internal # cast: kubernetes api'; } > "$f.cast" && cat "$f.cast" > "$f" && rm -f "$f.cast"; done
-test -f /etc/kubernetes/cast/init.done || { kubeadm reset --force >/dev/null 2>&1; kubeadm init --config /etc/kubernetes/cast/kubeadm-init.yaml --upload-certs >/dev/null && touch /etc/kubernetes/cast/init.done; }
+test -f /etc/kubernetes/cast/init.done || { test -f /etc/kubernetes/admin.conf && kubectl --kubeconfig /etc/kubernetes/admin.conf get --raw /readyz --request-timeout=10s >/dev/null 2>&1 && { touch /etc/kubernetes/cast/init.done || true; }; } || { kubeadm reset --force >/dev/null 2>&1; kubeadm init --config /etc/kubernetes/cast/kubeadm-init.yaml --upload-certs >/dev/null && touch /etc/kubernetes/cast/init.done; }
 curl -fsSL --retry 5 -o /etc/kubernetes/cast/flannel/kube-flannel.yml https://raw.githubusercontent.com/flannel-io/flannel/v0.28.9/Documentation/kube-flannel.yml
 sha256sum --check --strict --quiet /etc/kubernetes/cast/flannel/kube-flannel.yml.sha256
 kubectl --kubeconfig /etc/kubernetes/admin.conf apply -k /etc/kubernetes/cast/flannel
