@@ -89,19 +89,23 @@ def test_remote_text_through_a_pipe_is_printed_literally_without_controls():
 
 
 def test_the_node_table_through_a_pipe_keeps_every_value_whole(tmp_path):
+    from provisioner.keys import new_ed25519
+
     store = StateStore(tmp_path)
     uuid = "b3a120c1-0000-4000-8000-000000000001"
     store.create_cluster(uuid, "demo", "us-east", {})
-    size = "m6i.large-with-a-size-name-far-longer-than-any-terminal-" + "x" * 60
-    cloud = "digitalocean-in-a-cloud-name-too-long-to-fit"
-    for i, name in enumerate(["demo-aws-master-1", "demo-[bold]odd[/]-worker-2"]):
+    # a size longer than any terminal, with brackets that must not be read as markup
+    size = "m6i.large-[bold]with[/]-a-size-name-far-longer-than-any-terminal-" + "x" * 60
+    cloud = "digitalocean"  # cut to `digita…` through a pipe before
+    for i, name in enumerate(["demo-aws-master-1", "demo-do-worker-with-a-long-name-2"]):
+        host_key = new_ed25519(name).public
         store.upsert_node(NodeRow(uuid, name, cloud, "worker", f"10.99.0.{i + 1}", size, "running",
-                                  f"i-{i}", f"203.0.113.{i + 1}", None, "ssh-ed25519 AAAA", None))
+                                  f"i-{i}", f"203.0.113.{i + 1}", None, host_key, None))
     out = subprocess.run([*CAST, "--state-dir", str(tmp_path), "status", "demo"], capture_output=True, text=True,
                          cwd=ROOT, env=clean_env(), check=True)
     rows = [line for line in out.stdout.splitlines() if "203.0.113." in line]
     assert len(rows) == 2, out.stdout
-    assert sorted(row.split()[0] for row in rows) == ["demo-[bold]odd[/]-worker-2", "demo-aws-master-1"]
+    assert sorted(row.split()[0] for row in rows) == ["demo-aws-master-1", "demo-do-worker-with-a-long-name-2"]
     for row in rows:
         assert row.split()[1:5] == [cloud, "worker", size, "running"], row
     assert "…" not in out.stdout
