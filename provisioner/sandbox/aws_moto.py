@@ -182,9 +182,11 @@ class MotoSandbox:
         from moto.ssm.models import Parameter, ssm_backends
 
         iam = iam_backends[DEFAULT_ACCOUNT_ID]["global"]
-        if SANDBOX_USER not in iam.users:
-            user = iam.create_user(region_name="us-east-1", user_name=SANDBOX_USER, path="/", tags=[])
-            iam.put_user_policy(SANDBOX_USER, "allow-all", ALLOW_ALL)
+        # moto's backends are per process, shared by every MotoSandbox in it: one user per key
+        user_name = f"{SANDBOX_USER}-{hashlib.sha256(self.access_key.encode()).hexdigest()[:8]}"
+        if user_name not in iam.users:
+            user = iam.create_user(region_name="us-east-1", user_name=user_name, path="/", tags=[])
+            iam.put_user_policy(user_name, "allow-all", ALLOW_ALL)
             key = user.create_access_key(prefix="AKIA")
             key.access_key_id, key.secret_access_key = self.access_key, self.secret_key
             iam.access_keys[key.physical_resource_id] = key

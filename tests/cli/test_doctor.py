@@ -28,7 +28,7 @@ def emulators() -> Iterator[dict[str, str]]:
     gcp, azure = GcpEmulator().start(), AzureEmulator().start()
     do = DigitalOceanEmulator(token=DO_TOKEN)
     do.start()
-    with MotoSandbox(["us-east-1"]) as moto:
+    with MotoSandbox(["us-east-1"], access_key="AKIADOCTORTEST", secret_key=AWS_SECRET) as moto:
         yield {
             "AWS_ENDPOINT_URL": moto.endpoint,
             "AWS_ACCESS_KEY_ID": "AKIADOCTORTEST",
