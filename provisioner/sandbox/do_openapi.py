@@ -3,10 +3,15 @@ description, so the emulator cannot drift into accepting calls the real API woul
 
 The description is read from disk (never copied into the project): CAST_DO_SPECS (the YAML
 file, or a directory holding it), else `<repo>/../shared/specs/digitalocean/`. It is parsed
-once per process. What is checked: the method and path exist; query parameters are known and
-required ones present; the JSON body has only known properties, every required one, and
-values of the declared type, enum, pattern and length ($ref resolved, allOf merged, oneOf and
-anyOf satisfied by at least one branch).
+once per process. What is checked: the method and path exist; required query parameters are
+present; the JSON body has only known properties, every required one, and values of the
+declared type, enum, pattern and length ($ref resolved, allOf merged, oneOf and anyOf satisfied
+by at least one branch).
+
+Only what the real API refuses is reported. It ignores query parameters it does not know
+(python-digitalocean and libcloud add `per_page` to every request), reads `null` for an
+optional property as the property left out, and takes an empty body (`{}`, as
+python-digitalocean sends on DELETE) where an operation declares none.
 """
 
 from __future__ import annotations
@@ -114,7 +119,8 @@ class OpenApiChecker:
             if request_body.get("required"):
                 problems.append(f"{where}: a JSON body is required")
         elif schema is None:
-            problems.append(f"{where}: takes no JSON body")
+            if body != {}:
+                problems.append(f"{where}: takes no JSON body")
         else:
             problems.extend(self._check_value(schema, body, f"{where} body", strict=True))
         return problems
@@ -122,13 +128,11 @@ class OpenApiChecker:
     def _check_query(self, op: _Operation, query: dict[str, list[str]], where: str) -> list[str]:
         params = [self._resolve(p) for p in op.spec.get("parameters", [])]
         declared = {p["name"]: p for p in params if p.get("in") == "query"}
-        problems = [f"{where}: unknown query parameter {name!r}" for name in query if name not in declared]
-        problems += [
+        return [
             f"{where}: required query parameter {name!r} missing"
             for name, p in declared.items()
             if p.get("required") and name not in query
         ]
-        return problems
 
     # --- schemas -----------------------------------------------------------------------
 
@@ -207,8 +211,11 @@ class OpenApiChecker:
                 known |= set(self._flatten(branch).properties)
         if strict and known and not flat.free_form:
             problems += [f"{where}: unknown property {k!r}" for k in value if k not in known]
+        present = {k for k, v in value.items() if v is not None or k in flat.required}  # null: left out
         problems += [f"{where}: required property {k!r} missing" for k in sorted(flat.required) if k not in value]
         for key, sub in value.items():
+            if key not in present:
+                continue
             for prop_schema in flat.properties.get(key, []):
                 if self._flatten(prop_schema).read_only:
                     problems.append(f"{where}.{key}: is read-only")
