@@ -462,6 +462,12 @@ class DigitalOceanEmulator(TagsAndFirewalls, EmulatorServer):
             return not_found()
         return page(request, self.url, "actions", [self._action_json(self.actions[i]) for i in d.actions])
 
+    def _get_droplets_id_actions_id(self, request: Request, body: Any, droplet_id: str, action_id: str) -> Response:
+        d = self._droplet(droplet_id)
+        if d is None or not action_id.isdigit() or int(action_id) not in d.actions:
+            return not_found()
+        return Response(200, {"action": self._action_json(self.actions[int(action_id)])})
+
     # --- catalog -----------------------------------------------------------------------
 
     def _get_regions(self, request: Request, body: Any) -> Response:
