@@ -41,8 +41,7 @@ REGIONS: dict[str, tuple[str, bool]] = {
     "tor1": ("Toronto 1", True),
     "blr1": ("Bangalore 1", True),
     "syd1": ("Sydney 1", True),
-    "atl1": ("Atlanta 1", True),
-}
+}  # atl1 (2024) is left out: the description's region_slug enum does not know it yet
 _OPEN = tuple(slug for slug, (_, available) in REGIONS.items() if available)
 
 

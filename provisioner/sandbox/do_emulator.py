@@ -124,7 +124,8 @@ class DigitalOceanEmulator(TagsAndFirewalls, EmulatorServer):
         self.public_pool = public_pool
         self.public_gateway = str(next(ipaddress.IPv4Network(public_pool).hosts()))
         self.checker: OpenApiChecker | None = default_checker() if checker is True else (checker or None)
-        self.errors: list[str] = []  # OpenAPI violations seen
+        self.errors: list[str] = []  # OpenAPI violations seen (refused)
+        self.unknown_properties: list[str] = []  # body properties the description does not know (ignored)
         self._slow: dict[str, float] = {}
         self._remaining = RATE_LIMIT
         self._clear()
@@ -146,6 +147,7 @@ class DigitalOceanEmulator(TagsAndFirewalls, EmulatorServer):
     def reset(self) -> None:
         super().reset()
         self.errors.clear()
+        self.unknown_properties.clear()
         self._slow.clear()
         self._clear()
 
@@ -241,6 +243,8 @@ class DigitalOceanEmulator(TagsAndFirewalls, EmulatorServer):
         except ValueError:
             return self._violation(f"{request.method} {request.path}: body is not JSON")
         if self.checker is not None:
+            self.unknown_properties += self.checker.unknown_properties(request.method, request.path,
+                                                                       request.query, body)
             problems = self.checker.check(request.method, request.path, request.query, body)
             if problems:
                 return self._violation("; ".join(problems))
@@ -251,7 +255,17 @@ class DigitalOceanEmulator(TagsAndFirewalls, EmulatorServer):
         if route is None:
             return error(501, "not_implemented", f"the emulator does not implement {request.method} {request.path}")
         ids = [p for p, s in zip(parts, shaped, strict=True) if s == "id"]
-        return route(request, without_nulls(body) or {}, *ids)
+        body = without_nulls(body) or {}
+        missing = [f for f in _REQUIRED.get(route.__name__, ()) if f not in body]
+        if missing:  # where the description leaves them optional but the API cannot do without
+            return unprocessable(f"{missing[0]} is required.")
+        return route(request, body, *ids)
+
+    def serves(self, method: str, template: str) -> bool:
+        """Whether the emulator implements the API operation `method template` (a path
+        template of the OpenAPI description, such as /v2/droplets/{droplet_id})."""
+        parts = [("1" if p.startswith("{") else p) for p in template.split("/") if p][1:]
+        return hasattr(self, f"_{method.lower()}_{'_'.join(shape(parts))}")
 
     def _violation(self, message: str) -> Response:
         self.errors.append(message)
@@ -385,6 +399,8 @@ class DigitalOceanEmulator(TagsAndFirewalls, EmulatorServer):
 
     def _post_droplets(self, request: Request, body: dict[str, Any]) -> Response:
         names = body.get("names") or [body.get("name")]
+        if not all(isinstance(n, str) and n for n in names):
+            return unprocessable("name is required.")
         vpc = self.vpcs.get(body["vpc_uuid"]) if "vpc_uuid" in body else None
         if "vpc_uuid" in body and vpc is None:
             return unprocessable("You specified an invalid VPC UUID for Droplet creation.")
@@ -515,6 +531,12 @@ class DigitalOceanEmulator(TagsAndFirewalls, EmulatorServer):
         action = self.actions.get(int(action_id)) if action_id.isdigit() else None
         return Response(200, {"action": self._action_json(action)}) if action else not_found()
 
+
+_REQUIRED = {
+    "_post_tags": ("name",), "_post_firewalls": ("name",), "_put_firewalls_id": ("name",),
+    "_post_account_keys": ("name", "public_key"), "_post_vpcs": ("name", "region"),
+    "_post_droplets": ("size", "image"),
+}
 
 _LIMIT_MESSAGE = (
     "creating this/these droplet(s) will exceed your droplet limit. "

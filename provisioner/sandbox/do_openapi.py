@@ -8,10 +8,12 @@ present; the JSON body has only known properties, every required one, and values
 declared type, enum, pattern and length ($ref resolved, allOf merged, oneOf and anyOf satisfied
 by at least one branch).
 
-Only what the real API refuses is reported. It ignores query parameters it does not know
-(python-digitalocean and libcloud add `per_page` to every request), reads `null` for an
-optional property as the property left out, and takes an empty body (`{}`, as
-python-digitalocean sends on DELETE) where an operation declares none.
+Only what the real API refuses is reported by `check`. It ignores query parameters it does
+not know (python-digitalocean and libcloud add `per_page` to every request) and body
+properties it does not know, reads `null` for an optional property as the property left out,
+and takes an empty body (`{}`, as python-digitalocean sends on DELETE) where an operation
+declares none. Unknown body properties are still found (`unknown_properties`): a sign that a
+client (cast's own tests look) drifted from the description, not a refusal.
 """
 
 from __future__ import annotations
@@ -100,10 +102,23 @@ class OpenApiChecker:
         # a literal segment beats a template one: /v2/droplets/actions before /v2/droplets/{id}
         self._ops.sort(key=lambda o: -o.literal_segments)
 
+    @property
+    def document(self) -> dict[str, Any]:
+        """The parsed description (shared: do not change it)."""
+        return self._doc
+
     # --- requests ----------------------------------------------------------------------
 
     def check(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> list[str]:
-        """Every way this request departs from the description; empty when it conforms."""
+        """Every way this request departs from the description that the API refuses; empty
+        when it conforms."""
+        return [p for p in self._problems(method, path, query, body) if not _is_unknown(p)]
+
+    def unknown_properties(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> list[str]:
+        """The body properties of this request that the description does not know."""
+        return [p for p in self._problems(method, path, query, body) if _is_unknown(p)]
+
+    def _problems(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> list[str]:
         ops = [o for o in self._ops if o.regex.match(path)]
         if not ops:
             return [f"{method} {path}: no such path in the OpenAPI description"]
@@ -197,7 +212,8 @@ class OpenApiChecker:
         if isinstance(value, dict):
             problems += self._check_object(flat, value, where, strict=strict)
         for group in flat.alternatives:
-            outcomes = [self._check_value(branch, value, where, strict=False) for branch in group]
+            outcomes = [[p for p in self._check_value(branch, value, where, strict=False) if not _is_unknown(p)]
+                        for branch in group]
             if all(outcomes):
                 best = min(outcomes, key=len)
                 problems.append(f"{where}: matches none of its {len(group)} alternatives; nearest: {'; '.join(best)}")
@@ -243,3 +259,10 @@ def _type_problems(flat: _Flat, value: Any, where: str) -> list[str]:
         if not ok:
             return [f"{where}: {type(value).__name__} is not of type {t}"]
     return []
+
+
+_UNKNOWN = ": unknown property "
+
+
+def _is_unknown(problem: str) -> bool:
+    return _UNKNOWN in problem and "alternatives; nearest" not in problem

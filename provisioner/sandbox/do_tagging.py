@@ -62,6 +62,8 @@ class TagsAndFirewalls:
     def _tag_targets(self, body: dict[str, Any]) -> list[_Tagged] | Response:
         targets = []
         for resource in body.get("resources") or []:
+            if not isinstance(resource, dict):
+                return error(400, "bad_request", "resources must be objects with resource_id and resource_type.")
             rid = str(resource.get("resource_id", ""))
             if resource.get("resource_type", "droplet") != "droplet":
                 continue  # the emulator holds no images, volumes or snapshots to tag
