@@ -7,12 +7,11 @@ behaving like the real API for any client.
   member for `member_linger_s`, as on the real API. A droplet created without `vpc_uuid`
   goes into its region's default VPC, made (`default: true`) when the region has none; a
   pre-seeded VPC named `default-<region>` is that region's default.
-- SSH keys (a public key that is not one gets the API's 422), droplets (several at once by
-  `names`; list by `tag_name` or `name`, paged; delete one or by tag; their actions), the
-  catalog (`/v2/regions`, `/v2/sizes`, `/v2/images`, from do_catalog: an unknown region,
-  size or image, or a size not sold in the region, gets the API's 422), actions, account;
-  tags and firewalls in do_tagging. Droplets carry the full `image`, `size` and `region`
-  objects; every `created_at` is fixed when the resource is made.
+- SSH keys (a public key that is not one gets the API's 422) and the account here; droplets,
+  their actions and the catalog (`/v2/regions`, `/v2/sizes`, `/v2/images`; an unknown
+  region, size or image, or a size not sold in the region, gets the API's 422) in
+  do_droplets; tags and firewalls in do_tagging. Every `created_at` is fixed when the
+  resource is made.
 - A droplet is `new` for `boot_delay_s` (per name with `slow_boot`), then `active` with a
   public IPv4 from its public pool (198.18.3.0/24 unless given another; see pools.py) and a
   private one inside its VPC.
@@ -38,6 +37,7 @@ from urllib.parse import unquote
 
 from ..keys import md5_fingerprint
 from . import do_catalog as catalog
+from .do_droplets import LIMIT_MESSAGE, Droplet, DropletsAndCatalog
 from .do_openapi import OpenApiChecker, default_checker
 from .do_tagging import TagsAndFirewalls
 from .do_wire import error, fold_ids, iso, not_found, page, shape, unprocessable, without_nulls
@@ -50,29 +50,6 @@ RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12"
 # DigitalOcean gives a region's default VPC a /20 of 10.96.0.0/11 (e.g. 10.116.0.0/20); the
 # emulator takes the first one free in the account.
 DEFAULT_VPC_BLOCK = ipaddress.IPv4Network("10.96.0.0/11")
-
-
-@dataclass
-class _Droplet:
-    id: int
-    name: str
-    region: str
-    size: str
-    image: str
-    vpc_uuid: str
-    tags: list[str]
-    user_data: str
-    ssh_keys: list[str]  # public keys
-    created_at: float  # unix time
-    active_at: float  # monotonic
-    public_ip: str | None = None
-    private_ip: str | None = None
-    netmask: str = ""
-    actions: list[int] = field(default_factory=list)  # ids of its actions
-
-    @property
-    def active(self) -> bool:
-        return self.public_ip is not None
 
 
 @dataclass
@@ -94,7 +71,7 @@ def fingerprint(public_key: str) -> str:
     return md5_fingerprint(public_key)
 
 
-class DigitalOceanEmulator(TagsAndFirewalls, EmulatorServer):
+class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer):
     """The emulator. `account_vpcs` pre-seeds the account with (name, region, ip_range)
     VPCs that survive `reset`; `token`, when given, is the only bearer token accepted."""
 
@@ -136,7 +113,7 @@ class DigitalOceanEmulator(TagsAndFirewalls, EmulatorServer):
         self.vpcs: dict[str, _Vpc] = {}
         self.keys: dict[int, dict[str, Any]] = {}
         self.tags: set[str] = set()
-        self.droplets: dict[int, _Droplet] = {}
+        self.droplets: dict[int, Droplet] = {}
         self.firewalls: dict[str, dict[str, Any]] = {}
         self.actions: dict[int, dict[str, Any]] = {}
         self._ids = itertools.count(1001)
@@ -217,7 +194,7 @@ class DigitalOceanEmulator(TagsAndFirewalls, EmulatorServer):
             headers.update({"ratelimit-remaining": "0", "retry-after": str(self.retry_after_s)})
             return error(429, "too_many_requests", "API Rate limit exceeded.", headers)
         if kind == "quota":
-            return error(422, "unprocessable_entity", _LIMIT_MESSAGE, headers)
+            return error(422, "unprocessable_entity", LIMIT_MESSAGE, headers)
         return error(503, "service_unavailable", "The service is temporarily unavailable.", headers)
 
     def _control(self, request: Request) -> Response:
@@ -373,172 +350,8 @@ class DigitalOceanEmulator(TagsAndFirewalls, EmulatorServer):
         del self.keys[key["id"]]
         return Response(204)
 
-    # --- droplets ----------------------------------------------------------------------
-
-    def _droplet_json(self, d: _Droplet) -> dict[str, Any]:
-        v4 = []
-        if d.active:
-            private = ipaddress.IPv4Network(self.vpcs[d.vpc_uuid].ip_range) if d.vpc_uuid in self.vpcs else None
-            v4 = [
-                {"ip_address": d.private_ip, "netmask": d.netmask, "type": "private",
-                 "gateway": str(next(private.hosts())) if private else ""},
-                {"ip_address": d.public_ip, "netmask": "255.255.255.0", "gateway": self.public_gateway,
-                 "type": "public"},
-            ]
-        size = catalog.size_json(d.size)
-        image = catalog.find_image(d.image)
-        return {
-            "id": d.id, "name": d.name, "memory": size["memory"], "vcpus": size["vcpus"], "disk": size["disk"],
-            "disk_info": size["disk_info"], "locked": False, "status": "active" if d.active else "new",
-            "kernel": None, "created_at": iso(d.created_at), "features": ["monitoring", "private_networking"],
-            "backup_ids": [], "next_backup_window": None, "snapshot_ids": [],
-            "image": catalog.image_json(image) if image else {}, "volume_ids": [], "size": size,
-            "size_slug": d.size, "networks": {"v4": v4, "v6": []}, "region": catalog.region_json(d.region),
-            "tags": list(d.tags), "vpc_uuid": d.vpc_uuid,
-        }
-
-    def _post_droplets(self, request: Request, body: dict[str, Any]) -> Response:
-        names = body.get("names") or [body.get("name")]
-        if not all(isinstance(n, str) and n for n in names):
-            return unprocessable("name is required.")
-        vpc = self.vpcs.get(body["vpc_uuid"]) if "vpc_uuid" in body else None
-        if "vpc_uuid" in body and vpc is None:
-            return unprocessable("You specified an invalid VPC UUID for Droplet creation.")
-        region = body.get("region") or (vpc.region if vpc else "nyc3")
-        refused = catalog.droplet_refusal(region, str(body.get("size")), body.get("image"))
-        if refused:
-            return unprocessable(refused)
-        if vpc is not None and vpc.region != region:
-            return unprocessable("The VPC you specified is not in the region of the Droplet.")
-        keys = [(str(k), self._key(str(k))) for k in body.get("ssh_keys", [])]
-        unknown = [ident for ident, key in keys if key is None]
-        if unknown:
-            return unprocessable(f"{', '.join(unknown)} are invalid key identifiers for Droplet creation.")
-        if len(self.droplets) + len(names) > self.droplet_limit:
-            return unprocessable(_LIMIT_MESSAGE)
-        vpc = vpc or self._default_vpc(region)
-        tags = list(body.get("tags") or [])
-        self.tags.update(tags)
-        now = time.monotonic()
-        made = []
-        for name in names:
-            delay = next((s for m, s in self._slow.items() if m in name), self.boot_delay_s)
-            d = _Droplet(
-                id=next(self._ids), name=name, region=region, size=body["size"], image=str(body["image"]),
-                vpc_uuid=vpc.id, tags=list(tags), user_data=body.get("user_data", ""),
-                ssh_keys=[k["public_key"] for _, k in keys if k], created_at=time.time(), active_at=now + delay,
-            )
-            self.droplets[d.id] = d
-            made.append(d)
-        actions = [self._action("create", d) for d in made]
-        links = {"actions": [{"id": a["id"], "rel": "create", "href": f"{self.url}/v2/actions/{a['id']}"}
-                             for a in actions]}
-        if "names" in body:
-            return Response(202, {"droplets": [self._droplet_json(d) for d in made], "links": links})
-        return Response(202, {"droplet": self._droplet_json(made[0]), "links": links})
-
-    def _get_droplets(self, request: Request, body: Any) -> Response:
-        tag = request.arg("tag_name")
-        name = request.arg("name")
-        found = [
-            d for d in self.droplets.values()
-            if (tag is None or tag in d.tags) and (name is None or d.name.lower() == name.lower())
-        ]
-        return page(request, self.url, "droplets", [self._droplet_json(d) for d in found])
-
-    def _droplet(self, droplet_id: str) -> _Droplet | None:
-        return self.droplets.get(int(droplet_id)) if droplet_id.isdigit() else None
-
-    def _get_droplets_id(self, request: Request, body: Any, droplet_id: str) -> Response:
-        d = self._droplet(droplet_id)
-        return Response(200, {"droplet": self._droplet_json(d)}) if d else not_found()
-
-    def _forget(self, d: _Droplet) -> None:
-        del self.droplets[d.id]
-        if d.vpc_uuid in self.vpcs:
-            until = time.monotonic() + self.member_linger_s
-            self.vpcs[d.vpc_uuid].gone_members[d.id] = (until, d.name, iso(d.created_at))
-
-    def _delete_droplets_id(self, request: Request, body: Any, droplet_id: str) -> Response:
-        d = self._droplet(droplet_id)
-        if d is None:
-            return not_found()
-        self._forget(d)
-        return Response(204)
-
-    def _delete_droplets(self, request: Request, body: Any) -> Response:
-        tag = request.arg("tag_name")
-        for d in [d for d in self.droplets.values() if tag in d.tags]:
-            self._forget(d)
-        return Response(204)
-
-    def _get_droplets_id_actions(self, request: Request, body: Any, droplet_id: str) -> Response:
-        d = self._droplet(droplet_id)
-        if d is None:
-            return not_found()
-        return page(request, self.url, "actions", [self._action_json(self.actions[i]) for i in d.actions])
-
-    def _get_droplets_id_actions_id(self, request: Request, body: Any, droplet_id: str, action_id: str) -> Response:
-        d = self._droplet(droplet_id)
-        if d is None or not action_id.isdigit() or int(action_id) not in d.actions:
-            return not_found()
-        return Response(200, {"action": self._action_json(self.actions[int(action_id)])})
-
-    # --- catalog -----------------------------------------------------------------------
-
-    def _get_regions(self, request: Request, body: Any) -> Response:
-        return page(request, self.url, "regions", [catalog.region_json(r) for r in catalog.REGIONS])
-
-    def _get_sizes(self, request: Request, body: Any) -> Response:
-        return page(request, self.url, "sizes", [catalog.size_json(s) for s in catalog.SIZES])
-
-    def _get_images(self, request: Request, body: Any) -> Response:
-        private = (request.arg("private") or "").lower() == "true"
-        kind = request.arg("type")
-        listed = [] if request.arg("tag_name") else catalog.images_listed(kind, private)  # public images: untagged
-        return page(request, self.url, "images", listed)
-
-    def _get_images_id(self, request: Request, body: Any, ref: str) -> Response:
-        image = catalog.find_image(ref)
-        return Response(200, {"image": catalog.image_json(image)}) if image else not_found()
-
-    # --- actions -----------------------------------------------------------------------
-
-    def _action(self, kind: str, d: _Droplet) -> dict[str, Any]:
-        action: dict[str, Any] = {
-            "id": next(self._ids), "type": kind, "started_at": iso(d.created_at), "resource_id": d.id,
-            "resource_type": "droplet", "region_slug": d.region, "droplet": d,
-        }
-        self.actions[action["id"]] = action
-        d.actions.append(action["id"])
-        return self._action_json(action)
-
-    def _action_json(self, action: dict[str, Any]) -> dict[str, Any]:
-        """An action as the API shows it: in progress until its droplet is up."""
-        d: _Droplet = action["droplet"]
-        done = d.active or d.id not in self.droplets
-        shown = {k: v for k, v in action.items() if k != "droplet"}
-        if done and "completed_at" not in action:
-            action["completed_at"] = iso(time.time())
-        shown.update(status="completed" if done else "in-progress", completed_at=action.get("completed_at"),
-                     region=catalog.region_json(d.region))
-        return shown
-
-    def _get_actions(self, request: Request, body: Any) -> Response:
-        return page(request, self.url, "actions", [self._action_json(a) for a in self.actions.values()])
-
-    def _get_actions_id(self, request: Request, body: Any, action_id: str) -> Response:
-        action = self.actions.get(int(action_id)) if action_id.isdigit() else None
-        return Response(200, {"action": self._action_json(action)}) if action else not_found()
-
-
 _REQUIRED = {
     "_post_tags": ("name",), "_post_firewalls": ("name",), "_put_firewalls_id": ("name",),
     "_post_account_keys": ("name", "public_key"), "_post_vpcs": ("name", "region"),
     "_post_droplets": ("size", "image"),
 }
-
-_LIMIT_MESSAGE = (
-    "creating this/these droplet(s) will exceed your droplet limit. "
-    "You may request a limit increase at the control panel."
-)
