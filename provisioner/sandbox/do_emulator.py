@@ -4,9 +4,10 @@ behaving like the real API for any client.
 - VPCs (create, get, list, delete, members). A create whose ip_range overlaps another VPC of
   the account, or is not a private (RFC 1918) range of /16 to /28, gets 422. A delete while
   the VPC has members gets 403 (as the description documents); a deleted droplet stays a
-  member for `member_linger_s`, as on the real API. A droplet created without `vpc_uuid`
-  goes into its region's default VPC, made (`default: true`) when the region has none; a
-  pre-seeded VPC named `default-<region>` is that region's default.
+  member for `member_linger_s`, as on the real API. The first VPC of a region becomes its
+  default (`default: true`), which cannot be deleted (403), as the API reference says; a
+  droplet created without `vpc_uuid` goes into its region's default VPC, made when the
+  region has none.
 - SSH keys (a public key that is not one gets the API's 422) and the account here; droplets,
   their actions and the catalog (`/v2/regions`, `/v2/sizes`, `/v2/images`; an unknown
   region, size or image, or a size not sold in the region, gets the API's 422) in
@@ -73,7 +74,8 @@ def fingerprint(public_key: str) -> str:
 
 class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer):
     """The emulator. `account_vpcs` pre-seeds the account with (name, region, ip_range)
-    VPCs that survive `reset`; `token`, when given, is the only bearer token accepted."""
+    VPCs and `default_vpc_regions` with a default VPC in each of those regions (as an account
+    that has used them has), both surviving `reset`; `token`, when given, is the only bearer token accepted."""
 
     cloud = "digitalocean"
 
@@ -81,6 +83,7 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
         self,
         *,
         account_vpcs: Sequence[tuple[str, str, str]] = (),
+        default_vpc_regions: Sequence[str] = (),
         boot_delay_s: float = 0.05,
         member_linger_s: float = 0.05,
         droplet_limit: int = 25,
@@ -93,6 +96,7 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
     ):
         super().__init__(host, port)
         self.seed_vpcs = list(account_vpcs)
+        self.seed_default_regions = list(default_vpc_regions)
         self.boot_delay_s = boot_delay_s
         self.member_linger_s = member_linger_s
         self.droplet_limit = droplet_limit
@@ -119,7 +123,9 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
         self._ids = itertools.count(1001)
         self._public = AddressPool(self.public_pool)
         for name, region, ip_range in self.seed_vpcs:
-            self._add_vpc(name, region, ip_range, "pre-seeded", default=name == f"default-{region}")
+            self._add_vpc(name, region, ip_range, "pre-seeded")
+        for region in self.seed_default_regions:
+            self._default_vpc(region)
 
     def reset(self) -> None:
         super().reset()
@@ -133,10 +139,13 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
         with self.lock:
             self._slow[match] = seconds
 
-    def _add_vpc(self, name: str, region: str, ip_range: str, description: str, *, default: bool = False) -> _Vpc:
+    def _add_vpc(self, name: str, region: str, ip_range: str, description: str) -> _Vpc:
+        """A new VPC; the first in its region becomes the region's default, as the API
+        reference says (and a default VPC cannot be deleted)."""
         net = ipaddress.IPv4Network(ip_range)
+        first = not any(v.region == region for v in self.vpcs.values())
         vpc = _Vpc(str(uuid.uuid4()), name, region, ip_range, description, iter(list(net.hosts())[1:]),
-                   default=default, created_at=iso(time.time()))
+                   default=first, created_at=iso(time.time()))
         self.vpcs[vpc.id] = vpc
         return vpc
 
@@ -144,8 +153,7 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
         """The region's default VPC, made as the API makes it when the region has none."""
         found = next((v for v in self.vpcs.values() if v.region == region and v.default), None)
         if found is None:
-            found = self._add_vpc(f"default-{region}", region, self._free_range(DEFAULT_VPC_BLOCK), "",
-                                  default=True)
+            found = self._add_vpc(f"default-{region}", region, self._free_range(DEFAULT_VPC_BLOCK), "")
         return found
 
     def _advance(self) -> None:
@@ -315,6 +323,8 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
         vpc = self.vpcs.get(vpc_id)
         if vpc is None:
             return not_found()
+        if vpc.default:
+            return error(403, "forbidden", "Can not delete default VPC.")
         if self._members(vpc):
             return error(403, "forbidden", "Can not delete VPC with members.")
         del self.vpcs[vpc_id]

@@ -3,13 +3,15 @@ API's status and body, and answers with the fields the API always sends."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 
+from provisioner.clouds.digitalocean import Provider
 from provisioner.sandbox import do_catalog
 
-from .conftest import PUBLIC_KEY, REGION, raw
+from .conftest import PUBLIC_KEY, REGION, build, make_target, raw, vm_requests
 
 UBUNTU = "ubuntu-24-04-x64"
 
@@ -161,3 +163,26 @@ def test_tags_count_their_droplets_and_firewall_tags_can_be_changed(emulator):
     assert raw(emulator, "DELETE", "/v2/tags/web/resources",
                {"resources": [{"resource_id": str(d["id"]), "resource_type": "droplet"}]})[0] == 204
     assert raw(emulator, "GET", "/v2/tags/web")[1]["tag"]["resources"]["count"] == 0
+
+
+def test_the_first_vpc_of_a_region_is_its_default_and_cannot_be_deleted(emulator):
+    status, made = raw(emulator, "POST", "/v2/vpcs", {"name": "first-in-lon1", "region": "lon1",
+                                                       "ip_range": "10.250.0.0/20"})
+    assert status == 201 and made["vpc"]["default"] is True
+    second = raw(emulator, "POST", "/v2/vpcs", {"name": "second", "region": "lon1", "ip_range": "10.250.16.0/20"})
+    assert second[1]["vpc"]["default"] is False
+    status, body = raw(emulator, "DELETE", f"/v2/vpcs/{made['vpc']['id']}")
+    assert (status, body["id"]) == (403, "forbidden")
+    assert raw(emulator, "DELETE", f"/v2/vpcs/{second[1]['vpc']['id']}")[0] == 204
+
+
+@pytest.mark.xfail(strict=True, reason="cast's VPC becomes the default of a region where the account has no VPC "
+                                       "yet, and DigitalOcean never deletes a default VPC: teardown is refused (403)")
+def test_cast_tears_down_in_a_region_where_the_account_has_no_vpc_yet(emulator):
+    provider = Provider("lon1")
+    provider.poll_initial_s, provider.poll_max_s, provider.teardown_stall_s = 0.02, 0.1, 1.0
+    provider.api.retry_initial_s, provider.api.retry_max_s, provider.api.transient_budget_s = 0.02, 0.1, 2.0
+    target = dataclasses.replace(make_target("fresh"), region="lon1")
+    build(provider, target, vm_requests("fresh", workers=1))
+    provider.teardown(target)
+    assert not [v for v in emulator.vpcs.values() if target.cluster.uuid in v.description]
