@@ -1,9 +1,10 @@
 """The DigitalOcean emulator's droplets, their actions and the catalog they are made from.
 
-- Droplets: several at once by `names`; listed by `tag_name` or `name`, paged; deleted one
-  by one or by tag; a create names a region, size and image of the catalog (do_catalog), else
-  the API's 422; without `vpc_uuid` it goes into the region's default VPC. Each carries the
-  full `image`, `size` and `region` objects and keeps its `created_at`.
+- Droplets: several at once by `names` (ten at most, as the API reference says); listed by
+  `tag_name` or `name`, paged; deleted one by one or by tag. A create names a region, size
+  and image of the catalog (do_catalog), else the API's 422; without `vpc_uuid` it goes into
+  the region's default VPC. Each carries the full `image`, `size` and `region` objects and
+  keeps its `created_at`.
 - Actions: each create has one, `in-progress` until its droplet is up, then `completed`;
   served under /v2/actions and /v2/droplets/{id}/actions.
 - The catalog: /v2/regions, /v2/sizes, /v2/images (type and private filters, paged).
@@ -95,6 +96,8 @@ class DropletsAndCatalog:
         names = body.get("names") or [body.get("name")]
         if not all(isinstance(n, str) and n for n in names):
             return unprocessable("name is required.")
+        if len(names) > MAX_NAMES:  # "Up to ten Droplets may be created this way at a time."
+            return unprocessable(TOO_MANY_NAMES)
         vpc = self.vpcs.get(body["vpc_uuid"]) if "vpc_uuid" in body else None
         if "vpc_uuid" in body and vpc is None:
             return unprocessable("You specified an invalid VPC UUID for Droplet creation.")
@@ -226,6 +229,8 @@ class DropletsAndCatalog:
         return Response(200, {"action": self._action_json(action)}) if action else not_found()
 
 
+MAX_NAMES = 10
+TOO_MANY_NAMES = "You can only create up to 10 Droplets at a time."  # the emulator's wording; the rule is the API's
 LIMIT_MESSAGE = (
     "creating this/these droplet(s) will exceed your droplet limit. "
     "You may request a limit increase at the control panel."
