@@ -220,8 +220,8 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
             return response
 
     def _handle(self, request: Request) -> Response:
-        auth = request.headers.get("authorization", "")
-        if not auth.removeprefix("Bearer ").strip() or (self.token is not None and auth != f"Bearer {self.token}"):
+        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not bearer.strip() or (self.token is not None and bearer != self.token):
             return error(401, "unauthorized", "Unable to authenticate you.")
         try:
             body = request.json() if request.body else None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
+
 import pytest
 
 from provisioner.sandbox.do_openapi import ENV, spec_path
@@ -37,3 +40,14 @@ def test_the_description_is_found_where_ci_puts_it(emulator):
 def test_unauthenticated_requests_get_401(emulator):
     status, body = raw(emulator, "GET", "/v2/account", token="")
     assert status == 401 and body["id"] == "unauthorized"
+    assert body["message"] == "Unable to authenticate you."
+
+
+def test_a_malformed_or_wrong_authorization_gets_401(emulator):
+    req = urllib.request.Request(f"{emulator.url}/v2/account", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=10)
+    assert refused.value.code == 401
+    emulator.token = "the-one"
+    assert raw(emulator, "GET", "/v2/account", token="another")[0] == 401
+    assert raw(emulator, "GET", "/v2/account", token="the-one")[0] == 200
