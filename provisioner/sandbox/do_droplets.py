@@ -40,6 +40,7 @@ class Droplet:
     private_ip: str | None = None
     netmask: str = ""
     actions: list[int] = field(default_factory=list)  # ids of its actions
+    features: list[str] = field(default_factory=lambda: ["private_networking"])
 
     @property
     def active(self) -> bool:
@@ -85,7 +86,7 @@ class DropletsAndCatalog:
         return {
             "id": d.id, "name": d.name, "memory": size["memory"], "vcpus": size["vcpus"], "disk": size["disk"],
             "disk_info": size["disk_info"], "locked": False, "status": "active" if d.active else "new",
-            "kernel": None, "created_at": iso(d.created_at), "features": ["monitoring", "private_networking"],
+            "kernel": None, "created_at": iso(d.created_at), "features": list(d.features),
             "backup_ids": [], "next_backup_window": None, "snapshot_ids": [],
             "image": catalog.image_json(image) if image else {}, "volume_ids": [], "size": size,
             "size_slug": d.size, "networks": {"v4": v4, "v6": []}, "region": catalog.region_json(d.region),
@@ -124,6 +125,7 @@ class DropletsAndCatalog:
                 id=next(self._ids), name=name, region=region, size=body["size"], image=str(body["image"]),
                 vpc_uuid=vpc.id, tags=list(tags), user_data=body.get("user_data", ""),
                 ssh_keys=[k["public_key"] for _, k in keys if k], created_at=time.time(), active_at=now + delay,
+                features=[f for f in ("backups", "ipv6", "monitoring") if body.get(f) is True] + ["private_networking"],
             )
             self.droplets[d.id] = d
             made.append(d)

@@ -94,8 +94,9 @@ def test_a_public_key_that_is_not_one_is_refused(emulator, key, message):
 
 
 def test_droplets_carry_full_image_size_and_region_and_a_fixed_creation_time(emulator):
-    status, made = raw(emulator, "POST", "/v2/droplets", _droplet())
+    status, made = raw(emulator, "POST", "/v2/droplets", _droplet(monitoring=True, ipv6=False))
     droplet_id = made["droplet"]["id"]
+    assert made["droplet"]["features"] == ["monitoring", "private_networking"]
     time.sleep(1.1)  # a recomputed created_at would move by a second
     d = raw(emulator, "GET", f"/v2/droplets/{droplet_id}")[1]["droplet"]
     assert d["created_at"] == made["droplet"]["created_at"]
