@@ -13,7 +13,8 @@ emulator's own: the real ids change with every rebuild of an image.
 
 The catalog is small on purpose: every region, default size and image `regions.yaml` names for
 DigitalOcean, and a handful of other real ones, so that a wrong value is refused as the API
-refuses it. Refresh it by hand from `GET /v2/sizes` etc. with a real token.
+refuses it. To refresh it, scripts/refresh_do_catalog.py (with a real token) lists every
+figure that differs from the API's; change them here by hand, with the date above.
 """
 
 from __future__ import annotations

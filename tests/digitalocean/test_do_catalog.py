@@ -4,6 +4,9 @@ map, is accepted by a droplet create made with pydo; a wrong one is refused as t
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pydo
 import pytest
 from azure.core.exceptions import HttpResponseError
@@ -65,3 +68,25 @@ def test_a_typo_in_the_region_map_would_be_refused(emulator, client, change, mes
     answer = refused.value.response.json()
     assert (answer["id"], answer["message"]) == ("unprocessable_entity", message)
     assert emulator.droplets == {}
+
+
+def _refresh_script():
+    path = Path(__file__).resolve().parents[2] / "scripts" / "refresh_do_catalog.py"
+    spec = importlib.util.spec_from_file_location("refresh_do_catalog", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_refresh_script_reads_the_api_listings_and_names_what_changed(emulator):
+    script = _refresh_script()
+    listings = [script.fetch(emulator.url, TOKEN, path, key) for path, key in (
+        ("/v2/regions", "regions"), ("/v2/sizes", "sizes"), ("/v2/images", "images"))]
+    assert script.differences(*listings) == []  # the emulator serves the catalog itself
+    regions, sizes, images = listings
+    next(s for s in sizes if s["slug"] == "s-2vcpu-4gb")["price_monthly"] = 26.0
+    sizes[:] = [s for s in sizes if s["slug"] != "g-2vcpu-8gb"]
+    found = script.differences(regions, sizes, images)
+    assert any(line.startswith("SIZES['s-2vcpu-4gb']") and "26.0" in line for line in found)
+    assert "SIZES: 'g-2vcpu-8gb' is not offered by the API" in found
