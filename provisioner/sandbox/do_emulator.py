@@ -20,7 +20,8 @@ behaving like the real API for any client.
   Faults through the base class's control endpoint: throttle (429), unavailable (503) and
   quota (422 on droplet create). `droplet_limit` also refuses creates past the limit.
 - Every request is checked against DigitalOcean's OpenAPI description (do_openapi) when it is
-  on this machine: a violation is answered 400 and recorded in `errors`. Like the API, the
+  on this machine: a violation is recorded in `errors` and refused (404 for an unknown path,
+  else 422 as the API refuses what it cannot process). Like the API, the
   emulator ignores unknown query parameters, reads null as absent and takes `{}` on DELETE.
 - Extra control route: POST /_emulator/boot {"match": "name-substring", "seconds": s}.
 """
@@ -226,13 +227,14 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
         try:
             body = request.json() if request.body else None
         except ValueError:
-            return self._violation(f"{request.method} {request.path}: body is not JSON")
+            self.errors.append(f"{request.method} {request.path}: body is not JSON")
+            return error(400, "bad_request", "The request body is not valid JSON.")
         if self.checker is not None:
             self.unknown_properties += self.checker.unknown_properties(request.method, request.path,
                                                                        request.query, body)
             problems = self.checker.check(request.method, request.path, request.query, body)
             if problems:
-                return self._violation("; ".join(problems))
+                return self._violation(problems)
         self._advance()
         parts = [unquote(p) for p in request.path.split("/") if p][1:]  # without "v2"
         shaped = shape(parts)
@@ -252,9 +254,18 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
         parts = [("1" if p.startswith("{") else p) for p in template.split("/") if p][1:]
         return hasattr(self, f"_{method.lower()}_{'_'.join(shape(parts))}")
 
-    def _violation(self, message: str) -> Response:
+    def _violation(self, problems: list[str]) -> Response:
+        """Record a request the description does not allow and refuse it as the API would: an
+        unknown path or method is not found (404); a bad droplet name gets the API's own
+        words; anything else is unprocessable (422), naming what the check found."""
+        message = "; ".join(problems)
         self.errors.append(message)
-        return error(400, "bad_request", f"OpenAPI check: {message}")
+        if any(_UNKNOWN_ROUTE in p for p in problems):
+            return not_found()
+        if any(p.startswith("POST /v2/droplets body") and "does not match" in p
+               and ("body.name:" in p or "body.names[" in p) for p in problems):
+            return unprocessable(_HOSTNAME_MESSAGE)
+        return unprocessable(f"OpenAPI check: {message}")
 
     # --- account -----------------------------------------------------------------------
 
@@ -360,6 +371,8 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
         del self.keys[key["id"]]
         return Response(204)
 
+_UNKNOWN_ROUTE = "in the OpenAPI description"  # "no such path in ...", "method not in ..."
+_HOSTNAME_MESSAGE = "Only valid hostname characters are allowed. (a-z, A-Z, 0-9, . and -)"
 _REQUIRED = {
     "_post_tags": ("name",), "_post_firewalls": ("name",), "_put_firewalls_id": ("name",),
     "_post_account_keys": ("name", "public_key"), "_post_vpcs": ("name", "region"),
