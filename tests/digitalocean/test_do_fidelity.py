@@ -196,9 +196,8 @@ def test_at_most_ten_droplets_are_created_in_one_call(emulator):
     assert (status, body["id"]) == (422, "unprocessable_entity") and len(emulator.droplets) == 10
 
 
-@pytest.mark.xfail(strict=True, reason="cast puts every worker of one size and cloud-init text into one create call; "
-                                       "DigitalOcean takes at most ten names a call")
-def test_cast_creates_eleven_workers_of_one_kind(emulator, provider):
+def test_cast_creates_eleven_workers_of_one_kind_in_calls_of_ten_at_most(emulator, provider):
     target = make_target("many")
     build(provider, target, vm_requests("many", masters=0, workers=11))
     assert len(provider.list_vms(target.cluster)) == 11
+    assert emulator.calls["POST /v2/droplets"] == 2
