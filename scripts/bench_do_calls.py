@@ -42,7 +42,8 @@ def main() -> None:
     ap.add_argument("--distinct-user-data", action="store_true")
     args = ap.parse_args()
 
-    em = DigitalOceanEmulator(boot_delay_s=args.boot_delay, droplet_limit=1000).start()
+    # the account has a default VPC in the region already, so the cluster's VPC can be deleted
+    em = DigitalOceanEmulator(boot_delay_s=args.boot_delay, droplet_limit=1000, default_vpc_regions=[REGION]).start()
     os.environ["CAST_DIGITALOCEAN_ENDPOINT"] = em.url
     os.environ["DIGITALOCEAN_TOKEN"] = "bench-token"
     print(f"boot delay {args.boot_delay}s, distinct user data: {args.distinct_user_data}, "

@@ -43,13 +43,16 @@ def is_ready(vm: Vm) -> bool:
     return vm.state == ACTIVE and bool(vm.public_ip) and bool(vm.private_ip)
 
 
+MAX_PER_CREATE = 10  # "Up to ten Droplets may be created this way at a time" (API reference)
+
+
 def batches(requests: Sequence[VmRequest]) -> list[list[VmRequest]]:
     """Requests grouped for multi-create: one call per (role, size, user_data), since a
-    call gives every droplet the same size, tags and user data."""
+    call gives every droplet the same size, tags and user data, and at most ten a call."""
     groups: dict[tuple[str, str, str], list[VmRequest]] = {}
     for r in requests:
         groups.setdefault((r.role, r.size, r.user_data), []).append(r)
-    return list(groups.values())
+    return [g[i : i + MAX_PER_CREATE] for g in groups.values() for i in range(0, len(g), MAX_PER_CREATE)]
 
 
 def droplet_tags(cluster_name: str, cluster_uuid: str, batch: Sequence[VmRequest]) -> list[str]:

@@ -3,10 +3,17 @@ description, so the emulator cannot drift into accepting calls the real API woul
 
 The description is read from disk (never copied into the project): CAST_DO_SPECS (the YAML
 file, or a directory holding it), else `<repo>/../shared/specs/digitalocean/`. It is parsed
-once per process. What is checked: the method and path exist; query parameters are known and
-required ones present; the JSON body has only known properties, every required one, and
-values of the declared type, enum, pattern and length ($ref resolved, allOf merged, oneOf and
-anyOf satisfied by at least one branch).
+once per process. What is checked: the method and path exist; required query parameters are
+present; the JSON body has only known properties, every required one, and values of the
+declared type, enum, pattern and length ($ref resolved, allOf merged, oneOf and anyOf satisfied
+by at least one branch).
+
+Only what the real API refuses is reported by `check`. It ignores query parameters it does
+not know (python-digitalocean and libcloud add `per_page` to every request) and body
+properties it does not know, reads `null` for an optional property as the property left out,
+and takes an empty body (`{}`, as python-digitalocean sends on DELETE) where an operation
+declares none. Unknown body properties are still found (`unknown_properties`): a sign that a
+client (cast's own tests look) drifted from the description, not a refusal.
 """
 
 from __future__ import annotations
@@ -95,10 +102,23 @@ class OpenApiChecker:
         # a literal segment beats a template one: /v2/droplets/actions before /v2/droplets/{id}
         self._ops.sort(key=lambda o: -o.literal_segments)
 
+    @property
+    def document(self) -> dict[str, Any]:
+        """The parsed description (shared: do not change it)."""
+        return self._doc
+
     # --- requests ----------------------------------------------------------------------
 
     def check(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> list[str]:
-        """Every way this request departs from the description; empty when it conforms."""
+        """Every way this request departs from the description that the API refuses; empty
+        when it conforms."""
+        return [p for p in self._problems(method, path, query, body) if not _is_unknown(p)]
+
+    def unknown_properties(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> list[str]:
+        """The body properties of this request that the description does not know."""
+        return [p for p in self._problems(method, path, query, body) if _is_unknown(p)]
+
+    def _problems(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> list[str]:
         ops = [o for o in self._ops if o.regex.fullmatch(path)]
         if not ops:
             return [f"{method} {path}: no such path in the OpenAPI description"]
@@ -114,7 +134,8 @@ class OpenApiChecker:
             if request_body.get("required"):
                 problems.append(f"{where}: a JSON body is required")
         elif schema is None:
-            problems.append(f"{where}: takes no JSON body")
+            if body != {}:
+                problems.append(f"{where}: takes no JSON body")
         else:
             problems.extend(self._check_value(schema, body, f"{where} body", strict=True))
         return problems
@@ -122,13 +143,11 @@ class OpenApiChecker:
     def _check_query(self, op: _Operation, query: dict[str, list[str]], where: str) -> list[str]:
         params = [self._resolve(p) for p in op.spec.get("parameters", [])]
         declared = {p["name"]: p for p in params if p.get("in") == "query"}
-        problems = [f"{where}: unknown query parameter {name!r}" for name in query if name not in declared]
-        problems += [
+        return [
             f"{where}: required query parameter {name!r} missing"
             for name, p in declared.items()
             if p.get("required") and name not in query
         ]
-        return problems
 
     # --- schemas -----------------------------------------------------------------------
 
@@ -193,7 +212,8 @@ class OpenApiChecker:
         if isinstance(value, dict):
             problems += self._check_object(flat, value, where, strict=strict)
         for group in flat.alternatives:
-            outcomes = [self._check_value(branch, value, where, strict=False) for branch in group]
+            outcomes = [[p for p in self._check_value(branch, value, where, strict=False) if not _is_unknown(p)]
+                        for branch in group]
             if all(outcomes):
                 best = min(outcomes, key=len)
                 problems.append(f"{where}: matches none of its {len(group)} alternatives; nearest: {'; '.join(best)}")
@@ -207,8 +227,11 @@ class OpenApiChecker:
                 known |= set(self._flatten(branch).properties)
         if strict and known and not flat.free_form:
             problems += [f"{where}: unknown property {k!r}" for k in value if k not in known]
+        present = {k for k, v in value.items() if v is not None or k in flat.required}  # null: left out
         problems += [f"{where}: required property {k!r} missing" for k in sorted(flat.required) if k not in value]
         for key, sub in value.items():
+            if key not in present:
+                continue
             for prop_schema in flat.properties.get(key, []):
                 if self._flatten(prop_schema).read_only:
                     problems.append(f"{where}.{key}: is read-only")
@@ -236,3 +259,10 @@ def _type_problems(flat: _Flat, value: Any, where: str) -> list[str]:
         if not ok:
             return [f"{where}: {type(value).__name__} is not of type {t}"]
     return []
+
+
+_UNKNOWN = ": unknown property "
+
+
+def _is_unknown(problem: str) -> bool:
+    return _UNKNOWN in problem and "alternatives; nearest" not in problem

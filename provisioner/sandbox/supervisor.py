@@ -141,7 +141,11 @@ class Sandbox:
         self.emulators = {
             "gcp": GcpEmulator(public_pool=self.pools["gcp"]),
             "azure": AzureEmulator(abandoned_after_s=2.0, public_pool=self.pools["azure"]),
-            "digitalocean": DigitalOceanEmulator(public_pool=self.pools["digitalocean"]),
+            # an account that has used DigitalOcean's regions has a default VPC in each: cast's
+            # own VPC is then not the region's first, which DigitalOcean would make the default
+            # (undeletable)
+            "digitalocean": DigitalOceanEmulator(public_pool=self.pools["digitalocean"],
+                                                 default_vpc_regions=_digitalocean_regions()),
         }
         for emulator in self.emulators.values():
             emulator.api_delay_s = self.api_delay_s
@@ -345,6 +349,13 @@ def _host_name(cloud: str, vm_id: str) -> str:
     # namespace and link names are short: keep the host name short and unique
     short = {"aws": "a", "gcp": "g", "azure": "z", "digitalocean": "d"}[cloud]
     return short + hashlib.sha256(f"{cloud}/{vm_id}".encode()).hexdigest()[:8]
+
+
+
+def _digitalocean_regions() -> list[str]:
+    """DigitalOcean's regions in the region map."""
+    regions = (r.clouds.get("digitalocean") for r in load_region_map().regions.values())
+    return sorted({c.region for c in regions if c is not None})
 
 
 def main(argv: list[str] | None = None) -> None:

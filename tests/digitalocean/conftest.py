@@ -45,7 +45,7 @@ def emulator() -> Iterator[DigitalOceanEmulator]:
 @pytest.fixture(autouse=True)
 def fresh(emulator: DigitalOceanEmulator) -> Iterator[None]:
     """A reset emulator for each test; afterwards no request may have broken the OpenAPI
-    description."""
+    description, nor sent a body property it does not know (which the API would ignore)."""
     emulator.reset()
     emulator.boot_delay_s = 0.05
     emulator.member_linger_s = 0.05
@@ -54,6 +54,7 @@ def fresh(emulator: DigitalOceanEmulator) -> Iterator[None]:
     emulator.token = None
     yield
     assert emulator.errors == [], "requests broke DigitalOcean's OpenAPI description"
+    assert emulator.unknown_properties == [], "requests sent properties DigitalOcean's description does not know"
 
 
 @pytest.fixture

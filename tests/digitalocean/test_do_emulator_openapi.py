@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
+
 import pytest
 
 from provisioner.sandbox.do_openapi import ENV, spec_path
@@ -14,14 +17,20 @@ def test_a_request_outside_the_description_is_refused_and_recorded(emulator):
         pytest.skip(f"DigitalOcean's OpenAPI description is not on this machine (set {ENV}); "
                     "requests are not checked against it")
     status, body = raw(emulator, "POST", "/v2/vpcs", {"name": "bad_name", "regoin": REGION})
-    assert status == 400 and body["id"] == "bad_request"
+    assert status == 422 and body["id"] == "unprocessable_entity"
     recorded = " ".join(emulator.errors)
-    assert "regoin" in recorded and "'region' missing" in recorded and "bad_name" in recorded
+    assert "'region' missing" in recorded and "bad_name" in recorded
+    assert "regoin" not in recorded  # an unknown property is ignored, as the API ignores it, but noted:
+    assert [p for p in emulator.unknown_properties if "regoin" in p]
+    emulator.unknown_properties.clear()
     status, _ = raw(emulator, "DELETE", "/v2/droplets")  # destroy_by_tag without its tag_name
-    assert status == 400 and "tag_name" in emulator.errors[-1]
-    status, _ = raw(emulator, "GET", "/v2/no-such-collection")
-    assert status == 400
-    assert len(emulator.errors) == 3
+    assert status == 422 and "tag_name" in emulator.errors[-1]
+    status, body = raw(emulator, "GET", "/v2/no-such-collection")
+    assert status == 404 and body["id"] == "not_found"
+    status, body = raw(emulator, "POST", "/v2/droplets", {"name": "under_score!", "size": "s-2vcpu-4gb",
+                                                           "image": "ubuntu-24-04-x64"})
+    assert (status, body["message"]) == (422, "Only valid hostname characters are allowed. (a-z, A-Z, 0-9, . and -)")
+    assert len(emulator.errors) == 4
     emulator.errors.clear()  # these violations were the point of this test
 
 
@@ -34,3 +43,14 @@ def test_the_description_is_found_where_ci_puts_it(emulator):
 def test_unauthenticated_requests_get_401(emulator):
     status, body = raw(emulator, "GET", "/v2/account", token="")
     assert status == 401 and body["id"] == "unauthorized"
+    assert body["message"] == "Unable to authenticate you."
+
+
+def test_a_malformed_or_wrong_authorization_gets_401(emulator):
+    req = urllib.request.Request(f"{emulator.url}/v2/account", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(req, timeout=10)
+    assert refused.value.code == 401
+    emulator.token = "the-one"
+    assert raw(emulator, "GET", "/v2/account", token="another")[0] == 401
+    assert raw(emulator, "GET", "/v2/account", token="the-one")[0] == 200
