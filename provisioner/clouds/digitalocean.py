@@ -138,11 +138,26 @@ class Provider(Cloud):
             with self._lock:
                 self._vpc_ids[cluster.uuid] = ours[0]["id"]
             return Ensured((self._vpc_resource(ours[0]),), (), ours[0]["ip_range"])
+        made_default: tuple[str, ...] = ()
+        if not any(v.get("region") == self.region for v in vpcs):
+            # The API makes the first VPC of a region its default, and never deletes a default:
+            # cast's own VPC must not be that one, or delete-cluster could not remove it.
+            default = f"default-{self.region}"
+            if dry_run:
+                made_default = (f"create the region's default VPC {default} (the account has no VPC in {self.region})",)
+            else:
+                made = self.api.call(f"create the default VPC {default}", lambda c: c.vpcs.create, body={
+                    "name": default, "region": self.region,
+                    "description": "the region's default VPC, made by cast before its first VPC here (DigitalOcean "
+                                   "makes the first VPC of a region the default, which cannot be deleted)",
+                })["vpc"]
+                vpcs = [*vpcs, made]
+                made_default = (f"created the region's default VPC {default} ({made.get('ip_range')})",)
         used = [str(v["ip_range"]) for v in vpcs if v.get("ip_range")]
         for _ in range(VPC_CREATE_ATTEMPTS):
             block = str(ipam.digitalocean_vpc_range(used))
             if dry_run:
-                return Ensured((), (f"create VPC {name} with {block} in {self.region}",), block)
+                return Ensured((), (*made_default, f"create VPC {name} with {block} in {self.region}"), block)
             body = {
                 "name": name,
                 "region": self.region,
@@ -159,7 +174,7 @@ class Provider(Cloud):
                 continue
             with self._lock:
                 self._vpc_ids[cluster.uuid] = vpc["id"]
-            return Ensured((self._vpc_resource(vpc),), (f"created VPC {name} with {block}",), block)
+            return Ensured((self._vpc_resource(vpc),), (*made_default, f"created VPC {name} with {block}"), block)
         raise CloudError(CLOUD, f"could not create VPC {name}: its range overlapped {VPC_CREATE_ATTEMPTS} times")
 
     @staticmethod
