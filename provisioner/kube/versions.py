@@ -5,6 +5,8 @@ and holds it)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 KUBERNETES_MINOR = "1.36"
 
 # pkgs.k8s.io, the project's own package host: one repository per minor, signed by the key
@@ -19,3 +21,29 @@ FLANNEL_MANIFEST_URL = (
     f"https://raw.githubusercontent.com/flannel-io/flannel/{FLANNEL_VERSION}/Documentation/kube-flannel.yml"
 )
 FLANNEL_MANIFEST_SHA256 = "e875824be2f552b45711dbda91af81b17eb961d00025d914d9fef18fad8f09c0"
+
+
+@dataclass(frozen=True)
+class PinnedImage:
+    """A container image the pinned manifest names by `tag`, pulled instead by `digest` (the
+    SHA-256 of its multi-arch index), so that a re-pushed tag cannot change what runs."""
+
+    name: str
+    tag: str
+    digest: str
+
+
+# The images flannel's manifest at FLANNEL_VERSION names (its init containers copy the CNI plugin
+# into /opt/cni/bin as root), each overridden by digest in the kustomization (kube/cni.py).
+# Where the digests come from: flannel-io publishes none in its repository (manifest, chart values
+# and docs name tags only). These are the index digests recorded by `docker buildx imagetools
+# inspect` on 2026-09-30 in kkonstantin08/trafficops (docs/evidence/stage1-local-2026-09-30.md),
+# a third party's record. Check them, and take new ones on every flannel bump, from the registry:
+#   crane digest ghcr.io/flannel-io/flannel:<tag>   (or: docker buildx imagetools inspect <ref>)
+# A wrong digest fails closed: the node refuses to run the image (ErrImagePull).
+FLANNEL_IMAGES = (
+    PinnedImage("ghcr.io/flannel-io/flannel", FLANNEL_VERSION,
+                "sha256:708a2c9c1cfbfe529d1dbb249cb7113af117f3ed26b5e3e4c8ee015e10555204"),
+    PinnedImage("ghcr.io/flannel-io/flannel-cni-plugin", "v1.9.1-flannel3",
+                "sha256:9fccdf677e6e26e76a4aa60da2113bab9852e8317287ba51b2c29778d2351345"),
+)
