@@ -13,6 +13,15 @@ KUBERNETES_MINOR = "1.36"
 # published beside it (Release.key).
 KUBERNETES_APT_REPOSITORY = f"https://pkgs.k8s.io/core:/stable:/v{KUBERNETES_MINOR}/deb/"
 KUBERNETES_APT_KEY_URL = f"{KUBERNETES_APT_REPOSITORY}Release.key"
+# The one key that file may hold, by fingerprint (checked on the node before the key is trusted).
+# pkgs.k8s.io is built and signed by the openSUSE Build Service project isv:kubernetes, one key for
+# every minor: "isv:kubernetes OBS Project <isv:kubernetes@build.opensuse.org>", rsa2048, created
+# 2022-08-25. The Kubernetes docs do not print it (kubernetes/website#42718 asks them to); this is
+# the fingerprint dnf shows importing https://pkgs.k8s.io/core:/stable:/v1.36/rpm/repodata/repomd.xml.key
+# and users report for the deb Release.key of v1.28 to v1.35 (kubernetes/release#3818). Its
+# expiry (2026-12-29 at last renewal) is extended by OBS in place: the fingerprint stays; a new
+# key would be a new pin, after checking it with `gpg --show-keys` on the published Release.key.
+KUBERNETES_APT_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436"
 
 # The pod network (provisioner/kube/cni.py): flannel's manifest as the repository holds it at the
 # release tag, pinned by its SHA-256 (git show v0.28.9:Documentation/kube-flannel.yml | sha256sum).
