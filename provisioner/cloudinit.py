@@ -14,7 +14,12 @@ import jinja2
 import yaml
 
 from .errors import ConfigError, InputError
-from .kube.versions import KUBERNETES_APT_KEY_URL, KUBERNETES_APT_REPOSITORY, KUBERNETES_MINOR
+from .kube.versions import (
+    KUBERNETES_APT_KEY_FINGERPRINT,
+    KUBERNETES_APT_KEY_URL,
+    KUBERNETES_APT_REPOSITORY,
+    KUBERNETES_MINOR,
+)
 from .textcheck import one_line
 
 STATE_DIR = "/var/lib/cast"  # on the node
@@ -150,6 +155,7 @@ def render_user_data(
         kubernetes_minor=KUBERNETES_MINOR,
         apt_repository=KUBERNETES_APT_REPOSITORY,
         apt_key_url=KUBERNETES_APT_KEY_URL,
+        apt_key_fingerprint=KUBERNETES_APT_KEY_FINGERPRINT,
         state_dir=STATE_DIR,
         marker=BOOT_MARKER,
         failures=BOOT_FAILURES,

@@ -1,7 +1,7 @@
 """The pod network: flannel, pinned to one release, its manifest checked by SHA-256 and
 adjusted by a kustomization cast writes beside it (applied with `kubectl apply -k`).
 
-Two changes to the upstream manifest:
+Three changes to the upstream manifest:
 - net-conf.json: the pod range 10.217.0.0/16, the vxlan backend, and the MTU set explicitly.
   flannel's `Backend.MTU` is the size of the encapsulated packets it sends (it defaults to
   the external interface's MTU); the vxlan device, and so every pod, gets 50 bytes less.
@@ -9,6 +9,8 @@ Two changes to the upstream manifest:
   mesh without fragmentation.
 - flanneld's arguments get `--iface=wg0`, so VXLAN runs between mesh addresses, inside the
   WireGuard tunnel, whatever each cloud's default interface is.
+- every image (flanneld, and the init containers that write the CNI plugin into /opt/cni/bin
+  as root) is pulled by its pinned SHA-256 digest instead of its tag (versions.FLANNEL_IMAGES).
 
 The names the patches target (namespace kube-flannel, ConfigMap kube-flannel-cfg, DaemonSet
 kube-flannel-ds whose first container is kube-flannel) are those of the manifest at
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 from .. import ipam, mesh
 from . import paths, yamltext
-from .versions import FLANNEL_MANIFEST_SHA256, FLANNEL_MANIFEST_URL, FLANNEL_VERSION
+from .versions import FLANNEL_IMAGES, FLANNEL_MANIFEST_SHA256, FLANNEL_MANIFEST_URL, FLANNEL_VERSION
 
 NAMESPACE = "kube-flannel"
 CONFIG_MAP = "kube-flannel-cfg"
@@ -60,7 +62,8 @@ def net_conf() -> str:
 
 
 def kustomization() -> str:
-    """kustomization.yaml: the pinned manifest, with the net-conf.json and --iface patches."""
+    """kustomization.yaml: the pinned manifest, with the net-conf.json and --iface patches and
+    every image pinned by digest."""
     config_map_patch = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -84,6 +87,7 @@ def kustomization() -> str:
                 "patch": yamltext.dump(iface_patch),
             },
         ],
+        "images": [{"name": image.name, "digest": image.digest} for image in FLANNEL_IMAGES],
     }
     header = (
         f"Managed by cast: flannel {FLANNEL_VERSION} over the WireGuard mesh.\n"

@@ -79,7 +79,8 @@ def test_packages_and_the_pinned_kubernetes_repository(render: Render) -> None:
     assert set(data["packages"]) >= REQUIRED_PACKAGES
     repository = f"https://pkgs.k8s.io/core:/stable:/v{KUBERNETES_MINOR}/deb/"
     source = script_with(data, "sources.list.d/kubernetes.list")
-    assert f"curl -fsSL --retry 5 -o {STATE_DIR}/kubernetes-release.key {repository}Release.key" in source
+    assert f"key={STATE_DIR}/kubernetes-release.key" in source
+    assert f'curl -fsSL --retry 5 -o "$key" {repository}Release.key' in source
     assert "gpg --batch --yes --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg" in source
     assert f"deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] {repository} /" in source
     install = script_with(data, "apt-get install")
