@@ -2,7 +2,8 @@
 
 It serves what cast uses (resource groups, the resources list, virtual networks and subnets,
 network security groups, public IPs, network interfaces, virtual machines) the way ARM does
-where cast depends on it: paths matched case-insensitively, api-version required, long-running
+where cast depends on it: a bearer token required (ARM's 401 bodies), paths matched
+case-insensitively, api-version required, long-running
 operations answered with `Azure-AsyncOperation` (PUTs, deletes) or `Location` (resource group
 delete) and a short `Retry-After`, going through InProgress for `lro_polls` polls before they
 succeed; ARM's error bodies; faults on demand (base class). Every request is checked against the
@@ -68,15 +69,17 @@ class AzureEmulator(EmulatorServer):
     the subscription may hold (None: no limit). `specs_dir`: the specifications (None: the
     default folder); when it is absent the check is off and `spec_check_off` says why.
     An operation nobody polls for `abandoned_after_s` completes by itself, as on ARM, so a
-    client that crashed mid-create finds its resources done when it comes back."""
+    client that crashed mid-create finds its resources done when it comes back.
+    `token`, when given, is the only bearer token accepted (otherwise any non-empty one is)."""
 
     cloud = "azure"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, lro_polls: int = 2,
                  retry_after: int = 0, throttle_retry_after: int = 1, page_size: int = 50,
                  vm_quota: int | None = None, specs_dir: Path | None = None, abandoned_after_s: float = 20.0,
-                 public_pool: str = PUBLIC_POOL):
+                 public_pool: str = PUBLIC_POOL, token: str | None = None):
         super().__init__(host, port)
+        self.token = token
         self.lro_polls = lro_polls
         self.retry_after = retry_after
         self.throttle_retry_after = throttle_retry_after
@@ -140,7 +143,10 @@ class AzureEmulator(EmulatorServer):
     # --- requests --------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
-        """Serve one ARM request: api-version, the specification check, then the route."""
+        """Serve one ARM request: credentials, api-version, the specification check, then the route."""
+        refused = self._auth_problem(request)
+        if refused is not None:
+            return refused
         route, m = next(((n, m) for n, p in _ROUTES if (m := p.match(request.path))), (None, None))
         if route is None or m is None:
             return _error(404, "InvalidResourceType", f"No route for {request.method} {request.path}.")
@@ -159,6 +165,27 @@ class AzureEmulator(EmulatorServer):
                 return getattr(self, f"_{route}")(request, **m.groupdict())
         except ArmError as exc:
             return _error(exc.status, exc.code, exc.message)
+
+    def _auth_problem(self, request: Request) -> Response | None:
+        """ARM's 401 when the Authorization header is missing, not a bearer, or (with `token`)
+        not the expected one. Codes and messages as ARM answers them (recorded in public issue
+        threads: hashicorp/terraform-provider-azurerm#3612, Azure/azure-sdk-for-python#4124)."""
+        auth = request.headers.get("authorization", "").strip()
+        if not auth:
+            code, message, why = ("AuthenticationFailed",
+                                  "Authentication failed. The 'Authorization' header is missing.",
+                                  "missing 'Authorization' header")
+        elif not auth.lower().startswith("bearer ") or not auth[7:].strip():
+            code, message, why = ("AuthenticationFailedInvalidHeader",
+                                  "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+                                  "invalid format of 'Authorization' header")
+        elif self.token is not None and auth[7:].strip() != self.token:
+            code, message, why = "InvalidAuthenticationToken", "The access token is invalid.", "invalid access token"
+        else:
+            return None
+        challenge = (f'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", '
+                     f'error_description="The authentication failed because of {why}."')
+        return _error(401, code, message, {"WWW-Authenticate": challenge})
 
     def _spec_problem(self, request: Request) -> Response | None:
         if self.specs is None:
