@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from . import azure_catalog as catalog
 from .azure_specs import SpecIndex, default_specs_dir, specs_missing_reason
 from .azure_state import NIC, SUBNET, TOP_LEVEL, VM, VNET, ArmError, AzureState, Resource
 from .emulator import EmulatedVm, EmulatorServer, Request, Response
@@ -35,6 +36,10 @@ _ROUTES = [
     for name, pattern in (
         ("operation", _SUB + r"/providers/(?P<ns>[^/]+)/locations/(?P<loc>[^/]+)"
                              r"/(?P<kind>operations|operationresults)/(?P<op>[^/]+)"),
+        ("locations", _SUB + r"/locations"),
+        ("providers", _SUB + r"/providers"),
+        ("provider", _SUB + r"/providers/(?P<ns>[^/]+)"),
+        ("vm_sizes", _SUB + r"/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/vmSizes"),
         ("groups", _SUB + r"/resourcegroups"),
         ("group", _RG),
         ("group_resources", _RG + r"/resources"),
@@ -155,7 +160,7 @@ class AzureEmulator(EmulatorServer):
                 self.errors.append(f"{request.method} {request.path}: the api-version query parameter is missing")
             return _error(400, "MissingApiVersionParameter",
                           "The api-version query parameter (?api-version=) is required for all requests.")
-        if route != "operation":
+        if route != "operation" and not self._unspecified(route, request):
             problem = self._spec_problem(request)
             if problem:
                 return problem
@@ -164,7 +169,13 @@ class AzureEmulator(EmulatorServer):
                 self._finish_abandoned()
                 return getattr(self, f"_{route}")(request, **m.groupdict())
         except ArmError as exc:
-            return _error(exc.status, exc.code, exc.message)
+            return _error(exc.status, exc.code, exc.message, target=exc.target)
+
+    def _unspecified(self, route: str, request: Request) -> bool:
+        """Locations and disks are served even when their specifications (subscriptions.json,
+        DiskRP.json: optional, see azure_specs) are not in the folder; unchecked then."""
+        served = route == "locations" or "/microsoft.compute/disks" in request.path.lower()
+        return served and self.specs is not None and not self.specs.covers(request.method, request.path)
 
     def _auth_problem(self, request: Request) -> Response | None:
         """ARM's 401 when the Authorization header is missing, not a bearer, or (with `token`)
@@ -201,6 +212,25 @@ class AzureEmulator(EmulatorServer):
         with self.lock:
             self.errors.extend(problems)
         return _error(400, "InvalidRequestContent", "; ".join(problems))
+
+    # catalog lookups (azure_catalog)
+
+    def _locations(self, request: Request, sub: str) -> Response:
+        _only(request, "GET")
+        return Response(200, catalog.locations_body(sub))
+
+    def _providers(self, request: Request, sub: str) -> Response:
+        _only(request, "GET")
+        return Response(200, {"value": [catalog.provider_body(sub, ns) for ns in catalog.PROVIDERS]})
+
+    def _provider(self, request: Request, sub: str, ns: str) -> Response:
+        _only(request, "GET")
+        return Response(200, catalog.provider_body(sub, ns))
+
+    def _vm_sizes(self, request: Request, sub: str, loc: str) -> Response:
+        _only(request, "GET")
+        catalog.check_lookup_location(loc, "Microsoft.Compute/locations/vmSizes", request.arg("api-version") or "")
+        return Response(200, catalog.vm_sizes_body())
 
     # resource groups
 
@@ -392,8 +422,12 @@ class AzureEmulator(EmulatorServer):
         return Response(200, body)
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, {"error": {"code": code, "message": message}}, headers or {})
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+           target: str | None = None) -> Response:
+    error = {"code": code, "message": message}
+    if target:
+        error["target"] = target
+    return Response(status, {"error": error}, headers or {})
 
 
 def _only(request: Request, method: str) -> None:

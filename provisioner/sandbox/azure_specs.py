@@ -30,6 +30,12 @@ ROOT_FILES = (
     "specification/network/resource-manager/Microsoft.Network/stable/2024-10-01/networkInterface.json",
     "specification/compute/resource-manager/Microsoft.Compute/ComputeRP/stable/2025-04-01/ComputeRP.json",
 )
+# Loaded when present (the emulator serves these operations unchecked otherwise): the
+# locations list, managed disks.
+OPTIONAL_FILES = (
+    "specification/resources/resource-manager/Microsoft.Resources/stable/2022-12-01/subscriptions.json",
+    "specification/compute/resource-manager/Microsoft.Compute/DiskRP/stable/2025-01-02/DiskRP.json",
+)
 _SCALARS = {
     "string": (str,),
     "integer": (int,),
@@ -76,7 +82,7 @@ class SpecIndex:
         self.root = root
         self._files: dict[Path, Any] = {}
         self._operations: list[_Operation] = []
-        for name in ROOT_FILES:
+        for name in ROOT_FILES + tuple(f for f in OPTIONAL_FILES if (root / f).is_file()):
             path = (root / name).resolve()
             doc = self._load(path)
             for section in ("paths", "x-ms-paths"):
@@ -89,6 +95,10 @@ class SpecIndex:
                         self._operations.append(_Operation(method.upper(), bare, pattern, path, spec))
         # Most specific first (the fewest path parameters): a request's first match is its operation.
         self._operations.sort(key=lambda o: o.specificity, reverse=True)
+
+    def covers(self, method: str, path: str) -> bool:
+        """Whether the specifications have an operation for this method and path."""
+        return any(o.method == method and o.pattern.match(path) for o in self._operations)
 
     def check(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> list[str]:
         """What is wrong with this request according to the specifications: one sentence per

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from .azure_catalog import ArmError, check_location, check_vm
 from .emulator import AddressPool
 
 VNET = "Microsoft.Network/virtualNetworks"
@@ -26,16 +27,6 @@ NIC = "Microsoft.Network/networkInterfaces"
 VM = "Microsoft.Compute/virtualMachines"
 DISK = "Microsoft.Compute/disks"
 TOP_LEVEL = {t.lower(): t for t in (VNET, NSG, PIP, NIC, VM, DISK)}
-
-
-class ArmError(Exception):
-    """An ARM error answer: HTTP status, error code, message."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -92,10 +83,11 @@ class AzureState:
     def put_group(self, sub: str, name: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create or update a resource group; return it and whether it is new."""
         existing = self.groups.get(name.lower())
+        location = check_location(body.get("location"), None)
         if existing and existing["properties"]["provisioningState"] == "Deleting":
             raise ArmError(409, "ResourceGroupBeingDeleted", f"The resource group '{name}' is in deprovisioning state.")
         if existing:
-            if str(body.get("location", "")).lower() != existing["location"].lower():
+            if location != existing["location"]:
                 raise ArmError(409, "InvalidResourceGroupLocation",
                                f"Invalid resource group location '{body.get('location')}'. The Resource group "
                                f"already exists in location '{existing['location']}'.")
@@ -105,7 +97,7 @@ class AzureState:
             "id": f"/subscriptions/{sub}/resourceGroups/{name}",
             "name": name,
             "type": "Microsoft.Resources/resourceGroups",
-            "location": body["location"],
+            "location": location,
             "tags": body.get("tags", {}),
             "properties": {"provisioningState": "Succeeded"},
         }
@@ -150,7 +142,9 @@ class AzureState:
         stored.pop("id", None)
         stored.pop("name", None)
         if rtype != SUBNET:
-            stored.setdefault("location", rg["location"])
+            stored["location"] = check_location(stored.get("location") or rg["location"], rtype)
+        if rtype == VM:
+            check_vm(stored.get("properties") or {})
         res = Resource(rid, rtype, rg_name.lower(), name, stored)
         if existing:
             res.user_data, res.ssh_keys = existing.user_data, existing.ssh_keys

@@ -1,0 +1,162 @@
+"""The Azure emulator's catalog: what it serves (locations, providers, VM sizes) and what it
+refuses as ARM does (an unknown location, VM size or image, a VM without a network interface);
+every default of regions.yaml accepted through cast's provider."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+import pytest
+
+from provisioner.clouds.azure_session import AzureSession
+from provisioner.clouds.base import CloudTarget, ClusterRef, VmRequest
+from provisioner.errors import CloudError
+from provisioner.plan import firewall_rules
+from provisioner.regions import load_region_map
+from provisioner.sandbox.azure_emulator import AzureEmulator
+
+from .conftest import IMAGE, PUBLIC_KEY, build_cluster, make_target
+
+SUB = "/subscriptions/00000000-0000-0000-0000-000000000000"
+NET = "api-version=2026-03-01"
+COMPUTE = "api-version=2026-04-01"
+
+
+def _call(emulator: AzureEmulator, method: str, path: str, body: object = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(emulator.url + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer test"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else {}
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        return err.code, json.loads(raw) if raw else {}
+
+
+def _network(emulator: AzureEmulator, group: str) -> str:
+    """A resource group with a VNet, subnet and NIC in eastus; the NIC's id."""
+    rg = f"{SUB}/resourceGroups/{group}"
+    assert _call(emulator, "PUT", f"{SUB}/resourcegroups/{group}?api-version=2025-04-01", {"location": "eastus"})[0] == 201
+    vnet = {"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]},
+                                                 "subnets": [{"name": "s", "properties": {"addressPrefix": "10.9.1.0/24"}}]}}
+    assert _call(emulator, "PUT", f"{rg}/providers/Microsoft.Network/virtualNetworks/v?{NET}", vnet)[0] == 201
+    nic = {"location": "eastus", "properties": {"ipConfigurations": [{"name": "ip", "properties": {
+        "subnet": {"id": f"{rg}/providers/Microsoft.Network/virtualNetworks/v/subnets/s"}}}]}}
+    assert _call(emulator, "PUT", f"{rg}/providers/Microsoft.Network/networkInterfaces/n?{NET}", nic)[0] == 201
+    return f"{rg}/providers/Microsoft.Network/networkInterfaces/n"
+
+
+def _vm_body(nic_id: str | None, size: str = "Standard_B2s", image: dict[str, str] | None = None,
+             location: str = "eastus") -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "hardwareProfile": {"vmSize": size},
+        "storageProfile": {"imageReference": image or IMAGE, "osDisk": {"createOption": "FromImage"}},
+        "osProfile": {"computerName": "vm", "adminUsername": "cast", "linuxConfiguration": {
+            "disablePasswordAuthentication": True,
+            "ssh": {"publicKeys": [{"path": "/home/cast/.ssh/authorized_keys", "keyData": PUBLIC_KEY}]}}},
+    }
+    if nic_id:
+        props["networkProfile"] = {"networkInterfaces": [{"id": nic_id}]}
+    return {"location": location, "properties": props}
+
+
+def test_an_unknown_location_is_refused_for_groups_and_resources(emulator):
+    status, body = _call(emulator, "PUT", f"{SUB}/resourcegroups/at?api-version=2025-04-01", {"location": "atlantis"})
+    assert status == 400 and body["error"]["code"] == "LocationNotAvailableForResourceGroup"
+    assert "'atlantis'" in body["error"]["message"] and "eastus" in body["error"]["message"]
+    assert "at" not in emulator.state.groups
+    _call(emulator, "PUT", f"{SUB}/resourcegroups/at?api-version=2025-04-01", {"location": "East US"})
+    assert emulator.state.groups["at"]["location"] == "eastus"  # ARM's normalized form
+    vnet = {"location": "atlantis", "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]}}}
+    status, body = _call(emulator, "PUT", f"{SUB}/resourceGroups/at/providers/Microsoft.Network/virtualNetworks/v?{NET}",
+                         vnet)
+    assert (status, body["error"]["code"]) == (400, "LocationNotAvailableForResourceType")
+    assert "'Microsoft.Network/virtualNetworks'" in body["error"]["message"]
+
+
+def test_vm_refusals_match_arm(emulator):
+    nic = _network(emulator, "refusals")
+    vm = f"{SUB}/resourceGroups/refusals/providers/Microsoft.Compute/virtualMachines/vm?{COMPUTE}"
+    cases = [
+        (_vm_body(nic, size="Standard_Nope"), 400, "InvalidParameter", "vmSize"),
+        (_vm_body(None), 400, "InvalidParameter", "networkProfile"),
+        (_vm_body(nic, image={**IMAGE, "sku": "nope"}), 404, "PlatformImageNotFound", "imageReference"),
+        (_vm_body(nic, location="atlantis"), 400, "LocationNotAvailableForResourceType", None),
+    ]
+    for body, status, code, target in cases:
+        got, answer = _call(emulator, "PUT", vm, body)
+        assert (got, answer["error"]["code"], answer["error"].get("target")) == (status, code, target)
+    assert "Standard_Nope provided for the VM size is not valid" in _call(emulator, "PUT", vm, cases[0][0])[1][
+        "error"]["message"]
+    with emulator.lock:
+        assert not [r for r in emulator.state.in_group("refusals") if r.type.endswith("virtualMachines")]
+    assert _call(emulator, "PUT", vm, _vm_body(nic))[0] == 201
+
+
+def test_a_wrong_size_fails_in_cast_with_the_cloud_message(provider, emulator):
+    target = make_target("nosize")
+    provider.ensure_network(target)
+    provider.ensure_subnet(target)
+    provider.ensure_firewall(target)
+    with pytest.raises(CloudError, match="Standard_Nope"):
+        provider.ensure_vms(target, [VmRequest("nosize-az-w1", "worker", "Standard_Nope", "#cloud-config\n")],
+                            PUBLIC_KEY)
+
+
+def test_lookups_serve_the_catalog_to_the_sdks(emulator):
+    session = AzureSession.from_env()
+    wanted = {c.region for r in load_region_map().regions.values() if (c := r.clouds.get("azure"))}
+    sizes = set(load_region_map().sizes["azure"])
+    from azure.mgmt.resource.resources import ResourceManagementClient
+
+    provider = session.resources.providers.get("Microsoft.Compute")
+    assert isinstance(session.resources, ResourceManagementClient)
+    vm_type = next(t for t in provider.resource_types if t.resource_type == "virtualMachines")
+    assert {loc.replace(" ", "").lower() for loc in vm_type.locations} >= wanted
+    for region in sorted(wanted):
+        names = {s.name for s in session.compute.virtual_machine_sizes.list(region)}
+        assert names >= sizes, region
+    status, body = _call(emulator, "GET", f"{SUB}/locations?api-version=2022-12-01")
+    assert status == 200 and {loc["name"] for loc in body["value"]} >= wanted
+    status, body = _call(emulator, "GET", f"{SUB}/providers/Microsoft.Compute/locations/atlantis/vmSizes?{COMPUTE}")
+    assert (status, body["error"]["code"]) == (400, "NoRegisteredProviderFound")
+
+
+def _region_target(region: str, zone: str | None, image: dict[str, str]) -> CloudTarget:
+    cluster = ClusterRef(f"cat-{region}"[:20], str(uuid.uuid4()))
+    rules = {role: firewall_rules(role, ["0.0.0.0/0"]) for role in ("master", "worker")}
+    return CloudTarget(cluster, region, zone, "10.20.0.0/16", "10.20.1.0/24", rules, image)
+
+
+def test_every_region_map_default_is_accepted(emulator):
+    """One VM of every default size with the region map's image in every Azure region of
+    regions.yaml, through cast's provider: all accepted, all running."""
+    from provisioner.clouds.azure import Provider
+
+    regions = [c for r in load_region_map().regions.values() if (c := r.clouds.get("azure"))]
+    assert regions
+    for cr in regions:
+        target = _region_target(cr.region, cr.zone, dict(cr.image))
+        provider = Provider(cr.region, cr.zone)
+        provider.ensure_network(target)
+        provider.ensure_subnet(target)
+        provider.ensure_firewall(target)
+        requests = [VmRequest(f"{target.cluster.name}-{role}", role, size, "#cloud-config\n")
+                    for role, size in sorted(cr.sizes.items())]
+        vms = provider.ensure_vms(target, requests, PUBLIC_KEY)
+        assert sorted((v.name, v.state) for v in vms) == sorted((r.name, "running") for r in requests), cr.region
+        names = {r.name for r in requests}
+        with emulator.lock:
+            made = {r.body["location"] for r in emulator.state.resources.values()
+                    if r.type.endswith("virtualMachines") and r.name in names}
+        assert made == {cr.region}
+
+
+def test_build_cluster_still_works_in_the_default_region(provider):
+    assert len(build_cluster(provider, make_target("catdef"))) == 2
