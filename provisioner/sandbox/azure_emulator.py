@@ -12,17 +12,14 @@ Azure REST API specifications (azure_specs); each violation answers 400 and is k
 
 from __future__ import annotations
 
-import itertools
 import re
 import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from . import azure_catalog as catalog
+from .azure_operations import LongRunning
 from .azure_specs import SpecIndex, default_specs_dir, specs_missing_reason
 from .azure_state import NIC, SUBNET, TOP_LEVEL, VM, VNET, ArmError, AzureState, Resource
 from .emulator import EmulatedVm, EmulatorServer, Request, Response
@@ -46,6 +43,8 @@ _ROUTES = [
         ("sub_resources", _SUB + r"/resources"),
         ("subnets", _RG + r"/providers/Microsoft\.Network/virtualNetworks/(?P<parent>[^/]+)/subnets"),
         ("subnet", _RG + r"/providers/Microsoft\.Network/virtualNetworks/(?P<parent>[^/]+)/subnets/(?P<name>[^/]+)"),
+        ("vm_action", _RG + r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]+)"
+                            r"/(?P<action>instanceView|start|powerOff|deallocate|restart)"),
         ("list", _RG + r"/providers/(?P<type>[^/]+/[^/]+)"),
         ("item", _RG + r"/providers/(?P<type>[^/]+/[^/]+)/(?P<name>[^/]+)"),
         ("list_all", _SUB + r"/providers/(?P<type>[^/]+/[^/]+)"),
@@ -59,15 +58,7 @@ _NAMED = {"subscriptions": "sub", "resourcegroups": "group", "virtualnetworks": 
           "virtualmachines": "name", "locations": "location", "operations": "id", "operationresults": "id"}
 
 
-@dataclass
-class _Operation:
-    remaining: int  # polls still answered InProgress
-    finish: Callable[[], None]
-    touched: float = field(default_factory=time.monotonic)  # created or last polled
-    done: bool = False
-
-
-class AzureEmulator(EmulatorServer):
+class AzureEmulator(LongRunning, EmulatorServer):
     """The emulator. `lro_polls`: how many polls a long-running operation answers InProgress;
     `retry_after`: the Retry-After (s) sent with operations; `throttle_retry_after`: the one
     sent with a 429; `page_size`: list page size (nextLink beyond it); `vm_quota`: how many VMs
@@ -94,9 +85,8 @@ class AzureEmulator(EmulatorServer):
         self.public_pool = public_pool
         self.state = AzureState(public_pool)
         self.errors: list[str] = []
-        self._ops: dict[str, _Operation] = {}
+        self._init_operations()
         self._group_deletes: dict[str, str] = {}  # group -> its delete operation's Location
-        self._op_ids = itertools.count(1)
         root = specs_dir or default_specs_dir()
         self.spec_check_off = specs_missing_reason(root)
         self.specs = None if self.spec_check_off else SpecIndex(root)
@@ -125,11 +115,12 @@ class AzureEmulator(EmulatorServer):
         return self._quota_error(request)
 
     def running_vms(self) -> list[EmulatedVm]:
-        """VMs whose create has finished, with addresses, decoded customData and SSH keys."""
+        """VMs whose create has finished and that are not stopped, with addresses, decoded
+        customData and SSH keys."""
         with self.lock:
             out = []
             for res in self.state.resources.values():
-                if res.type != VM or res.state != "Succeeded":
+                if res.type != VM or res.state != "Succeeded" or res.power != "running":
                     continue
                 public, private = self.state.addresses_of_vm(res)
                 out.append(EmulatedVm(id=res.props["vmId"], name=res.name, public_ip=public, private_ip=private,
@@ -338,52 +329,27 @@ class AzureEmulator(EmulatorServer):
         res = self.state.resources.get(key)
         if res is not None and res.state in ("Creating", "Updating"):
             res.state = "Succeeded"
+            res.state_since = time.time()
 
-    # long-running operations
+    def _vm_action(self, request: Request, sub: str, rg: str, name: str, action: str) -> Response:
+        """GET instanceView; POST start, powerOff, deallocate, restart (long-running, 202 with
+        Azure-AsyncOperation and Location, the power state changing when the operation ends)."""
+        group = self.state.group(sub, rg)
+        vm = self.state.get(f"/subscriptions/{sub}/resourceGroups/{group['name']}/providers/{VM}/{name}")
+        if action.lower() == "instanceview":
+            _only(request, "GET")
+            return Response(200, self.state.vm_instance_view(vm))
+        _only(request, "POST")
+        power = {"start": "running", "restart": "running", "poweroff": "stopped", "deallocate": "deallocated"}
+        target = power[action.lower()]
 
-    def _start(self, sub: str, namespace: str, location: str, kind: str, finish: Callable[[], None]) -> str:
-        op_id = f"{next(self._op_ids):06d}-{uuid.uuid4()}"
-        self._ops[op_id.lower()] = _Operation(self.lro_polls, finish)
-        if self.lro_polls <= 0:
-            self._advance(self._ops[op_id.lower()])
-        api = "2025-04-01" if namespace == "Microsoft.Resources" else "2024-10-01"
-        return (f"{self.url}/subscriptions/{sub}/providers/{namespace}/locations/{location}/{kind}/{op_id}?"
-                + urlencode({"api-version": api}))
+        def finish() -> None:
+            vm.power = target
 
-    def _lro_headers(self, url: str) -> dict[str, str]:
-        return {"Azure-AsyncOperation": url, "Retry-After": str(self.retry_after)}
-
-    @staticmethod
-    def _advance(op: _Operation) -> None:
-        if op.done:
-            return
-        op.touched = time.monotonic()
-        if op.remaining > 0:
-            op.remaining -= 1
-            return
-        op.done = True
-        op.finish()
-
-    def _finish_abandoned(self) -> None:
-        now = time.monotonic()
-        for key, op in list(self._ops.items()):
-            if not op.done and now - op.touched > self.abandoned_after_s:
-                op.remaining = 0
-                self._advance(op)
-            if op.done and now - op.touched > 10 * self.abandoned_after_s:
-                del self._ops[key]  # long finished; nobody will poll it again
-
-    def _operation(self, request: Request, sub: str, ns: str, loc: str, kind: str, op: str) -> Response:
-        _only(request, "GET")
-        found = self._ops.get(op.lower())
-        if found is None:
-            return _error(404, "OperationNotFound", f"Operation {op} was not found.")
-        self._advance(found)
-        retry = {"Retry-After": str(self.retry_after)}
-        if kind.lower() == "operationresults":
-            return Response(204 if found.done else 202, None, {} if found.done else retry)
-        status = "Succeeded" if found.done else "InProgress"
-        return Response(200, {"name": op, "status": status}, {} if found.done else retry)
+        url = self._start(sub, "Microsoft.Compute", group["location"], "operations", finish)
+        headers = self._lro_headers(url)
+        headers["Location"] = url.replace("/operations/", "/operationresults/", 1)
+        return Response(202, None, headers)
 
     # quota
 

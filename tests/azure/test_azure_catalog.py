@@ -4,11 +4,7 @@ every default of regions.yaml accepted through cast's provider."""
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 import uuid
-from typing import Any
 
 import pytest
 
@@ -17,86 +13,41 @@ from provisioner.clouds.base import CloudTarget, ClusterRef, VmRequest
 from provisioner.errors import CloudError
 from provisioner.plan import firewall_rules
 from provisioner.regions import load_region_map
-from provisioner.sandbox.azure_emulator import AzureEmulator
 
-from .conftest import IMAGE, PUBLIC_KEY, build_cluster, make_target
-
-SUB = "/subscriptions/00000000-0000-0000-0000-000000000000"
-NET = "api-version=2026-03-01"
-COMPUTE = "api-version=2026-04-01"
-
-
-def _call(emulator: AzureEmulator, method: str, path: str, body: object = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(emulator.url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json", "Authorization": "Bearer test"})
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if raw else {}
-    except urllib.error.HTTPError as err:
-        raw = err.read()
-        return err.code, json.loads(raw) if raw else {}
-
-
-def _network(emulator: AzureEmulator, group: str) -> str:
-    """A resource group with a VNet, subnet and NIC in eastus; the NIC's id."""
-    rg = f"{SUB}/resourceGroups/{group}"
-    assert _call(emulator, "PUT", f"{SUB}/resourcegroups/{group}?api-version=2025-04-01", {"location": "eastus"})[0] == 201
-    vnet = {"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]},
-                                                 "subnets": [{"name": "s", "properties": {"addressPrefix": "10.9.1.0/24"}}]}}
-    assert _call(emulator, "PUT", f"{rg}/providers/Microsoft.Network/virtualNetworks/v?{NET}", vnet)[0] == 201
-    nic = {"location": "eastus", "properties": {"ipConfigurations": [{"name": "ip", "properties": {
-        "subnet": {"id": f"{rg}/providers/Microsoft.Network/virtualNetworks/v/subnets/s"}}}]}}
-    assert _call(emulator, "PUT", f"{rg}/providers/Microsoft.Network/networkInterfaces/n?{NET}", nic)[0] == 201
-    return f"{rg}/providers/Microsoft.Network/networkInterfaces/n"
-
-
-def _vm_body(nic_id: str | None, size: str = "Standard_B2s", image: dict[str, str] | None = None,
-             location: str = "eastus") -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "hardwareProfile": {"vmSize": size},
-        "storageProfile": {"imageReference": image or IMAGE, "osDisk": {"createOption": "FromImage"}},
-        "osProfile": {"computerName": "vm", "adminUsername": "cast", "linuxConfiguration": {
-            "disablePasswordAuthentication": True,
-            "ssh": {"publicKeys": [{"path": "/home/cast/.ssh/authorized_keys", "keyData": PUBLIC_KEY}]}}},
-    }
-    if nic_id:
-        props["networkProfile"] = {"networkInterfaces": [{"id": nic_id}]}
-    return {"location": location, "properties": props}
+from .conftest import COMPUTE, IMAGE, NET, PUBLIC_KEY, SUB, arm_call, build_cluster, make_target, raw_network, vm_body
 
 
 def test_an_unknown_location_is_refused_for_groups_and_resources(emulator):
-    status, body = _call(emulator, "PUT", f"{SUB}/resourcegroups/at?api-version=2025-04-01", {"location": "atlantis"})
+    status, body = arm_call(emulator, "PUT", f"{SUB}/resourcegroups/at?api-version=2025-04-01", {"location": "atlantis"})
     assert status == 400 and body["error"]["code"] == "LocationNotAvailableForResourceGroup"
     assert "'atlantis'" in body["error"]["message"] and "eastus" in body["error"]["message"]
     assert "at" not in emulator.state.groups
-    _call(emulator, "PUT", f"{SUB}/resourcegroups/at?api-version=2025-04-01", {"location": "East US"})
+    arm_call(emulator, "PUT", f"{SUB}/resourcegroups/at?api-version=2025-04-01", {"location": "East US"})
     assert emulator.state.groups["at"]["location"] == "eastus"  # ARM's normalized form
     vnet = {"location": "atlantis", "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]}}}
-    status, body = _call(emulator, "PUT", f"{SUB}/resourceGroups/at/providers/Microsoft.Network/virtualNetworks/v?{NET}",
+    status, body = arm_call(emulator, "PUT", f"{SUB}/resourceGroups/at/providers/Microsoft.Network/virtualNetworks/v?{NET}",
                          vnet)
     assert (status, body["error"]["code"]) == (400, "LocationNotAvailableForResourceType")
     assert "'Microsoft.Network/virtualNetworks'" in body["error"]["message"]
 
 
 def test_vm_refusals_match_arm(emulator):
-    nic = _network(emulator, "refusals")
+    nic = raw_network(emulator, "refusals")
     vm = f"{SUB}/resourceGroups/refusals/providers/Microsoft.Compute/virtualMachines/vm?{COMPUTE}"
     cases = [
-        (_vm_body(nic, size="Standard_Nope"), 400, "InvalidParameter", "vmSize"),
-        (_vm_body(None), 400, "InvalidParameter", "networkProfile"),
-        (_vm_body(nic, image={**IMAGE, "sku": "nope"}), 404, "PlatformImageNotFound", "imageReference"),
-        (_vm_body(nic, location="atlantis"), 400, "LocationNotAvailableForResourceType", None),
+        (vm_body(nic, size="Standard_Nope"), 400, "InvalidParameter", "vmSize"),
+        (vm_body(None), 400, "InvalidParameter", "networkProfile"),
+        (vm_body(nic, image={**IMAGE, "sku": "nope"}), 404, "PlatformImageNotFound", "imageReference"),
+        (vm_body(nic, location="atlantis"), 400, "LocationNotAvailableForResourceType", None),
     ]
     for body, status, code, target in cases:
-        got, answer = _call(emulator, "PUT", vm, body)
+        got, answer = arm_call(emulator, "PUT", vm, body)
         assert (got, answer["error"]["code"], answer["error"].get("target")) == (status, code, target)
-    assert "Standard_Nope provided for the VM size is not valid" in _call(emulator, "PUT", vm, cases[0][0])[1][
+    assert "Standard_Nope provided for the VM size is not valid" in arm_call(emulator, "PUT", vm, cases[0][0])[1][
         "error"]["message"]
     with emulator.lock:
         assert not [r for r in emulator.state.in_group("refusals") if r.type.endswith("virtualMachines")]
-    assert _call(emulator, "PUT", vm, _vm_body(nic))[0] == 201
+    assert arm_call(emulator, "PUT", vm, vm_body(nic))[0] == 201
 
 
 def test_a_wrong_size_fails_in_cast_with_the_cloud_message(provider, emulator):
@@ -122,9 +73,9 @@ def test_lookups_serve_the_catalog_to_the_sdks(emulator):
     for region in sorted(wanted):
         names = {s.name for s in session.compute.virtual_machine_sizes.list(region)}
         assert names >= sizes, region
-    status, body = _call(emulator, "GET", f"{SUB}/locations?api-version=2022-12-01")
+    status, body = arm_call(emulator, "GET", f"{SUB}/locations?api-version=2022-12-01")
     assert status == 200 and {loc["name"] for loc in body["value"]} >= wanted
-    status, body = _call(emulator, "GET", f"{SUB}/providers/Microsoft.Compute/locations/atlantis/vmSizes?{COMPUTE}")
+    status, body = arm_call(emulator, "GET", f"{SUB}/providers/Microsoft.Compute/locations/atlantis/vmSizes?{COMPUTE}")
     assert (status, body["error"]["code"]) == (400, "NoRegisteredProviderFound")
 
 
