@@ -53,6 +53,12 @@ _ROUTES = [
 _TAG_FILTER = re.compile(r"^\s*tagName\s+eq\s+'([^']*)'(?:\s+and\s+tagValue\s+eq\s+'([^']*)')?\s*$", re.IGNORECASE)
 _TYPE_FILTER = re.compile(r"^\s*resourceType\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
 
+# The methods each route answers (others: 405).
+_METHODS = {"operation": {"GET"}, "locations": {"GET"}, "providers": {"GET"}, "provider": {"GET"},
+            "vm_sizes": {"GET"}, "groups": {"GET"}, "group": {"GET", "PUT", "HEAD", "DELETE"},
+            "group_resources": {"GET"}, "sub_resources": {"GET"}, "subnets": {"GET"},
+            "subnet": {"GET", "PUT", "DELETE"}, "vm_action": {"GET", "POST"}, "list": {"GET"},
+            "item": {"GET", "PUT", "DELETE"}, "list_all": {"GET"}}
 _NAMED = {"subscriptions": "sub", "resourcegroups": "group", "virtualnetworks": "name", "subnets": "name",
           "networksecuritygroups": "name", "publicipaddresses": "name", "networkinterfaces": "name",
           "virtualmachines": "name", "locations": "location", "operations": "id", "operationresults": "id"}
@@ -135,6 +141,16 @@ class AzureEmulator(LongRunning, EmulatorServer):
             if parts[i - 1].lower() in _NAMED:
                 parts[i] = "{" + _NAMED[parts[i - 1].lower()] + "}"
         return f"{request.method} /{'/'.join(parts)}"
+
+    @staticmethod
+    def serves(method: str, path: str) -> bool:
+        """Whether the emulator implements this method on this path (a path with names filled in)."""
+        route, m = next(((n, m) for n, p in _ROUTES if (m := p.match(path))), (None, None))
+        if route is None or m is None or method.upper() not in _METHODS[route]:
+            return False
+        if route == "vm_action":
+            return (method.upper() == "GET") == (m.group("action").lower() == "instanceview")
+        return route not in ("list", "item", "list_all") or m.group("type").lower() in TOP_LEVEL
 
     # --- requests --------------------------------------------------------------------
 
