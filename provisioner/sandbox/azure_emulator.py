@@ -1,13 +1,16 @@
-"""An Azure Resource Manager emulator on loopback, for cast's tests and sandbox.
+"""An Azure Resource Manager emulator on loopback, for cast's tests and sandbox, and for any
+ARM client (the SDKs, plain REST clients following ARM's async-operation protocol).
 
-It serves what cast uses (resource groups, the resources list, virtual networks and subnets,
-network security groups, public IPs, network interfaces, virtual machines) the way ARM does
-where cast depends on it: a bearer token required (ARM's 401 bodies), paths matched
-case-insensitively, api-version required, long-running
-operations answered with `Azure-AsyncOperation` (PUTs, deletes) or `Location` (resource group
-delete) and a short `Retry-After`, going through InProgress for `lro_polls` polls before they
-succeed; ARM's error bodies; faults on demand (base class). Every request is checked against the
-Azure REST API specifications (azure_specs); each violation answers 400 and is kept in `errors`.
+It serves resource groups, the resources list, virtual networks and subnets, network security
+groups, public IPs, network interfaces, virtual machines (with their instance view and power
+actions) and their managed OS disks, and the lookups clients make first (locations, providers,
+VM sizes per location, from azure_catalog). It behaves as ARM does where clients notice: a
+bearer token required (azure_auth), paths matched case-insensitively, api-version required,
+unknown locations, VM sizes and images refused with ARM's codes, long-running operations
+(azure_operations) answered with `Azure-AsyncOperation` (PUTs, deletes, actions) or `Location`
+(deletes, actions, resource group delete) and a short `Retry-After`, ARM's error bodies, faults
+on demand (base class). Every request is checked against the Azure REST API specifications
+(azure_specs); each violation answers 400 and is kept in `errors`. GET shapes: azure_views.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from . import azure_catalog as catalog
+from .azure_auth import unauthenticated
 from .azure_operations import LongRunning
 from .azure_specs import SpecIndex, default_specs_dir, specs_missing_reason
 from .azure_state import NIC, SUBNET, TOP_LEVEL, VM, VNET, ArmError, AzureState, Resource
@@ -156,7 +160,7 @@ class AzureEmulator(LongRunning, EmulatorServer):
 
     def handle(self, request: Request) -> Response:
         """Serve one ARM request: credentials, api-version, the specification check, then the route."""
-        refused = self._auth_problem(request)
+        refused = unauthenticated(request, self.token)
         if refused is not None:
             return refused
         route, m = next(((n, m) for n, p in _ROUTES if (m := p.match(request.path))), (None, None))
@@ -183,27 +187,6 @@ class AzureEmulator(LongRunning, EmulatorServer):
         DiskRP.json: optional, see azure_specs) are not in the folder; unchecked then."""
         served = route == "locations" or "/microsoft.compute/disks" in request.path.lower()
         return served and self.specs is not None and not self.specs.covers(request.method, request.path)
-
-    def _auth_problem(self, request: Request) -> Response | None:
-        """ARM's 401 when the Authorization header is missing, not a bearer, or (with `token`)
-        not the expected one. Codes and messages as ARM answers them (recorded in public issue
-        threads: hashicorp/terraform-provider-azurerm#3612, Azure/azure-sdk-for-python#4124)."""
-        auth = request.headers.get("authorization", "").strip()
-        if not auth:
-            code, message, why = ("AuthenticationFailed",
-                                  "Authentication failed. The 'Authorization' header is missing.",
-                                  "missing 'Authorization' header")
-        elif not auth.lower().startswith("bearer ") or not auth[7:].strip():
-            code, message, why = ("AuthenticationFailedInvalidHeader",
-                                  "Authentication failed. The 'Authorization' header is provided in an invalid format.",
-                                  "invalid format of 'Authorization' header")
-        elif self.token is not None and auth[7:].strip() != self.token:
-            code, message, why = "InvalidAuthenticationToken", "The access token is invalid.", "invalid access token"
-        else:
-            return None
-        challenge = (f'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", '
-                     f'error_description="The authentication failed because of {why}."')
-        return _error(401, code, message, {"WWW-Authenticate": challenge})
 
     def _spec_problem(self, request: Request) -> Response | None:
         if self.specs is None:
