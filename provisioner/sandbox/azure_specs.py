@@ -1,9 +1,9 @@
 """Checking requests against the Azure REST API specifications (Swagger 2.0 JSON).
 
 The Azure emulator asks `SpecIndex.check` about every request it serves: the path and
-method must name an operation of the specifications, the query may carry only the
-parameters that operation declares, and a JSON body must fit the operation's body schema
-(no unknown property, no missing required one, the right JSON types). `$ref`s are resolved
+method must name an operation of the specifications, and a JSON body must fit the operation's
+body schema (no unknown property, no missing required one, the right JSON types). Unknown query
+parameters, and a body on an operation that takes none, are ignored as ARM ignores them. `$ref`s are resolved
 across files and `allOf` is merged. The specifications are read from a folder, never copied:
 by default `<repo>/../shared/specs/azure`, or `CAST_AZURE_SPECS`.
 
@@ -109,9 +109,8 @@ class SpecIndex:
             return [f"{where}: no operation in the specifications has this method and path"]
         params = [self._deref(op.file, p) for p in op.spec.get("parameters", [])]
         problems: list[str] = []
-        declared = {p["name"] for _, p in params if p.get("in") == "query"}
-        for name in sorted(set(query) - declared - {"api-version"}):
-            problems.append(f"{where}: query parameter {name!r} is not declared by {op.template}")
+        # Unknown query parameters and a body where the operation takes none are ignored, as
+        # ARM ignores them (issue 16: report only what the real API refuses).
         bodies = [(f, p) for f, p in params if p.get("in") == "body"]
         if bodies:
             file, param = bodies[0]
@@ -120,8 +119,6 @@ class SpecIndex:
                     problems.append(f"{where}: the request body is required")
             else:
                 self._validate(file, param.get("schema", {}), body, "body", problems, request=True)
-        elif body is not None:
-            problems.append(f"{where}: the operation takes no request body")
         return problems
 
     # --- $ref resolution -------------------------------------------------------------

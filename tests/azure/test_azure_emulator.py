@@ -139,3 +139,14 @@ def test_a_set_token_is_the_only_one_accepted():
         assert (status, body["error"]["code"]) == (401, "InvalidAuthenticationToken")
         status, body = _call(emu, "GET", f"{SUB}/resourcegroups?api-version=2025-04-01", auth="Bearer s3cret")
         assert (status, body) == (200, {"value": []})
+
+
+def test_unknown_query_parameters_and_a_body_on_delete_are_ignored_as_arm_does(emulator):
+    _call(emulator, "PUT", f"{SUB}/resourcegroups/lenient?api-version=2025-04-01", {"location": "eastus"})
+    status, body = _call(emulator, "GET", f"{SUB}/resourcegroups/lenient?api-version=2025-04-01&per_page=200")
+    assert (status, body["name"]) == (200, "lenient")
+    vnet = f"{SUB}/resourceGroups/lenient/providers/Microsoft.Network/virtualNetworks/v?api-version=2026-03-01"
+    _call(emulator, "PUT", vnet, {"location": "eastus",
+                                  "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]}}})
+    assert _call(emulator, "DELETE", vnet, {})[0] == 202
+    assert emulator.errors == []
