@@ -89,6 +89,8 @@ def render(state: AzureState, res: Resource, *, instance_view: bool = False) -> 
         user = state.vm_of_nic(res)
         if user:
             props["virtualMachine"] = {"id": user.id}
+            props["primary"] = True
+            props["macAddress"] = "00-0D-3A-" + "-".join(res.guid.replace("-", "")[i:i + 2].upper() for i in (0, 2, 4))
     elif res.type == VM:
         _vm_defaults(props, res)
         if instance_view:
@@ -150,6 +152,10 @@ def vm_instance_view(state: AzureState, res: Resource) -> dict[str, Any]:
     view: dict[str, Any] = {"computerName": (res.props.get("osProfile") or {}).get("computerName", res.name),
                             "osName": "ubuntu", "osVersion": "24.04", "hyperVGeneration": "V2",
                             "statuses": statuses}
+    if res.state == "Succeeded" and power == "running":  # the guest agent reports once the VM runs
+        view["vmAgent"] = {"vmAgentVersion": "2.12.0.2", "extensionHandlers": [], "statuses": [
+            {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready",
+             "message": "Guest Agent is running", "time": iso(res.state_since)}]}
     disk = (res.props.get("storageProfile") or {}).get("osDisk") or {}
     if disk.get("name"):
         view["disks"] = [{"name": disk["name"], "statuses": [dict(provisioning)]}]
