@@ -1,26 +1,29 @@
-"""An Azure Resource Manager emulator on loopback, for cast's tests and sandbox.
+"""An Azure Resource Manager emulator on loopback, for cast's tests and sandbox, and for any
+ARM client (the SDKs, plain REST clients following ARM's async-operation protocol).
 
-It serves what cast uses (resource groups, the resources list, virtual networks and subnets,
-network security groups, public IPs, network interfaces, virtual machines) the way ARM does
-where cast depends on it: paths matched case-insensitively, api-version required, long-running
-operations answered with `Azure-AsyncOperation` (PUTs, deletes) or `Location` (resource group
-delete) and a short `Retry-After`, going through InProgress for `lro_polls` polls before they
-succeed; ARM's error bodies; faults on demand (base class). Every request is checked against the
-Azure REST API specifications (azure_specs); each violation answers 400 and is kept in `errors`.
+It serves resource groups, the resources list, virtual networks and subnets, network security
+groups, public IPs, network interfaces, virtual machines (with their instance view and power
+actions) and their managed OS disks, and the lookups clients make first (locations, providers,
+VM sizes per location, from azure_catalog). It behaves as ARM does where clients notice: a
+bearer token required (azure_auth), paths matched case-insensitively, api-version required,
+unknown locations, VM sizes and images refused with ARM's codes, long-running operations
+(azure_operations) answered with `Azure-AsyncOperation` (PUTs, deletes, actions) or `Location`
+(deletes, actions, resource group delete) and a short `Retry-After`, ARM's error bodies, faults
+on demand (base class). Every request is checked against the Azure REST API specifications
+(azure_specs); each violation answers 400 and is kept in `errors`. GET shapes: azure_views.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from . import azure_catalog as catalog
+from .azure_auth import unauthenticated
+from .azure_operations import LongRunning
 from .azure_specs import SpecIndex, default_specs_dir, specs_missing_reason
 from .azure_state import NIC, SUBNET, TOP_LEVEL, VM, VNET, ArmError, AzureState, Resource
 from .emulator import EmulatedVm, EmulatorServer, Request, Response
@@ -34,12 +37,18 @@ _ROUTES = [
     for name, pattern in (
         ("operation", _SUB + r"/providers/(?P<ns>[^/]+)/locations/(?P<loc>[^/]+)"
                              r"/(?P<kind>operations|operationresults)/(?P<op>[^/]+)"),
+        ("locations", _SUB + r"/locations"),
+        ("providers", _SUB + r"/providers"),
+        ("provider", _SUB + r"/providers/(?P<ns>[^/]+)"),
+        ("vm_sizes", _SUB + r"/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/vmSizes"),
         ("groups", _SUB + r"/resourcegroups"),
         ("group", _RG),
         ("group_resources", _RG + r"/resources"),
         ("sub_resources", _SUB + r"/resources"),
         ("subnets", _RG + r"/providers/Microsoft\.Network/virtualNetworks/(?P<parent>[^/]+)/subnets"),
         ("subnet", _RG + r"/providers/Microsoft\.Network/virtualNetworks/(?P<parent>[^/]+)/subnets/(?P<name>[^/]+)"),
+        ("vm_action", _RG + r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]+)"
+                            r"/(?P<action>instanceView|start|powerOff|deallocate|restart)"),
         ("list", _RG + r"/providers/(?P<type>[^/]+/[^/]+)"),
         ("item", _RG + r"/providers/(?P<type>[^/]+/[^/]+)/(?P<name>[^/]+)"),
         ("list_all", _SUB + r"/providers/(?P<type>[^/]+/[^/]+)"),
@@ -48,35 +57,35 @@ _ROUTES = [
 _TAG_FILTER = re.compile(r"\s*tagName\s+eq\s+'([^']*)'(?:\s+and\s+tagValue\s+eq\s+'([^']*)')?\s*", re.IGNORECASE)
 _TYPE_FILTER = re.compile(r"\s*resourceType\s+eq\s+'([^']*)'\s*", re.IGNORECASE)
 
+# The methods each route answers (others: 405).
+_METHODS = {"operation": {"GET"}, "locations": {"GET"}, "providers": {"GET"}, "provider": {"GET"},
+            "vm_sizes": {"GET"}, "groups": {"GET"}, "group": {"GET", "PUT", "HEAD", "DELETE"},
+            "group_resources": {"GET"}, "sub_resources": {"GET"}, "subnets": {"GET"},
+            "subnet": {"GET", "PUT", "DELETE"}, "vm_action": {"GET", "POST"}, "list": {"GET"},
+            "item": {"GET", "PUT", "DELETE"}, "list_all": {"GET"}}
 _NAMED = {"subscriptions": "sub", "resourcegroups": "group", "virtualnetworks": "name", "subnets": "name",
           "networksecuritygroups": "name", "publicipaddresses": "name", "networkinterfaces": "name",
           "virtualmachines": "name", "locations": "location", "operations": "id", "operationresults": "id"}
 
 
-@dataclass
-class _Operation:
-    remaining: int  # polls still answered InProgress
-    finish: Callable[[], None]
-    touched: float = field(default_factory=time.monotonic)  # created or last polled
-    done: bool = False
-
-
-class AzureEmulator(EmulatorServer):
+class AzureEmulator(LongRunning, EmulatorServer):
     """The emulator. `lro_polls`: how many polls a long-running operation answers InProgress;
     `retry_after`: the Retry-After (s) sent with operations; `throttle_retry_after`: the one
     sent with a 429; `page_size`: list page size (nextLink beyond it); `vm_quota`: how many VMs
     the subscription may hold (None: no limit). `specs_dir`: the specifications (None: the
     default folder); when it is absent the check is off and `spec_check_off` says why.
     An operation nobody polls for `abandoned_after_s` completes by itself, as on ARM, so a
-    client that crashed mid-create finds its resources done when it comes back."""
+    client that crashed mid-create finds its resources done when it comes back.
+    `token`, when given, is the only bearer token accepted (otherwise any non-empty one is)."""
 
     cloud = "azure"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, lro_polls: int = 2,
                  retry_after: int = 0, throttle_retry_after: int = 1, page_size: int = 50,
                  vm_quota: int | None = None, specs_dir: Path | None = None, abandoned_after_s: float = 20.0,
-                 public_pool: str = PUBLIC_POOL):
+                 public_pool: str = PUBLIC_POOL, token: str | None = None):
         super().__init__(host, port)
+        self.token = token
         self.lro_polls = lro_polls
         self.retry_after = retry_after
         self.throttle_retry_after = throttle_retry_after
@@ -86,9 +95,8 @@ class AzureEmulator(EmulatorServer):
         self.public_pool = public_pool
         self.state = AzureState(public_pool)
         self.errors: list[str] = []
-        self._ops: dict[str, _Operation] = {}
+        self._init_operations()
         self._group_deletes: dict[str, str] = {}  # group -> its delete operation's Location
-        self._op_ids = itertools.count(1)
         root = specs_dir or default_specs_dir()
         self.spec_check_off = specs_missing_reason(root)
         self.specs = None if self.spec_check_off else SpecIndex(root)
@@ -117,11 +125,12 @@ class AzureEmulator(EmulatorServer):
         return self._quota_error(request)
 
     def running_vms(self) -> list[EmulatedVm]:
-        """VMs whose create has finished, with addresses, decoded customData and SSH keys."""
+        """VMs whose create has finished and that are not stopped, with addresses, decoded
+        customData and SSH keys."""
         with self.lock:
             out = []
             for res in self.state.resources.values():
-                if res.type != VM or res.state != "Succeeded":
+                if res.type != VM or res.state != "Succeeded" or res.power != "running":
                     continue
                 public, private = self.state.addresses_of_vm(res)
                 out.append(EmulatedVm(id=res.props["vmId"], name=res.name, public_ip=public, private_ip=private,
@@ -137,10 +146,23 @@ class AzureEmulator(EmulatorServer):
                 parts[i] = "{" + _NAMED[parts[i - 1].lower()] + "}"
         return f"{request.method} /{'/'.join(parts)}"
 
+    @staticmethod
+    def serves(method: str, path: str) -> bool:
+        """Whether the emulator implements this method on this path (a path with names filled in)."""
+        route, m = next(((n, m) for n, p in _ROUTES if (m := p.fullmatch(path))), (None, None))
+        if route is None or m is None or method.upper() not in _METHODS[route]:
+            return False
+        if route == "vm_action":
+            return (method.upper() == "GET") == (m.group("action").lower() == "instanceview")
+        return route not in ("list", "item", "list_all") or m.group("type").lower() in TOP_LEVEL
+
     # --- requests --------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
-        """Serve one ARM request: api-version, the specification check, then the route."""
+        """Serve one ARM request: credentials, api-version, the specification check, then the route."""
+        refused = unauthenticated(request, self.token)
+        if refused is not None:
+            return refused
         route, m = next(((n, m) for n, p in _ROUTES if (m := p.fullmatch(request.path))), (None, None))
         if route is None or m is None:
             return _error(404, "InvalidResourceType", f"No route for {request.method} {request.path}.")
@@ -149,7 +171,7 @@ class AzureEmulator(EmulatorServer):
                 self.errors.append(f"{request.method} {request.path}: the api-version query parameter is missing")
             return _error(400, "MissingApiVersionParameter",
                           "The api-version query parameter (?api-version=) is required for all requests.")
-        if route != "operation":
+        if route != "operation" and not self._unspecified(route, request):
             problem = self._spec_problem(request)
             if problem:
                 return problem
@@ -158,7 +180,13 @@ class AzureEmulator(EmulatorServer):
                 self._finish_abandoned()
                 return getattr(self, f"_{route}")(request, **m.groupdict())
         except ArmError as exc:
-            return _error(exc.status, exc.code, exc.message)
+            return _error(exc.status, exc.code, exc.message, target=exc.target)
+
+    def _unspecified(self, route: str, request: Request) -> bool:
+        """Locations and disks are served even when their specifications (subscriptions.json,
+        DiskRP.json: optional, see azure_specs) are not in the folder; unchecked then."""
+        served = route == "locations" or "/microsoft.compute/disks" in request.path.lower()
+        return served and self.specs is not None and not self.specs.covers(request.method, request.path)
 
     def _spec_problem(self, request: Request) -> Response | None:
         if self.specs is None:
@@ -174,6 +202,25 @@ class AzureEmulator(EmulatorServer):
         with self.lock:
             self.errors.extend(problems)
         return _error(400, "InvalidRequestContent", "; ".join(problems))
+
+    # catalog lookups (azure_catalog)
+
+    def _locations(self, request: Request, sub: str) -> Response:
+        _only(request, "GET")
+        return Response(200, catalog.locations_body(sub))
+
+    def _providers(self, request: Request, sub: str) -> Response:
+        _only(request, "GET")
+        return Response(200, {"value": [catalog.provider_body(sub, ns) for ns in catalog.PROVIDERS]})
+
+    def _provider(self, request: Request, sub: str, ns: str) -> Response:
+        _only(request, "GET")
+        return Response(200, catalog.provider_body(sub, ns))
+
+    def _vm_sizes(self, request: Request, sub: str, loc: str) -> Response:
+        _only(request, "GET")
+        catalog.check_lookup_location(loc, "Microsoft.Compute/locations/vmSizes", request.arg("api-version") or "")
+        return Response(200, catalog.vm_sizes_body())
 
     # resource groups
 
@@ -281,52 +328,27 @@ class AzureEmulator(EmulatorServer):
         res = self.state.resources.get(key)
         if res is not None and res.state in ("Creating", "Updating"):
             res.state = "Succeeded"
+            res.state_since = time.time()
 
-    # long-running operations
+    def _vm_action(self, request: Request, sub: str, rg: str, name: str, action: str) -> Response:
+        """GET instanceView; POST start, powerOff, deallocate, restart (long-running, 202 with
+        Azure-AsyncOperation and Location, the power state changing when the operation ends)."""
+        group = self.state.group(sub, rg)
+        vm = self.state.get(f"/subscriptions/{sub}/resourceGroups/{group['name']}/providers/{VM}/{name}")
+        if action.lower() == "instanceview":
+            _only(request, "GET")
+            return Response(200, self.state.vm_instance_view(vm))
+        _only(request, "POST")
+        power = {"start": "running", "restart": "running", "poweroff": "stopped", "deallocate": "deallocated"}
+        target = power[action.lower()]
 
-    def _start(self, sub: str, namespace: str, location: str, kind: str, finish: Callable[[], None]) -> str:
-        op_id = f"{next(self._op_ids):06d}-{uuid.uuid4()}"
-        self._ops[op_id.lower()] = _Operation(self.lro_polls, finish)
-        if self.lro_polls <= 0:
-            self._advance(self._ops[op_id.lower()])
-        api = "2025-04-01" if namespace == "Microsoft.Resources" else "2024-10-01"
-        return (f"{self.url}/subscriptions/{sub}/providers/{namespace}/locations/{location}/{kind}/{op_id}?"
-                + urlencode({"api-version": api}))
+        def finish() -> None:
+            vm.power = target
 
-    def _lro_headers(self, url: str) -> dict[str, str]:
-        return {"Azure-AsyncOperation": url, "Retry-After": str(self.retry_after)}
-
-    @staticmethod
-    def _advance(op: _Operation) -> None:
-        if op.done:
-            return
-        op.touched = time.monotonic()
-        if op.remaining > 0:
-            op.remaining -= 1
-            return
-        op.done = True
-        op.finish()
-
-    def _finish_abandoned(self) -> None:
-        now = time.monotonic()
-        for key, op in list(self._ops.items()):
-            if not op.done and now - op.touched > self.abandoned_after_s:
-                op.remaining = 0
-                self._advance(op)
-            if op.done and now - op.touched > 10 * self.abandoned_after_s:
-                del self._ops[key]  # long finished; nobody will poll it again
-
-    def _operation(self, request: Request, sub: str, ns: str, loc: str, kind: str, op: str) -> Response:
-        _only(request, "GET")
-        found = self._ops.get(op.lower())
-        if found is None:
-            return _error(404, "OperationNotFound", f"Operation {op} was not found.")
-        self._advance(found)
-        retry = {"Retry-After": str(self.retry_after)}
-        if kind.lower() == "operationresults":
-            return Response(204 if found.done else 202, None, {} if found.done else retry)
-        status = "Succeeded" if found.done else "InProgress"
-        return Response(200, {"name": op, "status": status}, {} if found.done else retry)
+        url = self._start(sub, "Microsoft.Compute", group["location"], "operations", finish)
+        headers = self._lro_headers(url)
+        headers["Location"] = url.replace("/operations/", "/operationresults/", 1)
+        return Response(202, None, headers)
 
     # quota
 
@@ -365,8 +387,12 @@ class AzureEmulator(EmulatorServer):
         return Response(200, body)
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, {"error": {"code": code, "message": message}}, headers or {})
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+           target: str | None = None) -> Response:
+    error = {"code": code, "message": message}
+    if target:
+        error["target"] = target
+    return Response(status, {"error": error}, headers or {})
 
 
 def _only(request: Request, method: str) -> None:

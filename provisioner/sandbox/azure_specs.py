@@ -1,9 +1,9 @@
 """Checking requests against the Azure REST API specifications (Swagger 2.0 JSON).
 
 The Azure emulator asks `SpecIndex.check` about every request it serves: the path and
-method must name an operation of the specifications, the query may carry only the
-parameters that operation declares, and a JSON body must fit the operation's body schema
-(no unknown property, no missing required one, the right JSON types). `$ref`s are resolved
+method must name an operation of the specifications, and a JSON body must fit the operation's
+body schema (no unknown property, no missing required one, the right JSON types). Unknown query
+parameters, and a body on an operation that takes none, are ignored as ARM ignores them. `$ref`s are resolved
 across files and `allOf` is merged. The specifications are read from a folder, never copied:
 by default `<repo>/../shared/specs/azure`, or `CAST_AZURE_SPECS`.
 
@@ -29,6 +29,12 @@ ROOT_FILES = (
     "specification/network/resource-manager/Microsoft.Network/stable/2024-10-01/publicIpAddress.json",
     "specification/network/resource-manager/Microsoft.Network/stable/2024-10-01/networkInterface.json",
     "specification/compute/resource-manager/Microsoft.Compute/ComputeRP/stable/2025-04-01/ComputeRP.json",
+)
+# Loaded when present (the emulator serves these operations unchecked otherwise): the
+# locations list, managed disks.
+OPTIONAL_FILES = (
+    "specification/resources/resource-manager/Microsoft.Resources/stable/2022-12-01/subscriptions.json",
+    "specification/compute/resource-manager/Microsoft.Compute/DiskRP/stable/2025-01-02/DiskRP.json",
 )
 _SCALARS = {
     "string": (str,),
@@ -76,7 +82,7 @@ class SpecIndex:
         self.root = root
         self._files: dict[Path, Any] = {}
         self._operations: list[_Operation] = []
-        for name in ROOT_FILES:
+        for name in ROOT_FILES + tuple(f for f in OPTIONAL_FILES if (root / f).is_file()):
             path = (root / name).resolve()
             doc = self._load(path)
             for section in ("paths", "x-ms-paths"):
@@ -90,6 +96,10 @@ class SpecIndex:
         # Most specific first (the fewest path parameters): a request's first match is its operation.
         self._operations.sort(key=lambda o: o.specificity, reverse=True)
 
+    def covers(self, method: str, path: str) -> bool:
+        """Whether the specifications have an operation for this method and path."""
+        return any(o.method == method and o.pattern.fullmatch(path) for o in self._operations)
+
     def check(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> list[str]:
         """What is wrong with this request according to the specifications: one sentence per
         problem, empty when it fits. `body` is the decoded JSON (None when there is none)."""
@@ -99,9 +109,8 @@ class SpecIndex:
             return [f"{where}: no operation in the specifications has this method and path"]
         params = [self._deref(op.file, p) for p in op.spec.get("parameters", [])]
         problems: list[str] = []
-        declared = {p["name"] for _, p in params if p.get("in") == "query"}
-        for name in sorted(set(query) - declared - {"api-version"}):
-            problems.append(f"{where}: query parameter {name!r} is not declared by {op.template}")
+        # Unknown query parameters and a body where the operation takes none are ignored, as
+        # ARM ignores them (issue 16: report only what the real API refuses).
         bodies = [(f, p) for f, p in params if p.get("in") == "body"]
         if bodies:
             file, param = bodies[0]
@@ -110,8 +119,6 @@ class SpecIndex:
                     problems.append(f"{where}: the request body is required")
             else:
                 self._validate(file, param.get("schema", {}), body, "body", problems, request=True)
-        elif body is not None:
-            problems.append(f"{where}: the operation takes no request body")
         return problems
 
     # --- $ref resolution -------------------------------------------------------------

@@ -16,26 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import azure_views
+from .azure_catalog import ArmError, check_location, check_vm
+from .azure_views import DISK, NIC, NSG, PIP, SUBNET, VM, VNET
 from .emulator import AddressPool
 
-VNET = "Microsoft.Network/virtualNetworks"
-SUBNET = "Microsoft.Network/virtualNetworks/subnets"
-NSG = "Microsoft.Network/networkSecurityGroups"
-PIP = "Microsoft.Network/publicIPAddresses"
-NIC = "Microsoft.Network/networkInterfaces"
-VM = "Microsoft.Compute/virtualMachines"
-DISK = "Microsoft.Compute/disks"
 TOP_LEVEL = {t.lower(): t for t in (VNET, NSG, PIP, NIC, VM, DISK)}
-
-
-class ArmError(Exception):
-    """An ARM error answer: HTTP status, error code, message."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -47,7 +33,11 @@ class Resource:
     group: str  # lowercase resource group name
     name: str
     body: dict[str, Any]  # location, tags, sku, zones, properties as last PUT (normalised)
-    state: str = "Creating"  # provisioningState
+    state: str = "Succeeded"  # provisioningState
+    etag: str = ""  # changes on every PUT
+    guid: str = field(default_factory=lambda: str(uuid.uuid4()))  # resourceGuid / uniqueId: stable
+    power: str = "running"  # VMs: running, stopped, deallocated (PowerState/...)
+    state_since: float = field(default_factory=time.time)  # when provisioningState last changed
     user_data: str = ""  # VMs: decoded customData
     ssh_keys: list[str] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)  # unix time of the first PUT
@@ -92,10 +82,11 @@ class AzureState:
     def put_group(self, sub: str, name: str, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create or update a resource group; return it and whether it is new."""
         existing = self.groups.get(name.lower())
+        location = check_location(body.get("location"), None)
         if existing and existing["properties"]["provisioningState"] == "Deleting":
             raise ArmError(409, "ResourceGroupBeingDeleted", f"The resource group '{name}' is in deprovisioning state.")
         if existing:
-            if str(body.get("location", "")).lower() != existing["location"].lower():
+            if location != existing["location"]:
                 raise ArmError(409, "InvalidResourceGroupLocation",
                                f"Invalid resource group location '{body.get('location')}'. The Resource group "
                                f"already exists in location '{existing['location']}'.")
@@ -105,7 +96,7 @@ class AzureState:
             "id": f"/subscriptions/{sub}/resourceGroups/{name}",
             "name": name,
             "type": "Microsoft.Resources/resourceGroups",
-            "location": body["location"],
+            "location": location,
             "tags": body.get("tags", {}),
             "properties": {"provisioningState": "Succeeded"},
         }
@@ -150,21 +141,26 @@ class AzureState:
         stored.pop("id", None)
         stored.pop("name", None)
         if rtype != SUBNET:
-            stored.setdefault("location", rg["location"])
+            stored["location"] = check_location(stored.get("location") or rg["location"], rtype)
+        if rtype == VM:
+            check_vm(stored.get("properties") or {})
         res = Resource(rid, rtype, rg_name.lower(), name, stored)
         if existing:
             res.user_data, res.ssh_keys = existing.user_data, existing.ssh_keys
-            res.created_at = existing.created_at
+            res.created_at, res.guid, res.power = existing.created_at, existing.guid, existing.power
         {VNET: self._put_vnet, SUBNET: self._put_subnet, NSG: self._put_nsg, PIP: self._put_pip,
-         NIC: self._put_nic, VM: self._put_vm}[rtype](res, existing)
-        res.state = "Updating" if existing else "Creating"
+         NIC: self._put_nic, VM: self._put_vm, DISK: self._put_disk}[rtype](res, existing)
+        # The network spec's ProvisioningState enum has no Creating (a create shows Updating);
+        # the compute one is a free string, and VMs show Creating while they are made.
+        res.state = "Creating" if rtype == VM and not existing else "Updating"
+        res.etag = _etag(res, existing)
         self.resources[res.key] = res
         return res, existing is None
 
     def _put_vnet(self, res: Resource, existing: Resource | None) -> None:
         wanted = res.props.pop("subnets", None) or []
         wanted_keys = {f"{res.key}/subnets/{s['name'].lower()}" for s in wanted}
-        for sub in self._children(res.key):
+        for sub in self.children(res.key):
             if sub.key not in wanted_keys:
                 self._check_subnet_unused(sub)
                 del self.resources[sub.key]
@@ -173,6 +169,7 @@ class AzureState:
             child = Resource(sid, SUBNET, res.group, s["name"], {"properties": copy.deepcopy(s.get("properties", {}))})
             self._put_subnet(child, self.resources.get(sid.lower()), vnet=res)  # res is not stored yet
             child.state = "Succeeded"
+            child.etag = res.etag or f'W/"{uuid.uuid4()}"'
             self.resources[child.key] = child
 
     def _put_subnet(self, res: Resource, existing: Resource | None, vnet: Resource | None = None) -> None:
@@ -212,7 +209,7 @@ class AzureState:
             pip = _ref(props.get("publicIPAddress"))
             if pip:
                 self.get(pip, "InvalidResourceReference")
-                for other in self._of_type(NIC):
+                for other in self.of_type(NIC):
                     if other.key != res.key and pip in self._nic_pips(other):
                         raise ArmError(400, "PublicIPAddressInUse",
                                        f"Public IP address {pip} is already used by {other.id}.")
@@ -229,7 +226,7 @@ class AzureState:
         props = res.props
         for ref in props.get("networkProfile", {}).get("networkInterfaces", []):
             nic = self.get(_ref(ref), "InvalidResourceReference")
-            user = self._vm_of_nic(nic)
+            user = self.vm_of_nic(nic)
             if user and user.key != res.key:
                 raise ArmError(400, "NicInUse", f"Network interface {nic.id} is used by {user.id}.")
         osp = props.get("osProfile", {})
@@ -246,8 +243,38 @@ class AzureState:
         disk_id = res.id.split("/providers/")[0] + f"/providers/{DISK}/{disk_name}"
         disk.setdefault("managedDisk", {})["id"] = disk_id
         if disk_id.lower() not in self.resources:
-            self.resources[disk_id.lower()] = Resource(disk_id, DISK, res.group, disk_name,
-                                                       {"location": res.body["location"]}, state="Succeeded")
+            self.resources[disk_id.lower()] = self._os_disk(res, disk_id, disk_name, disk)
+
+    def _os_disk(self, vm: Resource, disk_id: str, name: str, os_disk: dict[str, Any]) -> Resource:
+        """The managed OS disk a VM create makes, as Microsoft.Compute/disks shows it."""
+        image = vm.props.get("storageProfile", {}).get("imageReference") or {}
+        location = vm.body["location"]
+        creation: dict[str, Any] = {"createOption": "FromImage"}
+        if image.get("publisher"):
+            creation["imageReference"] = {"id": (
+                f"/Subscriptions/{vm.id.split('/')[2]}/Providers/Microsoft.Compute/Locations/{location}/Publishers/"
+                f"{image['publisher']}/ArtifactTypes/VMImage/Offers/{image.get('offer')}/Skus/{image.get('sku')}"
+                f"/Versions/{image.get('version') or 'latest'}")}
+        account = (os_disk.get("managedDisk") or {}).get("storageAccountType") or "Premium_LRS"
+        body: dict[str, Any] = {"location": location,  # ARM does not copy the VM's tags to it
+                                "sku": {"name": account, "tier": "Premium" if account.startswith("Premium") else
+                                        "Standard"},
+                                "properties": {"creationData": creation,
+                                               "diskSizeGB": os_disk.get("diskSizeGB") or azure_views.OS_DISK_GB}}
+        if vm.body.get("zones"):
+            body["zones"] = list(vm.body["zones"])
+        disk = Resource(disk_id, DISK, vm.group, name, body)
+        disk.etag = ""
+        return disk
+
+    def _put_disk(self, res: Resource, existing: Resource | None) -> None:
+        props = res.props
+        if not (props.get("creationData") or {}).get("createOption"):
+            raise ArmError(400, "InvalidParameter", "Required parameter 'creationData.createOption' is missing "
+                           "(null).", "creationData.createOption")
+        if str(props["creationData"]["createOption"]).lower() == "empty" and not props.get("diskSizeGB"):
+            raise ArmError(400, "InvalidParameter", "Required parameter 'diskSizeGB' is missing (null).",
+                           "diskSizeGB")
 
     # --- deletes ---------------------------------------------------------------------
 
@@ -256,7 +283,7 @@ class AzureState:
         if res.type == SUBNET:
             self._check_subnet_unused(res)
         elif res.type == VNET:
-            for sub in self._children(res.key):
+            for sub in self.children(res.key):
                 self._check_subnet_unused(sub)
         elif res.type == NSG:
             users = [r.id for r in self.resources.values()
@@ -265,13 +292,17 @@ class AzureState:
                 raise ArmError(400, "InUseNetworkSecurityGroupCannotBeDeleted",
                                f"Network security group {res.id} cannot be deleted because it is in use by {users[0]}.")
         elif res.type == PIP:
-            users = [n.id for n in self._of_type(NIC) if res.key in self._nic_pips(n)]
+            users = [n.id for n in self.of_type(NIC) if res.key in self._nic_pips(n)]
             if users:
                 raise ArmError(400, "PublicIPAddressCannotBeDeleted",
                                f"Public IP address {res.id} can not be deleted since it is still allocated to "
                                f"resource {users[0]}/ipConfigurations.")
+        elif res.type == DISK:
+            owner = self.vm_of_disk(res)
+            if owner:
+                raise ArmError(409, "OperationNotAllowed", f"Disk {res.name} is attached to VM {owner.id}.")
         elif res.type == NIC:
-            user = self._vm_of_nic(res)
+            user = self.vm_of_nic(res)
             if user:
                 raise ArmError(400, "NicInUse", f"Network Interface {res.id} is used by existing resource "
                                f"{user.id}. In order to delete the network interface, it must be dissociated "
@@ -281,7 +312,7 @@ class AzureState:
         """Forget `res` and what goes with it (a VNet's subnets; a VM's disk, and its NICs and
         their public IPs when their deleteOption says Delete)."""
         self.resources.pop(res.key, None)
-        for sub in self._children(res.key):
+        for sub in self.children(res.key):
             self.resources.pop(sub.key, None)
         if res.type != VM:
             return
@@ -300,35 +331,12 @@ class AzureState:
     # --- what a GET shows ------------------------------------------------------------
 
     def render(self, res: Resource, *, instance_view: bool = False) -> dict[str, Any]:
-        """A resource as a GET shows it, with what ARM computes (back-references, state)."""
-        out = copy.deepcopy(res.body)
-        out.update(id=res.id, name=res.name, type=res.type)
-        props = out.setdefault("properties", {})
-        props["provisioningState"] = res.state
-        if res.type == VNET:
-            props["subnets"] = [self.render(s) for s in self._children(res.key)]
-        elif res.type == SUBNET:
-            out.pop("location", None)
-            confs = [c["id"] for n in self._of_type(NIC) for c in n.props.get("ipConfigurations", [])
-                     if _ref(c.get("properties", {}).get("subnet")) == res.key]
-            if confs:
-                props["ipConfigurations"] = [{"id": c} for c in confs]
-        elif res.type == PIP:
-            for nic in self._of_type(NIC):
-                for conf in nic.props.get("ipConfigurations", []):
-                    if _ref(conf.get("properties", {}).get("publicIPAddress")) == res.key:
-                        props["ipConfiguration"] = {"id": conf["id"]}
-        elif res.type == NIC:
-            user = self._vm_of_nic(res)
-            if user:
-                props["virtualMachine"] = {"id": user.id}
-        elif res.type == VM and instance_view:
-            power = "PowerState/running" if res.state == "Succeeded" else "PowerState/starting"
-            props["instanceView"] = {"statuses": [
-                {"code": f"ProvisioningState/{res.state.lower()}", "level": "Info"},
-                {"code": power, "level": "Info"},
-            ]}
-        return out
+        """A resource as a GET shows it, with what ARM computes (azure_views)."""
+        return azure_views.render(self, res, instance_view=instance_view)
+
+    def vm_instance_view(self, vm: Resource) -> dict[str, Any]:
+        """A VM's instance view (azure_views)."""
+        return azure_views.vm_instance_view(self, vm)
 
     def summary(self, res: Resource) -> dict[str, Any]:
         """A resource as the generic resources list shows it."""
@@ -348,24 +356,34 @@ class AzureState:
 
     # --- helpers ---------------------------------------------------------------------
 
-    def _of_type(self, rtype: str) -> list[Resource]:
+    def of_type(self, rtype: str) -> list[Resource]:
+        """The resources of one type."""
         return [r for r in self.resources.values() if r.type == rtype]
 
-    def _children(self, vnet_key: str) -> list[Resource]:
+    def children(self, vnet_key: str) -> list[Resource]:
+        """A virtual network's subnets."""
         return [r for r in self.resources.values() if r.type == SUBNET and r.key.startswith(vnet_key + "/subnets/")]
 
     @staticmethod
     def _nic_pips(nic: Resource) -> set[str]:
         return {_ref(c.get("properties", {}).get("publicIPAddress")) for c in nic.props.get("ipConfigurations", [])}
 
-    def _vm_of_nic(self, nic: Resource) -> Resource | None:
-        for vm in self._of_type(VM):
+    def vm_of_disk(self, disk: Resource) -> Resource | None:
+        """The VM whose OS disk this is, if any."""
+        for vm in self.of_type(VM):
+            if _ref(vm.props.get("storageProfile", {}).get("osDisk", {}).get("managedDisk")) == disk.key:
+                return vm
+        return None
+
+    def vm_of_nic(self, nic: Resource) -> Resource | None:
+        """The VM this network interface is attached to, if any."""
+        for vm in self.of_type(VM):
             if any(_ref(r) == nic.key for r in vm.props.get("networkProfile", {}).get("networkInterfaces", [])):
                 return vm
         return None
 
     def _check_subnet_unused(self, subnet: Resource) -> None:
-        for nic in self._of_type(NIC):
+        for nic in self.of_type(NIC):
             for conf in nic.props.get("ipConfigurations", []):
                 if _ref(conf.get("properties", {}).get("subnet")) == subnet.key:
                     raise ArmError(400, "InUseSubnetCannotBeDeleted",
@@ -377,3 +395,11 @@ class AzureState:
         index = self._private_next.get(subnet.key, 4)  # Azure keeps .0-.3 for itself
         self._private_next[subnet.key] = index + 1
         return str(net.network_address + index)
+
+
+def _etag(res: Resource, existing: Resource | None) -> str:
+    """A fresh etag: network resources use W/"<guid>", compute ones a counter ("1", "2", ...)."""
+    if res.type == VM:
+        before = existing.etag.strip('"') if existing else "0"
+        return f'"{int(before) + 1 if before.isdigit() else 1}"'
+    return f'W/"{uuid.uuid4()}"'

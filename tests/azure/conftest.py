@@ -3,8 +3,12 @@ cluster UUID. After every test no request may have violated the Azure REST speci
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -14,6 +18,9 @@ from provisioner.plan import firewall_rules
 from provisioner.sandbox.azure_emulator import AzureEmulator
 
 IMAGE = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
+SUB = "/subscriptions/00000000-0000-0000-0000-000000000000"
+NET = "api-version=2026-03-01"
+COMPUTE = "api-version=2026-04-01"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnly cast@test"
 
 
@@ -63,3 +70,43 @@ def build_cluster(provider: Provider, target: CloudTarget, masters: int = 1, wor
     provider.ensure_subnet(target)
     provider.ensure_firewall(target)
     return provider.ensure_vms(target, vm_requests(target, masters, workers), PUBLIC_KEY)
+
+
+def arm_call(emulator: AzureEmulator, method: str, path: str, body: object = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(emulator.url + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer test"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else {}
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        return err.code, json.loads(raw) if raw else {}
+
+
+def raw_network(emulator: AzureEmulator, group: str) -> str:
+    """A resource group with a VNet, subnet and NIC in eastus; the NIC's id."""
+    rg = f"{SUB}/resourceGroups/{group}"
+    assert arm_call(emulator, "PUT", f"{SUB}/resourcegroups/{group}?api-version=2025-04-01", {"location": "eastus"})[0] == 201
+    vnet = {"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]},
+                                                 "subnets": [{"name": "s", "properties": {"addressPrefix": "10.9.1.0/24"}}]}}
+    assert arm_call(emulator, "PUT", f"{rg}/providers/Microsoft.Network/virtualNetworks/v?{NET}", vnet)[0] == 201
+    nic = {"location": "eastus", "properties": {"ipConfigurations": [{"name": "ip", "properties": {
+        "subnet": {"id": f"{rg}/providers/Microsoft.Network/virtualNetworks/v/subnets/s"}}}]}}
+    assert arm_call(emulator, "PUT", f"{rg}/providers/Microsoft.Network/networkInterfaces/n?{NET}", nic)[0] == 201
+    return f"{rg}/providers/Microsoft.Network/networkInterfaces/n"
+
+
+def vm_body(nic_id: str | None, size: str = "Standard_B2s", image: dict[str, str] | None = None,
+             location: str = "eastus") -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "hardwareProfile": {"vmSize": size},
+        "storageProfile": {"imageReference": image or IMAGE, "osDisk": {"createOption": "FromImage"}},
+        "osProfile": {"computerName": "vm", "adminUsername": "cast", "linuxConfiguration": {
+            "disablePasswordAuthentication": True,
+            "ssh": {"publicKeys": [{"path": "/home/cast/.ssh/authorized_keys", "keyData": PUBLIC_KEY}]}}},
+    }
+    if nic_id:
+        props["networkProfile"] = {"networkInterfaces": [{"id": nic_id}]}
+    return {"location": location, "properties": props}

@@ -16,10 +16,13 @@ SPECS_MISSING = specs_missing_reason()
 SUB = "/subscriptions/00000000-0000-0000-0000-000000000000"
 
 
-def _call(emulator: AzureEmulator, method: str, path: str, body: object = None) -> tuple[int, dict]:
+def _call(emulator: AzureEmulator, method: str, path: str, body: object = None,
+          auth: str | None = "Bearer test") -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(emulator.url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if auth is not None:
+        headers["Authorization"] = auth
+    req = urllib.request.Request(emulator.url + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             raw = resp.read()
@@ -81,7 +84,8 @@ def test_missing_things_answer_arm_errors(emulator):
 
 def test_throttle_fault_answers_429_with_retry_after(emulator):
     emulator.faults.add("throttle", next_n=1)
-    req = urllib.request.Request(f"{emulator.url}{SUB}/resourcegroups?api-version=2025-04-01")
+    req = urllib.request.Request(f"{emulator.url}{SUB}/resourcegroups?api-version=2025-04-01",
+                                 headers={"Authorization": "Bearer test"})
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(req, timeout=5)
     assert caught.value.code == 429
@@ -93,7 +97,7 @@ def test_head_tells_whether_a_resource_group_exists(emulator):
     _call(emulator, "PUT", f"{SUB}/resourcegroups/headed?api-version=2025-04-01", {"location": "eastus"})
     for name, expected in (("headed", 204), ("never-made", 404)):
         req = urllib.request.Request(f"{emulator.url}{SUB}/resourcegroups/{name}?api-version=2025-04-01",
-                                     method="HEAD")
+                                     method="HEAD", headers={"Authorization": "Bearer test"})
         try:
             with urllib.request.urlopen(req, timeout=5) as resp:
                 status = resp.status
@@ -111,3 +115,38 @@ def test_a_resource_being_deleted_refuses_updates_with_409(emulator):
     assert _call(emulator, "DELETE", vnet)[0] == 202  # still deleting: nobody polled yet
     status, answer = _call(emulator, "PUT", vnet, body)
     assert (status, answer["error"]["code"]) == (409, "Conflict")
+
+
+@pytest.mark.parametrize(("auth", "code", "message"), [
+    (None, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."),
+    ("Basic dXNlcjpwdw==", "AuthenticationFailedInvalidHeader",
+     "Authentication failed. The 'Authorization' header is provided in an invalid format."),
+    ("Bearer ", "AuthenticationFailedInvalidHeader",
+     "Authentication failed. The 'Authorization' header is provided in an invalid format."),
+])
+def test_requests_without_a_bearer_token_get_arms_401(emulator, auth, code, message):
+    before = len(emulator.state.groups)
+    status, body = _call(emulator, "PUT", f"{SUB}/resourcegroups/no-auth?api-version=2025-04-01",
+                         {"location": "eastus"}, auth=auth)
+    assert (status, body) == (401, {"error": {"code": code, "message": message}})
+    assert len(emulator.state.groups) == before  # nothing was created
+
+
+def test_a_set_token_is_the_only_one_accepted():
+    with AzureEmulator(token="s3cret") as emu:
+        assert isinstance(emu, AzureEmulator)
+        status, body = _call(emu, "GET", f"{SUB}/resourcegroups?api-version=2025-04-01", auth="Bearer other")
+        assert (status, body["error"]["code"]) == (401, "InvalidAuthenticationToken")
+        status, body = _call(emu, "GET", f"{SUB}/resourcegroups?api-version=2025-04-01", auth="Bearer s3cret")
+        assert (status, body) == (200, {"value": []})
+
+
+def test_unknown_query_parameters_and_a_body_on_delete_are_ignored_as_arm_does(emulator):
+    _call(emulator, "PUT", f"{SUB}/resourcegroups/lenient?api-version=2025-04-01", {"location": "eastus"})
+    status, body = _call(emulator, "GET", f"{SUB}/resourcegroups/lenient?api-version=2025-04-01&per_page=200")
+    assert (status, body["name"]) == (200, "lenient")
+    vnet = f"{SUB}/resourceGroups/lenient/providers/Microsoft.Network/virtualNetworks/v?api-version=2026-03-01"
+    _call(emulator, "PUT", vnet, {"location": "eastus",
+                                  "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]}}})
+    assert _call(emulator, "DELETE", vnet, {})[0] == 202
+    assert emulator.errors == []
