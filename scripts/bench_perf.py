@@ -99,6 +99,7 @@ from provisioner.nodes.ssh import NodeAccess, SshPool, load_private_key  # noqa:
 from provisioner.nodes.wireguard import pinger_command, pinger_source  # noqa: E402
 from provisioner.retry import DeadlineError, wait_until  # noqa: E402
 from provisioner.sandbox.azure_emulator import AzureEmulator  # noqa: E402
+from provisioner.sandbox.emulator import CONTROL_TOKEN_ENV, CONTROL_TOKEN_HEADER  # noqa: E402
 from provisioner.sandbox.gcp_emulator import GcpEmulator  # noqa: E402
 from provisioner.sandbox.hosts import BOOT_MARKER_PATH  # noqa: E402
 from provisioner.state import StateStore  # noqa: E402
@@ -209,7 +210,8 @@ class Bench:
         return wall, done.stdout, done.stderr
 
     def control(self, cloud: str, method: str, what: str) -> Any:
-        request = urllib.request.Request(f"{self.env[ENDPOINTS[cloud]]}/_emulator/{what}", method=method)
+        request = urllib.request.Request(f"{self.env[ENDPOINTS[cloud]]}/_emulator/{what}", method=method,
+                                         headers={CONTROL_TOKEN_HEADER: self.env[CONTROL_TOKEN_ENV]})
         with urllib.request.urlopen(request, timeout=30) as response:
             raw = response.read()
         return json.loads(raw) if raw else None

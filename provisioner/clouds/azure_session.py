@@ -31,6 +31,7 @@ from .loopback import is_loopback, static_bearer
 CLOUD = "azure"
 ENDPOINT_ENV = "CAST_AZURE_ENDPOINT"
 SUBSCRIPTION_ENV = "AZURE_SUBSCRIPTION_ID"
+SANDBOX_TOKEN_ENV = "CAST_AZURE_TOKEN"  # the bearer sent to a loopback endpoint (default "emulator")
 EMULATOR_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 LRO_TIMEOUT_S = 1800.0
 
@@ -169,11 +170,13 @@ def _loopback_auth() -> tuple[Any, dict[str, Any]]:
     """A fake credential and the client settings for the emulator on loopback."""
     from azure.core.credentials import AccessToken
 
+    token = os.environ.get(SANDBOX_TOKEN_ENV) or "emulator"
+
     class FakeCredential:
         def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-            return AccessToken("emulator", int(time.time()) + 3600)
+            return AccessToken(token, int(time.time()) + 3600)
 
-    return FakeCredential(), {"authentication_policy": static_bearer("emulator"), "polling_interval": 0.02}
+    return FakeCredential(), {"authentication_policy": static_bearer(token), "polling_interval": 0.02}
 
 
 # --- errors --------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from .emulator import CallRecorder, QuietServer
+from .emulator import CallRecorder, QuietServer, control_refused
 
 CONTROL = "/_emulator/"
 MOTO_CONTROL = "/moto-api/"
@@ -72,6 +72,7 @@ class FaultProxy(CallRecorder):
         parsed = urllib.parse.urlsplit(upstream)
         self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.faults: list[Fault] = []
+        self.control_token: str | None = None  # when set, the control routes need it (see emulator.py)
         self.injected: Counter[str] = Counter()  # calls answered with a fault, by action
         self._lock = threading.Lock()
         self._server: QuietServer | None = None
@@ -165,7 +166,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             if self.path.startswith(CONTROL):
-                status, document = proxy.control(self.command, self.path)
+                refused = control_refused({k.lower(): v for k, v in self.headers.items()}, proxy.control_token)
+                status, document = ((refused.status, refused.body) if refused is not None
+                                    else proxy.control(self.command, self.path))
                 payload = b"" if document is None else json.dumps(document).encode()
                 self._answer(status, [("Content-Type", "application/json")], payload)
                 return

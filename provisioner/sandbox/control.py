@@ -177,12 +177,21 @@ def vm_hosts(state: dict[str, Any]) -> dict[str, Any]:
         ("azure", "CAST_AZURE_ENDPOINT"),
         ("digitalocean", "CAST_DIGITALOCEAN_ENDPOINT"),
     ):
+        request = urllib.request.Request(f"{state['env'][variable]}/_emulator/vms", headers=control_headers(state))
         try:
-            with urllib.request.urlopen(f"{state['env'][variable]}/_emulator/vms", timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5) as response:
                 found[cloud] = [{k: vm[k] for k in ("id", "name", "public_ip", "state")} for vm in json.load(response)]
         except OSError as exc:
             found[cloud] = f"unreachable: {exc}"
     return found
+
+
+def control_headers(state: dict[str, Any]) -> dict[str, str]:
+    """The header that opens the running sandbox's control routes (its per-run token)."""
+    from .emulator import CONTROL_TOKEN_ENV, CONTROL_TOKEN_HEADER
+
+    token = state.get("env", {}).get(CONTROL_TOKEN_ENV)
+    return {CONTROL_TOKEN_HEADER: token} if token else {}
 
 
 def uptime(state: dict[str, Any]) -> float:

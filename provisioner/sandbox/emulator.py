@@ -1,8 +1,10 @@
 """What every cloud emulator shares: an HTTP server on 127.0.0.1, a control endpoint, faults
 on demand, call counting, and the list of running VMs the sandbox boots as hosts.
 
-Control endpoint (JSON), under /_emulator/:
-  GET    /_emulator/vms                  running VMs: [{id, name, public_ip, private_ip, user_data, ssh_keys, state}]
+Control endpoint (JSON), under /_emulator/ (when `control_token` is set, as the sandbox sets it,
+only for requests carrying it in the X-Cast-Sandbox-Token header; 401 otherwise):
+  GET    /_emulator/vms                  running VMs: [{id, name, public_ip, private_ip, state}] (never
+                                         their user-data, which holds their host keys)
   POST   /_emulator/faults   {"kind": "throttle"|"unavailable"|"quota", "share": 0.3} or {"kind", "next": N};
                               optional "match": a substring of "METHOD PATH" the fault applies to
   DELETE /_emulator/faults               clear every fault
@@ -207,14 +209,29 @@ class CallRecorder:
         return None
 
 
+CONTROL_TOKEN_HEADER = "x-cast-sandbox-token"
+CONTROL_TOKEN_ENV = "CAST_SANDBOX_TOKEN"  # where the sandbox's env (`cast sandbox env`) holds it
+
+
+def control_refused(headers: dict[str, str], token: str | None) -> Response | None:
+    """The 401 for a control request without the sandbox's control token, or None when it may
+    go on (it carries the token, or no token is set). `headers` have lower-case names."""
+    import hmac
+
+    if token is None or hmac.compare_digest(headers.get(CONTROL_TOKEN_HEADER, ""), token):
+        return None
+    return Response(401, {"error": f"the sandbox's control routes need its token in {CONTROL_TOKEN_HEADER}"})
+
+
 class EmulatorServer(CallRecorder):
     """Base of the emulators: subclasses implement `handle` and `fault_response`, and keep
-    their resources under `self.lock`."""
+    their resources under `self.lock`. `control_token`, when set, guards the control routes."""
 
     cloud = "?"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         super().__init__()
+        self.control_token: str | None = None
         self.lock = threading.RLock()
         self.faults = Faults()
         emulator = self
@@ -305,7 +322,7 @@ class EmulatorServer(CallRecorder):
         )
         try:
             if request.path.startswith("/_emulator/"):
-                response = self._control(request)
+                response = control_refused(request.headers, self.control_token) or self._control(request)
             else:
                 route = self.route_of(request)
                 self.call_received(route)
@@ -337,7 +354,8 @@ class EmulatorServer(CallRecorder):
     def _control(self, request: Request) -> Response:
         what = request.path.removeprefix("/_emulator/").strip("/")
         if what == "vms" and request.method == "GET":
-            return Response(200, [asdict(vm) for vm in self.running_vms()])
+            shown = ("id", "name", "public_ip", "private_ip", "state")
+            return Response(200, [{k: v for k, v in asdict(vm).items() if k in shown} for vm in self.running_vms()])
         if what == "faults" and request.method == "POST":
             spec = request.json() or {}
             try:

@@ -43,20 +43,32 @@ from ..processes import process_start
 from ..regions import load_region_map
 from ..retry import backoff_delays
 from .aws_fault_proxy import FaultProxy
-from .emulator import EmulatedVm, EmulatorServer
+from .emulator import CONTROL_TOKEN_ENV, EmulatedVm, EmulatorServer
 from .pools import DEFAULT_BLOCK, pools_of
 
 LOG = logging.getLogger("cast.sandbox")
 STATE_FILE = "sandbox.json"
 POLL_S = 0.1  # how often the supervisor looks for VMs to boot or remove, at the longest
 BOOT_WORKERS = 8
-SANDBOX_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "sandbox",
-    "AWS_SECRET_ACCESS_KEY": "sandbox",
-    "CAST_GCP_PROJECT": "cast-sandbox",
-    "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000000",
-    "DIGITALOCEAN_TOKEN": "sandbox",
-}
+
+
+def run_credentials() -> dict[str, str]:
+    """Fresh credentials for one run of the sandbox, which every emulator and its control routes
+    require: a local user who cannot read the (root-only) sandbox state cannot drive them."""
+    import secrets
+    import string
+
+    key_id = "AKIA" + "".join(secrets.choice(string.ascii_uppercase + "234567") for _ in range(16))
+    return {
+        "AWS_ACCESS_KEY_ID": key_id,
+        "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(30),
+        "CAST_GCP_PROJECT": "cast-sandbox",
+        "CAST_GCP_TOKEN": secrets.token_urlsafe(32),
+        "AZURE_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000000",
+        "CAST_AZURE_TOKEN": secrets.token_urlsafe(32),
+        "DIGITALOCEAN_TOKEN": f"dop_v1_{secrets.token_hex(32)}",
+        CONTROL_TOKEN_ENV: secrets.token_urlsafe(32),
+    }
 
 
 def moto_running_vms(regions: list[str]) -> list[EmulatedVm]:
@@ -133,21 +145,26 @@ class Sandbox:
         for cloud, pool in self.pools.items():
             self.hosts.add_group(cloud, pool)
         self._set_delays()
-        self.moto = MotoSandbox(public_pool=self.pools["aws"])
+        credentials = run_credentials()
+        self.moto = MotoSandbox(public_pool=self.pools["aws"], access_key=credentials["AWS_ACCESS_KEY_ID"],
+                                secret_key=credentials["AWS_SECRET_ACCESS_KEY"])
         self.proxy = FaultProxy(self.moto.start())  # counts AWS calls by action, and paces them
+        self.proxy.control_token = credentials[CONTROL_TOKEN_ENV]
         self.proxy.api_delay_s = self.api_delay_s
         self.proxy.listeners.append(self.wake)
         aws_endpoint = self.proxy.start()
         self.emulators = {
-            "gcp": GcpEmulator(public_pool=self.pools["gcp"]),
-            "azure": AzureEmulator(abandoned_after_s=2.0, public_pool=self.pools["azure"]),
-            # an account that has used DigitalOcean's regions has a default VPC in each: cast's
-            # own VPC is then not the region's first, which DigitalOcean would make the default
-            # (undeletable)
+            "gcp": GcpEmulator(public_pool=self.pools["gcp"], token=credentials["CAST_GCP_TOKEN"]),
+            "azure": AzureEmulator(abandoned_after_s=2.0, public_pool=self.pools["azure"],
+                                   token=credentials["CAST_AZURE_TOKEN"]),
+            # an account that has used DigitalOcean's regions has a default VPC in each (where
+            # there is none, cast makes one before its own: see the provider)
             "digitalocean": DigitalOceanEmulator(public_pool=self.pools["digitalocean"],
-                                                 default_vpc_regions=_digitalocean_regions()),
+                                                 default_vpc_regions=_digitalocean_regions(),
+                                                 token=credentials["DIGITALOCEAN_TOKEN"]),
         }
         for emulator in self.emulators.values():
+            emulator.control_token = credentials[CONTROL_TOKEN_ENV]
             emulator.api_delay_s = self.api_delay_s
             emulator.listeners.append(self.wake)
             emulator.start()
@@ -156,7 +173,7 @@ class Sandbox:
             "CAST_GCP_ENDPOINT": self.emulators["gcp"].url,
             "CAST_AZURE_ENDPOINT": self.emulators["azure"].url,
             "CAST_DIGITALOCEAN_ENDPOINT": self.emulators["digitalocean"].url,
-            **SANDBOX_CREDENTIALS,
+            **credentials,
         }
 
     def _set_delays(self) -> None:

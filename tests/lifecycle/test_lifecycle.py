@@ -8,10 +8,14 @@ import json
 import os
 import re
 import signal
+import urllib.error
 import urllib.request
 
 import boto3
+import botocore.exceptions
 import pytest
+
+from provisioner.sandbox.emulator import CONTROL_TOKEN_ENV, CONTROL_TOKEN_HEADER
 
 from .conftest import SKIP, wait_for
 
@@ -30,15 +34,21 @@ def emulator(cast, cloud: str, path: str, method: str = "GET", body: dict | None
                 "digitalocean": "CAST_DIGITALOCEAN_ENDPOINT"}[cloud]
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(f"{cast.env[variable]}/_emulator/{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **control_headers(cast)})
     with urllib.request.urlopen(request, timeout=10) as response:
         text = response.read()
     return json.loads(text) if text else None
 
 
+def control_headers(cast) -> dict[str, str]:
+    """The header that opens the sandbox's control routes: its per-run token."""
+    return {CONTROL_TOKEN_HEADER: cast.env[CONTROL_TOKEN_ENV]}
+
+
 def ec2(cast):
     return boto3.client("ec2", endpoint_url=cast.env["AWS_ENDPOINT_URL"], region_name="eu-central-1",
-                        aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+                        aws_access_key_id=cast.env["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=cast.env["AWS_SECRET_ACCESS_KEY"])
 
 
 def test_whole_lifecycle_across_four_clouds(cast):
@@ -227,13 +237,15 @@ def emulator_calls(cast, cloud: str) -> int:
     counters were last reset; `reset` first."""
     variable = {"aws": "AWS_ENDPOINT_URL", "gcp": "CAST_GCP_ENDPOINT", "azure": "CAST_AZURE_ENDPOINT",
                 "digitalocean": "CAST_DIGITALOCEAN_ENDPOINT"}[cloud]
-    with urllib.request.urlopen(f"{cast.env[variable]}/_emulator/calls", timeout=10) as response:
+    request = urllib.request.Request(f"{cast.env[variable]}/_emulator/calls", headers=control_headers(cast))
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())["total"]
 
 
 def reset_emulator_calls(cast) -> None:
     for variable in ("AWS_ENDPOINT_URL", "CAST_GCP_ENDPOINT", "CAST_AZURE_ENDPOINT", "CAST_DIGITALOCEAN_ENDPOINT"):
-        request = urllib.request.Request(f"{cast.env[variable]}/_emulator/calls", method="DELETE")
+        request = urllib.request.Request(f"{cast.env[variable]}/_emulator/calls", method="DELETE",
+                                         headers=control_headers(cast))
         urllib.request.urlopen(request, timeout=10).close()
 
 
@@ -245,14 +257,13 @@ def secret_strings(data: bytes) -> set[str]:
 
 
 def test_verbose_logs_hold_every_api_call_and_ssh_command_and_no_secret(cast):
-    # Credentials of this test's own, so that finding them anywhere means a leak (the sandbox's
-    # own are the word "sandbox", which its messages use freely).
-    credentials = {"DIGITALOCEAN_TOKEN": f"dop_v1_{os.urandom(16).hex()}",
-                   "AWS_SECRET_ACCESS_KEY": os.urandom(20).hex()}
+    # The sandbox's credentials are fresh random ones per run: finding one anywhere is a leak.
+    credentials = {k: cast.env[k] for k in ("DIGITALOCEAN_TOKEN", "AWS_SECRET_ACCESS_KEY", "CAST_GCP_TOKEN",
+                                            "CAST_AZURE_TOKEN", CONTROL_TOKEN_ENV)}
     runs = []
 
     def run(*args: str, check: bool = True):
-        done = cast("--verbose", *args, env=credentials, check=check)
+        done = cast("--verbose", *args, check=check)
         runs.append(done)
         return done
 
@@ -321,3 +332,44 @@ def test_doctor_finds_every_cloud_usable_in_the_running_sandbox(cast):
     for access in report["clouds"]:
         assert access["usable"] and access["sandbox"] and access["endpoint"] in endpoints, access
     assert all(check["ok"] for check in report["local"])  # the sandbox runs, so it had all it needs
+
+
+def test_the_sandbox_answers_only_its_own_run_credentials(cast):
+    """A local user who can find the ports but not read the (root-only) sandbox state gets
+    nowhere: every cloud API and every control route wants this run's random credentials, and no
+    control route hands out a VM's user-data (its host private key)."""
+    anyone = "Bearer x"
+    for variable, method, path in (
+        ("CAST_DIGITALOCEAN_ENDPOINT", "POST", "/v2/droplets"),
+        ("CAST_GCP_ENDPOINT", "GET", "/compute/v1/projects/cast-sandbox/zones/europe-west3-a/instances"),
+        ("CAST_AZURE_ENDPOINT", "GET",
+         f"/subscriptions/{cast.env['AZURE_SUBSCRIPTION_ID']}/resourcegroups?api-version=2025-04-01"),
+    ):
+        request = urllib.request.Request(f"{cast.env[variable]}{path}", method=method, data=b"{}" if method == "POST"
+                                         else None, headers={"Authorization": anyone,
+                                                             "Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 401, variable
+    other = boto3.client("ec2", endpoint_url=cast.env["AWS_ENDPOINT_URL"], region_name="eu-central-1",
+                         aws_access_key_id="AKIAEXAMPLEEXAMPLE00", aws_secret_access_key="x" * 40)
+    with pytest.raises(botocore.exceptions.ClientError) as aws_refused:
+        other.describe_instances()
+    assert aws_refused.value.response["Error"]["Code"] == "AuthFailure"
+
+    for variable in ("AWS_ENDPOINT_URL", "CAST_GCP_ENDPOINT", "CAST_AZURE_ENDPOINT", "CAST_DIGITALOCEAN_ENDPOINT"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{cast.env[variable]}/_emulator/calls", timeout=10)
+        assert refused.value.code == 401, variable
+
+    cast("create-cluster", "keyless", "--region", REGION, "--cloud", "gcp:1:0", "--cloud", "digitalocean:0:1",
+         *RELAXED)
+    try:
+        for cloud in ("gcp", "digitalocean"):
+            listed = emulator(cast, cloud, "vms")
+            assert listed and all(set(vm) == {"id", "name", "public_ip", "private_ip", "state"} for vm in listed)
+            assert "PRIVATE KEY" not in json.dumps(listed)
+    finally:
+        cast("delete-cluster", "keyless", "--yes")
+    state = cast.state_dir / "sandbox"
+    assert state.stat().st_mode & 0o077 == 0 and (state / "sandbox.json").stat().st_mode & 0o077 == 0
