@@ -3,13 +3,14 @@ heavier modules are imported inside the commands that need them, so `cast --help
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from .cli_common import emit_json, output_option, start_log, store_of
+from .cli_sandbox import sandbox_group
 from .completion import SHELLS, complete_cluster, complete_worker
 from .errors import CastError
 from .render import CLOUD_NAMES, render_cluster, render_doctor, render_latency_matrix, render_plan, render_regions
@@ -17,27 +18,7 @@ from .terminal import clean, console, literal, whole
 
 if TYPE_CHECKING:
     from .plan import ClusterPlan
-    from .state import StateStore
 
-
-
-# --- output helpers --------------------------------------------------------------------
-
-
-def emit_json(data: Any) -> None:
-    """Print data as JSON on stdout (for --output json)."""
-    click.echo(json.dumps(data, indent=2, sort_keys=False))
-
-
-def output_option(f: Any) -> Any:
-    return click.option(
-        "--output",
-        "-o",
-        type=click.Choice(["table", "json"]),
-        default="table",
-        show_default=True,
-        help="How to print the result.",
-    )(f)
 
 
 class CastGroup(click.Group):
@@ -68,24 +49,6 @@ class CastGroup(click.Group):
             raise
         logs.finish()
         return result
-
-
-def start_log(ctx: click.Context, cluster: str) -> None:
-    """Begin this command's log for `cluster` under the state root: every cloud API call, SSH
-    command and retry from here on, on stderr too with --verbose (see provisioner.logs)."""
-    from importlib.metadata import version
-
-    from . import logs
-
-    logs.start(store_of(ctx).root, cluster, ctx.info_name or "command",
-               verbose=bool(ctx.find_root().params.get("verbose")), version=version("cast"))
-
-
-def store_of(ctx: click.Context) -> StateStore:
-    from .state import StateStore, default_state_dir
-
-    state_dir = ctx.find_root().params.get("state_dir")
-    return StateStore(Path(state_dir) if state_dir else default_state_dir())
 
 
 @click.group(cls=CastGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -580,108 +543,7 @@ def doctor_cmd(ctx: click.Context, clouds: tuple[str, ...], timeout: float, outp
         ctx.exit(1)
 
 
-# --- sandbox ---------------------------------------------------------------------------
-
-
-@cli.group("sandbox")
-def sandbox_group() -> None:
-    """Emulated clouds on this machine (Linux, root): AWS (moto), GCP, Azure and DigitalOcean
-    APIs on loopback whose VMs boot as network-namespace hosts with their own sshd and
-    WireGuard, with delay lines between clouds. cast reaches it only through the SDKs'
-    endpoint settings: `eval "$(cast sandbox env)"`."""
-
-
-def _sandbox_dir(ctx: click.Context) -> Path:
-    from .sandbox.control import sandbox_dir
-
-    return sandbox_dir(store_of(ctx).root)
-
-
-@sandbox_group.command("up")
-@click.option("--region", default="us-east", show_default=True, help="Whose expected RTTs the delay lines use.")
-@click.option("--api-delay-ms", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Hold every cloud API request this long before it is answered, like a real cloud's API.")
-@click.option("--boot-delay-s", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="A VM answers SSH this long after its create was accepted, like a real VM booting.")
-@click.option("--pool", default="198.18.0.0/15", show_default=True, metavar="CIDR",
-              help="The block the emulated clouds' public IPs come from (a /24 each); refused when this "
-              "machine uses an address in it.")
-@click.pass_context
-def sandbox_up(ctx: click.Context, region: str, api_delay_ms: float, boot_delay_s: float, pool: str) -> None:
-    """Start the sandbox in the background (no-op when it runs with the same settings)."""
-    from .errors import InputError
-    from .regions import load_region_map
-    from .sandbox import control
-
-    regions = load_region_map()
-    if region not in regions.regions:
-        raise InputError("--region", f"unknown region {region!r}", ", ".join(regions.regions))
-    state = control.start(_sandbox_dir(ctx), region, api_delay_ms=api_delay_ms, boot_delay_s=boot_delay_s,
-                          pool=pool)
-    paced = ""
-    if state.get("api_delay_ms") or state.get("boot_delay_s"):
-        paced = (f", API calls held {state['api_delay_ms']:g} ms, "
-                 f"VMs answer SSH {state['boot_delay_s']:g} s after create")
-    console(stderr=True).print(literal(
-        f"sandbox up (pid {state['pid']}, delays of {state['region']}{paced}, public IPs from {state.get('pool')}); "
-        f'point cast at it with: eval "$(cast sandbox env)"'
-    ))
-
-
-@sandbox_group.command("down")
-@click.pass_context
-def sandbox_down(ctx: click.Context) -> None:
-    """Stop the sandbox and remove every host, namespace and emulator it started."""
-    from .sandbox import control
-
-    stopped = control.stop(_sandbox_dir(ctx))
-    console(stderr=True).print("sandbox down" if stopped else "no sandbox was running (leftovers removed)")
-
-
-@sandbox_group.command("env")
-@output_option
-@click.pass_context
-def sandbox_env(ctx: click.Context, output: str) -> None:
-    """The environment that points cast at the sandbox, as shell `export` lines (keys checked,
-    values quoted: control.shell_exports)."""
-    from .sandbox import control
-
-    state = control.read_state(_sandbox_dir(ctx))
-    if state is None:
-        raise CastError("no sandbox is running: start it with `cast sandbox up`")
-    if output == "json":
-        emit_json(state["env"])
-        return
-    for line in control.shell_exports(state["env"]):
-        click.echo(line)
-
-
-@sandbox_group.command("status")
-@output_option
-@click.pass_context
-def sandbox_status(ctx: click.Context, output: str) -> None:
-    """Whether the sandbox runs, its endpoints, and the VMs each emulated cloud runs."""
-    from .sandbox import control
-
-    state = control.read_state(_sandbox_dir(ctx))
-    if state is None:
-        if output == "json":
-            emit_json({"running": False})
-        else:
-            console().print("sandbox: not running")
-        return
-    vms = control.vm_hosts(state)
-    if output == "json":
-        emit_json({"running": True, "pid": state["pid"], "region": state["region"], "env": state["env"], "vms": vms})
-        return
-    out = console()
-    out.print(literal(f"sandbox: running (pid {state['pid']}, up {control.uptime(state):.0f}s, "
-                      f"delays of {state['region']}, public IPs from {state.get('pool')})"))
-    for key, value in state["env"].items():
-        if key.endswith("ENDPOINT") or key.endswith("ENDPOINT_URL"):
-            out.print(literal(f"  {key}={value}"))
-    for cloud, listed in vms.items():
-        out.print(literal(f"  {cloud}: {len(listed) if isinstance(listed, list) else listed} VMs"))
+cli.add_command(sandbox_group)
 
 
 # --- check-latency (nodes over the WireGuard mesh) -------------------------------------
