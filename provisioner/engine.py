@@ -210,8 +210,17 @@ class Engine:
         self.progress.line(cloud, step, "done", "; ".join(result.actions) or "in place")
         return result
 
+    def _pin(self, cluster: Cluster, node: str, host_key: str) -> None:
+        """Record `host_key` (an OpenSSH public key line) as the key node `node` presents."""
+        for row in self.store.nodes(cluster.row.uuid):
+            if row.name == node and row.host_key != host_key:
+                self.store.upsert_node(replace(row, host_key=host_key))
+
     def _user_data(self, cluster: Cluster, n: NodePlan, authorized: str) -> str:
+        """The user-data of a VM about to be made: its host key is the cluster's secret for the
+        node (a new one when the last was rotated away), pinned in the node's row."""
         private, public = self._host_key(cluster, n.name)
+        self._pin(cluster, n.name, public)
         return render_user_data(
             cluster=cluster.row.name,
             node=n.name,
@@ -252,7 +261,7 @@ class Engine:
             self._step(cluster, cp.cloud, "firewall", partial(cloud.ensure_firewall, target))
             subnet.result()
             key.result()
-        requests = [VmRequest(n.name, n.role, n.size, self._user_data(cluster, n, authorized)) for n in cp.nodes]
+        requests = self._vm_requests(cluster, cp, cloud, authorized)
         vms: list[Vm] = []
 
         def run_vms() -> Ensured:
@@ -263,6 +272,19 @@ class Engine:
             self._step(cluster, cp.cloud, "vms", run_vms)
         self._record_vms(cluster, vms)
         return vms
+
+    def _vm_requests(self, cluster: Cluster, cp: CloudPlan, cloud: Cloud, authorized: str) -> list[VmRequest]:
+        """A request per planned node of `cp`. A node whose injected host key was rotated away
+        (no secret left) gets new user-data only if its VM is gone; a running one keeps its
+        key and needs none."""
+        uuid = cluster.row.uuid
+        rotated = {n.name for n in cp.nodes if self.store.read_secret(uuid, host_key_secret(n.name)) is None}
+        running = {vm.name for vm in cloud.list_vms(cluster.ref)} if rotated else set()
+        return [
+            VmRequest(n.name, n.role, n.size,
+                      "" if n.name in rotated & running else self._user_data(cluster, n, authorized))
+            for n in cp.nodes
+        ]
 
     def _record_vms(self, cluster: Cluster, vms: Iterable[Vm]) -> None:
         by_name = {n.name: n for n in self.store.nodes(cluster.row.uuid)}
@@ -309,8 +331,10 @@ class Engine:
 
         def booted(access: NodeAccess) -> tuple[BootMarker, Prepared]:
             # Each node gets ready for the mesh as soon as it is up, while others still boot.
-            pool.wait_reachable(access, timeout_s=SSH_TIMEOUT_S)
-            result = wait_booted(pool, access), prepare_node(pool, by_name[access.name])
+            access = self._reach(cluster, pool, access)
+            marker = wait_booted(pool, access)
+            access = self._rotate_host_key(cluster, pool, access)
+            result = marker, prepare_node(pool, replace(by_name[access.name], access=access))
             with counted:
                 up.append(access.name)
                 self.progress.update("mesh", "wireguard", f"{len(up)}/{len(members)} nodes booted")
@@ -321,8 +345,9 @@ class Engine:
             ready = pool.map([m.access for m in members], booted)
             self.progress.update("mesh", "wireguard", f"bringing up the mesh of {len(members)} nodes")
             markers.update({name: marker for name, (marker, _) in ready.items()})
-            report = apply_mesh(members, pool, prepared={name: prep for name, (_, prep) in ready.items()})
-            for n in rows:
+            pinned = self._mesh_members(cluster)  # with the host keys the nodes now present
+            report = apply_mesh(pinned, pool, prepared={name: prep for name, (_, prep) in ready.items()})
+            for n in (r for r in self.store.nodes(cluster.row.uuid) if r.public_ip):
                 self.store.upsert_node(replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name)))
             if report.missing_handshakes:
                 pairs = ", ".join(f"{a}-{b}" for a, b in report.missing_handshakes)
@@ -333,6 +358,44 @@ class Engine:
 
         self._step(cluster, "mesh", "wireguard", work)
         return markers
+
+    def _reach(self, cluster: Cluster, pool: SshPool, access: NodeAccess) -> NodeAccess:
+        """Wait until `access` accepts SSH with its pinned key. A node that presents the key
+        a rotation recorded as pending (cast stopped between the node's switch and the pin)
+        is pinned to it; any other key is refused (HostKeyMismatchError)."""
+        from .nodes.hostkey import same_key
+        from .nodes.ssh import HostKeyMismatchError
+
+        try:
+            pool.wait_reachable(access, timeout_s=SSH_TIMEOUT_S)
+            return access
+        except HostKeyMismatchError:
+            last = self.store.last_journal(cluster.row.uuid, access.name, "host-key")
+            if not last or last[0] != "begin" or not last[1] or same_key(last[1], access.host_key):
+                raise
+        pending = replace(access, host_key=last[1])
+        pool.wait_reachable(pending, timeout_s=SSH_TIMEOUT_S)
+        self._pin(cluster, access.name, pending.host_key)
+        return pending
+
+    def _rotate_host_key(self, cluster: Cluster, pool: SshPool, access: NodeAccess) -> NodeAccess:
+        """Replace the host key cast injected into `access` (readable through the cloud's
+        metadata service) by one the node makes, pin it, and forget the injected private key:
+        the cluster keeps only the public half. Once per VM (nodes.hostkey). Returns the
+        node's access with its live key."""
+        from .nodes.hostkey import rotate_host_key
+
+        uuid = cluster.row.uuid
+
+        def pending(public: str) -> None:
+            self.store.journal(uuid, access.name, "host-key", "begin", public)
+
+        rotated = rotate_host_key(pool, access, pending)
+        if rotated.host_key != access.host_key:
+            self._pin(cluster, access.name, rotated.host_key)
+            self.store.journal(uuid, access.name, "host-key", "end", rotated.host_key)
+        (self.store.secrets_dir(uuid, create=False) / host_key_secret(access.name)).unlink(missing_ok=True)
+        return rotated
 
     def _mesh_drift(self, cluster: Cluster, pool: SshPool, skip: set[str]) -> list[str]:
         """What differs between each node's WireGuard peers and the full mesh the state
