@@ -79,6 +79,19 @@ def test_create_then_teardown_leaves_nothing_tagged(aws_env: FaultProxy, ec2: An
     p.teardown(t)  # harmless when nothing is left
 
 
+def test_instances_answer_metadata_only_with_a_token_and_one_hop(aws_env: FaultProxy, ec2: Any) -> None:
+    # The user-data (the node's first host key) is served by IMDS: no IMDSv1, no second hop (pods).
+    p, t = Provider(REGION, ZONE), make_target()
+    ensure_infra(p, t)
+    vms = p.ensure_vms(t, requests("demo", 1, 1), PUBLIC_KEY)
+    described = ec2.describe_instances(InstanceIds=[v.cloud_id for v in vms])["Reservations"]
+    options = [i["MetadataOptions"] for r in described for i in r["Instances"]]
+    assert len(options) == 2
+    assert all((o["HttpTokens"], o["HttpPutResponseHopLimit"], o["HttpEndpoint"]) == ("required", 1, "enabled")
+               for o in options), options
+    p.teardown(t)
+
+
 def test_second_run_changes_nothing(aws_env: FaultProxy) -> None:
     p, t = Provider(REGION, ZONE), make_target()
     ensure_infra(p, t)
