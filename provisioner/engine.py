@@ -359,6 +359,16 @@ class Engine:
         self._step(cluster, "mesh", "wireguard", work)
         return markers
 
+    def _forget_user_data(self, cluster: Cluster, plans: Sequence[CloudPlan], providers: dict[str, Cloud]) -> None:
+        """Once every node rotated its host key: take the user-data (with the first key) back
+        from the clouds that allow it."""
+        def work(cp: CloudPlan) -> None:
+            cloud = providers[cp.cloud]
+            names = [n.name for n in self.store.nodes(cluster.row.uuid) if n.cloud == cp.cloud]
+            self._step(cluster, cp.cloud, "user-data", lambda: cloud.forget_user_data(self._target(cluster, cp), names))
+
+        self._on_clouds([cp for cp in plans if providers[cp.cloud].removes_user_data], work)
+
     def _reach(self, cluster: Cluster, pool: SshPool, access: NodeAccess) -> NodeAccess:
         """Wait until `access` accepts SSH with its pinned key. A node that presents the key
         a rotation recorded as pending (cast stopped between the node's switch and the pin)
@@ -525,6 +535,7 @@ class Engine:
             self._on_clouds(plan.clouds, lambda cp: self._build_cloud(cluster, cp, providers[cp.cloud], authorized))
             with self._ssh(cluster) as pool:
                 markers = self._join_mesh(cluster, pool)
+                self._forget_user_data(cluster, plan.clouds, providers)
                 latency = self._latency_step(cluster, pool)
                 self._kubernetes(cluster, pool, markers)
             self.store.update_cluster(row.uuid, status="ready")
@@ -581,9 +592,12 @@ class Engine:
             cluster = Cluster(cluster.row, spec)
             _, authorized = self._client_key(cluster)
             cp = plan.cloud(cloud)
-            self._build_cloud(cluster, cp, self._open(name, [cp])[cloud], authorized)
+            providers = self._open(name, [cp])
+            self._build_cloud(cluster, cp, providers[cloud], authorized)
             with self._ssh(cluster) as pool:
-                self._kubernetes(cluster, pool, self._join_mesh(cluster, pool))
+                markers = self._join_mesh(cluster, pool)
+                self._forget_user_data(cluster, [cp], providers)
+                self._kubernetes(cluster, pool, markers)
             return [n.name for n in plan.nodes if n.name not in before]
 
     def _grown(self, name: str, cloud: str, count: int) -> tuple[Cluster, ClusterSpec, ClusterPlan]:
@@ -733,6 +747,7 @@ class Engine:
                     report.append(f"kubernetes: {describe_kubernetes(kube)}: {done}")
                 if not dry_run and (drift or gone or kube_due):
                     markers = self._join_mesh(cluster, pool)  # joins recreated nodes and drops stale peers, live
+                    self._forget_user_data(cluster, plan.clouds, providers)
                     if kube_due:
                         self._kubernetes(cluster, pool, markers)
             return report

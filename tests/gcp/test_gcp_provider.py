@@ -6,6 +6,7 @@ import ipaddress
 import os
 
 import pytest
+from google.api_core import exceptions
 from google.cloud import compute_v1
 
 from provisioner.clouds.gcp import Provider
@@ -59,6 +60,42 @@ def test_create_builds_the_cluster_with_running_vms(provider: Provider, emulator
     _, current = http(emulator, "GET", "/compute/v1/projects/ubuntu-os-cloud/global/images/family/"
                                        "ubuntu-2404-lts-amd64")
     assert disk["sourceImage"] == current["selfLink"] and disk["users"] == [inst["selfLink"]]
+    provider.teardown(target)
+
+
+def _metadata(emulator: GcpEmulator, instance: str) -> dict[str, str]:
+    _, inst = http(emulator, "GET", f"/compute/v1/projects/{PROJECT}/zones/{ZONE}/instances/{instance}")
+    return {i["key"]: i["value"] for i in inst["metadata"].get("items", [])}
+
+
+def test_instances_block_project_keys_and_their_user_data_can_be_taken_back(
+        provider: Provider, emulator: GcpEmulator) -> None:
+    # The guest agent gives logins to project-wide SSH keys unless the instance blocks them, and
+    # the user-data (the node's first host key) is metadata every process on the node can read.
+    target = make_target()
+    vms = build(provider, target, vm_requests("demo", 1, 1))
+    before = {vm.name: _metadata(emulator, vm.cloud_id) for vm in vms}
+    assert all(m["block-project-ssh-keys"] == "TRUE" and "user-data" in m for m in before.values())
+
+    assert provider.removes_user_data
+    done = provider.forget_user_data(target, ["demo-gcp-m1"])
+    assert done.actions == ("user-data removed from demo-gcp-m1",)
+    after = {vm.name: _metadata(emulator, vm.cloud_id) for vm in vms}
+    assert "user-data" not in after["demo-gcp-m1"]
+    assert after["demo-gcp-m1"] == {k: v for k, v in before["demo-gcp-m1"].items() if k != "user-data"}
+    assert after["demo-gcp-w1"] == before["demo-gcp-w1"]  # only the named nodes
+    assert provider.forget_user_data(target, ["demo-gcp-m1"]).actions == ()  # twice is harmless
+    provider.teardown(target)
+
+
+def test_set_metadata_with_a_stale_fingerprint_is_refused(provider: Provider, emulator: GcpEmulator) -> None:
+    target = make_target()
+    vms = build(provider, target, vm_requests("demo", 1, 0))
+    client = sdk(emulator, "InstancesClient")
+    stale = compute_v1.Metadata(fingerprint="AAAAAAAAAAA=", items=[compute_v1.Items(key="a", value="b")])
+    with pytest.raises(exceptions.PreconditionFailed):
+        client.set_metadata(project=PROJECT, zone=ZONE, instance=vms[0].cloud_id, metadata_resource=stale)
+    assert "a" not in _metadata(emulator, vms[0].cloud_id)
     provider.teardown(target)
 
 
