@@ -22,7 +22,7 @@ from .clouds.base import Cloud, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 from .errors import CastError, ForeignVmError, InputError
 from .keys import new_ed25519, public_of
 from .parallel import gather
-from .plan import CloudPlan, ClusterPlan, NodePlan, make_plan, refuse_far_clouds
+from .plan import CloudPlan, ClusterPlan, NodePlan, enforceable, make_plan, refuse_far_clouds
 from .progress import Progress
 from .regions import RegionMap
 from .spec import ClusterSpec, spec_from_dict, with_counts
@@ -135,7 +135,7 @@ class Engine:
             zone=cp.zone,
             network_cidr=cp.network_cidr,
             subnet_cidr=cp.subnet_cidr,
-            firewall=cp.firewall,
+            firewall=enforceable(cp.firewall),
             image=cp.image,
         )
 
@@ -174,6 +174,7 @@ class Engine:
             existing_nodes=existing,
             ever_allocated_mesh=self.store.allocations(uuid, "mesh"),
             taken_indexes=indexes,
+            node_public_ips=[n.public_ip for n in self.store.nodes(uuid) if n.public_ip],
         )
 
     def _record_plan(self, cluster: Cluster, plan: ClusterPlan) -> None:
@@ -229,6 +230,7 @@ class Engine:
             host_key_private=private,
             host_key_public=public,
             authorized_key=authorized,
+            master_mesh_ips=[r.mesh_ip for r in self.store.nodes(cluster.row.uuid) if r.role == "master"],
         )
 
     def _open(self, name: str, plans: Sequence[CloudPlan]) -> dict[str, Cloud]:
@@ -285,6 +287,17 @@ class Engine:
                       "" if n.name in rotated & running else self._user_data(cluster, n, authorized))
             for n in cp.nodes
         ]
+
+    def _allow_peers(self, cluster: Cluster, providers: dict[str, Cloud]) -> None:
+        """Open WireGuard on every cloud to exactly the nodes' current public IPs (the rules
+        updated in place), before the mesh comes up: every node must accept every peer."""
+        plan = self._plan(cluster, cluster.spec)
+
+        def work(cp: CloudPlan) -> None:
+            cloud, target = providers[cp.cloud], self._target(cluster, cp)
+            self._step(cluster, cp.cloud, "firewall-peers", partial(cloud.ensure_firewall, target))
+
+        self._on_clouds([cp for cp in plan.clouds if cp.cloud in providers], work)
 
     def _record_vms(self, cluster: Cluster, vms: Iterable[Vm]) -> None:
         by_name = {n.name: n for n in self.store.nodes(cluster.row.uuid)}
@@ -533,6 +546,7 @@ class Engine:
             self._record_plan(cluster, plan)
             _, authorized = self._client_key(cluster)
             self._on_clouds(plan.clouds, lambda cp: self._build_cloud(cluster, cp, providers[cp.cloud], authorized))
+            self._allow_peers(cluster, providers)
             with self._ssh(cluster) as pool:
                 markers = self._join_mesh(cluster, pool)
                 self._forget_user_data(cluster, plan.clouds, providers)
@@ -592,8 +606,9 @@ class Engine:
             cluster = Cluster(cluster.row, spec)
             _, authorized = self._client_key(cluster)
             cp = plan.cloud(cloud)
-            providers = self._open(name, [cp])
+            providers = self._open(name, plan.clouds)  # every cloud's firewall lets the new nodes in
             self._build_cloud(cluster, cp, providers[cloud], authorized)
+            self._allow_peers(cluster, providers)
             with self._ssh(cluster) as pool:
                 markers = self._join_mesh(cluster, pool)
                 self._forget_user_data(cluster, [cp], providers)
@@ -636,7 +651,8 @@ class Engine:
             cluster, row = self._removable(name, node)
             plan = self._plan(cluster, cluster.spec)
             cp = plan.cloud(row.cloud)
-            cloud = self._open(name, [cp])[row.cloud]
+            providers = self._open(name, plan.clouds)  # every cloud's firewall forgets the node
+            cloud = providers[row.cloud]
             target = self._target(cluster, cp)
             self._step(cluster, row.cloud, "remove-vm", lambda: _delete(cloud, target, node))
             current = cluster.spec.cloud(row.cloud)
@@ -644,6 +660,8 @@ class Engine:
             spec = with_counts(cluster.spec, row.cloud, current.masters, current.workers - 1, current.sizes)
             self.store.delete_node(cluster.row.uuid, node)
             self.store.update_cluster(cluster.row.uuid, spec=spec.to_dict())
+            cluster = Cluster(cluster.row, spec)
+            self._allow_peers(cluster, providers)
             with self._ssh(cluster) as pool:
                 self._join_mesh(cluster, pool)  # drops the removed node's peer everywhere
                 last = kubernetes_phase(self.store, cluster.row.uuid)
@@ -736,6 +754,8 @@ class Engine:
                 report.extend(f"{cp.cloud}: {line}" for line in found)
 
             self._on_clouds(plan.clouds, check)
+            if gone and not dry_run:
+                self._allow_peers(cluster, providers)  # the recreated VMs' new addresses
             with self._ssh(cluster) as pool:
                 drift = self._mesh_drift(cluster, pool, skip=gone)  # recreated nodes join below anyway
                 report.extend(drift if dry_run else [f"{line}: repaired" for line in drift])
