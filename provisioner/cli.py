@@ -169,6 +169,20 @@ def spec_options(f: Any) -> Any:
             help="Where SSH (tcp 22) may come from; repeatable (default 0.0.0.0/0, key-only).",
         ),
         click.option(
+            "--api-cidr",
+            "api_cidrs",
+            multiple=True,
+            metavar="CIDR",
+            help="Where the Kubernetes API (tcp 6443 on masters) may be reached from; repeatable (default 0.0.0.0/0).",
+        ),
+        click.option(
+            "--nodeport-cidr",
+            "nodeport_cidrs",
+            multiple=True,
+            metavar="CIDR",
+            help="Open NodePorts (tcp+udp 30000-32767 on workers) to CIDR; repeatable (default: closed).",
+        ),
+        click.option(
             "--latency-threshold-ms",
             type=float,
             default=None,
@@ -215,6 +229,8 @@ def create_cluster_cmd(
     clouds: tuple[str, ...],
     sizes: tuple[str, ...],
     ssh_cidrs: tuple[str, ...],
+    api_cidrs: tuple[str, ...],
+    nodeport_cidrs: tuple[str, ...],
     latency_threshold_ms: float | None,
     spec_file: Path | None,
     dry_run: bool,
@@ -240,6 +256,8 @@ def create_cluster_cmd(
         cloud_flags=clouds,
         size_flags=sizes,
         ssh_cidrs=ssh_cidrs,
+        api_cidrs=api_cidrs,
+        nodeport_cidrs=nodeport_cidrs,
         latency_threshold_ms=latency_threshold_ms,
         file=spec_file,
     )

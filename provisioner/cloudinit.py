@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import functools
+import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from .textcheck import one_line
 STATE_DIR = "/var/lib/cast"  # on the node
 BOOT_MARKER = f"{STATE_DIR}/boot-done"  # written last by cloud-init; provisioner/nodes/boot.py reads it
 BOOT_FAILURES = f"{STATE_DIR}/boot-failures"  # a reason per failed step, for the marker
+WG0_RULES = "/etc/cast/wg0.nft"  # the host firewall on the mesh interface (nftables)
 
 # The most user-data each cloud accepts, in bytes of the cloud-config text itself.
 USER_DATA_LIMITS: dict[str, int] = {
@@ -126,20 +129,26 @@ def render_user_data(
     host_key_private: bytes,
     host_key_public: str,
     authorized_key: str,
+    master_mesh_ips: Sequence[str] = (),
     templates: Path | None = None,
 ) -> str:
     """The #cloud-config text for one node, from `<role>.yaml.j2` in `templates` (default: the
     templates shipped with cast); already
     checked against `cloud`'s size limit (UserDataTooLargeError). Contains the node's host
-    private key: a secret. InputError for a role without a template, and for a variable
-    holding a line break (a private key: a line that is not PEM), which would add YAML keys
-    such as `bootcmd` to the cloud-config."""
+    private key: a secret. `master_mesh_ips`: the masters' mesh addresses, the only peers a
+    master's etcd ports are open to on wg0. InputError for a role without a template, an
+    address that is not IPv4, and a variable holding a line break (a private key: a line that
+    is not PEM), which would add YAML keys such as `bootcmd` to the cloud-config."""
     for field, value in (("cluster", cluster), ("node", node), ("role", role), ("cloud", cloud),
                          ("host_key_public", host_key_public), ("authorized_key", authorized_key)):
         one_line(field, value)
     private_text = host_key_private.decode().rstrip("\n")
     if not all(_PEM_LINE.fullmatch(line) for line in private_text.split("\n")):
         raise InputError("host_key_private", "is not an OpenSSH private key in PEM lines")
+    try:
+        masters = sorted(str(ipaddress.IPv4Address(ip)) for ip in master_mesh_ips)
+    except ValueError:
+        raise InputError("master_mesh_ips", f"{list(master_mesh_ips)!r} holds a non-IPv4 address", "IPv4") from None
     try:
         template = _environment(templates).get_template(f"{role}.yaml.j2")
     except jinja2.TemplateNotFound:
@@ -159,6 +168,13 @@ def render_user_data(
         state_dir=STATE_DIR,
         marker=BOOT_MARKER,
         failures=BOOT_FAILURES,
+        wg0_rules=WG0_RULES,
+        master_mesh_ips=masters,
+        api_port=6443,
+        kubelet_port=10250,
+        etcd_ports="2379-2380",
+        vxlan_port=8472,  # flannel's vxlan backend, run over wg0 (kube/cni.py)
+        nodeport_range="30000-32767",
     )
     check_user_data_size(cloud, text)
     return text

@@ -22,7 +22,7 @@ from .clouds.base import Cloud, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 from .errors import CastError, ForeignVmError, HostKeyMismatchFound, InputError
 from .keys import new_ed25519, public_of
 from .parallel import gather
-from .plan import CloudPlan, ClusterPlan, NodePlan, make_plan, refuse_far_clouds
+from .plan import CloudPlan, ClusterPlan, NodePlan, enforceable, make_plan, refuse_far_clouds
 from .progress import Progress
 from .regions import RegionMap
 from .spec import ClusterSpec, spec_from_dict, with_counts
@@ -135,7 +135,7 @@ class Engine:
             zone=cp.zone,
             network_cidr=cp.network_cidr,
             subnet_cidr=cp.subnet_cidr,
-            firewall=cp.firewall,
+            firewall=enforceable(cp.firewall),
             image=cp.image,
         )
 
@@ -174,6 +174,7 @@ class Engine:
             existing_nodes=existing,
             ever_allocated_mesh=self.store.allocations(uuid, "mesh"),
             taken_indexes=indexes,
+            node_public_ips=[n.public_ip for n in self.store.nodes(uuid) if n.public_ip],
         )
 
     def _record_plan(self, cluster: Cluster, plan: ClusterPlan) -> None:
@@ -210,8 +211,17 @@ class Engine:
         self.progress.line(cloud, step, "done", "; ".join(result.actions) or "in place")
         return result
 
+    def _pin(self, cluster: Cluster, node: str, host_key: str) -> None:
+        """Record `host_key` (an OpenSSH public key line) as the key node `node` presents."""
+        for row in self.store.nodes(cluster.row.uuid):
+            if row.name == node and row.host_key != host_key:
+                self.store.upsert_node(replace(row, host_key=host_key))
+
     def _user_data(self, cluster: Cluster, n: NodePlan, authorized: str) -> str:
+        """The user-data of a VM about to be made: its host key is the cluster's secret for the
+        node (a new one when the last was rotated away), pinned in the node's row."""
         private, public = self._host_key(cluster, n.name)
+        self._pin(cluster, n.name, public)
         return render_user_data(
             cluster=cluster.row.name,
             node=n.name,
@@ -220,6 +230,7 @@ class Engine:
             host_key_private=private,
             host_key_public=public,
             authorized_key=authorized,
+            master_mesh_ips=[r.mesh_ip for r in self.store.nodes(cluster.row.uuid) if r.role == "master"],
         )
 
     def _open(self, name: str, plans: Sequence[CloudPlan]) -> dict[str, Cloud]:
@@ -252,7 +263,7 @@ class Engine:
             self._step(cluster, cp.cloud, "firewall", partial(cloud.ensure_firewall, target))
             subnet.result()
             key.result()
-        requests = [VmRequest(n.name, n.role, n.size, self._user_data(cluster, n, authorized)) for n in cp.nodes]
+        requests = self._vm_requests(cluster, cp, cloud, authorized)
         vms: list[Vm] = []
 
         def run_vms() -> Ensured:
@@ -263,6 +274,30 @@ class Engine:
             self._step(cluster, cp.cloud, "vms", run_vms)
         self._record_vms(cluster, vms)
         return vms
+
+    def _vm_requests(self, cluster: Cluster, cp: CloudPlan, cloud: Cloud, authorized: str) -> list[VmRequest]:
+        """A request per planned node of `cp`. A node whose injected host key was rotated away
+        (no secret left) gets new user-data only if its VM is gone; a running one keeps its
+        key and needs none."""
+        uuid = cluster.row.uuid
+        rotated = {n.name for n in cp.nodes if self.store.read_secret(uuid, host_key_secret(n.name)) is None}
+        running = {vm.name for vm in cloud.list_vms(cluster.ref)} if rotated else set()
+        return [
+            VmRequest(n.name, n.role, n.size,
+                      "" if n.name in rotated & running else self._user_data(cluster, n, authorized))
+            for n in cp.nodes
+        ]
+
+    def _allow_peers(self, cluster: Cluster, providers: dict[str, Cloud]) -> None:
+        """Open WireGuard on every cloud to exactly the nodes' current public IPs (the rules
+        updated in place), before the mesh comes up: every node must accept every peer."""
+        plan = self._plan(cluster, cluster.spec)
+
+        def work(cp: CloudPlan) -> None:
+            cloud, target = providers[cp.cloud], self._target(cluster, cp)
+            self._step(cluster, cp.cloud, "firewall-peers", partial(cloud.ensure_firewall, target))
+
+        self._on_clouds([cp for cp in plan.clouds if cp.cloud in providers], work)
 
     def _record_vms(self, cluster: Cluster, vms: Iterable[Vm]) -> None:
         by_name = {n.name: n for n in self.store.nodes(cluster.row.uuid)}
@@ -309,8 +344,10 @@ class Engine:
 
         def booted(access: NodeAccess) -> tuple[BootMarker, Prepared]:
             # Each node gets ready for the mesh as soon as it is up, while others still boot.
-            pool.wait_reachable(access, timeout_s=SSH_TIMEOUT_S)
-            result = wait_booted(pool, access), prepare_node(pool, by_name[access.name])
+            access = self._reach(cluster, pool, access)
+            marker = wait_booted(pool, access)
+            access = self._rotate_host_key(cluster, pool, access)
+            result = marker, prepare_node(pool, replace(by_name[access.name], access=access))
             with counted:
                 up.append(access.name)
                 self.progress.update("mesh", "wireguard", f"{len(up)}/{len(members)} nodes booted")
@@ -321,8 +358,9 @@ class Engine:
             ready = pool.map([m.access for m in members], booted)
             self.progress.update("mesh", "wireguard", f"bringing up the mesh of {len(members)} nodes")
             markers.update({name: marker for name, (marker, _) in ready.items()})
-            report = apply_mesh(members, pool, prepared={name: prep for name, (_, prep) in ready.items()})
-            for n in rows:
+            pinned = self._mesh_members(cluster)  # with the host keys the nodes now present
+            report = apply_mesh(pinned, pool, prepared={name: prep for name, (_, prep) in ready.items()})
+            for n in (r for r in self.store.nodes(cluster.row.uuid) if r.public_ip):
                 self.store.upsert_node(replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name)))
             if report.missing_handshakes:
                 pairs = ", ".join(f"{a}-{b}" for a, b in report.missing_handshakes)
@@ -333,6 +371,56 @@ class Engine:
 
         self._step(cluster, "mesh", "wireguard", work)
         return markers
+
+    def _forget_user_data(self, cluster: Cluster, plans: Sequence[CloudPlan], providers: dict[str, Cloud]) -> None:
+        """Once every node rotated its host key: take the user-data (with the first key) back
+        from the clouds that allow it."""
+        def work(cp: CloudPlan) -> None:
+            cloud = providers[cp.cloud]
+            names = [n.name for n in self.store.nodes(cluster.row.uuid) if n.cloud == cp.cloud]
+            self._step(cluster, cp.cloud, "user-data", lambda: cloud.forget_user_data(self._target(cluster, cp), names))
+
+        self._on_clouds([cp for cp in plans if providers[cp.cloud].removes_user_data], work)
+
+    def _reach(self, cluster: Cluster, pool: SshPool, access: NodeAccess) -> NodeAccess:
+        """Wait until `access` accepts SSH with its pinned key. A node that presents the key
+        a rotation recorded as pending (cast stopped between the node's switch and the pin)
+        is pinned to it; any other key is refused (HostKeyMismatchError)."""
+        from .nodes.hostkey import same_key
+        from .nodes.ssh import HostKeyMismatchError
+
+        try:
+            pool.wait_reachable(access, timeout_s=SSH_TIMEOUT_S)
+            return access
+        except HostKeyMismatchError:
+            last = self.store.last_journal(cluster.row.uuid, access.name, "host-key")
+            if not last or last[0] != "begin" or not last[1] or same_key(last[1], access.host_key):
+                raise
+        pending = replace(access, host_key=last[1])
+        pool.wait_reachable(pending, timeout_s=SSH_TIMEOUT_S)
+        self._pin(cluster, access.name, pending.host_key)
+        return pending
+
+    def _rotate_host_key(self, cluster: Cluster, pool: SshPool, access: NodeAccess) -> NodeAccess:
+        """Replace the host key cast injected into `access` (readable through the cloud's
+        metadata service) by one the node makes, pin it, and forget the injected private key:
+        the cluster keeps only the public half. Once per VM (nodes.hostkey). Returns the
+        node's access with its live key."""
+        from .nodes.hostkey import rotate_host_key
+
+        uuid = cluster.row.uuid
+
+        def pending(public: str) -> None:
+            self.store.journal(uuid, access.name, "host-key", "begin", public)
+
+        rotated = rotate_host_key(pool, access, pending)
+        # The secret goes before the pin: while it exists, a re-run would pin its (old) key
+        # again for new user-data; without it, a re-run finds the pending key in the journal.
+        (self.store.secrets_dir(uuid, create=False) / host_key_secret(access.name)).unlink(missing_ok=True)
+        if rotated.host_key != access.host_key:
+            self._pin(cluster, access.name, rotated.host_key)
+            self.store.journal(uuid, access.name, "host-key", "end", rotated.host_key)
+        return rotated
 
     def _mesh_drift(self, cluster: Cluster, pool: SshPool, skip: set[str]) -> tuple[list[str], list[str]]:
         """What differs between each node's WireGuard peers and the full mesh the state
@@ -465,8 +553,10 @@ class Engine:
             self._record_plan(cluster, plan)
             _, authorized = self._client_key(cluster)
             self._on_clouds(plan.clouds, lambda cp: self._build_cloud(cluster, cp, providers[cp.cloud], authorized))
+            self._allow_peers(cluster, providers)
             with self._ssh(cluster) as pool:
                 markers = self._join_mesh(cluster, pool)
+                self._forget_user_data(cluster, plan.clouds, providers)
                 latency = self._latency_step(cluster, pool)
                 self._kubernetes(cluster, pool, markers)
             self.store.update_cluster(row.uuid, status="ready")
@@ -523,9 +613,13 @@ class Engine:
             cluster = Cluster(cluster.row, spec)
             _, authorized = self._client_key(cluster)
             cp = plan.cloud(cloud)
-            self._build_cloud(cluster, cp, self._open(name, [cp])[cloud], authorized)
+            providers = self._open(name, plan.clouds)  # every cloud's firewall lets the new nodes in
+            self._build_cloud(cluster, cp, providers[cloud], authorized)
+            self._allow_peers(cluster, providers)
             with self._ssh(cluster) as pool:
-                self._kubernetes(cluster, pool, self._join_mesh(cluster, pool))
+                markers = self._join_mesh(cluster, pool)
+                self._forget_user_data(cluster, [cp], providers)
+                self._kubernetes(cluster, pool, markers)
             return [n.name for n in plan.nodes if n.name not in before]
 
     def _grown(self, name: str, cloud: str, count: int) -> tuple[Cluster, ClusterSpec, ClusterPlan]:
@@ -564,7 +658,8 @@ class Engine:
             cluster, row = self._removable(name, node)
             plan = self._plan(cluster, cluster.spec)
             cp = plan.cloud(row.cloud)
-            cloud = self._open(name, [cp])[row.cloud]
+            providers = self._open(name, plan.clouds)  # every cloud's firewall forgets the node
+            cloud = providers[row.cloud]
             target = self._target(cluster, cp)
             self._step(cluster, row.cloud, "remove-vm", lambda: _delete(cloud, target, node))
             current = cluster.spec.cloud(row.cloud)
@@ -572,6 +667,8 @@ class Engine:
             spec = with_counts(cluster.spec, row.cloud, current.masters, current.workers - 1, current.sizes)
             self.store.delete_node(cluster.row.uuid, node)
             self.store.update_cluster(cluster.row.uuid, spec=spec.to_dict())
+            cluster = Cluster(cluster.row, spec)
+            self._allow_peers(cluster, providers)
             with self._ssh(cluster) as pool:
                 self._join_mesh(cluster, pool)  # drops the removed node's peer everywhere
                 last = kubernetes_phase(self.store, cluster.row.uuid)
@@ -664,6 +761,8 @@ class Engine:
                 report.extend(f"{cp.cloud}: {line}" for line in found)
 
             self._on_clouds(plan.clouds, check)
+            if gone and not dry_run:
+                self._allow_peers(cluster, providers)  # the recreated VMs' new addresses
             with self._ssh(cluster) as pool:
                 drift, mismatched = self._mesh_drift(cluster, pool, skip=gone)  # recreated nodes join below anyway
                 if mismatched:  # refused (exit 4), dry run or not: nothing is done on any node
@@ -677,6 +776,7 @@ class Engine:
                     report.append(f"kubernetes: {describe_kubernetes(kube)}: {done}")
                 if not dry_run and (drift or gone or kube_due):
                     markers = self._join_mesh(cluster, pool)  # joins recreated nodes and drops stale peers, live
+                    self._forget_user_data(cluster, plan.clouds, providers)
                     if kube_due:
                         self._kubernetes(cluster, pool, markers)
             return report

@@ -4,6 +4,7 @@ and VM a cluster needs, with their addresses. Pure and deterministic: no I/O, no
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,21 +38,39 @@ class FirewallRule:
         return int(low), int(high or low)
 
 
-def firewall_rules(role: str, ssh_cidrs: Iterable[str]) -> tuple[FirewallRule, ...]:
-    """The inbound rules of a role (DESIGN.md): masters tcp 6443 and udp 51820; workers udp
-    51820 and tcp+udp 30000-32767; both tcp 22 from the SSH CIDRs."""
-    ssh = FirewallRule("tcp", "22", tuple(ssh_cidrs), "ssh")
-    wireguard = FirewallRule("udp", str(WIREGUARD_PORT), (ANYWHERE,), "wireguard")
+def firewall_rules(
+    role: str,
+    ssh_cidrs: Iterable[str],
+    api_cidrs: Iterable[str] = (ANYWHERE,),
+    nodeport_cidrs: Iterable[str] = (),
+    node_ips: Iterable[str] = (),
+) -> tuple[FirewallRule, ...]:
+    """The inbound rules of a role: tcp 22 from the SSH CIDRs on both; udp 51820 (WireGuard)
+    only from the cluster's own nodes, each public IP as a /32 (no sources while no node has
+    an address yet: such a rule is never sent to a cloud, see `enforceable`); masters tcp 6443
+    from the API CIDRs; workers tcp+udp 30000-32767 only from the NodePort CIDRs, if any.
+    Everything between nodes beyond WireGuard goes through the mesh (the host firewall on wg0)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    peers = tuple(sorted({f"{ipaddress.IPv4Address(ip)}/32" for ip in node_ips}, key=_ip_order))
+    rules = [FirewallRule("tcp", "22", tuple(ssh_cidrs), "ssh")]
     if role == "master":
-        return (ssh, FirewallRule("tcp", str(KUBE_API_PORT), (ANYWHERE,), "kubernetes-api"), wireguard)
-    if role == "worker":
-        return (
-            ssh,
-            wireguard,
-            FirewallRule("tcp", NODEPORT_RANGE, (ANYWHERE,), "nodeport"),
-            FirewallRule("udp", NODEPORT_RANGE, (ANYWHERE,), "nodeport"),
-        )
-    raise ValueError(f"unknown role {role!r}")
+        rules.append(FirewallRule("tcp", str(KUBE_API_PORT), tuple(api_cidrs), "kubernetes-api"))
+    rules.append(FirewallRule("udp", str(WIREGUARD_PORT), peers, "wireguard"))
+    if role == "worker" and tuple(nodeport_cidrs):
+        rules.append(FirewallRule("tcp", NODEPORT_RANGE, tuple(nodeport_cidrs), "nodeport"))
+        rules.append(FirewallRule("udp", NODEPORT_RANGE, tuple(nodeport_cidrs), "nodeport"))
+    return tuple(rules)
+
+
+def _ip_order(cidr: str) -> int:
+    return int(ipaddress.IPv4Network(cidr).network_address)
+
+
+def enforceable(firewall: Mapping[str, tuple[FirewallRule, ...]]) -> dict[str, tuple[FirewallRule, ...]]:
+    """The rules a cloud is given: those with at least one source (a rule without sources is
+    "anywhere" on some clouds, never "nowhere")."""
+    return {role: tuple(r for r in rules if r.sources) for role, rules in firewall.items()}
 
 
 def node_name(cluster: str, cloud: str, role: str, index: int) -> str:
@@ -170,6 +189,7 @@ def make_plan(
     existing_nodes: Mapping[str, str] | None = None,
     ever_allocated_mesh: Iterable[str] = (),
     taken_indexes: Mapping[tuple[str, str], Iterable[int]] | None = None,
+    node_public_ips: Iterable[str] = (),
 ) -> ClusterPlan:
     """The plan for `spec`.
 
@@ -177,8 +197,10 @@ def make_plan(
     keep their address); new nodes get fresh addresses, never one in `ever_allocated_mesh`.
     `taken_indexes` lists, per (cloud, role), node indexes ever used, so a new node never takes
     the name of a removed one. The DigitalOcean VPC range is the first /20 free of
-    `digitalocean_used_ranges`.
+    `digitalocean_used_ranges`. `node_public_ips` are the cluster's nodes' public addresses
+    (every cloud's): the only sources WireGuard is open to.
     """
+    node_ips = tuple(node_public_ips)
     existing = dict(existing_nodes or {})
     taken = {k: set(v) for k, v in (taken_indexes or {}).items()}
     region = regions.region(spec.region)
@@ -233,7 +255,10 @@ def make_plan(
                 network_cidr=network,
                 subnet_cidr=subnet,
                 image=cr.image,
-                firewall={role: firewall_rules(role, spec.ssh_cidrs) for role in ROLES},
+                firewall={
+                    role: firewall_rules(role, spec.ssh_cidrs, spec.api_cidrs, spec.nodeport_cidrs, node_ips)
+                    for role in ROLES
+                },
                 nodes=nodes,
             )
         )

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 CLOUD_NAMES = ("aws", "gcp", "azure", "digitalocean")
 VERDICT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+NODES_ONLY = "the nodes' own public IPs (a /32 each, once they run)"  # a WireGuard rule before any node has one
 
 
 def verdict_text(verdict: str) -> str:
@@ -88,7 +89,7 @@ def render_plan(plan: ClusterPlan) -> None:
         out.print()
         out.print(literal(c.cloud, "bold").append(literal(f": network {c.network_cidr}, subnet {c.subnet_cidr}")))
         for role, rules in c.firewall.items():
-            text = ", ".join(f"{r.protocol}/{r.ports} from {' '.join(r.sources)}" for r in rules)
+            text = ", ".join(f"{r.protocol}/{r.ports} from {' '.join(r.sources) or NODES_ONLY}" for r in rules)
             out.print(literal(f"  firewall {role}: {text}"))
         out.print(whole(table))
     latency = Table(title=f"latency pre-flight (threshold {spec.latency_threshold_ms:g} ms)", title_justify="left")

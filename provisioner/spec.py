@@ -21,6 +21,7 @@ NAME_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")  # whole string: fullmatch
 NAME_MAX = 30
 COUNT_MAX = 100
 DEFAULT_SSH_CIDR = "0.0.0.0/0"
+DEFAULT_API_CIDR = "0.0.0.0/0"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class ClusterSpec:
     clouds: tuple[CloudSpec, ...]
     ssh_cidrs: tuple[str, ...] = (DEFAULT_SSH_CIDR,)
     latency_threshold_ms: float = 10.0
+    api_cidrs: tuple[str, ...] = (DEFAULT_API_CIDR,)  # where the Kubernetes API (tcp 6443) may be reached from
+    nodeport_cidrs: tuple[str, ...] = ()  # where NodePorts may be reached from: nowhere unless asked
 
     def cloud(self, name: str) -> CloudSpec | None:
         return next((c for c in self.clouds if c.cloud == name), None)
@@ -55,6 +58,8 @@ class ClusterSpec:
             "name": self.name,
             "region": self.region,
             "ssh_cidrs": list(self.ssh_cidrs),
+            "api_cidrs": list(self.api_cidrs),
+            "nodeport_cidrs": list(self.nodeport_cidrs),
             "latency_threshold_ms": self.latency_threshold_ms,
             "clouds": {
                 c.cloud: {"masters": c.masters, "workers": c.workers, "sizes": dict(c.sizes)} for c in self.clouds
@@ -153,7 +158,8 @@ def load_spec_file(path: Path) -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise InputError("-f", f"{path}: expected a mapping at the top, found {type(data).__name__}")
-    known = {"name", "region", "clouds", "ssh_cidr", "ssh_cidrs", "latency_threshold_ms"}
+    known = {"name", "region", "clouds", "ssh_cidr", "ssh_cidrs", "api_cidr", "api_cidrs", "nodeport_cidr",
+             "nodeport_cidrs", "latency_threshold_ms"}
     unknown = sorted(set(map(str, data)) - known)
     if unknown:
         raise InputError(f"{path}: {unknown[0]}", "unknown key", ", ".join(sorted(known)))
@@ -188,6 +194,8 @@ def build_spec(
     cloud_flags: Iterable[str] = (),
     size_flags: Iterable[str] = (),
     ssh_cidrs: Iterable[str] = (),
+    api_cidrs: Iterable[str] = (),
+    nodeport_cidrs: Iterable[str] = (),
     latency_threshold_ms: float | None = None,
     file: Path | None = None,
 ) -> ClusterSpec:
@@ -245,15 +253,9 @@ def build_spec(
     if sum(c.masters + c.workers for c in specs) < 1:
         raise InputError("--cloud", "the cluster has no node")
 
-    raw_cidrs = list(ssh_cidrs) or data.get("ssh_cidrs") or [data.get("ssh_cidr") or DEFAULT_SSH_CIDR]
-    if isinstance(raw_cidrs, str):
-        raw_cidrs = [raw_cidrs]
-    cidrs = []
-    for c in raw_cidrs:
-        try:
-            cidrs.append(str(ipaddress.IPv4Network(str(c), strict=True)))
-        except ValueError:
-            raise InputError("--ssh-cidr", f"{c!r} is not an IPv4 network", "e.g. 203.0.113.0/24") from None
+    cidrs = _cidrs(ssh_cidrs, data, "ssh", (DEFAULT_SSH_CIDR,))
+    api = _cidrs(api_cidrs, data, "api", (DEFAULT_API_CIDR,))
+    nodeports = _cidrs(nodeport_cidrs, data, "nodeport", ())
 
     threshold = latency_threshold_ms if latency_threshold_ms is not None else data.get("latency_threshold_ms")
     if threshold is None:
@@ -265,9 +267,28 @@ def build_spec(
         name=name,
         region=region_key,
         clouds=tuple(specs),
-        ssh_cidrs=tuple(cidrs),
+        ssh_cidrs=cidrs,
         latency_threshold_ms=float(threshold),
+        api_cidrs=api,
+        nodeport_cidrs=nodeports,
     )
+
+
+def _cidrs(flags: Iterable[str], data: Mapping[str, Any], kind: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """The `--<kind>-cidr` flags, else the file's `<kind>_cidrs` or `<kind>_cidr` (one or a
+    list), else `default`; each an IPv4 network. InputError naming the flag otherwise."""
+    raw: Any = list(flags) or data.get(f"{kind}_cidrs") or data.get(f"{kind}_cidr") or list(default)
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise InputError(f"--{kind}-cidr", f"{raw!r} is not a list of IPv4 networks", "e.g. 203.0.113.0/24")
+    out = []
+    for c in raw:
+        try:
+            out.append(str(ipaddress.IPv4Network(str(c), strict=True)))
+        except ValueError:
+            raise InputError(f"--{kind}-cidr", f"{c!r} is not an IPv4 network", "e.g. 203.0.113.0/24") from None
+    return tuple(out)
 
 
 def spec_from_dict(data: Mapping[str, Any]) -> ClusterSpec:
@@ -281,6 +302,8 @@ def spec_from_dict(data: Mapping[str, Any]) -> ClusterSpec:
         clouds=clouds,
         ssh_cidrs=tuple(data["ssh_cidrs"]),
         latency_threshold_ms=float(data["latency_threshold_ms"]),
+        api_cidrs=tuple(data.get("api_cidrs", (DEFAULT_API_CIDR,))),  # stored before --api-cidr existed
+        nodeport_cidrs=tuple(data.get("nodeport_cidrs", ())),
     )
 
 

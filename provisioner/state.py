@@ -324,7 +324,7 @@ class StateStore:
                 "ON CONFLICT (cluster_uuid, name) DO UPDATE SET status = excluded.status, "
                 "cloud_id = excluded.cloud_id, public_ip = excluded.public_ip, "
                 "private_ip = excluded.private_ip, wg_public_key = excluded.wg_public_key, "
-                "size = excluded.size",
+                "size = excluded.size, host_key = excluded.host_key",
                 (
                     node.cluster_uuid,
                     node.name,

@@ -102,6 +102,9 @@ def ensure_vms(api: AwsApi, target: CloudTarget, vms: Sequence[VmRequest], ami: 
     return wait_running(api, [ids[v.name] for v in vms])
 
 
+METADATA_OPTIONS = {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"}
+
+
 def _launch(api: AwsApi, target: CloudTarget, missing: Sequence[VmRequest], ami: str, subnet: dict[str, Any] | None,
             groups: dict[str, dict[str, Any]], key: dict[str, Any] | None) -> dict[str, str]:
     """Launch each VM; return node name -> instance id."""
@@ -120,6 +123,9 @@ def _launch(api: AwsApi, target: CloudTarget, missing: Sequence[VmRequest], ami:
                                 "Groups": [groups[vm.role]["GroupId"]],
                                 "AssociatePublicIpAddress": True, "DeleteOnTermination": True}],
             TagSpecifications=tag_specs(["instance", "volume", "network-interface"], vm_tags),
+            # IMDSv2 only, one hop: a pod (one hop further behind the node's bridge) cannot reach
+            # the metadata service, nor can a forged request without a session token.
+            MetadataOptions=METADATA_OPTIONS,
         )
         instance = reply["Instances"][0]
         if instance["State"]["Name"] in ("shutting-down", "terminated"):

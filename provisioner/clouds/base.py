@@ -167,6 +167,18 @@ class Cloud(ABC):
         and a private IP. Returns them in the order of `vms`. Raises CapacityError on quota or
         capacity, ExcessResourcesError when two VMs carry one node name."""
 
+    # Whether forget_user_data removes anything. AWS (user-data is an instance attribute that
+    # can change only while the instance is stopped), DigitalOcean and Azure (customData) cannot
+    # take user-data back from a running VM: there the host key rotation after first contact
+    # (provisioner/nodes/hostkey.py) is what makes the key in the user-data worthless.
+    removes_user_data: bool = False
+
+    def forget_user_data(self, target: CloudTarget, names: Sequence[str]) -> Ensured:
+        """Remove the user-data of the cluster's running VMs with these node names from what
+        the cloud serves them (once their host key was rotated: it holds the first one).
+        Harmless when already removed. Only where `removes_user_data`; elsewhere a no-op."""
+        return Ensured()
+
     @abstractmethod
     def list_vms(self, cluster: ClusterRef) -> list[Vm]:
         """Every VM carrying the cluster's UUID that is not terminated or being deleted."""

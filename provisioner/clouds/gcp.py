@@ -211,8 +211,10 @@ class Provider(Cloud):
                 access_configs=[compute_v1.AccessConfig(name="External NAT", type_="ONE_TO_ONE_NAT")],
             )],
             metadata=compute_v1.Metadata(items=[
-                compute_v1.Items(key="user-data", value=vm.user_data),
+                compute_v1.Items(key=layout.USER_DATA, value=vm.user_data),
                 compute_v1.Items(key="ssh-keys", value=f"root:{public_key.strip()}"),
+                # The guest agent would otherwise give logins to every project-wide SSH key.
+                compute_v1.Items(key="block-project-ssh-keys", value="TRUE"),
             ]),
         )
         request = compute_v1.InsertInstanceRequest(project=api.project, zone=zone, instance_resource=instance)
@@ -225,6 +227,27 @@ class Provider(Cloud):
 
     def list_vms(self, cluster: ClusterRef) -> list[Vm]:
         return [_vm(i) for i in self._cluster_instances(cluster)]
+
+    removes_user_data = True
+
+    def forget_user_data(self, target: CloudTarget, names: Sequence[str]) -> Ensured:
+        holding = [i for i in self._cluster_instances(target.cluster)
+                   if i.labels.get(NODE) in set(names)
+                   and any(item.key == layout.USER_DATA for item in i.metadata.items)]
+        self._parallel([_bind(self._drop_user_data, i) for i in holding])
+        return Ensured(actions=tuple(f"user-data removed from {i.labels.get(NODE)}" for i in holding))
+
+    def _drop_user_data(self, instance: Any) -> None:
+        from google.cloud import compute_v1
+
+        zone = instance.zone.rsplit("/", 1)[1]
+        kept = [compute_v1.Items(key=i.key, value=i.value) for i in instance.metadata.items
+                if i.key != layout.USER_DATA]
+        request = compute_v1.SetMetadataInstanceRequest(
+            project=self.api.project, zone=zone, instance=instance.name,
+            metadata_resource=compute_v1.Metadata(fingerprint=instance.metadata.fingerprint, items=kept))
+        self.api.mutate(f"remove user-data from instance {instance.name}",
+                        self.api.client("InstancesClient").set_metadata_unary, request)
 
     def delete_vms(self, target: CloudTarget, names: Sequence[str]) -> None:
         doomed = [i for i in self._cluster_instances(target.cluster) if i.labels.get(NODE) in set(names)]

@@ -17,6 +17,7 @@ from ..tags import CLUSTER_NAME, CLUSTER_UUID
 from .base import ClusterRef
 
 DISK_GB = 20
+USER_DATA = "user-data"  # the metadata key cloud-init reads; removed once the node rotated its host key
 
 
 def prefix(cluster: ClusterRef) -> str:

@@ -1,5 +1,6 @@
 """The GCP emulator's instances and their disks: insert (checked against the catalog: machine
-type, image, disk type, all as the API refuses them), get, list, aggregatedList, delete; the
+type, image, disk type, all as the API refuses them), get, list, aggregatedList, delete,
+setMetadata (with the fingerprint of the metadata it replaces); the
 boot disk an insert makes is a disk of its own (disks.get/list/aggregatedList/delete), shown
 on the instance in the attached-disk form the API uses."""
 
@@ -52,6 +53,7 @@ class InstanceApi(GcpState):
                                   if k.startswith(f"projects/{p['project']}/")],
                 "compute#instanceAggregatedList", "instances"),
             "compute.instances.delete": self._instance_delete,
+            "compute.instances.setMetadata": self._instance_set_metadata,
             "compute.disks.get": lambda r, p: self._get(self._store.disks, rel_of(r)),
             "compute.disks.list": lambda r, p: self._list(
                 r, [d for k, d in self._store.disks.items() if k.startswith(rel_of(r) + "/")], "compute#diskList"),
@@ -257,6 +259,34 @@ class InstanceApi(GcpState):
                     self._store.disks[disk_key]["users"] = []
 
         op = self._operation(p["project"], "zones", p["zone"], "delete", key, gone, request.arg("requestId"))
+        return self._op_reply(op)
+
+    def _instance_set_metadata(self, request: Request, p: dict[str, str]) -> Response:
+        """instances.setMetadata: replaces every item; the body's fingerprint must be the
+        current one (412 conditionNotMet otherwise, as the API answers a stale read)."""
+        replay = self._replayed(request)
+        if replay:
+            return replay
+        key = rel_of(request).removesuffix("/setMetadata")
+        inst = self._store.instances.get(key)
+        if inst is None:
+            raise not_found(key)
+        body = request.json()
+        current = inst.body["metadata"]
+        if body.get("fingerprint") != current["fingerprint"]:
+            raise ApiError(412, "conditionNotMet",
+                           "Supplied fingerprint does not match current metadata fingerprint.")
+        items = body.get("items") or []
+        keys = [i.get("key") for i in items]
+        if len(set(keys)) != len(keys) or not all(isinstance(k, str) and k for k in keys):
+            raise _invalid("metadata.items", keys, "Metadata keys must be unique, non-empty strings.")
+
+        def apply() -> None:
+            inst.body["metadata"] = {"kind": "compute#metadata", "fingerprint": fingerprint(items),
+                                     **({"items": items} if items else {})}
+            inst.body["fingerprint"] = fingerprint({k: v for k, v in inst.body.items() if k != "fingerprint"})
+
+        op = self._operation(p["project"], "zones", p["zone"], "setMetadata", key, apply, request.arg("requestId"))
         return self._op_reply(op)
 
     def _disk_delete(self, request: Request, p: dict[str, str]) -> Response:

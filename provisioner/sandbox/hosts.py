@@ -50,12 +50,13 @@ from ..retry import wait_until
 RUN_ROOT = Path("/run/cast-hosts")
 # Mount points each host covers with its own tmpfs; made on the machine when missing, and
 # removed again (if still empty) when the last run ends. Their list is kept in MADE_FILE.
-MOUNT_POINTS = ("/run/sshd", "/run/wireguard", "/etc/wireguard", STATE_DIR)
+MOUNT_POINTS = ("/run/sshd", "/etc/ssh", "/run/wireguard", "/etc/wireguard", STATE_DIR)
 MADE_FILE = "made-dirs"
 GATEWAY = "169.254.0.1"  # the internet namespace's address on every group bridge
 LINK_BLOCK = ipaddress.IPv4Network("169.254.128.0/17")  # root <-> internet link, a /30 per run
 PROCESS_EXIT_S = 5.0
 READY_S = 10.0
+HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"  # inside a host's own /etc/ssh, as on a VM
 BOOT_MARKER = (  # what a host says of itself where a node's cloud-init leaves its marker
     f"kubernetes={UNSUPPORTED}\n"
     "reason=sandbox host: a network-namespace host cannot run a kubelet "
@@ -380,7 +381,7 @@ class LocalHosts:
         (d / "authorized_keys").write_text(authorized_key.strip() + "\n")
         (d / "sshd_config").write_text(
             f"ListenAddress {host.public_ip}:{host.ssh_port}\n"
-            f"HostKey {key_file}\n"
+            f"HostKey {HOST_KEY}\n"
             f"AuthorizedKeysFile {d / 'authorized_keys'}\n"
             f"PidFile {d / 'sshd.pid.own'}\n"
             "PermitRootLogin prohibit-password\n"
@@ -395,14 +396,20 @@ class LocalHosts:
         d = host.directory
         # sshd, and every session it starts, lives in a private mount namespace whose
         # /etc/wireguard, /run/wireguard, /var/lib/cast (with the boot marker, written before
-        # sshd answers) and /root (a fresh home, as on a new VM) are the host's own.
-        script = ("mount -t tmpfs -o mode=0700 cast-wg /etc/wireguard && "
+        # sshd answers) and /root (a fresh home, as on a new VM) are the host's own. So is
+        # /etc/ssh, holding its config and host key as on a VM (moved there: no copy stays
+        # outside), so that a host key rotated on the host and a SIGHUP (sshd re-executes
+        # itself with `-f /etc/ssh/sshd_config`) take effect as they do on a VM.
+        script = ("mount -t tmpfs -o mode=0755 cast-ssh /etc/ssh && "
+                  f"mv {d / 'sshd_config'} /etc/ssh/sshd_config && "
+                  f"mv {d / 'ssh_host_ed25519_key'} {HOST_KEY} && "
+                  "mount -t tmpfs -o mode=0700 cast-wg /etc/wireguard && "
                   "mount -t tmpfs -o mode=0755 cast-wg /run/wireguard && "
                   f"mount -t tmpfs -o mode=0755 cast-state {STATE_DIR} && "
                   f"printf %s {shlex.quote(BOOT_MARKER)} > {BOOT_MARKER_PATH} && "
                   "mount -t tmpfs -o mode=0700 cast-home /root && "
                   f"{self._private_mounts(host)}"
-                  f"exec /usr/sbin/sshd -D -e -f {d / 'sshd_config'}")
+                  "exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config")
         with open(d / "sshd.log", "wb") as log:
             # A cloud VM has CPUs of its own; here every host shares this machine's. Ahead of
             # cast and the emulators, the host's processes (sshd and what its sessions start,

@@ -22,7 +22,11 @@ ACCESS_KEY = "AKIACASTTEST"
 SECRET = "wJalrXUtnFEMI-not-a-real-secret"
 
 
+PEERS = ("198.18.0.10", "198.18.4.10")  # the cluster's nodes: the only WireGuard sources
+
+
 @pytest.fixture(scope="module")
+
 def sandbox() -> Iterator[MotoSandbox]:
     with MotoSandbox(access_key=ACCESS_KEY, secret_key=SECRET) as sb:
         yield sb
@@ -75,7 +79,7 @@ def make_target(name: str = "demo", image: dict[str, str] | None = None) -> Clou
     return CloudTarget(
         cluster=cluster, region=REGION, zone=ZONE, network_cidr="10.10.0.0/16",
         subnet_cidr="10.10.1.0/24",
-        firewall={r: firewall_rules(r, ["198.51.100.0/24"]) for r in ("master", "worker")},
+        firewall={r: firewall_rules(r, ["198.51.100.0/24"], node_ips=PEERS) for r in ("master", "worker")},
         image=image or aws_image(),
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,11 +17,13 @@ from provisioner.errors import (
     ExcessResourcesError,
     ForeignVmError,
 )
+from provisioner.plan import firewall_rules
 from provisioner.sandbox.aws_fault_proxy import Fault, FaultProxy, throttling
 from provisioner.sandbox.aws_moto import BUILDS, ami_id
 
 from ..reports import reports
 from .conftest import (
+    PEERS,
     PUBLIC_KEY,
     REGION,
     SECRET,
@@ -68,7 +71,7 @@ def test_create_then_teardown_leaves_nothing_tagged(aws_env: FaultProxy, ec2: An
     assert vol_tags["cast-cluster-uuid"] == t.cluster.uuid
     assert sg_rules(ec2, inst["NetworkInterfaces"][0]["Groups"][0]["GroupId"]) == {
         ("tcp", 22, 22, "198.51.100.0/24"), ("tcp", 6443, 6443, "0.0.0.0/0"),
-        ("udp", 51820, 51820, "0.0.0.0/0")}
+        ("udp", 51820, 51820, "198.18.0.10/32"), ("udp", 51820, 51820, "198.18.4.10/32")}
     kinds = sorted(r.kind for r in p.list_resources(t.cluster))
     assert kinds == ["instance"] * 3 + ["internet-gateway", "key-pair", "route-table",
                                         "security-group", "security-group", "subnet", "vpc"]
@@ -77,6 +80,19 @@ def test_create_then_teardown_leaves_nothing_tagged(aws_env: FaultProxy, ec2: An
     assert tagged_left(ec2, t.cluster.uuid) == []
     assert p.list_resources(t.cluster) == []
     p.teardown(t)  # harmless when nothing is left
+
+
+def test_instances_answer_metadata_only_with_a_token_and_one_hop(aws_env: FaultProxy, ec2: Any) -> None:
+    # The user-data (the node's first host key) is served by IMDS: no IMDSv1, no second hop (pods).
+    p, t = Provider(REGION, ZONE), make_target()
+    ensure_infra(p, t)
+    vms = p.ensure_vms(t, requests("demo", 1, 1), PUBLIC_KEY)
+    described = ec2.describe_instances(InstanceIds=[v.cloud_id for v in vms])["Reservations"]
+    options = [i["MetadataOptions"] for r in described for i in r["Instances"]]
+    assert len(options) == 2
+    assert all((o["HttpTokens"], o["HttpPutResponseHopLimit"], o["HttpEndpoint"]) == ("required", 1, "enabled")
+               for o in options), options
+    p.teardown(t)
 
 
 def test_second_run_changes_nothing(aws_env: FaultProxy) -> None:
@@ -161,13 +177,29 @@ def test_firewall_adds_missing_and_revokes_extra_rules(aws_env: FaultProxy, ec2:
     ec2.authorize_security_group_ingress(GroupId=group.id, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 3389, "ToPort": 3389, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     ec2.revoke_security_group_ingress(GroupId=group.id, IpPermissions=[
-        {"IpProtocol": "udp", "FromPort": 51820, "ToPort": 51820, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        {"IpProtocol": "udp", "FromPort": 51820, "ToPort": 51820, "IpRanges": [{"CidrIp": "198.18.0.10/32"}]}])
 
     actions = p.ensure_firewall(t).actions
     assert any("add udp/51820" in a for a in actions)
     assert any("remove tcp/3389" in a for a in actions)
     assert sg_rules(ec2, group.id) == planned
     assert p.ensure_firewall(t).actions == ()
+    p.teardown(t)
+
+
+def test_wireguard_sources_follow_the_nodes_in_place(aws_env: FaultProxy, ec2: Any) -> None:
+    p, t = Provider(REGION, ZONE), make_target()
+    p.ensure_network(t)
+    groups = {r.extra["role"]: r.id for r in p.ensure_firewall(t).resources}
+    for peers in ([*PEERS, "198.18.8.3"], ["198.18.8.3"]):  # a node added, then two removed
+        moved = replace(t, firewall={r: firewall_rules(r, ["198.51.100.0/24"], node_ips=peers)
+                                     for r in ("master", "worker")})
+        done = p.ensure_firewall(moved)
+        assert {r.extra["role"]: r.id for r in done.resources} == groups  # the same groups, rules changed
+        for group in groups.values():
+            wireguard = {cidr for proto, port, _, cidr in sg_rules(ec2, group) if (proto, port) == ("udp", 51820)}
+            assert wireguard == {f"{ip}/32" for ip in peers}
+    assert not any(port == 30000 for g in groups.values() for _, port, _, _ in sg_rules(ec2, g))  # NodePorts closed
     p.teardown(t)
 
 

@@ -24,7 +24,11 @@ COMPUTE = "api-version=2026-04-01"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnly cast@test"
 
 
+PEERS = ("198.18.0.10", "198.18.4.10")  # the cluster's nodes: the only WireGuard sources
+
+
 @pytest.fixture(scope="module")
+
 def emulator() -> Iterator[AzureEmulator]:
     # page_size 3 makes every list above three items follow nextLink
     emu = AzureEmulator(lro_polls=2, retry_after=0, throttle_retry_after=1, page_size=3).start()
@@ -52,7 +56,7 @@ def provider() -> Provider:
 def make_target(name: str, zone: str | None = "1") -> CloudTarget:
     """A fresh cluster's Azure target, with the plan's firewall rules."""
     cluster = ClusterRef(name, str(uuid.uuid4()))
-    rules = {role: firewall_rules(role, ["0.0.0.0/0"]) for role in ("master", "worker")}
+    rules = {role: firewall_rules(role, ["0.0.0.0/0"], node_ips=PEERS) for role in ("master", "worker")}
     return CloudTarget(cluster, "eastus", zone, "10.20.0.0/16", "10.20.1.0/24", rules, IMAGE)
 
 

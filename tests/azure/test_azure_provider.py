@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -18,11 +19,12 @@ from provisioner.errors import (
     NotFoundError,
     TransientError,
 )
+from provisioner.plan import firewall_rules
 from provisioner.sandbox.azure_emulator import AzureEmulator
 from provisioner.sandbox.pools import DEFAULT_POOLS
 
 from ..reports import reports
-from .conftest import PUBLIC_KEY, build_cluster, make_target, vm_requests
+from .conftest import PEERS, PUBLIC_KEY, build_cluster, make_target, vm_requests
 
 VM = "Microsoft.Compute/virtualMachines"
 
@@ -241,6 +243,26 @@ def test_firewall_drift_is_repaired(provider, emulator):
     ports = sorted(r.destination_port_range for r in net.network_security_groups.get(group, nsg.name).security_rules)
     assert ports == ["22", "51820", "6443"]
     assert provider.ensure_firewall(target).actions == ()
+
+
+def test_wireguard_sources_follow_the_nodes_in_place(provider, emulator):
+    target = make_target("kappa2")
+    provider.ensure_network(target)
+    first = {r.name: r.id for r in provider.ensure_firewall(target).resources}
+    group = build.group_name(target.cluster)
+    net = provider.session.network
+    for peers in ([*PEERS, "198.18.8.3"], ["198.18.8.3"]):  # a node added, then two removed
+        moved = replace(target, firewall={r: firewall_rules(r, ["0.0.0.0/0"], node_ips=peers)
+                                          for r in ("master", "worker")})
+        assert len(provider.ensure_firewall(moved).actions) == 2  # both roles' groups repaired
+        for role in ("master", "worker"):
+            nsg = net.network_security_groups.get(group, f"kappa2-{role}-nsg")
+            assert nsg.id == first[nsg.name]  # the same group, its rules updated
+            wireguard = [r for r in nsg.security_rules if r.destination_port_range == "51820"]
+            sources = set(wireguard[0].source_address_prefixes or [wireguard[0].source_address_prefix])
+            assert len(wireguard) == 1 and sources == {f"{ip}/32" for ip in peers}
+            assert not any(r.destination_port_range == "30000-32767" for r in nsg.security_rules)
+        assert provider.ensure_firewall(moved).actions == ()
 
 
 def test_throttling_with_retry_after_is_survived(provider, emulator):

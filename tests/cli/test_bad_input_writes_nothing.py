@@ -35,6 +35,8 @@ BAD_FLAGS = [
     ["create-cluster", "demo", "--region", "us-east", "--cloud", "nosuch:1:0"],
     ["create-cluster", "demo", "--region", "us-east", "--cloud", "aws:1:0", "--size", "aws:master:x9.huge"],
     ["create-cluster", "demo", "--region", "us-east", "--cloud", "aws:0:1"],
+    ["create-cluster", "demo", "--region", "us-east", "--cloud", "aws:1:0", "--api-cidr", "nope"],
+    ["create-cluster", "demo", "--region", "us-east", "--cloud", "aws:1:0", "--nodeport-cidr", "10.0.0.1/8"],
     ["add-node", "demo", "--cloud", "aws", "--count", "0"],
     ["add-node", "demo", "--cloud", "nosuch"],
     ["add-node", "demo", "--cloud", "aws", "--role", "master"],
@@ -93,6 +95,13 @@ def test_a_state_directory_that_does_not_exist_is_not_made(tmp_path, args, code)
     result = cast(home, *args)
     assert result.returncode == code, result.stderr
     assert not home.exists(), sorted(p.name for p in home.rglob("*"))
+
+
+def test_a_bad_api_cidr_names_the_field(tmp_path):
+    result = cast(tmp_path / "home", "create-cluster", "demo", "--region", "us-east", "--cloud", "aws:1:0",
+                  "--api-cidr", "nope")
+    assert result.returncode == 2 and "--api-cidr" in result.stderr and "'nope'" in result.stderr
+    assert not (tmp_path / "home").exists()
 
 
 @pytest.mark.parametrize(("args", "code"), cases(NO_SUCH_CLUSTER[:3] + NO_SUCH_CLUSTER[-1:]))

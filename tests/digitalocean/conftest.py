@@ -23,6 +23,8 @@ TOKEN = "sandbox-token-not-a-secret"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHc2YXN0LXRlc3Qta2V5LW1hdGVyaWFsLTAxMjM0NTY3 cast"
 
 
+PEERS = ("198.18.0.10", "198.18.4.10")  # the cluster's nodes: the only WireGuard sources
+
 def public_key_for(target: CloudTarget) -> str:
     """A public key of the cluster's own (each cluster has its own key pair)."""
     blob = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + uuid.UUID(target.cluster.uuid).bytes * 2)
@@ -78,7 +80,7 @@ def make_target(name: str) -> CloudTarget:
         zone=None,
         network_cidr=SEEDED_RANGE,  # what a plan made without the account's ranges would want
         subnet_cidr=SEEDED_RANGE,
-        firewall={role: firewall_rules(role, ["198.51.100.0/24"]) for role in ("master", "worker")},
+        firewall={role: firewall_rules(role, ["198.51.100.0/24"], node_ips=PEERS) for role in ("master", "worker")},
         image={"slug": "ubuntu-24-04-x64"},
     )
 

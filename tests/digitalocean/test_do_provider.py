@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from dataclasses import replace
 
 import pytest
 
 from provisioner import ipam, tags
 from provisioner.clouds.digitalocean import Provider
 from provisioner.errors import AuthError, CapacityError, ForeignVmError
+from provisioner.plan import firewall_rules
 from provisioner.sandbox.do_emulator import PUBLIC_POOL, DigitalOceanEmulator
 
 from ..reports import reports
-from .conftest import PUBLIC_KEY, REGION, SEEDED_RANGE, build, make_target, public_key_for, raw, vm_requests
+from .conftest import PEERS, PUBLIC_KEY, REGION, SEEDED_RANGE, build, make_target, public_key_for, raw, vm_requests
 
 
 def _ours(emulator: DigitalOceanEmulator, cluster_uuid: str) -> dict[str, int]:
@@ -219,8 +221,23 @@ def test_firewall_drift_is_repaired(emulator, provider):
 
     assert repaired.actions == (f"repair firewall {fw['name']}",)
     rules = {(r["protocol"], r["ports"]) for r in emulator.firewalls[fw["id"]]["inbound_rules"]}
-    assert rules == {("tcp", "22"), ("udp", "51820"), ("tcp", "30000-32767"), ("udp", "30000-32767")}
+    assert rules == {("tcp", "22"), ("udp", "51820")}  # NodePorts closed unless asked
     assert provider.ensure_firewall(target).actions == ()
+
+
+def test_wireguard_sources_follow_the_nodes_in_place(emulator, provider):
+    target = make_target("kappa2")
+    ids = {r.name: r.id for r in provider.ensure_firewall(target).resources}
+    for peers in ([*PEERS, "198.18.8.3"], ["198.18.8.3"]):  # a node added, then two removed
+        moved = replace(target, firewall={r: firewall_rules(r, ["198.51.100.0/24"], node_ips=peers)
+                                          for r in ("master", "worker")})
+        done = provider.ensure_firewall(moved)
+        assert len(done.actions) == 2 and {r.name: r.id for r in done.resources} == ids  # repaired in place
+        for fw_id in ids.values():
+            inbound = emulator.firewalls[fw_id]["inbound_rules"]
+            wireguard = [r for r in inbound if (r["protocol"], r["ports"]) == ("udp", "51820")]
+            assert len(wireguard) == 1 and set(wireguard[0]["sources"]["addresses"]) == {f"{ip}/32" for ip in peers}
+    assert provider.ensure_firewall(moved).actions == ()
 
 
 def test_dry_run_changes_nothing(emulator, provider):

@@ -24,7 +24,11 @@ IMAGE = {"project": "ubuntu-os-cloud", "family": "ubuntu-2404-lts-amd64"}
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGNhc3QtdGVzdC1rZXktbm90LXJlYWwtYXQtYWxs cast@test"
 
 
+PEERS = ("198.18.0.10", "198.18.4.10")  # the cluster's nodes: the only WireGuard sources
+
+
 @pytest.fixture(scope="module")
+
 def emulator() -> Iterator[GcpEmulator]:
     emu = GcpEmulator(op_delay=(0.03, 0.1), boot_delay=0.05).start()
     yield emu
@@ -71,7 +75,7 @@ def make_target(name: str = "demo", ssh_cidrs: tuple[str, ...] = ("0.0.0.0/0",))
         zone=ZONE,
         network_cidr="10.0.0.0/16",
         subnet_cidr="10.0.0.0/24",
-        firewall={role: firewall_rules(role, ssh_cidrs) for role in ("master", "worker")},
+        firewall={role: firewall_rules(role, ssh_cidrs, node_ips=PEERS) for role in ("master", "worker")},
         image=IMAGE,
     )
 

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from dataclasses import replace
 
 import pytest
+from google.api_core import exceptions
 from google.cloud import compute_v1
 
 from provisioner.clouds.gcp import Provider
 from provisioner.clouds.loopback import is_loopback
 from provisioner.errors import AuthError, CapacityError, DependencyError, ForeignVmError, TransientError
+from provisioner.plan import firewall_rules
 from provisioner.sandbox.gcp_emulator import GcpEmulator
 from provisioner.sandbox.pools import DEFAULT_POOLS
 
 from ..reports import reports
-from .conftest import PUBLIC_KEY, REGION, ZONE, build, http, make_target, sdk, vm_requests
+from .conftest import PEERS, PUBLIC_KEY, REGION, ZONE, build, http, make_target, sdk, vm_requests
 
 PROJECT = "cast-test"
 
@@ -37,7 +40,7 @@ def test_create_builds_the_cluster_with_running_vms(provider: Provider, emulator
         assert ipaddress.ip_address(vm.public_ip) in ipaddress.ip_network(DEFAULT_POOLS["gcp"])
         assert ipaddress.ip_address(vm.private_ip) in ipaddress.ip_network(target.subnet_cidr)
     kinds = sorted(r.kind for r in provider.list_resources(target.cluster))
-    assert kinds == ["firewall", "firewall", "instance", "instance", "instance", "network", "subnetwork"]
+    assert kinds == ["firewall"] * 4 + ["instance", "instance", "instance", "network", "subnetwork"]
 
     booted = {vm.name: vm for vm in emulator.running_vms()}
     master = booted[vms[0].cloud_id]
@@ -47,8 +50,10 @@ def test_create_builds_the_cluster_with_running_vms(provider: Provider, emulator
     sid = target.cluster.short_id
     fws = firewall_bodies(emulator, f"cast-{sid}-")
     master_fw = fws[f"cast-{sid}-master-fw"]
-    assert master_fw["allowed"] == [{"IPProtocol": "tcp", "ports": ["22", "6443"]},
-                                    {"IPProtocol": "udp", "ports": ["51820"]}]
+    assert master_fw["allowed"] == [{"IPProtocol": "tcp", "ports": ["22", "6443"]}]
+    assert fws[f"cast-{sid}-master-fw-2"]["allowed"] == [{"IPProtocol": "udp", "ports": ["51820"]}]
+    assert fws[f"cast-{sid}-master-fw-2"]["sourceRanges"] == ["198.18.0.10/32", "198.18.4.10/32"]
+    assert not any(a["ports"] == ["30000-32767"] for f in fws.values() for a in f["allowed"])  # NodePorts closed
     assert master_fw["targetTags"] == ["cast-master"] and target.cluster.uuid in master_fw["description"]
     _, inst = http(emulator, "GET", f"/compute/v1/projects/{PROJECT}/zones/{ZONE}/instances/{vms[0].cloud_id}")
     assert inst["tags"]["items"] == ["cast-master"]
@@ -59,6 +64,42 @@ def test_create_builds_the_cluster_with_running_vms(provider: Provider, emulator
     _, current = http(emulator, "GET", "/compute/v1/projects/ubuntu-os-cloud/global/images/family/"
                                        "ubuntu-2404-lts-amd64")
     assert disk["sourceImage"] == current["selfLink"] and disk["users"] == [inst["selfLink"]]
+    provider.teardown(target)
+
+
+def _metadata(emulator: GcpEmulator, instance: str) -> dict[str, str]:
+    _, inst = http(emulator, "GET", f"/compute/v1/projects/{PROJECT}/zones/{ZONE}/instances/{instance}")
+    return {i["key"]: i["value"] for i in inst["metadata"].get("items", [])}
+
+
+def test_instances_block_project_keys_and_their_user_data_can_be_taken_back(
+        provider: Provider, emulator: GcpEmulator) -> None:
+    # The guest agent gives logins to project-wide SSH keys unless the instance blocks them, and
+    # the user-data (the node's first host key) is metadata every process on the node can read.
+    target = make_target()
+    vms = build(provider, target, vm_requests("demo", 1, 1))
+    before = {vm.name: _metadata(emulator, vm.cloud_id) for vm in vms}
+    assert all(m["block-project-ssh-keys"] == "TRUE" and "user-data" in m for m in before.values())
+
+    assert provider.removes_user_data
+    done = provider.forget_user_data(target, ["demo-gcp-m1"])
+    assert done.actions == ("user-data removed from demo-gcp-m1",)
+    after = {vm.name: _metadata(emulator, vm.cloud_id) for vm in vms}
+    assert "user-data" not in after["demo-gcp-m1"]
+    assert after["demo-gcp-m1"] == {k: v for k, v in before["demo-gcp-m1"].items() if k != "user-data"}
+    assert after["demo-gcp-w1"] == before["demo-gcp-w1"]  # only the named nodes
+    assert provider.forget_user_data(target, ["demo-gcp-m1"]).actions == ()  # twice is harmless
+    provider.teardown(target)
+
+
+def test_set_metadata_with_a_stale_fingerprint_is_refused(provider: Provider, emulator: GcpEmulator) -> None:
+    target = make_target()
+    vms = build(provider, target, vm_requests("demo", 1, 0))
+    client = sdk(emulator, "InstancesClient")
+    stale = compute_v1.Metadata(fingerprint="AAAAAAAAAAA=", items=[compute_v1.Items(key="a", value="b")])
+    with pytest.raises(exceptions.PreconditionFailed):
+        client.set_metadata(project=PROJECT, zone=ZONE, instance=vms[0].cloud_id, metadata_resource=stale)
+    assert "a" not in _metadata(emulator, vms[0].cloud_id)
     provider.teardown(target)
 
 
@@ -102,15 +143,33 @@ def test_firewall_drift_is_repaired(provider: Provider, emulator: GcpEmulator) -
 
     assert sorted(actions) == sorted([
         f"repair firewall cast-{sid}-worker-fw", f"repair firewall cast-{sid}-master-fw",
-        f"create firewall cast-{sid}-worker-fw-2", f"create firewall cast-{sid}-master-fw-2",
+        f"repair firewall cast-{sid}-master-fw-2", f"create firewall cast-{sid}-master-fw-3",
         f"delete firewall cast-{sid}-stray-fw (not in the plan)"])
     now = firewall_bodies(emulator, f"cast-{sid}-")
     assert now[f"cast-{sid}-worker-fw"]["sourceRanges"] == ["192.0.2.0/24"]
     assert now[f"cast-{sid}-worker-fw"]["allowed"] == [{"IPProtocol": "tcp", "ports": ["22"]}]
-    assert {"IPProtocol": "tcp", "ports": ["30000-32767"]} in now[f"cast-{sid}-worker-fw-2"]["allowed"]
+    assert now[f"cast-{sid}-master-fw-2"]["allowed"] == [{"IPProtocol": "tcp", "ports": ["6443"]}]
+    assert now[f"cast-{sid}-worker-fw-2"]["allowed"] == [{"IPProtocol": "udp", "ports": ["51820"]}]
     assert f"cast-{sid}-stray-fw" not in now
     assert provider.ensure_firewall(narrowed).actions == ()
     provider.teardown(narrowed)
+
+
+def test_wireguard_sources_follow_the_nodes_in_place(provider: Provider, emulator: GcpEmulator) -> None:
+    target = make_target()
+    provider.ensure_network(target)
+    provider.ensure_firewall(target)
+    sid = target.cluster.short_id
+    ids = {n: f["id"] for n, f in firewall_bodies(emulator, f"cast-{sid}-").items()}
+    for peers in ([*PEERS, "198.18.8.3"], ["198.18.8.3"]):  # a node added, then two removed
+        moved = replace(target, firewall={r: firewall_rules(r, ["0.0.0.0/0"], node_ips=peers)
+                                          for r in ("master", "worker")})
+        assert sorted(provider.ensure_firewall(moved).actions) == [
+            f"repair firewall cast-{sid}-master-fw-2", f"repair firewall cast-{sid}-worker-fw-2"]
+        now = firewall_bodies(emulator, f"cast-{sid}-")
+        assert {n: f["id"] for n, f in now.items()} == ids  # updated in place, nothing made or deleted
+        assert now[f"cast-{sid}-worker-fw-2"]["sourceRanges"] == sorted(f"{ip}/32" for ip in peers)
+    provider.teardown(target)
 
 
 def test_teardown_removes_everything_and_spares_another_cluster(provider: Provider, calls) -> None:

@@ -31,7 +31,9 @@ def test_create_cluster_shows_live_rows_on_a_terminal_and_whole_lines_through_a_
     rows = {line.split()[1]: line for line in final if line[:1] in "✓✗-·!" and len(line.split()) > 2}
     assert set(rows) == {"cluster", "aws", "gcp", "mesh", "kubernetes"}, final
     assert re.match(r"✓ cluster +done +done +\S+ +3 nodes on 2 clouds$", rows["cluster"]), rows["cluster"]
-    assert re.match(r"✓ aws +vms +done +\S+ +2 running$", rows["aws"]), rows["aws"]
+    # The last step on a cloud: WireGuard opened to the nodes' addresses, once the VMs have them.
+    assert re.match(r"✓ aws +firewall-peers +done +\S+ +\S+: add udp/51820 from 198\.", rows["aws"]), rows["aws"]
+    assert any(re.search(r"✓ aws +vms +done +\S+ +2 running", line) for line in drawn), drawn
     assert rows["kubernetes"].startswith("- kubernetes") and "skipped" in rows["kubernetes"]
     result = next(i for i, line in enumerate(final) if line.startswith("live ready in eu-frankfurt"))
     assert all(final.index(row) < result for row in rows.values())  # the result comes once the view has ended

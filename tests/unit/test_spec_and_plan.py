@@ -35,6 +35,8 @@ def spec(**kw):
         ({"cloud_flags": ["ibm:1:1"]}, "--cloud", "unknown cloud 'ibm'"),
         ({"cloud_flags": ["aws:1:1"], "size_flags": ["aws:worker:t9.huge"]}, "aws worker size", "unknown size"),
         ({"cloud_flags": ["aws:1:1"], "ssh_cidrs": ["10.0.0.1/8"]}, "--ssh-cidr", "not an IPv4 network"),
+        ({"cloud_flags": ["aws:1:1"], "api_cidrs": ["nope"]}, "--api-cidr", "'nope' is not an IPv4 network"),
+        ({"cloud_flags": ["aws:1:1"], "nodeport_cidrs": ["10.0.0.1/8"]}, "--nodeport-cidr", "not an IPv4 network"),
         ({"cloud_flags": []}, "--cloud", "no cloud given"),
     ],
 )
@@ -127,6 +129,52 @@ def test_firewall_rules_follow_the_design():
     master = {(r.protocol, r.ports) for r in firewall_rules("master", ["198.51.100.0/24"])}
     worker = {(r.protocol, r.ports) for r in firewall_rules("worker", ["198.51.100.0/24"])}
     assert master == {("tcp", "22"), ("tcp", "6443"), ("udp", "51820")}
-    assert worker == {("tcp", "22"), ("udp", "51820"), ("tcp", "30000-32767"), ("udp", "30000-32767")}
+    assert worker == {("tcp", "22"), ("udp", "51820")}  # NodePorts closed unless asked
     ssh = next(r for r in firewall_rules("worker", ["198.51.100.0/24"]) if r.ports == "22")
     assert ssh.sources == ("198.51.100.0/24",)
+
+
+def _rules(plan, cloud, role):
+    return {(r.protocol, r.ports): r.sources for r in plan.cloud(cloud).firewall[role]}
+
+
+def test_planned_rules_open_only_what_was_asked():
+    # Issue 21 item 5: --ssh-cidr narrowed only tcp/22; 6443, 51820 and the NodePorts stayed 0.0.0.0/0.
+    s = spec(cloud_flags=["aws:1:1", "gcp:0:1"], api_cidrs=["203.0.113.0/24", "198.51.100.7/32"])
+    plan = make_plan(s, REGIONS, node_public_ips=["198.18.0.9", "198.18.4.2", "198.18.0.10"])
+    wireguard = ("198.18.0.9/32", "198.18.0.10/32", "198.18.4.2/32")  # every node of every cloud, /32 each
+    for cloud in ("aws", "gcp"):
+        master, worker = _rules(plan, cloud, "master"), _rules(plan, cloud, "worker")
+        assert master[("tcp", "6443")] == ("203.0.113.0/24", "198.51.100.7/32")
+        assert master[("udp", "51820")] == worker[("udp", "51820")] == wireguard
+        assert ("tcp", "30000-32767") not in worker and ("udp", "30000-32767") not in worker
+        assert all("0.0.0.0/0" not in sources for key, sources in {**master, **worker}.items() if key[1] != "22")
+    shown = plan.to_dict()["clouds"][0]["firewall"]["worker"]
+    assert {"protocol": "udp", "ports": "51820", "sources": list(wireguard), "purpose": "wireguard"} in shown
+
+
+def test_nodeports_open_only_to_the_cidrs_asked_for():
+    s = spec(cloud_flags=["aws:1:1"], nodeport_cidrs=["192.0.2.0/24"])
+    worker = _rules(make_plan(s, REGIONS), "aws", "worker")
+    assert worker[("tcp", "30000-32767")] == worker[("udp", "30000-32767")] == ("192.0.2.0/24",)
+    assert ("tcp", "30000-32767") not in _rules(make_plan(s, REGIONS), "aws", "master")
+
+
+def test_api_and_nodeport_cidrs_from_the_cluster_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: f\nregion: us-east\nclouds: {aws: {masters: 1}}\n"
+                    "api_cidr: 203.0.113.0/24\nnodeport_cidr: [192.0.2.0/24, 198.51.100.0/24]\n")
+    s = build_spec(REGIONS, name=None, file=path)
+    assert s.api_cidrs == ("203.0.113.0/24",)
+    assert s.nodeport_cidrs == ("192.0.2.0/24", "198.51.100.0/24")
+    assert spec(cloud_flags=["aws:1:0"]).api_cidrs == ("0.0.0.0/0",)  # the default stays as it was
+    assert spec(cloud_flags=["aws:1:0"]).nodeport_cidrs == ()
+
+
+def test_wireguard_before_any_node_has_an_address_is_no_rule_for_the_clouds():
+    from provisioner.plan import enforceable
+
+    plan = make_plan(spec(cloud_flags=["aws:1:1"]), REGIONS)
+    assert _rules(plan, "aws", "worker")[("udp", "51820")] == ()  # shown in the plan, from no one yet
+    sent = enforceable(plan.cloud("aws").firewall)
+    assert all(r.ports != "51820" for rules in sent.values() for r in rules)
