@@ -20,7 +20,7 @@ from provisioner.regions import ROLES, load_region_map
 from provisioner.sandbox.aws_fault_proxy import FaultProxy
 from provisioner.sandbox.aws_moto import MotoSandbox, ami_id
 
-from .conftest import PUBLIC_KEY, ensure_infra, tagged_left
+from .conftest import PEERS, PUBLIC_KEY, ensure_infra, tagged_left
 
 AWS_REGIONS = [(key, r.clouds["aws"]) for key, r in load_region_map().regions.items() if "aws" in r.clouds]
 
@@ -31,7 +31,7 @@ def test_every_default_size_and_image_launches(aws_env: FaultProxy, sandbox: Mot
     target = CloudTarget(
         cluster=ClusterRef(f"map-{key}", str(uuid.uuid4())), region=cloud.region, zone=cloud.zone,
         network_cidr="10.10.0.0/16", subnet_cidr="10.10.1.0/24",
-        firewall={role: firewall_rules(role, ["198.51.100.0/24"]) for role in ROLES}, image=dict(cloud.image))
+        firewall={role: firewall_rules(role, ["198.51.100.0/24"], node_ips=PEERS) for role in ROLES}, image=dict(cloud.image))
     provider = Provider(cloud.region, cloud.zone)
     ensure_infra(provider, target)
     wanted = [VmRequest(f"map-{key}-aws-{role[0]}1", role, cloud.sizes[role], "#cloud-config\n") for role in ROLES]

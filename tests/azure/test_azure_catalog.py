@@ -14,7 +14,19 @@ from provisioner.errors import CloudError
 from provisioner.plan import firewall_rules
 from provisioner.regions import load_region_map
 
-from .conftest import COMPUTE, IMAGE, NET, PUBLIC_KEY, SUB, arm_call, build_cluster, make_target, raw_network, vm_body
+from .conftest import (
+    COMPUTE,
+    IMAGE,
+    NET,
+    PEERS,
+    PUBLIC_KEY,
+    SUB,
+    arm_call,
+    build_cluster,
+    make_target,
+    raw_network,
+    vm_body,
+)
 
 
 def test_an_unknown_location_is_refused_for_groups_and_resources(emulator):
@@ -81,7 +93,7 @@ def test_lookups_serve_the_catalog_to_the_sdks(emulator):
 
 def _region_target(region: str, zone: str | None, image: dict[str, str]) -> CloudTarget:
     cluster = ClusterRef(f"cat-{region}"[:20], str(uuid.uuid4()))
-    rules = {role: firewall_rules(role, ["0.0.0.0/0"]) for role in ("master", "worker")}
+    rules = {role: firewall_rules(role, ["0.0.0.0/0"], node_ips=PEERS) for role in ("master", "worker")}
     return CloudTarget(cluster, region, zone, "10.20.0.0/16", "10.20.1.0/24", rules, image)
 
 

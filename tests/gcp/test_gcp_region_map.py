@@ -16,7 +16,7 @@ from provisioner.plan import firewall_rules
 from provisioner.regions import ROLES, load_region_map
 from provisioner.sandbox.gcp_emulator import GcpEmulator
 
-from .conftest import build, http
+from .conftest import PEERS, build, http
 
 GCP_REGIONS = [(key, r.clouds["gcp"]) for key, r in load_region_map().regions.items() if "gcp" in r.clouds]
 
@@ -31,7 +31,7 @@ def test_every_default_machine_type_and_image_is_created(emulator: GcpEmulator, 
     target = CloudTarget(
         cluster=ClusterRef(f"map-{key}", str(uuid.uuid4())), region=cloud.region, zone=cloud.zone,
         network_cidr="10.0.0.0/16", subnet_cidr="10.0.0.0/24",
-        firewall={role: firewall_rules(role, ("0.0.0.0/0",)) for role in ROLES}, image=dict(cloud.image))
+        firewall={role: firewall_rules(role, ("0.0.0.0/0",), node_ips=PEERS) for role in ROLES}, image=dict(cloud.image))
     wanted = [VmRequest(f"map-{key}-gcp-{role[0]}1", role, cloud.sizes[role], "#cloud-config\n") for role in ROLES]
 
     vms = build(provider, target, wanted)
