@@ -24,7 +24,7 @@ import shlex
 import shutil
 from pathlib import Path
 
-from ..cloudinit import BOOT_MARKER, STATE_DIR
+from ..cloudinit import STATE_DIR
 
 # What sshd and the tools run on a host need: sshd's privilege separation (setuid, setgid,
 # chroot), root's file access (chown, dac_override, fowner, fsetid), kill, binding port 22,
@@ -103,6 +103,8 @@ def write_skeleton(skeleton: Path, *, name: str, host_key: str, authorized_key: 
                               host_key if host_key.endswith("\n") else host_key + "\n", 0o600)):
         _write(etc / file, text, mode)
     _write(skeleton / "root/.ssh/authorized_keys", authorized_key.strip() + "\n", 0o600)
+    for record in ("run/utmp", "var/log/wtmp", "var/log/btmp", "var/log/lastlog"):  # a login's records
+        _write(skeleton / record, "", 0o600 if record.endswith("btmp") else 0o644)
     for file in ETC_COPIED:
         if Path("/etc", file).is_file():
             shutil.copyfile(Path("/etc", file), etc / file)
@@ -110,9 +112,9 @@ def write_skeleton(skeleton: Path, *, name: str, host_key: str, authorized_key: 
         shutil.copytree("/etc/alternatives", etc / "alternatives", symlinks=True)
 
 
-def write_boot_marker(skeleton: Path, marker: str) -> None:
-    """The boot marker a node's cloud-init leaves, in the host's root-to-be."""
-    _write(skeleton / BOOT_MARKER.lstrip("/"), marker)
+def write_file(skeleton: Path, path: str, text: str) -> None:
+    """Write the new file `path` (absolute, as the host sees it) of the host's root-to-be."""
+    _write(skeleton / path.lstrip("/"), text)
 
 
 def private_paths(directory: Path, paths: tuple[str, ...], root: str) -> str:

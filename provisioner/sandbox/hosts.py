@@ -48,9 +48,6 @@ from ..nodes.boot import UNSUPPORTED
 from ..retry import wait_until
 from . import hostroot
 
-__all__ = ["BOOT_MARKER_PATH", "RUN_ROOT", "HostError", "LocalHosts", "cleanup_leftovers",
-           "require_support", "support_checks"]
-
 RUN_ROOT = Path("/run/cast-hosts")
 GATEWAY = "169.254.0.1"  # the internet namespace's address on every group bridge
 LINK_BLOCK = ipaddress.IPv4Network("169.254.128.0/17")  # root <-> internet link, a /30 per run
@@ -392,7 +389,7 @@ class LocalHosts:
         d = host.directory
         # sshd, and every session it starts, lives in the host's own PID, mount, UTS and IPC
         # namespaces, under a root of its own (hostroot.py) holding the boot marker.
-        hostroot.write_boot_marker(d / "skeleton", BOOT_MARKER)
+        hostroot.write_file(d / "skeleton", BOOT_MARKER_PATH, BOOT_MARKER)
         try:
             script = hostroot.boot_script(d, host.name, host.private)
         except ValueError as exc:
