@@ -117,7 +117,7 @@ def write_file(skeleton: Path, path: str, text: str) -> None:
     _write(skeleton / path.lstrip("/"), text)
 
 
-def private_paths(directory: Path, paths: tuple[str, ...], root: str) -> str:
+def private_paths(directory: Path, paths: tuple[str, ...], root: str) -> list[str]:
     """Shell commands (run before pivot_root) giving the host its own copy of each path of
     this machine in `paths`: an empty tmpfs for a directory, a copy (kept in `directory`)
     for a file. ValueError names a path this machine does not have."""
@@ -125,22 +125,25 @@ def private_paths(directory: Path, paths: tuple[str, ...], root: str) -> str:
     for index, path in enumerate(paths):
         inside = shlex.quote(root + path)
         if os.path.isdir(path):
-            commands.append(f"{{ [ -d {inside} ] || mkdir -p {inside}; }} && "
-                            f"mount -t tmpfs -o mode=0755 cast-private {inside} && ")
+            commands += [f"[ -d {inside} ] || mkdir -p {inside}",
+                         f"mount -t tmpfs -o mode=0755 cast-private {inside}"]
         elif os.path.isfile(path):
             copy = shlex.quote(str(directory / f"private-{index}"))
-            commands.append(f"cp -p {shlex.quote(path)} {copy} && "
-                            f"{{ [ -e {inside} ] || {{ mkdir -p \"$(dirname {inside})\" && : > {inside}; }}; }} && "
-                            f"mount --bind {copy} {inside} && ")
+            commands += [f"cp -p {shlex.quote(path)} {copy}",
+                         f"mkdir -p \"$(dirname {inside})\"",
+                         f"[ -e {inside} ] || : > {inside}",
+                         f"mount --bind {copy} {inside}"]
         else:  # the host would write into this machine's own files
             raise ValueError(f"{path} does not exist here, so it cannot be made private")
-    return "".join(commands)
+    return commands
 
 
 def boot_script(directory: Path, name: str, private: tuple[str, ...] = ()) -> str:
     """The shell script that, run as the first process of the host's new PID, mount, UTS
     and IPC namespaces (mounts private), builds the root of the host whose directory is
-    `directory` (with `skeleton/` written), enters it and execs sshd in the foreground."""
+    `directory` (with `skeleton/` written), enters it and execs sshd in the foreground.
+    One simple command a line, under `set -e`: any step that fails ends the host before
+    sshd starts (a command inside an && list would not)."""
     root = str(directory / "root")
     r = shlex.quote(root)
     tops = [t for t in TOP_LEVEL if Path("/", t).is_dir() and not Path("/", t).is_symlink()]
@@ -158,17 +161,22 @@ def boot_script(directory: Path, name: str, private: tuple[str, ...] = ()) -> st
         f"for d in {devices}; do : > {r}/dev/$d; mount --bind /dev/$d {r}/dev/$d; done",
         f"mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 cast-pts {r}/dev/pts",
         f"mount -t tmpfs -o mode=1777,nosuid,nodev cast-shm {r}/dev/shm",
-        f"ln -s pts/ptmx {r}/dev/ptmx && ln -s /proc/self/fd {r}/dev/fd",
-        f"ln -s /proc/self/fd/0 {r}/dev/stdin && ln -s /proc/self/fd/1 {r}/dev/stdout && "
-        f"ln -s /proc/self/fd/2 {r}/dev/stderr",
+        f"ln -s pts/ptmx {r}/dev/ptmx",
+        f"ln -s /proc/self/fd {r}/dev/fd",
+        *(f"ln -s /proc/self/fd/{n} {r}/dev/{stream}" for n, stream in enumerate(("stdin", "stdout", "stderr"))),
         f"mount -t proc -o nosuid,nodev,noexec cast-proc {r}/proc",
         f"echo {shlex.quote(name)} > {r}/proc/sys/kernel/hostname",
-        f"mount --bind {r}/proc/sys {r}/proc/sys && mount --bind {r}/proc/sys/net {r}/proc/sys/net",
+        f"mount --bind {r}/proc/sys {r}/proc/sys",
+        f"mount --bind {r}/proc/sys/net {r}/proc/sys/net",
         f"mount -o remount,bind,ro {r}/proc/sys",
         f"[ ! -e {r}/proc/sysrq-trigger ] || mount --bind -o ro {r}/proc/sysrq-trigger {r}/proc/sysrq-trigger",
         f"for f in {' '.join(MASKED_PROC)}; do [ ! -e {r}/proc/$f ] || mount --bind /dev/null {r}/proc/$f; done",
-        private_paths(directory, private, root) + "true",
-        f"cd {r} && mkdir .old && pivot_root . .old && umount -l .old && rmdir .old",
+        *private_paths(directory, private, root),
+        f"cd {r}",
+        "mkdir .old",
+        "pivot_root . .old",
+        "umount -l .old",
+        "rmdir .old",
         f"exec setpriv --inh-caps=-all --ambient-caps=-all --bounding-set={drop} "
         f"/usr/sbin/sshd -D -e -f {SSHD_CONFIG}",
     ])
