@@ -1,10 +1,11 @@
 """Local hosts: the substrate the sandbox boots emulated VMs on (Linux, root).
 
-A host is a network namespace plus a private mount namespace (its own tmpfs on /etc/wireguard
-and /run/wireguard, so every host can name its interface `wg0`), running its own sshd with a
-host key and an authorized key given by the caller (root, key only). Like a cloud VM whose
-cloud-init has finished, a booted host has a boot marker, /var/lib/cast/boot-done (its own
-tmpfs too), saying that Kubernetes cannot run on it (`kubernetes=unsupported`) and why.
+A host is a network namespace whose sshd runs with a root filesystem, processes, hostname
+and capabilities of its own (hostroot.py: a session on it sees nothing of this machine but a
+read-only /usr), with a host key and an authorized key given by the caller (root, key only).
+Like a cloud VM whose cloud-init has finished, a booted host has a boot marker,
+/var/lib/cast/boot-done, saying that Kubernetes cannot run on it (`kubernetes=unsupported`)
+and why.
 
 A host can be booted in two steps, like a VM whose kernel is up before its sshd: `add_host`
 with serve=False wires it (its address answers, port 22 refuses), `serve_ssh` starts sshd.
@@ -20,8 +21,9 @@ namespace, read by a forwarder process (delayline.py) that holds each packet.
 
 Everything is named with a per-run prefix and removed by `close()`; `cleanup_leftovers(prefix)`
 removes what a crashed run left. Processes are ended by pid, and only ours: each pid is
-recorded with its start time in the run directory, and the only other processes ended are
-those inside namespaces carrying our prefix (wireguard-go started over ssh on a host).
+recorded with its start time in the run directory (for a host: the first process of its PID
+namespace, whose end ends every process of the host), and the only other processes ended
+are those inside network namespaces carrying our prefix.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import hashlib
 import ipaddress
 import os
 import re
-import shlex
 import shutil
 import signal
 import socket
@@ -42,21 +43,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cloudinit import BOOT_MARKER as BOOT_MARKER_PATH
-from ..cloudinit import STATE_DIR
 from ..errors import CastError
 from ..nodes.boot import UNSUPPORTED
 from ..retry import wait_until
+from . import hostroot
 
 RUN_ROOT = Path("/run/cast-hosts")
-# Mount points each host covers with its own tmpfs; made on the machine when missing, and
-# removed again (if still empty) when the last run ends. Their list is kept in MADE_FILE.
-MOUNT_POINTS = ("/run/sshd", "/etc/ssh", "/run/wireguard", "/etc/wireguard", STATE_DIR)
-MADE_FILE = "made-dirs"
 GATEWAY = "169.254.0.1"  # the internet namespace's address on every group bridge
 LINK_BLOCK = ipaddress.IPv4Network("169.254.128.0/17")  # root <-> internet link, a /30 per run
 PROCESS_EXIT_S = 5.0
 READY_S = 10.0
-HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"  # inside a host's own /etc/ssh, as on a VM
 BOOT_MARKER = (  # what a host says of itself where a node's cloud-init leaves its marker
     f"kubernetes={UNSUPPORTED}\n"
     "reason=sandbox host: a network-namespace host cannot run a kubelet "
@@ -68,7 +64,8 @@ class HostError(CastError):
     """Setting up or tearing down a local host failed; the message names the host or group."""
 
 
-TOOLS = ("ip", "unshare", "/usr/sbin/sshd", "wireguard-go", "wg", "wg-quick", "ping")
+TOOLS = ("ip", "unshare", "pivot_root", "setpriv", "/usr/sbin/sshd", "wireguard-go", "wg",
+         "wg-quick", "ping")
 
 
 @dataclass(frozen=True)
@@ -82,7 +79,7 @@ class SupportCheck:
 
 def support_checks() -> list[SupportCheck]:
     """Everything local hosts need, checked without changing anything: root, each tool,
-    the kernel's TUN device and its network and mount namespaces."""
+    the kernel's TUN device and its network, mount and PID namespaces."""
     root = os.geteuid() == 0
     checks = [SupportCheck("root", root, "running as root" if root
                            else "local hosts need root (network and mount namespaces)")]
@@ -92,7 +89,8 @@ def support_checks() -> list[SupportCheck]:
         checks.append(SupportCheck(tool, found is not None, found or why))
     for name, path, what in (("tun", "/dev/net/tun", "the kernel's TUN device"),
                              ("netns", "/proc/self/ns/net", "network namespaces in the kernel"),
-                             ("mntns", "/proc/self/ns/mnt", "mount namespaces in the kernel")):
+                             ("mntns", "/proc/self/ns/mnt", "mount namespaces in the kernel"),
+                             ("pidns", "/proc/self/ns/pid", "PID namespaces in the kernel")):
         present = Path(path).exists()
         checks.append(SupportCheck(name, present, path if present else f"local hosts need {what} ({path})"))
     return checks
@@ -167,6 +165,20 @@ def _end_recorded(pidfile: Path) -> None:
     pidfile.unlink(missing_ok=True)
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            except OSError:
+                continue
+            if int(ppid) == pid:
+                children.append(int(entry.name))
+    return children
+
+
 def _namespace_pids(ns: str) -> list[int]:
     done = _ip(None, "netns", "pids", ns, check=False)
     return [int(p) for p in done.stdout.split()]
@@ -239,12 +251,6 @@ class LocalHosts:
         self.uplink = f"{self.prefix}-up"
         cleanup_leftovers(self.prefix, self.run_root)
         self.directory.mkdir(parents=True, mode=0o700)
-        made = [path for path in MOUNT_POINTS if not Path(path).exists()]
-        if made:
-            with open(self.run_root / MADE_FILE, "a") as listed:
-                listed.writelines(f"{path}\n" for path in made)
-        for path in MOUNT_POINTS:
-            Path(path).mkdir(parents=True, exist_ok=True)
         try:
             self._make_internet()
         except BaseException:
@@ -305,14 +311,15 @@ class LocalHosts:
                  authorized_key: str, ssh_port: int = 22, *, serve: bool = True,
                  private: tuple[str, ...] = ()) -> Host:
         """Boot host `name` in `group` with `public_ip` (inside the group's range): a network
-        and mount namespace with sshd on public_ip:ssh_port, using the OpenSSH private
+        namespace with sshd on public_ip:ssh_port in a root of its own, using the OpenSSH private
         `host_key` and accepting root with `authorized_key` (one or more public key lines,
         newline-separated) only, and the boot marker written. Blocks until sshd accepts
         connections from the root namespace. With serve=False only the network is made (the
         address answers, port 22 refuses) and `serve_ssh` finishes the boot. Each existing
         directory or file of this machine named in `private` is the host's own: an empty
-        tmpfs for a directory, a copy for a file (what the host writes there stays its own).
-        Raises HostError."""
+        tmpfs for a directory, a copy for a file (what the host writes there stays its own;
+        needed under /usr only, which the host sees read-only: the rest of its root is its
+        own already). Raises HostError."""
         address = ipaddress.IPv4Address(public_ip)
         with self._lock:
             if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", name):
@@ -373,52 +380,32 @@ class LocalHosts:
             _ip(host.netns, "route", "add", str(net), "via", GATEWAY)
 
     def _write_sshd_files(self, host: Host, host_key: str, authorized_key: str) -> None:
-        d = host.directory
-        d.mkdir(parents=True, mode=0o700)
-        key_file = d / "ssh_host_ed25519_key"
-        key_file.touch(mode=0o600)
-        key_file.write_text(host_key if host_key.endswith("\n") else host_key + "\n")
-        (d / "authorized_keys").write_text(authorized_key.strip() + "\n")
-        (d / "sshd_config").write_text(
-            f"ListenAddress {host.public_ip}:{host.ssh_port}\n"
-            f"HostKey {HOST_KEY}\n"
-            f"AuthorizedKeysFile {d / 'authorized_keys'}\n"
-            f"PidFile {d / 'sshd.pid.own'}\n"
-            "PermitRootLogin prohibit-password\n"
-            "PubkeyAuthentication yes\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\n"
-            "UsePAM no\nStrictModes no\nUseDNS no\n"
-            "MaxStartups 200\nMaxSessions 100\n"
-            "Subsystem sftp internal-sftp\n"
-        )
+        host.directory.mkdir(parents=True, mode=0o700)
+        (host.directory / "root").mkdir(mode=0o700)
+        hostroot.write_skeleton(host.directory / "skeleton", name=host.name, host_key=host_key,
+                                authorized_key=authorized_key, listen=host.public_ip, port=host.ssh_port)
 
     def _start_sshd(self, host: Host) -> None:
         d = host.directory
-        # sshd, and every session it starts, lives in a private mount namespace whose
-        # /etc/wireguard, /run/wireguard, /var/lib/cast (with the boot marker, written before
-        # sshd answers) and /root (a fresh home, as on a new VM) are the host's own. So is
-        # /etc/ssh, holding its config and host key as on a VM (moved there: no copy stays
-        # outside), so that a host key rotated on the host and a SIGHUP (sshd re-executes
-        # itself with `-f /etc/ssh/sshd_config`) take effect as they do on a VM.
-        script = ("mount -t tmpfs -o mode=0755 cast-ssh /etc/ssh && "
-                  f"mv {d / 'sshd_config'} /etc/ssh/sshd_config && "
-                  f"mv {d / 'ssh_host_ed25519_key'} {HOST_KEY} && "
-                  "mount -t tmpfs -o mode=0700 cast-wg /etc/wireguard && "
-                  "mount -t tmpfs -o mode=0755 cast-wg /run/wireguard && "
-                  f"mount -t tmpfs -o mode=0755 cast-state {STATE_DIR} && "
-                  f"printf %s {shlex.quote(BOOT_MARKER)} > {BOOT_MARKER_PATH} && "
-                  "mount -t tmpfs -o mode=0700 cast-home /root && "
-                  f"{self._private_mounts(host)}"
-                  "exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config")
+        # sshd, and every session it starts, lives in the host's own PID, mount, UTS and IPC
+        # namespaces, under a root of its own (hostroot.py) holding the boot marker.
+        hostroot.write_file(d / "skeleton", BOOT_MARKER_PATH, BOOT_MARKER)
+        try:
+            script = hostroot.boot_script(d, host.name, host.private)
+        except ValueError as exc:
+            raise HostError(f"host {host.name}: {exc}") from None
         with open(d / "sshd.log", "wb") as log:
             # A cloud VM has CPUs of its own; here every host shares this machine's. Ahead of
             # cast and the emulators, the host's processes (sshd and what its sessions start,
             # wireguard-go among them) behave more like a VM's.
             host.sshd = subprocess.Popen(
                 ["nice", "-n", "-10", "ip", "netns", "exec", host.netns, "unshare", "--mount",
-                 "--propagation", "private", "sh", "-c", script],
+                 "--pid", "--uts", "--ipc", "--fork", "--kill-child", "--propagation", "private",
+                 "sh", "-c", script],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        _record(d / "sshd.pid", host.sshd.pid)
+        # unshare waits for the host's first process, ignoring SIGTERM: that process (sshd,
+        # once the root is built) is the one recorded, and its end ends the whole host.
+        _record(d / "sshd.pid", self._first_process(host))
 
         def listening() -> bool:
             if host.sshd is not None and host.sshd.poll() is not None:
@@ -433,19 +420,21 @@ class LocalHosts:
                    initial=0.01, maximum=0.2)
 
     @staticmethod
-    def _private_mounts(host: Host) -> str:
-        """Shell commands giving the host its own copy of each path in host.private."""
-        commands = []
-        for index, path in enumerate(host.private):
-            target = shlex.quote(path)
-            if os.path.isdir(path):
-                commands.append(f"mount -t tmpfs -o mode=0755 cast-private {target} && ")
-            elif os.path.isfile(path):
-                copy = shlex.quote(str(host.directory / f"private-{index}"))
-                commands.append(f"cp -p {target} {copy} && mount --bind {copy} {target} && ")
-            else:  # the host would write into this machine's own files
-                raise HostError(f"host {host.name}: {path} does not exist here, so it cannot be made private")
-        return "".join(commands)
+    def _first_process(host: Host) -> int:
+        """The pid (here) of the first process of the host's PID namespace: unshare's child."""
+        assert host.sshd is not None
+        parent = host.sshd.pid
+        found: list[int] = []
+
+        def forked() -> bool:
+            if host.sshd is not None and host.sshd.poll() is not None:
+                raise HostError(f"host {host.name}: sshd exited: {(host.directory / 'sshd.log').read_text()}")
+            found[:] = _children(parent)
+            return bool(found)
+
+        wait_until(forked, what=f"the first process of host {host.name}", timeout_s=READY_S,
+                   initial=0.005, maximum=0.1)
+        return found[0]
 
     def remove_host(self, name: str) -> None:
         """Stop every process of host `name` (sshd, wireguard-go) and remove its namespaces
@@ -568,25 +557,10 @@ def cleanup_leftovers(prefix: str, run_root: Path = RUN_ROOT) -> None:
         _ip(None, "netns", "del", ns, check=False)
     _ip(None, "link", "del", f"{prefix}-up", check=False)
     shutil.rmtree(directory, ignore_errors=True)
-    _remove_made_dirs(run_root)
+    _remove_run_root(run_root)
 
 
-def _remove_made_dirs(run_root: Path) -> None:
-    """Once no run is left under `run_root`: remove the mount points runs made on the machine
-    (only empty ones: rmdir), the list of them, and `run_root` itself."""
-    try:
-        if any(entry.is_dir() for entry in run_root.iterdir()):
-            return  # another run still mounts over them
-    except FileNotFoundError:
-        return
-    listed = run_root / MADE_FILE
-    try:
-        made = listed.read_text().split()
-    except FileNotFoundError:
-        made = []
-    for path in reversed(made):
-        with contextlib.suppress(OSError):
-            os.rmdir(path)
-    listed.unlink(missing_ok=True)
+def _remove_run_root(run_root: Path) -> None:
+    """Remove `run_root` once no run is left under it."""
     with contextlib.suppress(OSError):
         run_root.rmdir()

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.root
 
 NAMES = {"aws": ["aws-1", "aws-2"], "gcp": ["gcp-1", "gcp-2"], "azure": ["azure-1", "azure-2"]}
 OUTPUT: list[str] = []  # everything cast printed or returned during the module
+IFINDEX = "ip -o link show dev wg0 | cut -d: -f1"  # a new interface would have a new index
 
 
 def node(network: Network, name: str, group: str, index: int) -> MeshNodeAccess:
@@ -137,7 +138,7 @@ def test_delay_between_two_clouds_fails_check_latency_naming_those_pairs(first_r
 
 
 def test_adding_a_host_updates_every_peer_live(first_report, nodes, pool, network):
-    before = {n.name: (pool.check(n.access, "cat /sys/class/net/wg0/ifindex"),
+    before = {n.name: (pool.check(n.access, IFINDEX),
                        wg(pool, n, "latest-handshakes")) for n in nodes}
     network.add("aws-3", "aws")
     newcomer = node(network, "aws-3", "aws", 7)
@@ -149,7 +150,7 @@ def test_adding_a_host_updates_every_peer_live(first_report, nodes, pool, networ
     new_key = report.public_keys["aws-3"]
     for n in nodes:
         ifindex, handshakes = before[n.name]
-        assert pool.check(n.access, "cat /sys/class/net/wg0/ifindex") == ifindex  # no restart
+        assert pool.check(n.access, IFINDEX) == ifindex  # no restart
         now = wg(pool, n, "latest-handshakes")
         assert now[new_key] > 0
         for key, ts in handshakes.items():  # existing sessions were kept, never reset
