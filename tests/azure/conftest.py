@@ -76,10 +76,14 @@ def build_cluster(provider: Provider, target: CloudTarget, masters: int = 1, wor
     return provider.ensure_vms(target, vm_requests(target, masters, workers), PUBLIC_KEY)
 
 
-def arm_call(emulator: AzureEmulator, method: str, path: str, body: object = None) -> tuple[int, Any]:
+def arm_call(emulator: AzureEmulator, method: str, path: str, body: object = None,
+             auth: str | None = "Bearer test") -> tuple[int, Any]:
+    """One raw ARM request (JSON in and out), with `auth` as its Authorization header (None: none)."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(emulator.url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json", "Authorization": "Bearer test"})
+    headers = {"Content-Type": "application/json"}
+    if auth is not None:
+        headers["Authorization"] = auth
+    req = urllib.request.Request(emulator.url + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             raw = resp.read()

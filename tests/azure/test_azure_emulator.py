@@ -12,38 +12,27 @@ import pytest
 from provisioner.sandbox.azure_emulator import AzureEmulator
 from provisioner.sandbox.azure_specs import default_specs_dir, specs_missing_reason
 
+from .conftest import arm_call
+
 SPECS_MISSING = specs_missing_reason()
 SUB = "/subscriptions/00000000-0000-0000-0000-000000000000"
 
 
-def _call(emulator: AzureEmulator, method: str, path: str, body: object = None,
-          auth: str | None = "Bearer test") -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    if auth is not None:
-        headers["Authorization"] = auth
-    req = urllib.request.Request(emulator.url + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            raw = resp.read()
-            return resp.status, json.loads(raw) if raw else {}
-    except urllib.error.HTTPError as err:
-        raw = err.read()
-        return err.code, json.loads(raw) if raw else {}
+
 
 
 @pytest.mark.skipif(SPECS_MISSING is not None, reason=SPECS_MISSING or "")
 def test_spec_check_refuses_an_unknown_property_and_records_it(emulator):
-    status, body = _call(emulator, "PUT", f"{SUB}/resourcegroups/spec-check?api-version=2025-04-01",
+    status, body = arm_call(emulator, "PUT", f"{SUB}/resourcegroups/spec-check?api-version=2025-04-01",
                          {"location": "eastus"})
     assert status == 201
-    status, body = _call(emulator, "PUT", f"{SUB}/resourceGroups/spec-check/providers/Microsoft.Network/"
+    status, body = arm_call(emulator, "PUT", f"{SUB}/resourceGroups/spec-check/providers/Microsoft.Network/"
                          "virtualNetworks/v?api-version=2026-03-01",
                          {"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]},
                                                                "adressSpace": {}}})
     assert status == 400
     assert "adressSpace" in body["error"]["message"]
-    status, _ = _call(emulator, "PUT", f"{SUB}/resourcegroups/spec-check-2?api-version=2025-04-01", {"tags": {}})
+    status, _ = arm_call(emulator, "PUT", f"{SUB}/resourcegroups/spec-check-2?api-version=2025-04-01", {"tags": {}})
     assert status == 400  # a resource group needs a location
     recorded = list(emulator.errors)
     emulator.errors.clear()
@@ -65,19 +54,19 @@ def test_default_specs_dir_can_be_overridden(monkeypatch, tmp_path: Path):
 
 
 def test_api_version_is_required_and_paths_ignore_case(emulator):
-    status, body = _call(emulator, "GET", f"{SUB}/resourcegroups")
+    status, body = arm_call(emulator, "GET", f"{SUB}/resourcegroups")
     assert (status, body["error"]["code"]) == (400, "MissingApiVersionParameter")
     emulator.errors.clear()  # the spec check saw it too; that is expected here
-    _call(emulator, "PUT", f"{SUB}/resourcegroups/Case-Test?api-version=2025-04-01", {"location": "eastus"})
-    status, body = _call(emulator, "GET", f"{SUB.upper()}/RESOURCEGROUPS/case-test?api-version=2025-04-01")
+    arm_call(emulator, "PUT", f"{SUB}/resourcegroups/Case-Test?api-version=2025-04-01", {"location": "eastus"})
+    status, body = arm_call(emulator, "GET", f"{SUB.upper()}/RESOURCEGROUPS/case-test?api-version=2025-04-01")
     assert status == 200 and body["name"] == "Case-Test"
 
 
 def test_missing_things_answer_arm_errors(emulator):
-    status, body = _call(emulator, "GET", f"{SUB}/resourcegroups/nowhere?api-version=2025-04-01")
+    status, body = arm_call(emulator, "GET", f"{SUB}/resourcegroups/nowhere?api-version=2025-04-01")
     assert (status, body["error"]["code"]) == (404, "ResourceGroupNotFound")
-    _call(emulator, "PUT", f"{SUB}/resourcegroups/here?api-version=2025-04-01", {"location": "eastus"})
-    status, body = _call(emulator, "GET", f"{SUB}/resourceGroups/here/providers/Microsoft.Network/"
+    arm_call(emulator, "PUT", f"{SUB}/resourcegroups/here?api-version=2025-04-01", {"location": "eastus"})
+    status, body = arm_call(emulator, "GET", f"{SUB}/resourceGroups/here/providers/Microsoft.Network/"
                          "virtualNetworks/none?api-version=2026-03-01")
     assert (status, body["error"]["code"]) == (404, "ResourceNotFound")
 
@@ -94,7 +83,7 @@ def test_throttle_fault_answers_429_with_retry_after(emulator):
 
 
 def test_head_tells_whether_a_resource_group_exists(emulator):
-    _call(emulator, "PUT", f"{SUB}/resourcegroups/headed?api-version=2025-04-01", {"location": "eastus"})
+    arm_call(emulator, "PUT", f"{SUB}/resourcegroups/headed?api-version=2025-04-01", {"location": "eastus"})
     for name, expected in (("headed", 204), ("never-made", 404)):
         req = urllib.request.Request(f"{emulator.url}{SUB}/resourcegroups/{name}?api-version=2025-04-01",
                                      method="HEAD", headers={"Authorization": "Bearer test"})
@@ -110,10 +99,10 @@ def test_a_resource_being_deleted_refuses_updates_with_409(emulator):
     vnet = (f"{SUB}/resourceGroups/conflict/providers/Microsoft.Network/virtualNetworks/v"
             "?api-version=2026-03-01")
     body = {"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]}}}
-    _call(emulator, "PUT", f"{SUB}/resourcegroups/conflict?api-version=2025-04-01", {"location": "eastus"})
-    assert _call(emulator, "PUT", vnet, body)[0] == 201
-    assert _call(emulator, "DELETE", vnet)[0] == 202  # still deleting: nobody polled yet
-    status, answer = _call(emulator, "PUT", vnet, body)
+    arm_call(emulator, "PUT", f"{SUB}/resourcegroups/conflict?api-version=2025-04-01", {"location": "eastus"})
+    assert arm_call(emulator, "PUT", vnet, body)[0] == 201
+    assert arm_call(emulator, "DELETE", vnet)[0] == 202  # still deleting: nobody polled yet
+    status, answer = arm_call(emulator, "PUT", vnet, body)
     assert (status, answer["error"]["code"]) == (409, "Conflict")
 
 
@@ -126,7 +115,7 @@ def test_a_resource_being_deleted_refuses_updates_with_409(emulator):
 ])
 def test_requests_without_a_bearer_token_get_arms_401(emulator, auth, code, message):
     before = len(emulator.state.groups)
-    status, body = _call(emulator, "PUT", f"{SUB}/resourcegroups/no-auth?api-version=2025-04-01",
+    status, body = arm_call(emulator, "PUT", f"{SUB}/resourcegroups/no-auth?api-version=2025-04-01",
                          {"location": "eastus"}, auth=auth)
     assert (status, body) == (401, {"error": {"code": code, "message": message}})
     assert len(emulator.state.groups) == before  # nothing was created
@@ -135,18 +124,18 @@ def test_requests_without_a_bearer_token_get_arms_401(emulator, auth, code, mess
 def test_a_set_token_is_the_only_one_accepted():
     with AzureEmulator(token="s3cret") as emu:
         assert isinstance(emu, AzureEmulator)
-        status, body = _call(emu, "GET", f"{SUB}/resourcegroups?api-version=2025-04-01", auth="Bearer other")
+        status, body = arm_call(emu, "GET", f"{SUB}/resourcegroups?api-version=2025-04-01", auth="Bearer other")
         assert (status, body["error"]["code"]) == (401, "InvalidAuthenticationToken")
-        status, body = _call(emu, "GET", f"{SUB}/resourcegroups?api-version=2025-04-01", auth="Bearer s3cret")
+        status, body = arm_call(emu, "GET", f"{SUB}/resourcegroups?api-version=2025-04-01", auth="Bearer s3cret")
         assert (status, body) == (200, {"value": []})
 
 
 def test_unknown_query_parameters_and_a_body_on_delete_are_ignored_as_arm_does(emulator):
-    _call(emulator, "PUT", f"{SUB}/resourcegroups/lenient?api-version=2025-04-01", {"location": "eastus"})
-    status, body = _call(emulator, "GET", f"{SUB}/resourcegroups/lenient?api-version=2025-04-01&per_page=200")
+    arm_call(emulator, "PUT", f"{SUB}/resourcegroups/lenient?api-version=2025-04-01", {"location": "eastus"})
+    status, body = arm_call(emulator, "GET", f"{SUB}/resourcegroups/lenient?api-version=2025-04-01&per_page=200")
     assert (status, body["name"]) == (200, "lenient")
     vnet = f"{SUB}/resourceGroups/lenient/providers/Microsoft.Network/virtualNetworks/v?api-version=2026-03-01"
-    _call(emulator, "PUT", vnet, {"location": "eastus",
+    arm_call(emulator, "PUT", vnet, {"location": "eastus",
                                   "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]}}})
-    assert _call(emulator, "DELETE", vnet, {})[0] == 202
+    assert arm_call(emulator, "DELETE", vnet, {})[0] == 202
     assert emulator.errors == []
