@@ -36,6 +36,23 @@ OPTIONAL_FILES = (
     "specification/resources/resource-manager/Microsoft.Resources/stable/2022-12-01/subscriptions.json",
     "specification/compute/resource-manager/Microsoft.Compute/DiskRP/stable/2025-01-02/DiskRP.json",
 )
+def _coerces(kind: str, value: object) -> bool:
+    """Whether ARM reads `value` as a `kind` although its JSON type differs: its deserializer
+    takes "true"/"false" for a boolean and a numeric string for a number (libcloud's Azure
+    driver sends `"disablePasswordAuthentication": "true"`, and the real API accepts it)."""
+    if not isinstance(value, str):
+        return False
+    if kind == "boolean":
+        return value.lower() in ("true", "false")
+    if kind in ("integer", "number"):
+        try:
+            number = float(value)
+        except ValueError:
+            return False
+        return kind == "number" or number.is_integer()
+    return False
+
+
 _SCALARS = {
     "string": (str,),
     "integer": (int,),
@@ -180,6 +197,7 @@ class SpecIndex:
                 self._validate(file, schema.get("items", {}), item, f"{where}[{i}]", problems, request=request)
         elif kind in _SCALARS:
             ok = isinstance(value, _SCALARS[kind]) and not (kind != "boolean" and isinstance(value, bool))
+            ok = ok or _coerces(kind, value)
             if not ok:
                 problems.append(f"{where}: expected {kind}, got {type(value).__name__}")
             elif "enum" in schema and not schema.get("x-ms-enum", {}).get("modelAsString", False):
