@@ -4,6 +4,7 @@ redaction filter catches secrets a caller should never have logged."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -137,7 +138,7 @@ def test_an_unexpected_exception_is_logged_with_its_traceback_and_named(tmp_path
 def test_the_redaction_filter_catches_keys_tokens_and_pem_blocks(tmp_path):
     pair = new_ed25519("cast")
     private, public = pair.private, pair.public
-    wg_private = "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHg="
+    wg_private = base64.b64encode(os.urandom(32)).decode()  # shaped like a WireGuard private key
     secrets = {
         "pem": private.decode(),
         "wg": f"[Interface]\nPrivateKey = {wg_private}\nAddress = 10.4.0.1/32",
