@@ -113,7 +113,7 @@ def addresses_in_use(machine: MachineConfig) -> list[InUse]:
     proxy variables, pip configuration and apt sources resolve to."""
     found: list[InUse] = []
     if machine.run_ip:
-        found += _from_ip()
+        found += routed()
     hosts: dict[str, str] = {}  # host name -> where it was named
     found += _from_hosts_file(machine.hosts_file, hosts)
     for name in PROXY_VARIABLES:
@@ -145,7 +145,8 @@ _ROUTE_TYPES = {"local", "broadcast", "unicast", "multicast", "anycast", "blackh
                 "throw", "nat"}
 
 
-def _from_ip() -> list[InUse]:
+def routed() -> list[InUse]:
+    """This machine's routes (not the default), interface addresses and neighbours, as `ip` shows them."""
     found: list[InUse] = []
     commands = {
         ("ip", "-4", "route", "show", "table", "all"): "a route",

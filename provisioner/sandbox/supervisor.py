@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -44,7 +45,7 @@ from ..regions import load_region_map
 from ..retry import backoff_delays
 from .aws_fault_proxy import FaultProxy
 from .emulator import CONTROL_TOKEN_ENV, EmulatedVm, EmulatorServer
-from .pools import DEFAULT_BLOCK, pools_of
+from .pools import DEFAULT_BLOCK, pools_of, routed
 
 LOG = logging.getLogger("cast.sandbox")
 STATE_FILE = "sandbox.json"
@@ -333,23 +334,14 @@ class Sandbox:
 
 
 def check_pools(pools: Iterable[str]) -> None:
-    """Refuse to start when this machine already routes a pool (its own network): the
-    sandbox would take that traffic over."""
-    import ipaddress
-    import subprocess
-
-    routes = subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True, check=True).stdout
-    for line in routes.splitlines():
-        destination = line.split()[0]
-        if destination == "default":
-            continue
-        network = ipaddress.IPv4Network(destination, strict=False)
-        for pool in pools:
-            if network.overlaps(ipaddress.IPv4Network(pool)):
-                raise SandboxPoolError(
-                    f"this machine already routes {network} ({line.strip()}): another sandbox runs, "
-                    f"or the machine's own network uses it; the sandbox's pool {pool} would take it over"
-                )
+    """Refuse to start when this machine already routes a pool (another sandbox that started
+    since `cast sandbox up` checked the whole block): the sandbox would take that traffic over."""
+    in_use = routed()
+    for pool in pools:
+        for used in in_use:
+            if used.network.overlaps(ipaddress.IPv4Network(pool)):
+                raise SandboxPoolError(f"{used.source}: another sandbox runs, or the machine's own network "
+                                       f"uses it; the sandbox's pool {pool} would take it over")
 
 
 class SandboxPoolError(CastError):
