@@ -74,24 +74,23 @@ class TagsAndFirewalls:
         return targets
 
     def _post_tags_id_resources(self, request: Request, body: dict[str, Any], name: str) -> Response:
-        if name not in self.tags:
-            return not_found()
-        targets = self._tag_targets(body)
-        if isinstance(targets, Response):
-            return targets
-        for d in targets:
-            if name not in d.tags:
-                d.tags.append(name)
-        return Response(204)
+        return self._retag(body, name, tag=True)
 
     def _delete_tags_id_resources(self, request: Request, body: dict[str, Any], name: str) -> Response:
+        return self._retag(body, name, tag=False)
+
+    def _retag(self, body: dict[str, Any], name: str, *, tag: bool) -> Response:
+        """Tag (or untag) the resources `body` names with the existing tag `name`."""
         if name not in self.tags:
             return not_found()
         targets = self._tag_targets(body)
         if isinstance(targets, Response):
             return targets
         for d in targets:
-            d.tags = [t for t in d.tags if t != name]
+            if not tag:
+                d.tags = [t for t in d.tags if t != name]
+            elif name not in d.tags:
+                d.tags.append(name)
         return Response(204)
 
     # --- firewalls ---------------------------------------------------------------------
