@@ -1,0 +1,121 @@
+"""The ingress contract: a load balancer per cloud in front of that cloud's workers, and the
+DNS zone that holds the cluster's round-robin A records. Written once, like `base.Cloud`.
+
+A cloud's provider implements `LoadBalancing` beside `base.Cloud` (same rules: official SDK,
+errors mapped, lookups by the cluster's UUID, ensures idempotent and dry-run safe, blocking
+with polling and a deadline). A DNS provider implements `DnsZone`; records take no tags, so
+ownership is not the zone's business: the cloud-blind ingress step keeps a TXT owner record
+beside each name it manages and never touches a name it does not own.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .base import CloudTarget, ClusterRef, Ensured, Vm
+
+HTTP_NODEPORT = 30080  # the ingress controller's fixed NodePorts on every worker
+HTTPS_NODEPORT = 30443
+HEALTH_PATH = "/healthz"  # answered 200 by ingress-nginx's default server on the HTTP port
+
+
+@dataclass(frozen=True)
+class Forward:
+    """One TCP port on the load balancer forwarded to one NodePort on the backends."""
+
+    listen: int
+    node_port: int
+
+
+@dataclass(frozen=True)
+class BalancerPlan:
+    """What the cluster wants of one cloud's load balancer: its forwards, its health check
+    (HTTP GET `health_path` on `health_port`, 200 = healthy) and its backends (node names:
+    that cloud's workers, and only them)."""
+
+    forwards: tuple[Forward, ...] = (Forward(80, HTTP_NODEPORT), Forward(443, HTTPS_NODEPORT))
+    health_port: int = HTTP_NODEPORT
+    health_path: str = HEALTH_PATH
+    backends: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BalancerEnsured(Ensured):
+    """What ensure_load_balancer found or made: `address` is the balancer's public IPv4
+    (None only in a dry run before it exists), `backends` the node names now registered."""
+
+    address: str | None = None
+    backends: tuple[str, ...] = ()
+
+
+class LoadBalancing(ABC):
+    """The load-balancer half of a provider (mixed into its `Provider` beside `base.Cloud`)."""
+
+    @abstractmethod
+    def ensure_load_balancer(
+        self, target: CloudTarget, plan: BalancerPlan, workers: Sequence[Vm], *, dry_run: bool = False
+    ) -> BalancerEnsured:
+        """The cluster's one L4 load balancer on this cloud, with a static public IPv4, the
+        plan's forwards and health check, and exactly `workers` (the VMs named in
+        `plan.backends`) as backends: missing backends are added, others removed, live.
+        Everything made carries the cluster's UUID (tags, labels, or name and description
+        where the cloud takes no tags). Idempotent; dry_run changes nothing."""
+
+    @abstractmethod
+    def find_load_balancer(self, cluster: ClusterRef) -> BalancerEnsured | None:
+        """The cluster's load balancer as the cloud reports it, or None."""
+
+    @abstractmethod
+    def delete_load_balancer(self, target: CloudTarget) -> None:
+        """Delete the cluster's load balancer and everything made for it (rules, pools,
+        health checks, its public IP) and block until gone. Harmless when none exists.
+        delete-cluster runs this before the networks go."""
+
+
+@dataclass(frozen=True)
+class RecordSet:
+    """All records of one type at one name. `name` is absolute, without the trailing dot
+    ("apps.example.com"); TXT values are given unquoted."""
+
+    name: str
+    type: str  # "A" or "TXT"
+    values: tuple[str, ...]
+    ttl: int = 60
+
+
+class DnsZone(ABC):
+    """The user's zone that holds `domain`, on one DNS provider, found by the longest zone
+    name that is a suffix of the domain. Raises InputError (exit 2) naming the domain and the
+    provider when the account has no such zone."""
+
+    provider: str = ""
+
+    @abstractmethod
+    def record_sets(self, name: str) -> list[RecordSet]:
+        """The record sets at exactly `name` (every type)."""
+
+    @abstractmethod
+    def upsert(self, record: RecordSet) -> None:
+        """Create or replace the record set of `record.type` at `record.name`."""
+
+    @abstractmethod
+    def delete(self, record: RecordSet) -> None:
+        """Delete the record set of `record.type` at `record.name`; absent counts as done."""
+
+
+DNS_PROVIDERS = {
+    "route53": "provisioner.clouds.aws_dns",
+    "clouddns": "provisioner.clouds.gcp_dns",
+    "azuredns": "provisioner.clouds.azure_dns",
+    "digitalocean": "provisioner.clouds.do_dns",
+}
+
+
+def open_dns(provider: str, domain: str) -> DnsZone:
+    """The zone holding `domain` on DNS `provider` (a key of DNS_PROVIDERS), its module and SDK
+    imported on first use. Raises KeyError for an unknown provider."""
+    zone: type[DnsZone] = importlib.import_module(DNS_PROVIDERS[provider]).Zone
+    return zone(domain)  # type: ignore[call-arg]
