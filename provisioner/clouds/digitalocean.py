@@ -29,7 +29,7 @@ from ..parallel import gather
 from ..progress import report
 from ..retry import wait_until
 from ..teardown import Deletable, delete_in_passes
-from . import do_droplets, do_firewall
+from . import do_droplets, do_firewall, do_lb
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 from .do_client import CLOUD, ApiError, DoApi
 
@@ -395,7 +395,7 @@ class Provider(Cloud):
         resources = self._resources(cluster, vpcs, droplets, firewalls, keys, uuid_tags)
         uuid_tag = tags.uuid_tag_string(cluster.uuid)
         droplets_key = f"droplets tagged {uuid_tag}"
-        items: list[Deletable] = []
+        items: list[Deletable] = do_lb.deletables(self.api, cluster)  # before the VPC and the tags
         if any(r.kind == "droplet" for r in resources):
             items.append(Deletable(droplets_key, self._droplet_deleter(uuid_tag)))
         blockers = frozenset(i.key for i in items)

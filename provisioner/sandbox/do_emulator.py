@@ -1,18 +1,18 @@
 """A DigitalOcean API emulator on loopback: the part of /v2/ cast and common clients use,
 behaving like the real API for any client.
 
-- VPCs (create, get, list, delete, members). A create whose ip_range overlaps another VPC of
-  the account, or is not a private (RFC 1918) range of /16 to /28, gets 422. A delete while
-  the VPC has members gets 403 (as the description documents); a deleted droplet stays a
-  member for `member_linger_s`, as on the real API. The first VPC of a region becomes its
-  default (`default: true`), which cannot be deleted (403), as the API reference says; a
-  droplet created without `vpc_uuid` goes into its region's default VPC, made when the
-  region has none.
+- VPCs (create, get, list, delete, members: droplets and load balancers). A create whose
+  ip_range overlaps another VPC of the account, or is not a private (RFC 1918) range of
+  /16 to /28, gets 422. A delete while the VPC has members gets 403 (as the description
+  documents); a deleted droplet stays a member for `member_linger_s`, as on the real API.
+  The first VPC of a region becomes its default (`default: true`), which cannot be deleted
+  (403), as the API reference says; a droplet created without `vpc_uuid` goes into its
+  region's default VPC, made when the region has none.
 - SSH keys (a public key that is not one gets the API's 422) and the account here; droplets,
   their actions and the catalog (`/v2/regions`, `/v2/sizes`, `/v2/images`; an unknown
   region, size or image, or a size not sold in the region, gets the API's 422) in
-  do_droplets; tags and firewalls in do_tagging. Every `created_at` is fixed when the
-  resource is made.
+  do_droplets; tags and firewalls in do_tagging; load balancers in do_balancers; domains
+  and their records in do_domains. Every `created_at` is fixed when the resource is made.
 - A droplet is `new` for `boot_delay_s` (per name with `slow_boot`), then `active` with a
   public IPv4 from its public pool (198.18.3.0/24 unless given another; see pools.py) and a
   private one inside its VPC.
@@ -23,7 +23,10 @@ behaving like the real API for any client.
   on this machine: a violation is recorded in `errors` and refused (404 for an unknown path,
   else 422 as the API refuses what it cannot process). Like the API, the
   emulator ignores unknown query parameters, reads null as absent and takes `{}` on DELETE.
-- Extra control route: POST /_emulator/boot {"match": "name-substring", "seconds": s}.
+- Extra control routes: POST /_emulator/boot {"match": "name-substring", "seconds": s};
+  GET /_emulator/load-balancers (the active balancers, their forwards, health check and
+  backends) and GET /_emulator/dns-zones (every domain's record sets), for the sandbox's
+  forwarder and DNS server.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from urllib.parse import unquote
 
 from ..keys import md5_fingerprint
 from . import do_catalog as catalog
+from .do_balancers import LoadBalancers
+from .do_domains import Domains
 from .do_droplets import LIMIT_MESSAGE, Droplet, DropletsAndCatalog
 from .do_openapi import OpenApiChecker, default_checker
 from .do_tagging import TagsAndFirewalls
@@ -73,7 +78,7 @@ def fingerprint(public_key: str) -> str:
     return md5_fingerprint(public_key)
 
 
-class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer):
+class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, LoadBalancers, Domains, EmulatorServer):
     """The emulator. `account_vpcs` pre-seeds the account with (name, region, ip_range)
     VPCs and `default_vpc_regions` with a default VPC in each of those regions (as an account
     that has used them has), both surviving `reset`; `token`, when given, is the only bearer token accepted."""
@@ -86,6 +91,7 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
         account_vpcs: Sequence[tuple[str, str, str]] = (),
         default_vpc_regions: Sequence[str] = (),
         boot_delay_s: float = 0.05,
+        lb_delay_s: float = 0.05,
         member_linger_s: float = 0.05,
         droplet_limit: int = 25,
         retry_after_s: int = 0,
@@ -99,6 +105,7 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
         self.seed_vpcs = list(account_vpcs)
         self.seed_default_regions = list(default_vpc_regions)
         self.boot_delay_s = boot_delay_s
+        self.lb_delay_s = lb_delay_s
         self.member_linger_s = member_linger_s
         self.droplet_limit = droplet_limit
         self.retry_after_s = retry_after_s
@@ -121,6 +128,8 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
         self.droplets: dict[int, Droplet] = {}
         self.firewalls: dict[str, dict[str, Any]] = {}
         self.actions: dict[int, dict[str, Any]] = {}
+        self.balancers: dict[str, dict[str, Any]] = {}
+        self.domains: dict[str, dict[int, dict[str, Any]]] = {}
         self._ids = itertools.count(1001)
         self._public = AddressPool(self.public_pool)
         for name, region, ip_range in self.seed_vpcs:
@@ -166,6 +175,7 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
                 d.private_ip = str(next(vpc.hosts))
                 d.netmask = str(ipaddress.IPv4Network(vpc.ip_range).netmask)
                 d.public_ip = self._public.next()
+        self._activate_balancers(now)
         for vpc in self.vpcs.values():
             vpc.gone_members = {i: gone for i, gone in vpc.gone_members.items() if gone[0] > now}
 
@@ -211,6 +221,10 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
             spec = request.json() or {}
             self.slow_boot(str(spec.get("match", "")), float(spec.get("seconds", 0)))
             return Response(204)
+        if request.method == "GET" and request.path.rstrip("/") in _SANDBOX_VIEWS:
+            with self.lock:
+                self._advance()
+                return Response(200, getattr(self, _SANDBOX_VIEWS[request.path.rstrip("/")])())
         return super()._control(request)
 
     def handle(self, request: Request) -> Response:
@@ -243,6 +257,8 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
             return error(501, "not_implemented", f"the emulator does not implement {request.method} {request.path}")
         ids = [p for p, s in zip(parts, shaped, strict=True) if s == "id"]
         body = without_nulls(body) or {}
+        if not isinstance(body, dict):  # where the description leaves a body's type open
+            return error(400, "bad_request", "The request body must be a JSON object.")
         missing = [f for f in _REQUIRED.get(route.__name__, ()) if f not in body]
         if missing:  # where the description leaves them optional but the API cannot do without
             return unprocessable(f"{missing[0]} is required.")
@@ -324,7 +340,9 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
     def _members(self, vpc: _Vpc) -> list[dict[str, Any]]:
         live = [(d.id, d.name, iso(d.created_at)) for d in self.droplets.values() if d.vpc_uuid == vpc.id]
         gone = [(i, name, created) for i, (_, name, created) in vpc.gone_members.items()]
-        return [{"urn": f"do:droplet:{i}", "name": n, "created_at": c} for i, n, c in live + gone]
+        balancers = [{"urn": f"do:loadbalancer:{lb['id']}", "name": lb["name"], "created_at": lb["created_at"]}
+                     for lb in self.balancers.values() if lb["vpc_uuid"] == vpc.id]
+        return [{"urn": f"do:droplet:{i}", "name": n, "created_at": c} for i, n, c in live + gone] + balancers
 
     def _get_vpcs_id_members(self, request: Request, body: Any, vpc_id: str) -> Response:
         vpc = self.vpcs.get(vpc_id)
@@ -371,10 +389,13 @@ class DigitalOceanEmulator(DropletsAndCatalog, TagsAndFirewalls, EmulatorServer)
         del self.keys[key["id"]]
         return Response(204)
 
+_SANDBOX_VIEWS = {"/_emulator/load-balancers": "balancers_for_sandbox", "/_emulator/dns-zones": "zones_for_sandbox"}
 _UNKNOWN_ROUTE = "in the OpenAPI description"  # "no such path in ...", "method not in ..."
 _HOSTNAME_MESSAGE = "Only valid hostname characters are allowed. (a-z, A-Z, 0-9, . and -)"
 _REQUIRED = {
     "_post_tags": ("name",), "_post_firewalls": ("name",), "_put_firewalls_id": ("name",),
     "_post_account_keys": ("name", "public_key"), "_post_vpcs": ("name", "region"),
-    "_post_droplets": ("size", "image"),
+    "_post_droplets": ("size", "image"), "_post_load_balancers": ("name", "forwarding_rules"),
+    "_put_load_balancers_id": ("name", "forwarding_rules"), "_post_load_balancers_id_forwarding_rules": (
+        "forwarding_rules",), "_post_domains": ("name",), "_put_domains_id_records_id": ("type",),
 }

@@ -71,6 +71,9 @@ def page(request: Request, base_url: str, key: str, items: list[Any]) -> Respons
 
 
 _COLLECTIONS = ("vpcs", "droplets", "firewalls", "actions")
+# after these any segment is an id: a tag name, a fingerprint, an image slug, a domain name,
+# and ids the API takes as free strings (a load balancer's, a record's)
+_ANY_ID_AFTER = ("tags", "keys", "images", "load_balancers", "domains", "records")
 
 
 def _is_id(segment: str) -> bool:
@@ -85,12 +88,12 @@ def _is_id(segment: str) -> bool:
 
 def shape(parts: list[str]) -> list[str]:
     """Path segments with ids folded to `id`, giving the handler's name: vpcs/X/members ->
-    vpcs_id_members. After tags/, keys/ and images/ any segment is an id (a tag name, a
-    fingerprint, an image slug)."""
+    vpcs_id_members. After tags/, keys/, images/, load_balancers/, domains/ and records/ any
+    segment is an id (_ANY_ID_AFTER)."""
     shaped = []
     for i, p in enumerate(parts):
         before = parts[i - 1] if i else ""
-        is_id = before in ("tags", "keys", "images") or (before in _COLLECTIONS and _is_id(p))
+        is_id = before in _ANY_ID_AFTER or (before in _COLLECTIONS and _is_id(p))
         shaped.append("id" if is_id else p)
     return shaped
 

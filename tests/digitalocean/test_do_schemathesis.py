@@ -23,7 +23,16 @@ def test_every_served_operation_answers_as_the_description_declares(emulator):
     assert outcome.failures == {}
     served = set(outcome.operations)
     assert {"POST /v2/droplets", "GET /v2/droplets/{droplet_id}", "GET /v2/sizes", "GET /v2/images",
-            "GET /v2/regions", "POST /v2/vpcs", "GET /v2/actions/{action_id}"} <= served
+            "GET /v2/regions", "POST /v2/vpcs", "GET /v2/actions/{action_id}", "POST /v2/load_balancers",
+            "PUT /v2/load_balancers/{lb_id}", "POST /v2/load_balancers/{lb_id}/droplets", "POST /v2/domains",
+            "POST /v2/domains/{domain_name}/records",
+            "PATCH /v2/domains/{domain_name}/records/{domain_record_id}"} <= served
     assert outcome.examples >= 3 * len(served)
+    # The description leaves the type of a load balancer's droplets and forwarding-rules bodies
+    # open, so schemathesis also sends JSON null there: refused and recorded, as the API refuses it.
+    untyped = [e for e in emulator.errors
+               if e.endswith(": a JSON body is required") and " /v2/load_balancers/{lb_id}/" in e]
+    assert emulator.errors == untyped
+    emulator.errors.clear()
     # generated bodies carry properties the description does not list: ignored, like the API
     emulator.unknown_properties.clear()
