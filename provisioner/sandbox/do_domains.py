@@ -43,7 +43,8 @@ class Domains:
                  f"{name}. IN SOA {NAME_SERVERS[0]}. hostmaster.{name}. 1415982609 10800 3600 604800 1800"]
         for r in self.domains[name].values():
             owner = f"{name}." if r["name"] == "@" else f"{r['name']}.{name}."
-            data = f'"{r["data"]}"' if r["type"] == "TXT" else r["data"]
+            data = {"TXT": f'"{r["data"]}"', "NS": f"{r['data']}.", "CNAME": f"{r['data']}.",
+                    "MX": f"{r['priority']} {r['data']}."}.get(r["type"], r["data"])
             lines.append(f"{owner} {r['ttl']} IN {r['type']} {data}")
         return "\n".join(lines) + "\n"
 
