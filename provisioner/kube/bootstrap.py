@@ -21,11 +21,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from ..textcheck import is_node_address
-from . import cni, kubeadm, paths
+from . import addons, cni, kubeadm, paths
+from .addons import IngressSettings
 from .kubeadm import KubeNode
 
-__all__ = ["BootstrapPlan", "File", "KubeNode", "NodeBootstrap", "bootstrap_plan", "first_master",
-           "hosts_command", "init_bootstrap", "join_bootstrap", "refresh_join_material"]
+__all__ = ["BootstrapPlan", "File", "IngressSettings", "KubeNode", "NodeBootstrap", "bootstrap_plan",
+           "first_master", "hosts_command", "init_bootstrap", "join_bootstrap", "refresh_join_material"]
 
 SECRET_MODE = 0o600
 PUBLIC_MODE = 0o644
@@ -127,26 +128,28 @@ def _masters(nodes: Sequence[KubeNode]) -> list[KubeNode]:
 
 
 def init_bootstrap(cluster: str, nodes: Sequence[KubeNode], *, token: str, certificate_key: str,
-                   kubernetes_version: str) -> NodeBootstrap:
+                   kubernetes_version: str, ingress: IngressSettings | None = None) -> NodeBootstrap:
     """The first master's bootstrap: the endpoint name in /etc/hosts, `kubeadm init` from
-    paths.INIT_CONFIG with the certificates uploaded for the other masters, then flannel.
+    paths.INIT_CONFIG with the certificates uploaded for the other masters, then flannel, then,
+    when the cluster has `ingress`, ingress-nginx and cert-manager (kube/addons.py).
     Raises ValueError on malformed nodes or material."""
     kubeadm.check_nodes(nodes)
     first = first_master(nodes)
     config = kubeadm.init_config(cluster, first, _masters(nodes), token=token, certificate_key=certificate_key,
                                  kubernetes_version=kubernetes_version)
     network = cni.cni_files(paths.ADMIN_KUBECONFIG)
+    extra = addons.addon_files(paths.ADMIN_KUBECONFIG, ingress) if ingress else addons.AddonFiles((), (), ())
     init = _once(paths.INIT_DONE, f"kubeadm init --config {paths.INIT_CONFIG} --upload-certs >/dev/null",
                  CONTROL_PLANE_HEALTHY)
     return NodeBootstrap(
         node=first.name,
         role=first.role,
-        prepare=_prepare(paths.CAST_DIR, paths.FLANNEL_DIR),
+        prepare=_prepare(paths.CAST_DIR, paths.FLANNEL_DIR, *extra.directories),
         files=(
             File(paths.INIT_CONFIG, SECRET_MODE, config, secret=True),
-            *(File(path, PUBLIC_MODE, text) for path, text in network.files),
+            *(File(path, PUBLIC_MODE, text) for path, text in network.files + extra.files),
         ),
-        commands=(hosts_command(cluster, first), init, *network.commands),
+        commands=(hosts_command(cluster, first), init, *network.commands, *extra.commands),
         cleanup=(f"rm -f {paths.INIT_CONFIG}",),
     )
 
@@ -198,18 +201,20 @@ def join_bootstrap(cluster: str, node: KubeNode, first: KubeNode, *, token: str,
 
 
 def bootstrap_plan(cluster: str, nodes: Sequence[KubeNode], *, token: str, certificate_key: str,
-                   ca_cert_hash: str, kubernetes_version: str, joined: Collection[str] = ()) -> BootstrapPlan:
+                   ca_cert_hash: str, kubernetes_version: str, joined: Collection[str] = (),
+                   ingress: IngressSettings | None = None) -> BootstrapPlan:
     """The plan for `nodes`: the first master's init and refresh, and a join for every other
     node not in `joined` (masters by name, then workers by name); the refresh uploads the
-    certificates only when a master is among them. `kubernetes_version` is the version the
-    nodes installed (their boot marker's, e.g. v1.36.2). `ca_cert_hash` is known only after
-    init: call `init_bootstrap` alone before it. Raises ValueError on malformed nodes or
+    certificates only when a master is among them; `ingress` adds the ingress add-ons to the
+    init (see init_bootstrap). `kubernetes_version` is the version the nodes installed (their
+    boot marker's, e.g. v1.36.2). `ca_cert_hash` is known only after init: call
+    `init_bootstrap` alone before it. Raises ValueError on malformed nodes or
     material; no message quotes a secret."""
     kubeadm.check_nodes(nodes)
     kubeadm.check_join_material(token, certificate_key, ca_cert_hash)
     first = first_master(nodes)
     init = init_bootstrap(cluster, nodes, token=token, certificate_key=certificate_key,
-                          kubernetes_version=kubernetes_version)
+                          kubernetes_version=kubernetes_version, ingress=ingress)
     others = sorted((n for n in nodes if n.name != first.name and n.name not in joined),
                     key=lambda n: (n.role != "master", n.name))
     joins = tuple(

@@ -12,6 +12,8 @@ JOIN_CONFIG = f"{CAST_DIR}/kubeadm-join.yaml"
 INIT_DONE = f"{CAST_DIR}/init.done"
 JOIN_DONE = f"{CAST_DIR}/join.done"
 FLANNEL_DIR = f"{CAST_DIR}/flannel"
+INGRESS_NGINX_DIR = f"{CAST_DIR}/ingress-nginx"
+CERT_MANAGER_DIR = f"{CAST_DIR}/cert-manager"
 
 # kubeadm's: the cluster's CA certificate (its public key is the join pin) and the admin
 # kubeconfig (cluster-admin credentials; the first master's is fetched for the user).

@@ -56,3 +56,52 @@ FLANNEL_IMAGES = (
     PinnedImage("ghcr.io/flannel-io/flannel-cni-plugin", "v1.9.1-flannel3",
                 "sha256:9fccdf677e6e26e76a4aa60da2113bab9852e8317287ba51b2c29778d2351345"),
 )
+
+# The ingress controller (provisioner/kube/ingress_nginx.py): ingress-nginx's bare-metal manifest
+# (a Service of type NodePort) as the repository holds it at the release tag, the file its
+# install guide applies, pinned by its SHA-256
+# (git show controller-v1.15.1:deploy/static/provider/baremetal/deploy.yaml | sha256sum, computed
+# here on 2026-12-01 from the tag's commit 0a5901f3c64f, 2026-03-19). v1.15.1 is the newest
+# release: the Kubernetes project announced ingress-nginx's retirement, with no releases after
+# March 2026; a successor controller would be a new pin, with its own manifest and digests.
+INGRESS_NGINX_VERSION = "v1.15.1"
+INGRESS_NGINX_MANIFEST_URL = (
+    "https://raw.githubusercontent.com/kubernetes/ingress-nginx/"
+    f"controller-{INGRESS_NGINX_VERSION}/deploy/static/provider/baremetal/deploy.yaml"
+)
+INGRESS_NGINX_MANIFEST_SHA256 = "16b9b62df45b8ed8f1ecaed0341d583b3360e4b63c41fe00413f6a1fa2f95bec"
+# The images that manifest names: ingress-nginx publishes them as tag@digest in the manifest
+# itself (the digests below are those, read from the file above; the kustomization pins them
+# again so that a change upstream cannot slip in through a re-downloaded file).
+INGRESS_NGINX_IMAGES = (
+    PinnedImage("registry.k8s.io/ingress-nginx/controller", INGRESS_NGINX_VERSION,
+                "sha256:594ceea76b01c592858f803f9ff4d2cb40542cae2060410b2c95f75907d659e1"),
+    PinnedImage("registry.k8s.io/ingress-nginx/kube-webhook-certgen", "v1.6.9",
+                "sha256:01038e7de14b78d702d2849c3aad72fd25903c4765af63cf16aa3398f5d5f2dd"),
+)
+
+# The certificate manager (provisioner/kube/cert_manager.py): cert-manager's static install
+# manifest, a release asset (not in the repository: it is rendered from the Helm chart at release
+# time), pinned by its SHA-256. It could not be downloaded here; the figure is a third party's
+# record of the file as released (a vendoring note, "cert-manager v1.21.1 - provenance", made on
+# 2026-09-04: 13960 lines, 6 CRDs, 3 Deployments, 1 Namespace, no Helm hook or Job). v1.21
+# supports Kubernetes 1.33 and newer. Check it, and take new figures on every bump, with
+#   curl -fsSL <CERT_MANAGER_MANIFEST_URL> | sha256sum
+# A wrong figure fails closed: the node refuses the file (sha256sum --check) and applies nothing.
+CERT_MANAGER_VERSION = "v1.21.1"
+CERT_MANAGER_MANIFEST_URL = (
+    f"https://github.com/cert-manager/cert-manager/releases/download/{CERT_MANAGER_VERSION}/cert-manager.yaml"
+)
+CERT_MANAGER_MANIFEST_SHA256 = "5f6a499b8c1857d57f560f536e0dcc830914b45c420899fe7ad0692c8624e408"
+# Its three images by the digest of their multi-arch index, from the same record (resolved there
+# from quay.io's registry API, the docker-content-digest of each tag's manifest list); the
+# controller and cainjector digests agree with a second, independent third-party record of
+# v1.21.1. Check with: crane digest quay.io/jetstack/cert-manager-controller:v1.21.1
+CERT_MANAGER_IMAGES = (
+    PinnedImage("quay.io/jetstack/cert-manager-controller", CERT_MANAGER_VERSION,
+                "sha256:416a2d76870d996460e62bd7f521bf14fa017be9e3e904aab92163a331fcb61a"),
+    PinnedImage("quay.io/jetstack/cert-manager-cainjector", CERT_MANAGER_VERSION,
+                "sha256:ccf6b919ec0500745a47a910118f834f9636d0aac1ff221245cd2557ed8c7c98"),
+    PinnedImage("quay.io/jetstack/cert-manager-webhook", CERT_MANAGER_VERSION,
+                "sha256:d8b3961b51c8c7320633f8208dc46bf88aa13804d0f7cbe48a096b2c523cee42"),
+)

@@ -1,9 +1,10 @@
 """The sample cluster the expected files show: `demo`, 2 masters and 2 workers on AWS and GCP,
-with fixed join material (a real run makes fresh ones)."""
+with ingress (its ACME contact ops@example.com) and fixed join material (a real run makes fresh
+ones)."""
 
 from __future__ import annotations
 
-from provisioner.kube.bootstrap import BootstrapPlan, KubeNode, NodeBootstrap, bootstrap_plan
+from provisioner.kube.bootstrap import BootstrapPlan, IngressSettings, KubeNode, NodeBootstrap, bootstrap_plan
 
 CLUSTER = "demo"
 NODES = (
@@ -16,13 +17,14 @@ TOKEN = "abcdef.0123456789abcdef"
 CERTIFICATE_KEY = "0123456789abcdef" * 4
 CA_HASH = "sha256:" + "5e" * 32
 KUBERNETES_VERSION = "v1.36.2"
+INGRESS = IngressSettings(email="ops@example.com")
 
 
 def sample_plan() -> BootstrapPlan:
     # Given in an order other than by name, as the engine may list them.
     given = (NODES[3], NODES[1], NODES[2], NODES[0])
     return bootstrap_plan(CLUSTER, given, token=TOKEN, certificate_key=CERTIFICATE_KEY,
-                          ca_cert_hash=CA_HASH, kubernetes_version=KUBERNETES_VERSION)
+                          ca_cert_hash=CA_HASH, kubernetes_version=KUBERNETES_VERSION, ingress=INGRESS)
 
 
 def listing(bootstrap: NodeBootstrap, what: str) -> str:
