@@ -156,8 +156,12 @@ class Balancers(LoadBalancing):
                            + f"; health check http :{plan.health_port}{plan.health_path})")
         elif _drifted(lb, body):
             actions.insert(0, f"repair load balancer {name} (its forwarding rules or health check)")
-        if dry_run or not actions:
+        if dry_run:
             return self._ensured(lb, members, actions)
+        if not actions and lb is not None:  # all in place; one still being made (a run killed) is waited for
+            if lb.get("status") != "active" or not lb.get("ip"):
+                lb = self._wait_active(str(lb["id"]), name)
+            return self._ensured(lb, members)
         # Droplets can only be tagged with a tag that exists; creating one that does is a no-op.
         self.api.call(f"create tag {tag}", lambda c: c.tags.create, body={"name": tag})
         self._retag(tag, joining, add=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import urllib.error
 import urllib.request
 from dataclasses import replace
 
@@ -14,7 +15,9 @@ import pytest
 from provisioner.clouds.balancing import HEALTH_PATH, HTTP_NODEPORT, HTTPS_NODEPORT, BalancerPlan, Forward
 from provisioner.clouds.do_client import ApiError
 from provisioner.clouds.do_lb import Balancers, member_tag
+from provisioner.retry import DeadlineError
 from provisioner.sandbox.do_emulator import PUBLIC_POOL, DigitalOceanEmulator
+from provisioner.sandbox.emulator import CONTROL_TOKEN_HEADER
 
 from .conftest import REGION, build, make_target, raw, vm_requests
 from .test_do_recorded_shapes import _shape_gaps
@@ -184,3 +187,35 @@ def test_a_balancer_has_every_field_of_the_apis_own_example(emulator, provider, 
     assert status == 200 and _shape_gaps(example, ours) == []
     listed = raw(emulator, "GET", "/v2/load_balancers")[1]
     assert listed["meta"] == {"total": 1} and listed["load_balancers"] == [ours["load_balancer"]]
+
+
+def test_a_rerun_after_an_interrupted_create_waits_for_the_same_balancer(emulator, provider, balancers):
+    """kill -9 right after the create call: the re-run finds the balancer still `new`, makes no
+    second one and returns its address once it is active."""
+    target, workers = _cluster(provider, "lbd")
+    emulator.lb_delay_s = 0.3
+    patient = Balancers(REGION)
+    patient.poll_initial_s, patient.poll_max_s = 0.02, 0.05
+    patient.active_timeout_s = 0.0  # the first run gives up at once: as if it had died
+    with pytest.raises(DeadlineError):
+        patient.ensure_load_balancer(target, _plan(workers), workers)
+    (lb,) = emulator.balancers.values()
+    assert lb["status"] == "new"
+    again = balancers.ensure_load_balancer(target, _plan(workers), workers)
+    assert again.actions == () and again.address and len(emulator.balancers) == 1
+    assert again.resources[0].id == lb["id"]
+
+
+def test_the_sandbox_views_need_the_control_token(emulator):
+    emulator.control_token = "the-control-token"
+    try:
+        for view in ("load-balancers", "dns-zones"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{emulator.url}/_emulator/{view}", timeout=10)
+            assert refused.value.code == 401
+            request = urllib.request.Request(f"{emulator.url}/_emulator/{view}",
+                                             headers={CONTROL_TOKEN_HEADER: "the-control-token"})
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                assert json.loads(resp.read()) == []
+    finally:
+        emulator.control_token = None
