@@ -54,3 +54,30 @@ def test_a_malformed_or_wrong_authorization_gets_401(emulator):
     emulator.token = "the-one"
     assert raw(emulator, "GET", "/v2/account", token="another")[0] == 401
     assert raw(emulator, "GET", "/v2/account", token="the-one")[0] == 200
+
+
+def test_every_route_the_emulator_serves_is_an_operation_of_the_description(emulator):
+    """No handler answers a call the API does not have: each maps to a (method, path) of the
+    description, load balancers and domains included."""
+    if emulator.checker is None:
+        pytest.skip(f"DigitalOcean's OpenAPI description is not on this machine (set {ENV})")
+    methods = ("get", "post", "put", "patch", "delete")
+    served = {
+        f"{method.upper()} {template}"
+        for template, item in emulator.checker.document["paths"].items()
+        for method in item
+        if method in methods and emulator.serves(method, template)
+    }
+    handlers = {name for name in dir(emulator)
+                if name.startswith("_") and name.split("_")[1:2] and name.split("_")[1] in methods}
+    assert handlers == {_handler(op) for op in served}, "a handler without an operation of the description"
+    assert {"POST /v2/load_balancers", "DELETE /v2/load_balancers/{lb_id}/droplets", "GET /v2/domains",
+            "PATCH /v2/domains/{domain_name}/records/{domain_record_id}"} <= served
+
+
+def _handler(operation: str) -> str:
+    from provisioner.sandbox.do_wire import shape
+
+    method, template = operation.split()
+    parts = [("1" if p.startswith("{") else p) for p in template.split("/") if p][1:]
+    return f"_{method.lower()}_{'_'.join(shape(parts))}"
