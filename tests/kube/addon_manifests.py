@@ -16,9 +16,7 @@ import yaml
 
 from provisioner.kube.versions import (
     CERT_MANAGER_IMAGES,
-    CERT_MANAGER_MANIFEST_URL,
     INGRESS_NGINX_IMAGES,
-    INGRESS_NGINX_MANIFEST_URL,
 )
 
 INGRESS_NGINX_ENV = "CAST_INGRESS_NGINX_MANIFEST"
@@ -86,7 +84,6 @@ def upstream_or_skip(env: str, url: str) -> bytes:
     return found
 
 
-INGRESS_NGINX_URL, CERT_MANAGER_URL = INGRESS_NGINX_MANIFEST_URL, CERT_MANAGER_MANIFEST_URL
 
 
 def kustomize(directory: Path, files: dict[str, str | bytes]) -> subprocess.CompletedProcess[str]:
