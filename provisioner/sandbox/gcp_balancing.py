@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from .emulator import AddressPool, Request, Response
@@ -118,8 +119,17 @@ class BalancingApi(BackendsApi):
             "compute.forwardingRules.list": lambda r, p: region_list(self._store.forwarding_rules,
                                                                      "compute#forwardingRuleList")(r, p),
             "compute.forwardingRules.delete": self._rule_delete,
+            **{f"compute.{field}.aggregatedList": partial(self._aggregated_of, field)
+               for field in ("addresses", "targetPools", "forwardingRules")},
             **self.backend_handlers(),
         }
+
+    def _aggregated_of(self, field: str, request: Request, p: dict[str, str]) -> Response:
+        table = {"addresses": self._store.addresses, "targetPools": self._store.target_pools,
+                 "forwardingRules": self._store.forwarding_rules}[field]
+        kind = {"addresses": "compute#addressAggregatedList", "targetPools": "compute#targetPoolAggregatedList",
+                "forwardingRules": "compute#forwardingRuleAggregatedList"}[field]
+        return self._regional_aggregated(request, p["project"], table, kind, field)
 
     # --- addresses ---------------------------------------------------------------------
 

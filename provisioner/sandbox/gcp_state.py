@@ -197,6 +197,24 @@ class GcpState:
             body["nextPageToken"] = following
         return Response(200, body)
 
+    def _regional_aggregated(self, request: Request, project: str, table: dict[str, dict[str, Any]], kind: str,
+                             field_name: str) -> Response:
+        """An aggregatedList of a regional collection: every region scope, as `_aggregated`."""
+        items = [v for k, v in table.items() if k.startswith(f"projects/{project}/")]
+        page, following = self._page(request, items)
+        scopes: dict[str, dict[str, Any]] = {}
+        for region in sorted(gcp_catalog.ZONE_LETTERS):
+            scope = f"regions/{region}"
+            found = [i for i in page if i["region"].rsplit("/", 1)[-1] == region]
+            scopes[scope] = {field_name: found} if found else {"warning": {
+                "code": "NO_RESULTS_ON_PAGE", "message": f"There are no results for scope '{scope}' on this page.",
+                "data": [{"key": "scope", "value": scope}]}}
+        where = f"projects/{project}/aggregated/{field_name}"
+        body: dict[str, Any] = {"kind": kind, "id": where, "items": scopes, "selfLink": link(where)}
+        if following:
+            body["nextPageToken"] = following
+        return Response(200, body)
+
     @staticmethod
     def _get(table: dict[str, dict[str, Any]], key: str) -> Response:
         if key not in table:
