@@ -21,13 +21,19 @@ from typing import Any
 
 from . import gcp_discovery
 from .emulator import Request, Response
-from .gcp_common import ApiError, error, timestamp, valid_name
+from .gcp_common import ApiError, error, valid_name
 from .gcp_state import GcpState
 
 PREFIX = "/dns/v1/"
 NAME_SERVERS = [f"ns-cloud-a{i}.googledomains.com." for i in range(1, 5)]
 TYPES = ("A", "AAAA", "CAA", "CNAME", "MX", "NS", "PTR", "SOA", "SPF", "SRV", "TXT")
 MAX_PAGE = 1000
+
+
+def _timestamp() -> str:
+    """A time as Cloud DNS writes it (RFC 3339, milliseconds, `Z`; compute writes an offset)."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
 
 
 def _fqdn(name: str) -> str:
@@ -106,7 +112,7 @@ class DnsApi(GcpState):
         if key in self._store.dns_zones:
             raise ApiError(409, "alreadyExists", f"The resource 'entity.managedZone' named '{name}' already exists")
         zone = {"description": "", **body, "kind": "dns#managedZone", "name": name, "dnsName": dns_name.lower(),
-                "id": str(next(self._ids)), "creationTime": timestamp(), "nameServers": list(NAME_SERVERS),
+                "id": str(next(self._ids)), "creationTime": _timestamp(), "nameServers": list(NAME_SERVERS),
                 "visibility": body.get("visibility", "public")}
         self._store.dns_zones[key] = zone
         soa = f"{NAME_SERVERS[0]} cloud-dns-hostmaster.google.com. 1 21600 3600 259200 300"
@@ -235,7 +241,7 @@ class DnsApi(GcpState):
             records[(rrset["name"], rrset["type"])] = rrset
         self._store.dns_records[self._zone_key(p)] = records  # all or nothing, as the API applies a change
         changes = self._store.dns_changes[self._zone_key(p)]
-        change = {"kind": "dns#change", "id": str(len(changes) + 1), "startTime": timestamp(),
+        change = {"kind": "dns#change", "id": str(len(changes) + 1), "startTime": _timestamp(),
                   "additions": additions, "deletions": deletions, "_done_at": time.monotonic() + self._delay()}
         changes.append(change)
         return Response(200, self._change_view(change))
@@ -270,7 +276,9 @@ class DnsApi(GcpState):
 
 def _unquote(value: str) -> str:
     text = value.strip()
-    return text[1:-1].replace('\\"', '"') if len(text) >= 2 and text[0] == text[-1] == '"' else text
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return text
 
 
 def _page(request: Request, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
