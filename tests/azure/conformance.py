@@ -6,8 +6,7 @@ code and a body the specification declares (`status_code_conformance`,
 `content_type_conformance`, `response_schema_conformance`) and is no server error:
 - `check_world`: every served GET, on a small world of real resources (a group, a VNet and
   subnet, an NSG, public IPs, a Standard load balancer, a NIC in its pool, a VM and its disk),
-  so that the 200 bodies are checked,
-  not only the errors;
+  so that the 200 bodies are checked, not only the errors;
 - `fuzz`: cases schemathesis generates from the specifications (bodies included), with the
   subscription and resource group pinned to the world so that they reach the resource logic.
 Used by tests/azure/test_azure_schemathesis.py (bounded) and scripts/schemathesis_azure.py.
