@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any
 
 from ..errors import CloudError
+from ..parallel import gather
 from ..tags import CLUSTER_UUID, cluster_tags
 from ..teardown import Deletable, delete_in_passes
 from . import gcp_layout as layout
@@ -273,15 +274,14 @@ def find_parts(api: GcpApi, cluster: ClusterRef, region: str, zone: str | None) 
         return next((i for i in found if i.name == part_name(cluster, part)), None)
 
     regional = {"project": project, "region": region, "filter": name_filter}
-    parts = Parts(
-        address=one("AddressesClient", compute_v1.ListAddressesRequest(**regional), "ip"),
-        health_check=one("RegionHealthChecksClient", compute_v1.ListRegionHealthChecksRequest(**regional), "hc"),
-        service=one("RegionBackendServicesClient", compute_v1.ListRegionBackendServicesRequest(**regional), "bs"),
-        rule=one("ForwardingRulesClient", compute_v1.ListForwardingRulesRequest(**regional), "fr"),
-    )
-    if zone:
-        parts.group = one("InstanceGroupsClient", compute_v1.ListInstanceGroupsRequest(
-            project=project, zone=zone, filter=name_filter), "ig")
+    zonal = compute_v1.ListInstanceGroupsRequest(project=project, zone=zone, filter=name_filter) if zone else None
+    found = gather(  # one list per kind, all at once (teardown runs this too)
+        partial(one, "AddressesClient", compute_v1.ListAddressesRequest(**regional), "ip"),
+        partial(one, "RegionHealthChecksClient", compute_v1.ListRegionHealthChecksRequest(**regional), "hc"),
+        partial(one, "RegionBackendServicesClient", compute_v1.ListRegionBackendServicesRequest(**regional), "bs"),
+        partial(one, "ForwardingRulesClient", compute_v1.ListForwardingRulesRequest(**regional), "fr"),
+        partial(one, "InstanceGroupsClient", zonal, "ig") if zonal else lambda: None)
+    parts = Parts(address=found[0], health_check=found[1], service=found[2], rule=found[3], group=found[4])
     if parts.group is not None:
         request = compute_v1.ListInstancesInstanceGroupsRequest(
             project=project, zone=zone, instance_group=parts.group.name,

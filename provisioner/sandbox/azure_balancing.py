@@ -124,6 +124,17 @@ def _pool(state: AzureState, pool_id: str) -> dict[str, Any] | None:
     return next((p for p in lb.props.get("backendAddressPools", []) if p["id"].lower() == pool_id), None)
 
 
+def forget(state: AzureState, lb: Resource) -> None:
+    """A deleted load balancer's pools leave the NICs that joined them (no dangling references)."""
+    prefix = lb.key + "/backendaddresspools/"
+    for nic in state.of_type(NIC):
+        for conf in nic.props.get("ipConfigurations", []):
+            props = conf.get("properties", {})
+            if props.get("loadBalancerBackendAddressPools"):
+                props["loadBalancerBackendAddressPools"] = [
+                    p for p in props["loadBalancerBackendAddressPools"] if not _ref(p).startswith(prefix)]
+
+
 def pip_user(state: AzureState, pip: Resource) -> str | None:
     """The id of the load-balancer frontend that uses this public IP, if any."""
     for lb in state.of_type(LB):

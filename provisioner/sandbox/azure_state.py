@@ -318,6 +318,8 @@ class AzureState:
         self.resources.pop(res.key, None)
         for sub in self.children(res.key):
             self.resources.pop(sub.key, None)
+        if res.type == azure_balancing.LB:
+            azure_balancing.forget(self, res)
         if res.type != VM:
             return
         disk = res.props.get("storageProfile", {}).get("osDisk", {})

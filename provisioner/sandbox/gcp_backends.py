@@ -19,7 +19,8 @@ from .gcp_state import GcpState, rel_of
 HEALTH_CHECK_TYPES = {"HTTP": "httpHealthCheck", "TCP": "tcpHealthCheck"}
 
 
-def _in_use(kind: str, key: str, user: str) -> ApiError:
+def in_use(kind: str, key: str, user: str) -> ApiError:
+    """The API's refusal to delete `key` while `user` uses it."""
     return ApiError(400, "resourceInUseByAnotherResource",
                     f"The {kind} resource '{key}' is already being used by '{user}'")
 
@@ -142,7 +143,7 @@ class BackendsApi(GcpState):
         users = [k for k, s in self._store.backend_services.items()
                  if any(rel(b.get("group", "")) == key for b in s.get("backends", []))]
         if users:
-            raise _in_use("instanceGroup", key, users[0])
+            raise in_use("instanceGroup", key, users[0])
         del self._store.instance_groups[key]
         op = self._operation(p["project"], "zones", p["zone"], "delete", key, None, request.arg("requestId"),
                              target_id=group["id"])
@@ -211,7 +212,7 @@ class BackendsApi(GcpState):
             raise not_found(key)
         users = [k for k, s in self._store.backend_services.items() if key in map(rel, s.get("healthChecks", []))]
         if users:
-            raise _in_use("healthCheck", key, users[0])
+            raise in_use("healthCheck", key, users[0])
         del self._store.region_health_checks[key]
         op = self._operation(p["project"], "regions", p["region"], "delete", key, None, request.arg("requestId"),
                              target_id=check["id"])
@@ -292,7 +293,7 @@ class BackendsApi(GcpState):
             raise not_found(key)
         users = [k for k, rule in self._store.forwarding_rules.items() if rel(rule.get("backendService", "")) == key]
         if users:
-            raise _in_use("backendService", key, users[0])
+            raise in_use("backendService", key, users[0])
         del self._store.backend_services[key]
         op = self._operation(p["project"], "regions", p["region"], "delete", key, None, request.arg("requestId"),
                              target_id=service["id"])
