@@ -211,3 +211,16 @@ def test_a_plain_rest_client_reads_the_balancer(provider: Provider, balancers: B
     assert pip["properties"]["ipAddress"] == made.address and pip["properties"]["ipConfiguration"]["id"] == front["id"]
     missing = session.get(f"{emulator.url}{SUB}/resourceGroups/{group}/providers/{LB}/nope?{NET}", timeout=5)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "ResourceNotFound"
+
+
+@pytest.mark.parametrize("route", ["/_emulator/load-balancers", "/_emulator/dns-zones"])
+def test_the_control_routes_want_the_sandbox_token(emulator: AzureEmulator, route: str) -> None:
+    import requests
+
+    emulator.control_token = "sandbox-secret"
+    try:
+        assert requests.get(emulator.url + route, timeout=5).status_code == 401
+        answered = requests.get(emulator.url + route, headers={"X-Cast-Sandbox-Token": "sandbox-secret"}, timeout=5)
+        assert answered.status_code == 200 and isinstance(answered.json(), list)
+    finally:
+        emulator.control_token = None

@@ -209,3 +209,21 @@ def test_libcloud_runs_the_target_pool_kind(gce: Any, emulator: GcpEmulator) -> 
     assert rule.destroy() and pool.destroy() and check.destroy() and address.destroy()
     assert gce.destroy_node(node) and subnet.destroy() and network.destroy()
     assert emulator.violations == []
+
+
+@pytest.mark.parametrize("route", ["/_emulator/load-balancers", "/_emulator/dns-zones"])
+def test_the_control_routes_want_the_sandbox_token(emulator: GcpEmulator, route: str) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    emulator.control_token = "sandbox-secret"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(emulator.url + route)
+        assert refused.value.code == 401
+        request = urllib.request.Request(emulator.url + route, headers={"X-Cast-Sandbox-Token": "sandbox-secret"})
+        with urllib.request.urlopen(request) as answered:
+            assert answered.status == 200 and isinstance(json.loads(answered.read()), list)
+    finally:
+        emulator.control_token = None
