@@ -63,7 +63,17 @@ class AzureDns:
 
     def handle(self, request: Request, m: re.Match[str], group: dict[str, Any] | None) -> Response:
         """Serve one DNS request; `group` is the resource group's JSON (None for a
-        subscription-wide list). Callers hold the emulator's lock and have checked the group."""
+        subscription-wide list). Callers hold the emulator's lock and have checked the group.
+        A 2xx body that does not fit its model is the emulator's own drift: kept in `errors`."""
+        response = self._route(request, m, group)
+        if response.status < 300 and isinstance(response.body, dict):
+            model = "RecordSet" if m.group("rtype") else "Zone"
+            items = response.body.get("value", [response.body])
+            for item in items:
+                self._errors.extend(f"response: {p}" for p in model_problems(model, item, "body"))
+        return response
+
+    def _route(self, request: Request, m: re.Match[str], group: dict[str, Any] | None) -> Response:
         sub, zone, rtype, name = m.group("sub"), m.group("zone"), m.group("rtype"), m.group("name")
         if zone is None:
             _only(request, "GET")

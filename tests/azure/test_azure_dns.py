@@ -149,3 +149,14 @@ def test_a_plain_rest_client_lists_the_records(emulator: AzureEmulator, domain: 
         ("apps", [{"ipv4Address": "198.18.2.60"}])]
     zones = session.get(f"{emulator.url}{SUB}/providers/Microsoft.Network/dnszones?{DNS_API}", timeout=5).json()
     assert domain in [z["name"] for z in zones["value"]]
+
+
+def test_the_model_check_can_fail() -> None:
+    """The check the DNS routes go through (azure-mgmt-dns's models) reports what a model lacks."""
+    from provisioner.sandbox.azure_dns import model_problems
+
+    good = {"properties": {"TTL": 60, "ARecords": [{"ipv4Address": "198.18.2.1"}], "metadata": {"k": "v"}}}
+    assert model_problems("RecordSet", good, "body") == []
+    bad = {"properties": {"TTL": 60, "ARecords": [{"ipv4": "198.18.2.1"}], "fqdn": 7}}
+    assert model_problems("RecordSet", bad, "body") == [
+        "body.properties.ARecords[0]: unknown property 'ipv4'", "body.properties.fqdn: expected str, got int"]
