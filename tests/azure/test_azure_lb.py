@@ -224,3 +224,16 @@ def test_the_control_routes_want_the_sandbox_token(emulator: AzureEmulator, rout
         assert answered.status_code == 200 and isinstance(answered.json(), list)
     finally:
         emulator.control_token = None
+
+
+def test_a_rerun_through_a_throttled_call_makes_no_duplicate(provider: Provider, balancers: Balancers,
+                                                             emulator: AzureEmulator) -> None:
+    target, workers = cluster(provider, "lbrerun", workers=1)
+    balancers._put_pip(provider.group_of(target.cluster), target.cluster)  # a run that died after its first PUT
+    emulator.faults.add("throttle", next_n=1, match="/loadBalancers/")
+    made = balancers.ensure_load_balancer(target, plan_for(workers), workers)
+    assert not any(a.startswith("create public IP") for a in made.actions) and made.backends == ("lbrerun-az-w1",)
+    group = provider.group_of(target.cluster)
+    net = provider.session.network
+    assert [p.name for p in net.public_ip_addresses.list(group) if p.name.startswith("lbrerun-lb")] == ["lbrerun-lb-ip"]
+    assert [lb.name for lb in net.load_balancers.list(group)] == ["lbrerun-lb"]

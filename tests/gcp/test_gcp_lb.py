@@ -227,3 +227,17 @@ def test_the_control_routes_want_the_sandbox_token(emulator: GcpEmulator, route:
             assert answered.status == 200 and isinstance(json.loads(answered.read()), list)
     finally:
         emulator.control_token = None
+
+
+def test_a_rerun_after_a_crash_and_through_faults_makes_no_duplicate(
+        provider: Provider, balancers: Balancers, emulator: GcpEmulator) -> None:
+    target, workers = cluster(provider, workers=1)
+    balancers._insert_address(target.cluster)  # a run that died after its first create
+    emulator.faults.add("unavailable", next_n=1, match="/forwardingRules")  # and a 503 on the way
+    made = balancers.ensure_load_balancer(target, plan_for(workers), workers)
+    assert not any(a.startswith("reserve address") for a in made.actions)
+    _, listed = http(emulator, "GET", f"{BASE}/regions/{REGION}/addresses")
+    assert [a["name"] for a in listed["items"] if a["name"].startswith(f"cast-{target.cluster.short_id}")] == [
+        part_name(target.cluster, "ip")]
+    _, rules = http(emulator, "GET", f"{BASE}/regions/{REGION}/forwardingRules")
+    assert [r["IPAddress"] for r in rules["items"] if target.cluster.short_id in r["name"]] == [made.address]
