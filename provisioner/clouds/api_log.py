@@ -157,26 +157,44 @@ def hook_requests_session(session: Any, cloud: str = "gcp") -> None:
     session.hooks["response"].append(on_response)
 
 
+# Regional collections whose methods the discovery document names `region<Collection>` (the
+# global collection of the same path segment keeps the plain name).
+REGIONAL_TWINS = frozenset({"backendServices", "healthChecks", "instanceGroups", "instanceGroupManagers",
+                            "sslCertificates", "targetHttpProxies", "targetHttpsProxies", "targetTcpProxies",
+                            "urlMaps", "autoscalers", "disks", "networkEndpointGroups", "securityPolicies"})
+
+
 def gcp_operation(method: str, path: str) -> str:
     """`compute.instances.insert` for a compute v1 REST path, the way the discovery document
     names its methods (collection, then list/insert/get/delete/patch or a custom verb)."""
     parts = [unquote(p) for p in path.split("/") if p]
+    api = "dns" if parts[:1] == ["dns"] else "compute"  # Cloud DNS v1 beside compute v1
     if "projects" in parts:
         parts = parts[parts.index("projects") + 2:]
     scope = "global"
     if parts[:1] == ["aggregated"] and len(parts) > 1:
-        return f"compute.{parts[1]}.aggregatedList"
+        return f"{api}.{parts[1]}.aggregatedList"
     if parts[:1] == ["global"]:
         parts = parts[1:]
     elif parts[:1] in (["zones"], ["regions"]) and len(parts) > 2:
         scope, parts = parts[0][:-1], parts[2:]
     if not parts:
-        return f"compute.projects.{'get' if method == 'GET' else method.lower()}"
+        return f"{api}.projects.{'get' if method == 'GET' else method.lower()}"
+    if api == "dns" and len(parts) > 2 and parts[0] == "managedZones":  # .../managedZones/{z}/rrsets/{n}/{t}
+        collection = {"rrsets": "resourceRecordSets"}.get(parts[2], parts[2])
+        one = len(parts) > 3
+        verb = {"GET": "get" if one else "list", "POST": "create", "DELETE": "delete", "PATCH": "patch"}.get(
+            method, method.lower())
+        return f"dns.{collection}.{verb}"
     collection = f"{scope}Operations" if parts[0] == "operations" else parts[0]
+    if scope == "region" and collection in REGIONAL_TWINS:  # regionBackendServices beside backendServices
+        collection = "region" + collection[0].upper() + collection[1:]
     if len(parts) == 1:
         verb = {"GET": "list", "POST": "insert"}.get(method, method.lower())
     elif len(parts) == 2:
         verb = {"GET": "get", "DELETE": "delete", "PATCH": "patch", "PUT": "update"}.get(method, method.lower())
     else:
         verb = parts[2]
-    return f"compute.{collection}.{verb}"
+    if api == "dns" and verb == "insert":
+        verb = "create"
+    return f"{api}.{collection}.{verb}"

@@ -45,6 +45,7 @@ KINDS = {
     "microsoft.network/networkinterfaces": "network-interface",
     "microsoft.compute/virtualmachines": "vm",
     "microsoft.compute/disks": "disk",
+    "microsoft.network/loadbalancers": "load-balancer",
 }
 
 
@@ -310,5 +311,10 @@ class Provider(Cloud):
         def delete(name: str) -> Callable[[], None]:
             return lambda: self.lro(f"delete resource group {name}", lambda: rc.resource_groups.begin_delete(name))
 
-        delete_in_passes(CLOUD, [Deletable(f"resource-group {g}", delete(g)) for g in groups])
+        from . import azure_lb  # its load balancer and public IP first (the group would take them too)
+
+        balancers = azure_lb.Balancers(self.region, self.zone, provider=self)
+        lb = [i for g in groups for i in azure_lb.deletables(balancers, g, target.cluster)]
+        delete_in_passes(CLOUD, lb + [Deletable(f"resource-group {g}", delete(g), frozenset(i.key for i in lb))
+                                      for g in groups])
         self._groups.pop(target.cluster.uuid, None)

@@ -159,6 +159,13 @@ class AzureSession:
         return self._client("network", NetworkManagementClient)
 
     @property
+    def dns(self) -> Any:
+        """This thread's DnsManagementClient (azure-mgmt-dns)."""
+        from azure.mgmt.dns import DnsManagementClient
+
+        return self._client("dns", DnsManagementClient)
+
+    @property
     def compute(self) -> Any:
         """This thread's ComputeManagementClient."""
         from azure.mgmt.compute import ComputeManagementClient

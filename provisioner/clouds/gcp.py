@@ -309,10 +309,13 @@ class Provider(Cloud):
                                        compute_v1.DeleteNetworkRequest(project=project, network=n.name))
             for n in found_networks
         }
-        items = [Deletable(k, fn) for k, fn in {**instances, **firewalls}.items()]
+        from . import gcp_lb
+
+        balancer = gcp_lb.deletables(api, cluster, target.region, target.zone or self.zone)  # before the network
+        items = [Deletable(k, fn) for k, fn in {**instances, **firewalls}.items()] + balancer
         items += [Deletable(k, fn, frozenset(instances)) for k, fn in subnets.items()]
-        items += [Deletable(k, fn, frozenset(instances) | frozenset(firewalls) | frozenset(subnets))
-                  for k, fn in networks.items()]
+        items += [Deletable(k, fn, frozenset(instances) | frozenset(firewalls) | frozenset(subnets)
+                            | frozenset(i.key for i in balancer)) for k, fn in networks.items()]
         delete_in_passes(CLOUD, items, stall_budget_s=self.stall_budget_s, workers=self.max_workers)
 
     # --- lookups -----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from . import azure_balancing, azure_dns
 from . import azure_catalog as catalog
 from .azure_auth import unauthenticated
 from .azure_operations import LongRunning
@@ -65,7 +66,8 @@ _METHODS = {"operation": {"GET"}, "locations": {"GET"}, "providers": {"GET"}, "p
             "item": {"GET", "PUT", "DELETE"}, "list_all": {"GET"}}
 _NAMED = {"subscriptions": "sub", "resourcegroups": "group", "virtualnetworks": "name", "subnets": "name",
           "networksecuritygroups": "name", "publicipaddresses": "name", "networkinterfaces": "name",
-          "virtualmachines": "name", "locations": "location", "operations": "id", "operationresults": "id"}
+          "virtualmachines": "name", "loadbalancers": "name",
+          "dnszones": "zone", "locations": "location", "operations": "id", "operationresults": "id"}
 
 
 class AzureEmulator(LongRunning, EmulatorServer):
@@ -97,6 +99,7 @@ class AzureEmulator(LongRunning, EmulatorServer):
         self.errors: list[str] = []
         self._init_operations()
         self._group_deletes: dict[str, str] = {}  # group -> its delete operation's Location
+        self.dns = azure_dns.AzureDns(self._start, self.errors, lambda: self.retry_after)
         root = specs_dir or default_specs_dir()
         self.spec_check_off = specs_missing_reason(root)
         self.specs = None if self.spec_check_off else SpecIndex(root)
@@ -109,6 +112,7 @@ class AzureEmulator(LongRunning, EmulatorServer):
         self.errors.clear()
         self._ops.clear()
         self._group_deletes.clear()
+        self.dns.reset()
 
     def fault_kinds_for(self, request: Request) -> tuple[str, ...]:
         if request.method == "PUT" and "/microsoft.compute/virtualmachines/" in request.path.lower():
@@ -138,6 +142,18 @@ class AzureEmulator(LongRunning, EmulatorServer):
                                       created_at=res.created_at))
             return out
 
+    def _control(self, request: Request) -> Response:
+        """The base's control routes, and what the sandbox serves for real: the load balancers
+        (azure_balancing) and the DNS zones (azure_dns)."""
+        what = request.path.removeprefix("/_emulator/").strip("/")
+        if request.method == "GET" and what == "load-balancers":
+            with self.lock:
+                return Response(200, azure_balancing.load_balancers(self.state))
+        if request.method == "GET" and what == "dns-zones":
+            with self.lock:
+                return Response(200, self.dns.zones_view())
+        return super()._control(request)
+
     def route_of(self, request: Request) -> str:
         """The method and the path with subscription, group, names and operation ids folded."""
         parts = request.path.strip("/").split("/")
@@ -163,14 +179,23 @@ class AzureEmulator(LongRunning, EmulatorServer):
         refused = unauthenticated(request, self.token)
         if refused is not None:
             return refused
+        dns = azure_dns.matches(request.path)
         route, m = next(((n, m) for n, p in _ROUTES if (m := p.fullmatch(request.path))), (None, None))
-        if route is None or m is None:
+        if (route is None or m is None) and dns is None:
             return _error(404, "InvalidResourceType", f"No route for {request.method} {request.path}.")
         if "api-version" not in request.query:
             with self.lock:
                 self.errors.append(f"{request.method} {request.path}: the api-version query parameter is missing")
             return _error(400, "MissingApiVersionParameter",
                           "The api-version query parameter (?api-version=) is required for all requests.")
+        if dns is not None:  # checked against azure-mgmt-dns's models there (no DNS spec in the folder)
+            try:
+                with self.lock:
+                    group = self.state.live_group(dns.group("sub"), dns.group("rg")) if dns.group("rg") else None
+                    return self.dns.handle(request, dns, group)
+            except ArmError as exc:
+                return _error(exc.status, exc.code, exc.message, target=exc.target)
+        assert route is not None and m is not None
         if route != "operation" and not self._unspecified(route, request):
             problem = self._spec_problem(request)
             if problem:

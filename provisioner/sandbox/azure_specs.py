@@ -28,6 +28,7 @@ ROOT_FILES = (
     "specification/network/resource-manager/Microsoft.Network/stable/2024-10-01/networkSecurityGroup.json",
     "specification/network/resource-manager/Microsoft.Network/stable/2024-10-01/publicIpAddress.json",
     "specification/network/resource-manager/Microsoft.Network/stable/2024-10-01/networkInterface.json",
+    "specification/network/resource-manager/Microsoft.Network/stable/2024-10-01/loadBalancer.json",
     "specification/compute/resource-manager/Microsoft.Compute/ComputeRP/stable/2025-04-01/ComputeRP.json",
 )
 # Loaded when present (the emulator serves these operations unchecked otherwise): the

@@ -16,12 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import azure_views
+from . import azure_balancing, azure_views
 from .azure_catalog import ArmError, check_location, check_vm
 from .azure_views import DISK, NIC, NSG, PIP, SUBNET, VM, VNET
 from .emulator import AddressPool
 
-TOP_LEVEL = {t.lower(): t for t in (VNET, NSG, PIP, NIC, VM, DISK)}
+TOP_LEVEL = {t.lower(): t for t in (VNET, NSG, PIP, NIC, VM, DISK, azure_balancing.LB)}
 
 
 @dataclass
@@ -149,7 +149,8 @@ class AzureState:
             res.user_data, res.ssh_keys = existing.user_data, existing.ssh_keys
             res.created_at, res.guid, res.power = existing.created_at, existing.guid, existing.power
         {VNET: self._put_vnet, SUBNET: self._put_subnet, NSG: self._put_nsg, PIP: self._put_pip,
-         NIC: self._put_nic, VM: self._put_vm, DISK: self._put_disk}[rtype](res, existing)
+         NIC: self._put_nic, VM: self._put_vm, DISK: self._put_disk,
+         azure_balancing.LB: lambda r, e: azure_balancing.put_lb(self, r, e)}[rtype](res, existing)
         # The network spec's ProvisioningState enum has no Creating (a create shows Updating);
         # the compute one is a free string, and VMs show Creating while they are made.
         res.state = "Creating" if rtype == VM and not existing else "Updating"
@@ -221,6 +222,7 @@ class AzureState:
         nsg = _ref(res.props.get("networkSecurityGroup"))
         if nsg:
             self.get(nsg, "InvalidResourceReference")
+        azure_balancing.check_nic_pools(self, res)
 
     def _put_vm(self, res: Resource, existing: Resource | None) -> None:
         props = res.props
@@ -293,6 +295,8 @@ class AzureState:
                                f"Network security group {res.id} cannot be deleted because it is in use by {users[0]}.")
         elif res.type == PIP:
             users = [n.id for n in self.of_type(NIC) if res.key in self._nic_pips(n)]
+            front = azure_balancing.pip_user(self, res)
+            users += [front.rsplit("/frontendIPConfigurations/", 1)[0]] if front else []
             if users:
                 raise ArmError(400, "PublicIPAddressCannotBeDeleted",
                                f"Public IP address {res.id} can not be deleted since it is still allocated to "
@@ -314,6 +318,8 @@ class AzureState:
         self.resources.pop(res.key, None)
         for sub in self.children(res.key):
             self.resources.pop(sub.key, None)
+        if res.type == azure_balancing.LB:
+            azure_balancing.forget(self, res)
         if res.type != VM:
             return
         disk = res.props.get("storageProfile", {}).get("osDisk", {})

@@ -12,6 +12,8 @@ import copy
 import time
 from typing import TYPE_CHECKING, Any
 
+from . import azure_balancing
+
 if TYPE_CHECKING:
     from .azure_state import AzureState, Resource
 
@@ -84,6 +86,9 @@ def render(state: AzureState, res: Resource, *, instance_view: bool = False) -> 
             for conf in nic.props.get("ipConfigurations", []):
                 if _ref(conf.get("properties", {}).get("publicIPAddress")) == res.key:
                     props["ipConfiguration"] = {"id": conf["id"]}
+        front = azure_balancing.pip_user(state, res)
+        if front:
+            props["ipConfiguration"] = {"id": front}
     elif res.type == NIC:
         _nic_defaults(props, res)
         user = state.vm_of_nic(res)
@@ -97,6 +102,8 @@ def render(state: AzureState, res: Resource, *, instance_view: bool = False) -> 
             props["instanceView"] = vm_instance_view(state, res)
     elif res.type == DISK:
         _disk_view(state, res, out, props)
+    elif res.type == azure_balancing.LB:
+        azure_balancing.render_lb(state, res, props)
     return out
 
 

@@ -54,15 +54,16 @@ class Match:
     params: dict[str, str]
 
 
-def document_path() -> Path:
-    """Where the installed google-api-python-client keeps the compute v1 document."""
+def document_path(name: str = "compute.v1") -> Path:
+    """Where the installed google-api-python-client keeps the discovery document `name`
+    (compute.v1, dns.v1)."""
     try:
         import googleapiclient
     except ImportError as exc:
         raise DiscoveryNotFound("google-api-python-client is not installed") from exc
-    path = Path(googleapiclient.__file__).parent / "discovery_cache/documents/compute.v1.json"
+    path = Path(googleapiclient.__file__).parent / f"discovery_cache/documents/{name}.json"
     if not path.exists():
-        raise DiscoveryNotFound(f"no compute v1 discovery document at {path}")
+        raise DiscoveryNotFound(f"no {name} discovery document at {path}")
     return path
 
 
@@ -72,10 +73,18 @@ def load() -> ComputeDiscovery:
     return ComputeDiscovery(json.loads(document_path().read_text()))
 
 
+@lru_cache(maxsize=1)
+def load_dns() -> ComputeDiscovery:
+    """The installed Cloud DNS v1 document (its paths start with `dns/v1/`), parsed once."""
+    return ComputeDiscovery(json.loads(document_path("dns.v1").read_text()), prefix="/")
+
+
 class ComputeDiscovery:
     """Method lookup and request checking against one discovery document."""
 
-    def __init__(self, doc: dict[str, Any]):
+    def __init__(self, doc: dict[str, Any], prefix: str = SERVICE_PREFIX):
+        self.prefix = prefix  # what request paths start with before a method's template
+        self.name = f"{doc.get('name', 'compute')} {doc.get('version', 'v1')}"
         self.schemas: dict[str, Any] = doc["schemas"]
         self.global_parameters = frozenset(doc.get("parameters", {})) | SYSTEM_PARAMETERS
         self.methods: list[Method] = []
@@ -100,9 +109,9 @@ class ComputeDiscovery:
 
     def match(self, http_method: str, path: str) -> Match | None:
         """The method a request calls, or None when the document has no such method+path."""
-        if not path.startswith(SERVICE_PREFIX):
+        if not path.startswith(self.prefix):
             return None
-        rest = path[len(SERVICE_PREFIX) :]
+        rest = path[len(self.prefix) :]
         for m in self.methods:
             if m.http_method != http_method:
                 continue
@@ -115,7 +124,7 @@ class ComputeDiscovery:
         """Every reason the real API would reject this request as malformed; empty if none."""
         found = self.match(http_method, path)
         if found is None:
-            return [f"no method {http_method} {path} in the compute v1 discovery document"]
+            return [f"no method {http_method} {path} in the {self.name} discovery document"]
         method = found.method
         problems = []
         for name, values in query.items():

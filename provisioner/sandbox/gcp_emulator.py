@@ -26,6 +26,9 @@ It behaves like the real API, for any client:
   quota (instance insert only) -> an operation that ends with QUOTA_EXCEEDED (as GCP reports
   it), or with `quota_style="http"` a 403 quotaExceeded.
 `GET /_emulator/violations` lists the violations; `DELETE` clears them (reset does not).
+Load balancing (addresses, httpHealthChecks, targetPools, forwardingRules: gcp_balancing) and
+Cloud DNS v1 (under /dns/v1/, checked against the dns v1 document: gcp_dns) are served too;
+`GET /_emulator/load-balancers` and `GET /_emulator/dns-zones` show them to the sandbox.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ import time
 
 from . import gcp_catalog, gcp_discovery
 from .emulator import AddressPool, EmulatedVm, EmulatorServer, Request, Response
+from .gcp_balancing import BalancingApi
 from .gcp_common import ApiError, error, region_of_zone, unauthenticated
+from .gcp_dns import DnsApi
 from .gcp_instances import InstanceApi
 from .gcp_lookups import LookupApi
 from .gcp_networks import NetworkApi
@@ -47,10 +52,11 @@ from .gcp_state import Store
 from .pools import DEFAULT_POOLS
 
 PUBLIC_POOL = DEFAULT_POOLS["gcp"]
+DNS_PREFIX = "/dns/v1/"  # Cloud DNS v1 (gcp_dns), served beside compute v1
 SCOPE_CHECK_EXEMPT = {"compute.zones.get", "compute.regions.get"}  # these answer 404 instead
 
 
-class GcpEmulator(NetworkApi, InstanceApi, LookupApi, EmulatorServer):
+class GcpEmulator(NetworkApi, InstanceApi, LookupApi, BalancingApi, DnsApi, EmulatorServer):
     """The compute v1 emulator. `op_delay` is (min, max) seconds, `boot_delay` seconds;
     `token`, when given, is the only bearer token accepted."""
 
@@ -74,6 +80,7 @@ class GcpEmulator(NetworkApi, InstanceApi, LookupApi, EmulatorServer):
         self._store = Store()
         self._public = AddressPool(public_pool)
         self._routes = {**self.network_handlers(), **self.instance_handlers(), **self.lookup_handlers(),
+                        **self.balancing_handlers(),
                         **{f"compute.{scope}Operations.{verb}": self._op_get
                            for scope in ("global", "region", "zone") for verb in ("get", "wait")}}
 
@@ -85,7 +92,7 @@ class GcpEmulator(NetworkApi, InstanceApi, LookupApi, EmulatorServer):
         self._public = AddressPool(self.public_pool)
 
     def route_of(self, request: Request) -> str:
-        found = self.discovery.match(request.method, request.path)
+        found = self._discovery_for(request).match(request.method, request.path)
         return found.method.id if found else f"{request.method} {request.path}"
 
     def fault_kinds_for(self, request: Request) -> tuple[str, ...]:
@@ -115,6 +122,8 @@ class GcpEmulator(NetworkApi, InstanceApi, LookupApi, EmulatorServer):
             return self._op_reply(op)
 
     def handle(self, request: Request) -> Response:
+        if request.path.startswith(DNS_PREFIX):
+            return unauthenticated(request, self.token) or self.dns_handle(request)
         rejected = self._check(request)
         if rejected:
             return rejected
@@ -144,6 +153,13 @@ class GcpEmulator(NetworkApi, InstanceApi, LookupApi, EmulatorServer):
                     self.violations.clear()
                     return Response(204)
                 return Response(200, list(self.violations))
+        if request.method == "GET" and request.path.rstrip("/") == "/_emulator/load-balancers":
+            with self.lock:
+                self._tick()
+                return Response(200, self.load_balancers())
+        if request.method == "GET" and request.path.rstrip("/") == "/_emulator/dns-zones":
+            with self.lock:
+                return Response(200, self.dns_zones())
         return super()._control(request)
 
     def running_vms(self) -> list[EmulatedVm]:
@@ -167,18 +183,22 @@ class GcpEmulator(NetworkApi, InstanceApi, LookupApi, EmulatorServer):
 
     # --- checking ----------------------------------------------------------------------
 
+    def _discovery_for(self, request: Request) -> gcp_discovery.ComputeDiscovery:
+        return gcp_discovery.load_dns() if request.path.startswith(DNS_PREFIX) else self.discovery
+
     def _check(self, request: Request) -> Response | None:
         refused = unauthenticated(request, self.token)
         if refused:
             return refused
-        problems = self.discovery.check(request.method, request.path, request.query, request.body)
+        discovery = self._discovery_for(request)
+        problems = discovery.check(request.method, request.path, request.query, request.body)
         if not problems:
             return None
         with self.lock:
             self.violations.extend(problems)
-        if self.discovery.match(request.method, request.path) is None:  # Google's front end: 404
+        if discovery.match(request.method, request.path) is None:  # Google's front end: 404
             return error(404, "notFound", f"The requested URL {request.path} was not found on this server.")
-        return error(400, "invalid", "Invalid request (compute v1 discovery document): " + "; ".join(problems))
+        return error(400, "invalid", f"Invalid request ({discovery.name} discovery document): " + "; ".join(problems))
 
     def _check_response(self, method: gcp_discovery.Method, response: Response) -> None:
         """A 2xx body with a field the API's response schema lacks (or types otherwise) is

@@ -82,6 +82,7 @@ class NetworkApi(GcpState):
         users += [f for f, fw in self._store.firewalls.items() if rel(fw["network"]) == key]
         users += [i for i, inst in self._store.instances.items()
                   if any(rel(n.get("network", "")) == key for n in inst.body["networkInterfaces"])]
+        users += [g for g, group in self._store.instance_groups.items() if rel(group.get("network", "")) == key]
         if users:
             raise ApiError(400, "resourceInUseByAnotherResource",
                            f"The network resource '{key}' is already being used by '{users[0]}'")

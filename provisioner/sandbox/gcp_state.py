@@ -45,6 +45,18 @@ class Store:
     pending: list[Op] = field(default_factory=list)  # operations not DONE yet
     request_ids: dict[str, str] = field(default_factory=dict)  # requestId -> operation link
     private_pools: dict[str, AddressPool] = field(default_factory=dict)
+    # load balancing (gcp_balancing), keyed by relative link like the rest
+    addresses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    health_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    target_pools: dict[str, dict[str, Any]] = field(default_factory=dict)
+    forwarding_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    instance_groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # gcp_backends
+    region_health_checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    backend_services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Cloud DNS (gcp_dns): zone key `project/name` -> zone, its record sets, its changes
+    dns_zones: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dns_records: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
+    dns_changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def rel_of(request: Request) -> str:
@@ -112,7 +124,10 @@ class GcpState:
         return op
 
     def _target_id(self, target: str) -> str | None:
-        for kind in (self._store.networks, self._store.subnetworks, self._store.firewalls, self._store.disks):
+        for kind in (self._store.networks, self._store.subnetworks, self._store.firewalls, self._store.disks,
+                     self._store.addresses, self._store.health_checks, self._store.target_pools,
+                     self._store.forwarding_rules, self._store.instance_groups,
+                     self._store.region_health_checks, self._store.backend_services):
             if target in kind:
                 return str(kind[target]["id"])
         instance = self._store.instances.get(target)
@@ -173,6 +188,24 @@ class GcpState:
         for zone in gcp_catalog.zones():
             scope = f"zones/{zone}"
             found = [i for i in page if i["zone"].rsplit("/", 1)[-1] == zone]
+            scopes[scope] = {field_name: found} if found else {"warning": {
+                "code": "NO_RESULTS_ON_PAGE", "message": f"There are no results for scope '{scope}' on this page.",
+                "data": [{"key": "scope", "value": scope}]}}
+        where = f"projects/{project}/aggregated/{field_name}"
+        body: dict[str, Any] = {"kind": kind, "id": where, "items": scopes, "selfLink": link(where)}
+        if following:
+            body["nextPageToken"] = following
+        return Response(200, body)
+
+    def _regional_aggregated(self, request: Request, project: str, table: dict[str, dict[str, Any]], kind: str,
+                             field_name: str) -> Response:
+        """An aggregatedList of a regional collection: every region scope, as `_aggregated`."""
+        items = [v for k, v in table.items() if k.startswith(f"projects/{project}/")]
+        page, following = self._page(request, items)
+        scopes: dict[str, dict[str, Any]] = {}
+        for region in sorted(gcp_catalog.ZONE_LETTERS):
+            scope = f"regions/{region}"
+            found = [i for i in page if i["region"].rsplit("/", 1)[-1] == region]
             scopes[scope] = {field_name: found} if found else {"warning": {
                 "code": "NO_RESULTS_ON_PAGE", "message": f"There are no results for scope '{scope}' on this page.",
                 "data": [{"key": "scope", "value": scope}]}}

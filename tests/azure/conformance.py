@@ -5,8 +5,8 @@ Two passes, both asserting with schemathesis' own checks that every response has
 code and a body the specification declares (`status_code_conformance`,
 `content_type_conformance`, `response_schema_conformance`) and is no server error:
 - `check_world`: every served GET, on a small world of real resources (a group, a VNet and
-  subnet, an NSG, a public IP, a NIC, a VM and its disk), so that the 200 bodies are checked,
-  not only the errors;
+  subnet, an NSG, public IPs, a Standard load balancer, a NIC in its pool, a VM and its disk),
+  so that the 200 bodies are checked, not only the errors;
 - `fuzz`: cases schemathesis generates from the specifications (bodies included), with the
   subscription and resource group pinned to the world so that they reach the resource logic.
 Used by tests/azure/test_azure_schemathesis.py (bounded) and scripts/schemathesis_azure.py.
@@ -34,7 +34,7 @@ WORLD = {
     "subscriptionId": SUBSCRIPTION, "resourceGroupName": GROUP, "virtualNetworkName": "world-vnet",
     "subnetName": "default", "networkSecurityGroupName": "world-nsg", "publicIpAddressName": "world-ip",
     "networkInterfaceName": "world-nic", "vmName": "world-vm", "location": "eastus",
-    "resourceProviderNamespace": "Microsoft.Compute", "diskName": "world-disk",
+    "resourceProviderNamespace": "Microsoft.Compute", "diskName": "world-disk", "loadBalancerName": "world-lb",
 }
 
 
@@ -91,10 +91,26 @@ def build_world(emulator: AzureEmulator) -> None:
             "destinationAddressPrefix": "*", "access": "Allow", "priority": 100, "direction": "Inbound"}}]}})
     pip = _put(http, f"{rg}/Microsoft.Network/publicIPAddresses/world-ip", net, {
         "location": "eastus", "sku": {"name": "Standard"}, "properties": {"publicIPAllocationMethod": "Static"}})
+    lb_ip = _put(http, f"{rg}/Microsoft.Network/publicIPAddresses/world-lb-ip", net, {
+        "location": "eastus", "sku": {"name": "Standard"}, "properties": {"publicIPAllocationMethod": "Static"}})
+    lb_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}/providers/Microsoft.Network/loadBalancers/world-lb"
+    _put(http, f"{rg}/Microsoft.Network/loadBalancers/world-lb", net, {
+        "location": "eastus", "sku": {"name": "Standard"}, "properties": {
+            "frontendIPConfigurations": [{"name": "fe", "properties": {"publicIPAddress": {"id": lb_ip["id"]}}}],
+            "backendAddressPools": [{"name": "workers"}],
+            "probes": [{"name": "healthz", "properties": {"protocol": "Http", "port": 30080,
+                                                          "requestPath": "/healthz"}}],
+            "loadBalancingRules": [{"name": "tcp-80", "properties": {
+                "protocol": "Tcp", "frontendPort": 80, "backendPort": 30080,
+                "frontendIPConfiguration": {"id": f"{lb_id}/frontendIPConfigurations/fe"},
+                "backendAddressPool": {"id": f"{lb_id}/backendAddressPools/workers"},
+                "probe": {"id": f"{lb_id}/probes/healthz"}}}]}})
     nic = _put(http, f"{rg}/Microsoft.Network/networkInterfaces/world-nic", net, {
         "location": "eastus", "properties": {"networkSecurityGroup": {"id": nsg["id"]}, "ipConfigurations": [
             {"name": "ipconfig1", "properties": {"subnet": {"id": vnet["properties"]["subnets"][0]["id"]},
-                                                 "publicIPAddress": {"id": pip["id"]}}}]}})
+                                                 "publicIPAddress": {"id": pip["id"]},
+                                                 "loadBalancerBackendAddressPools": [
+                                                     {"id": f"{lb_id}/backendAddressPools/workers"}]}}]}})
     _put(http, f"{rg}/Microsoft.Compute/virtualMachines/world-vm", compute, {
         "location": "eastus", "properties": {
             "hardwareProfile": {"vmSize": "Standard_B2s"},
