@@ -334,6 +334,8 @@ class Engine:
             plan = creation.plan_for(ctx, self.regions, ctx.cluster.spec)
             _, authorized = client_key(self.store, ctx.uuid, ctx.name)
             providers = self._open(name, plan.clouds)
+            if not dry_run:
+                creation.record_plan(ctx, plan)  # a node the spec wants anew (its row was removed) is journaled
             kube = kubernetes_phase(self.store, ctx.uuid)
             phase = kube[0] if kube else None
             seen = _Findings()
@@ -348,8 +350,9 @@ class Engine:
             with self._nodes(ctx) as nodes:
                 graph = Graph()
                 for cp in plan.clouds:
-                    self._strays(graph, ctx, cp, providers[cp.cloud], seen)
-                    creation.add_cloud_steps(graph, ctx, cp, providers[cp.cloud], authorized, repair=True)
+                    strays = self._strays(graph, ctx, cp, providers[cp.cloud], seen)
+                    creation.add_cloud_steps(graph, ctx, cp, providers[cp.cloud], authorized, repair=True,
+                                             after=(strays,))  # what runs is known before anything is made
                 peers = creation.add_firewall_peers(  # the recreated VMs' new addresses
                     graph, ctx, self.regions, providers, after=graph.keys("vms") + graph.keys("strays"),
                     when=lambda: bool(seen.gone) and not dry_run)
@@ -376,7 +379,7 @@ class Engine:
                 report.append(f"kubernetes: {describe_kubernetes(kube)}: {'would be set up' if dry_run else 'set up'}")
             return report
 
-    def _strays(self, graph: Graph, ctx: Context, cp: CloudPlan, cloud: Cloud, seen: _Findings) -> None:
+    def _strays(self, graph: Graph, ctx: Context, cp: CloudPlan, cloud: Cloud, seen: _Findings) -> Key:
         """Declare the cloud's `strays` step (cleanup.stray_vms); the planned nodes it finds
         without a VM are `seen.gone`."""
         wanted = {n.name for n in cp.nodes}
@@ -388,7 +391,7 @@ class Engine:
             seen.gone.update(wanted - running)
             return result
 
-        graph.add(Step(cp.cloud, "strays", work))
+        return graph.add(Step(cp.cloud, "strays", work)).key
 
 
 def _delete(cloud: Cloud, target: CloudTarget, node: str) -> Ensured:

@@ -87,6 +87,8 @@ def test_a_node_removed_from_the_state_by_hand_loses_its_vm_and_its_peers(engine
     assert all(row.wg_public_key not in nodes.host(n).peers for n in remaining)
     # the spec still wants a DigitalOcean worker: a new one, under a new name
     assert sorted(vm.name for vm in world.account("digitalocean").vms) == ["heal-do-w2"]
+    new = next(n for n in store.nodes(cluster.uuid) if n.name == "heal-do-w2")
+    assert new.status == "meshed" and all(new.wg_public_key in nodes.host(n).peers for n in remaining if n != new.name)
     assert engine.reconcile("heal", dry_run=True) == []
 
 
