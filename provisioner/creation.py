@@ -2,12 +2,13 @@
 existing nodes' names and addresses), journaled before any cloud call; each cloud's declared
 creation steps (Cloud.creation_steps) put into a graph; the VM requests with their user-data;
 firewall-peers (every cloud's firewall open to exactly the nodes' public IPs); user-data
-taken back where a cloud allows it."""
+taken back where a cloud allows it; and the node phase that follows the VMs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from .cloudinit import render_user_data
 from .clouds.base import Cloud, CloudTarget, Ensured, StepInputs, Vm, VmRequest
@@ -18,6 +19,11 @@ from .plan import CloudPlan, ClusterPlan, NodePlan, enforceable, make_plan
 from .regions import RegionMap
 from .spec import ClusterSpec
 from .state import NodeRow
+
+if TYPE_CHECKING:
+    from .node_access import NodeSide
+    from .nodes.boot import BootMarker
+    from .nodes.latency import LatencyReport
 
 
 def target(cluster: Cluster, cp: CloudPlan) -> CloudTarget:
@@ -164,3 +170,24 @@ def add_forget_user_data(graph: Graph, ctx: Context, clouds: dict[str, Cloud], a
         return Step(name, "user-data", work, after=tuple(after), when=when)
 
     return tuple(graph.add(step(name, cloud)).key for name, cloud in clouds.items() if cloud.removes_user_data)
+
+
+def add_node_phase(graph: Graph, ctx: Context, regions: RegionMap, nodes: NodeSide, providers: dict[str, Cloud],
+                   user_data_on: dict[str, Cloud], *, latency: list[LatencyReport] | None = None) -> None:
+    """Declare what follows the VMs in create-cluster and add-node: firewall-peers on every
+    cloud of `providers`, once every VM step of the graph is done; the mesh (mesh_steps); the
+    user-data taken back on `user_data_on`; the latency check (latency_step, when `latency`
+    collects its report); Kubernetes (kubernetes_steps), skipped visibly where no node can
+    run it."""
+    from . import kubernetes_steps, latency_step, mesh_steps
+
+    markers: dict[str, BootMarker] = {}
+    peers = add_firewall_peers(graph, ctx, regions, providers, after=graph.keys("vms"))
+    mesh = graph.add(Step("mesh", "wireguard", lambda _: mesh_steps.wireguard(ctx, nodes, markers), after=peers)).key
+    add_forget_user_data(graph, ctx, user_data_on, after=(mesh,))
+    before_kube = mesh
+    if latency is not None:
+        before_kube = graph.add(Step("mesh", "latency", lambda _: latency_step.latency(ctx, nodes, latency),
+                                     after=(mesh,))).key
+    graph.add(Step("kubernetes", "bootstrap", lambda _: kubernetes_steps.bootstrap(ctx, nodes, markers),
+                   after=(before_kube,), skip=lambda: kubernetes_steps.skip_reason(markers)))

@@ -15,16 +15,15 @@ from __future__ import annotations
 import contextlib
 import uuid as uuidlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
-from . import cleanup, creation, kubernetes_steps, latency_step, mesh_steps
+from . import creation, kubernetes_steps, latency_step, mesh_steps
 from .clouds import open_cloud
 from .clouds.base import Cloud, CloudTarget, Ensured
 from .cluster_keys import client_key, client_key_path
 from .context import Cluster, Context
-from .errors import CastError, ForeignVmError, HostKeyMismatchFound, InputError
+from .errors import CastError, ForeignVmError, InputError
 from .graph import Graph, Key, Step, StepError, run_graph
 from .kubernetes_steps import (  # noqa: F401  (the engine's public API, as cli.py imports it)
     KubernetesError,
@@ -38,27 +37,16 @@ from .node_access import NodeSide, NodeSideFactory, ssh_nodes
 from .parallel import gather
 from .plan import CloudPlan, ClusterPlan, make_plan, refuse_far_clouds
 from .progress import Progress
+from .reconcile import reconcile
 from .regions import RegionMap
 from .spec import ClusterSpec, spec_from_dict, with_counts
 from .state import ClusterRow, NodeRow, StateStore
 
 if TYPE_CHECKING:
-    from .nodes.boot import BootMarker
     from .nodes.latency import LatencyReport
 
 __all__ = ["Engine", "StepError", "MeshError", "KubernetesError", "kubernetes_phase", "describe_kubernetes",
            "kubernetes_state", "kubeconfig_path"]
-
-
-@dataclass
-class _Findings:
-    """What a reconcile run learns as its steps go (read by the later steps' predicates)."""
-
-    running: dict[str, set[str]] = field(default_factory=dict)  # cloud -> planned nodes with a VM
-    gone: set[str] = field(default_factory=set)  # planned nodes whose VM was missing
-    drift: list[str] = field(default_factory=list)
-    mismatched: list[str] = field(default_factory=list)
-    meshed: bool = False
 
 
 class Engine:
@@ -121,23 +109,6 @@ class Engine:
         targets = {cp.cloud: creation.target(ctx.cluster, cp) for cp in plan.clouds}
         return run_graph(graph, ctx.journal(), targets).results
 
-    def _node_phase(self, graph: Graph, ctx: Context, nodes: NodeSide, providers: dict[str, Cloud],
-                    user_data_on: dict[str, Cloud], *, latency: list[LatencyReport] | None = None) -> None:
-        """Declare what follows the VMs: firewall-peers on every cloud of `providers`, once
-        every VM step of the graph is done; the mesh; the user-data taken back on
-        `user_data_on`; the latency check (when `latency` collects its report); Kubernetes."""
-        markers: dict[str, BootMarker] = {}
-        peers = creation.add_firewall_peers(graph, ctx, self.regions, providers, after=graph.keys("vms"))
-        mesh = graph.add(Step("mesh", "wireguard", lambda _: mesh_steps.wireguard(ctx, nodes, markers),
-                              after=peers)).key
-        creation.add_forget_user_data(graph, ctx, user_data_on, after=(mesh,))
-        before_kube = mesh
-        if latency is not None:
-            before_kube = graph.add(Step("mesh", "latency", lambda _: latency_step.latency(ctx, nodes, latency),
-                                         after=(mesh,))).key
-        graph.add(Step("kubernetes", "bootstrap", lambda _: kubernetes_steps.bootstrap(ctx, nodes, markers),
-                       after=(before_kube,), skip=lambda: kubernetes_steps.skip_reason(markers)))
-
     # --- create-cluster ------------------------------------------------------------------
 
     def create_cluster(self, spec: ClusterSpec) -> ClusterRow:
@@ -162,7 +133,7 @@ class Engine:
                 graph = Graph()
                 for cp in plan.clouds:
                     creation.add_cloud_steps(graph, ctx, cp, providers[cp.cloud], authorized)
-                self._node_phase(graph, ctx, nodes, providers, providers, latency=reports)
+                creation.add_node_phase(graph, ctx, self.regions, nodes, providers, providers, latency=reports)
                 self._run(ctx, plan, graph)
             self.store.update_cluster(row.uuid, status="ready")
             self.progress.line("cluster", "done", "done", f"{len(plan.nodes)} nodes on {len(plan.clouds)} clouds")
@@ -210,7 +181,7 @@ class Engine:
             with self._nodes(ctx) as nodes:
                 graph = Graph()
                 creation.add_cloud_steps(graph, ctx, plan.cloud(cloud), providers[cloud], authorized)
-                self._node_phase(graph, ctx, nodes, providers, {cloud: providers[cloud]})
+                creation.add_node_phase(graph, ctx, self.regions, nodes, providers, {cloud: providers[cloud]})
                 self._run(ctx, plan, graph)
             return [n.name for n in plan.nodes if n.name not in before]
 
@@ -322,12 +293,10 @@ class Engine:
     # --- reconcile -----------------------------------------------------------------------
 
     def reconcile(self, name: str, *, dry_run: bool = False) -> list[str]:
-        """Run the creation graph with repair and report: compare every cloud to the spec and
-        repair what differs, clean up what carries the cluster's UUID but is not in the spec
-        (VMs of nodes it does not have, firewall rules not in the plan, peers of nodes that
-        are gone); with dry_run, only report, and write nothing. Returns one line per finding
-        and what was (or would be) done. Raises HostKeyMismatchFound (nothing done on any
-        node) when a node shows another host key."""
+        """Run the creation graph with repair and report, and clean up what carries the
+        cluster's UUID but is not in the spec (provisioner.reconcile); with dry_run, only
+        report, and write nothing. Returns one line per finding and what was (or would be)
+        done."""
         self._load(name)  # read-only, before the lock writes: no such cluster writes nothing
         with self.store.lock(name, "reconcile"):
             ctx = self._context(self._load(name), dry_run=dry_run)
@@ -336,62 +305,8 @@ class Engine:
             providers = self._open(name, plan.clouds)
             if not dry_run:
                 creation.record_plan(ctx, plan)  # a node the spec wants anew (its row was removed) is journaled
-            kube = kubernetes_phase(self.store, ctx.uuid)
-            phase = kube[0] if kube else None
-            seen = _Findings()
-
-            def kube_due() -> bool:
-                return bool(seen.gone) or phase not in ("end", "skip")
-
-            def repair_mesh() -> bool:
-                seen.meshed = not dry_run and not seen.mismatched and bool(seen.drift or seen.gone or kube_due())
-                return seen.meshed
-
             with self._nodes(ctx) as nodes:
-                graph = Graph()
-                for cp in plan.clouds:
-                    strays = self._strays(graph, ctx, cp, providers[cp.cloud], seen)
-                    creation.add_cloud_steps(graph, ctx, cp, providers[cp.cloud], authorized, repair=True,
-                                             after=(strays,))  # what runs is known before anything is made
-                peers = creation.add_firewall_peers(  # the recreated VMs' new addresses
-                    graph, ctx, self.regions, providers, after=graph.keys("vms") + graph.keys("strays"),
-                    when=lambda: bool(seen.gone) and not dry_run)
-
-                def drift(_: CloudTarget | None) -> Ensured:
-                    seen.drift, seen.mismatched = mesh_steps.drift(ctx, nodes, skip=seen.gone)
-                    return Ensured(actions=tuple(seen.drift))
-
-                graph.add(Step("mesh", "drift", drift, after=peers))
-                markers: dict[str, BootMarker] = {}
-                mesh = graph.add(Step("mesh", "wireguard", lambda _: mesh_steps.wireguard(ctx, nodes, markers),
-                                      after=(("mesh", "drift"),), when=repair_mesh)).key
-                creation.add_forget_user_data(graph, ctx, providers, after=(mesh,), when=lambda: seen.meshed)
-                graph.add(Step("kubernetes", "bootstrap", lambda _: kubernetes_steps.bootstrap(ctx, nodes, markers),
-                               after=(mesh,), when=lambda: seen.meshed and kube_due(),
-                               skip=lambda: kubernetes_steps.skip_reason(markers)))
-                outcome = run_graph(graph, ctx.journal(), {cp.cloud: creation.target(ctx.cluster, cp)
-                                                           for cp in plan.clouds})
-            report = outcome.actions(cp.cloud for cp in plan.clouds)
-            if seen.mismatched:  # refused (exit 4), dry run or not: nothing is done on any node
-                raise HostKeyMismatchFound(seen.mismatched, [*report, *seen.drift])
-            report.extend(seen.drift if dry_run else [f"{line}: repaired" for line in seen.drift])
-            if kube_due() and phase != "skip":
-                report.append(f"kubernetes: {describe_kubernetes(kube)}: {'would be set up' if dry_run else 'set up'}")
-            return report
-
-    def _strays(self, graph: Graph, ctx: Context, cp: CloudPlan, cloud: Cloud, seen: _Findings) -> Key:
-        """Declare the cloud's `strays` step (cleanup.stray_vms); the planned nodes it finds
-        without a VM are `seen.gone`."""
-        wanted = {n.name for n in cp.nodes}
-
-        def work(t: CloudTarget | None) -> Ensured:
-            assert t is not None
-            running = seen.running.setdefault(cp.cloud, set())
-            result = cleanup.stray_vms(cloud, t, wanted, running, dry_run=ctx.dry_run)
-            seen.gone.update(wanted - running)
-            return result
-
-        return graph.add(Step(cp.cloud, "strays", work)).key
+                return reconcile(ctx, self.regions, plan, providers, nodes, authorized)
 
 
 def _delete(cloud: Cloud, target: CloudTarget, node: str) -> Ensured:
