@@ -7,6 +7,7 @@ import pytest
 
 from provisioner.engine import Engine, StepError, kubeconfig_path, kubernetes_state
 from provisioner.errors import ForeignVmError, TransientError
+from provisioner.nodes.ssh import NodeError
 from provisioner.plan import make_plan
 
 from .conftest import REGIONS, make_spec
@@ -153,3 +154,15 @@ def test_bad_input_to_add_node_writes_nothing(engine, store, world):
     with pytest.raises(Exception, match="not offered"):
         Engine(store, REGIONS, cloud_factory=world.open).add_node("demo", "nowhere", "worker", 1)
     assert store.rows == [] and len(world.calls) == calls
+
+
+def test_a_node_that_fails_to_boot_fails_the_mesh_step_and_a_rerun_completes(engine, store, world, nodes):
+    nodes.fail("wait_booted", "demo-az-w1", NodeError("demo-az-w1", "cloud-init failed while booting"))
+    with pytest.raises(StepError) as failed:
+        engine.create_cluster(make_spec("demo"))
+    assert str(failed.value).startswith("mesh: step wireguard failed: 1 node(s) failed: node demo-az-w1: cloud-init")
+    assert store.phases(("mesh", "wireguard"))[-1] == ("mesh", "wireguard", "fail")
+    assert not store.phases(("mesh", "latency"))
+    made = {c: vms(world, c) for c in world.accounts}
+    assert engine.create_cluster(make_spec("demo")).status == "ready"
+    assert {c: vms(world, c) for c in world.accounts} == made  # nothing made twice

@@ -58,6 +58,16 @@ class FakeNodes(NodeSide):
     hosts: dict[str, Host] = field(default_factory=dict)  # by cloud_id
     deleted_nodes: list[str] = field(default_factory=list)  # Node objects deleted from Kubernetes
     client_keys: list[Path] = field(default_factory=list)
+    faults: dict[tuple[str, str], Exception] = field(default_factory=dict)  # (method, node) -> raised once
+
+    def fail(self, method: str, node: str, error: Exception) -> None:
+        """The next `method` call on `node` raises `error`."""
+        self.faults[(method, node)] = error
+
+    def _fault(self, method: str, node: str) -> None:
+        error = self.faults.pop((method, node), None)
+        if error is not None:
+            raise error
 
     @contextlib.contextmanager
     def open(self, client_key: Path) -> Iterator[FakeNodes]:
@@ -88,6 +98,7 @@ class FakeNodes(NodeSide):
         self.vm(node)
 
     def wait_booted(self, node: NodeAccess) -> BootMarker:
+        self._fault("wait_booted", node.name)
         self.vm(node)
         return BootMarker(self.kubernetes, self.reason)
 
