@@ -108,7 +108,7 @@ CLOUDS = ("aws", "gcp", "azure", "digitalocean")
 ENDPOINTS = {"aws": "AWS_ENDPOINT_URL", "gcp": "CAST_GCP_ENDPOINT", "azure": "CAST_AZURE_ENDPOINT",
              "digitalocean": "CAST_DIGITALOCEAN_ENDPOINT"}
 LATENCY_COUNT, LATENCY_INTERVAL_S = 5, 0.2  # check-latency as measured (its defaults)
-CREATE_CHECK = (3, 0.2)  # the create flow's own latency check: count, interval (engine._latency_step)
+CREATE_CHECK = (3, 0.2)  # the create flow's own latency check: count, interval (latency_step.latency)
 ADD_CLOUD = "gcp"
 PROGRESS = re.compile(r"^\[\s*([\d.]+)s\]\s+(\S+)\s+(\S+)\s+(start|done|fail|skip|info|warn)\b")
 

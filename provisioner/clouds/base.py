@@ -21,7 +21,7 @@ lazily. They do not repeat these docstrings. Rules that hold for every call:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,12 +114,49 @@ class Ensured:
 
     `resources`: the resources that now make up that step. `actions`: one line per thing
     created or repaired (or, with dry_run, to be), empty when all was already in place.
-    `network_cidr`: the block actually used, where the cloud chose it (DigitalOcean).
+    `network_cidr`: the block actually used, where the cloud chose it (DigitalOcean); the
+    engine's executor uses it in place of the target's for the later steps on that cloud.
+    `vms`: the VMs a step made or found running (the creation graph's vms step).
     """
 
     resources: tuple[CloudResource, ...] = ()
     actions: tuple[str, ...] = ()
     network_cidr: str | None = None
+    vms: tuple[Vm, ...] = ()
+
+
+# --- creation as data -------------------------------------------------------------------
+# A cloud's creation is a small graph of named ensure steps (CreationStep), declared by the
+# provider (Cloud.creation_steps; the default below suits every cloud so far). The engine's one
+# executor (provisioner/graph.py) runs them, on every cloud at once, each step as soon as the
+# steps it needs are done, journaling each; create-cluster, add-node and reconcile alike.
+
+
+@dataclass(frozen=True)
+class StepInputs:
+    """What the engine hands every creation step of one cloud.
+
+    `public_key`: the cluster's SSH public key. `nodes`: the planned nodes of this cloud.
+    `requests(names)`: the VM requests of those of `nodes` (user-data made then: it pins host
+    keys in the state, so never called in a dry run). `dry_run`: change nothing, say what would
+    be done. `repair` (reconcile): name what was missing rather than only how much runs.
+    """
+
+    public_key: str
+    nodes: tuple[str, ...]
+    requests: Callable[[Sequence[str]], Sequence[VmRequest]]
+    dry_run: bool = False
+    repair: bool = False
+
+
+@dataclass(frozen=True)
+class CreationStep:
+    """One named ensure of a cloud's creation: it runs once every step in `needs` (names of
+    the same cloud's steps) is done, with the cloud's target as the steps before left it."""
+
+    name: str
+    needs: tuple[str, ...]
+    ensure: Callable[[CloudTarget, StepInputs], Ensured]
 
 
 class Cloud(ABC):
@@ -130,6 +167,37 @@ class Cloud(ABC):
     def __init__(self, region: str, zone: str | None = None):
         self.region = region
         self.zone = zone
+
+    def creation_steps(self) -> tuple[CreationStep, ...]:
+        """This cloud's creation as data: the network; the subnet and the firewall side by
+        side once it exists; the SSH key alongside; then the VMs. Listed in the order a report
+        names them. A provider whose creation differs overrides this."""
+        return (
+            CreationStep("network", (), lambda t, i: self.ensure_network(t, dry_run=i.dry_run)),
+            CreationStep("subnet", ("network",), lambda t, i: self.ensure_subnet(t, dry_run=i.dry_run)),
+            CreationStep("firewall", ("network",), lambda t, i: self.ensure_firewall(t, dry_run=i.dry_run)),
+            CreationStep("ssh-key", (), lambda t, i: self.ensure_ssh_key(t, i.public_key, dry_run=i.dry_run)),
+            CreationStep("vms", ("subnet", "firewall", "ssh-key"), self.ensure_vms_step),
+        )
+
+    def ensure_vms_step(self, target: CloudTarget, inputs: StepInputs) -> Ensured:
+        """The creation graph's vms step: every planned node's VM running (ensure_vms). With
+        `repair` or `dry_run`, first lists what runs, names the nodes whose VM is missing and
+        (unless dry_run) runs only those."""
+        if not inputs.nodes:
+            return Ensured()
+        if not (inputs.repair or inputs.dry_run):
+            vms = self.ensure_vms(target, inputs.requests(inputs.nodes), inputs.public_key)
+            return Ensured(actions=(f"{len(vms)} running",), vms=tuple(vms))
+        running = {vm.name for vm in self.list_vms(target.cluster)}
+        missing = [n for n in inputs.nodes if n not in running]
+        if not missing:
+            return Ensured()
+        names = ", ".join(missing)
+        if inputs.dry_run:
+            return Ensured(actions=(f"would recreate missing VMs: {names}",))
+        vms = self.ensure_vms(target, inputs.requests(missing), inputs.public_key)
+        return Ensured(actions=(f"recreated missing VMs: {names}",), vms=tuple(vms))
 
     @abstractmethod
     def check_credentials(self) -> None:

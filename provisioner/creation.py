@@ -1,0 +1,193 @@
+"""What the cluster should have, and the cloud steps that make it so: the plan (keeping
+existing nodes' names and addresses), journaled before any cloud call; each cloud's declared
+creation steps (Cloud.creation_steps) put into a graph; the VM requests with their user-data;
+firewall-peers (every cloud's firewall open to exactly the nodes' public IPs); user-data
+taken back where a cloud allows it; and the node phase that follows the VMs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from .cloudinit import render_user_data
+from .clouds.base import Cloud, CloudTarget, Ensured, StepInputs, Vm, VmRequest
+from .cluster_keys import has_host_key, host_key, pin
+from .context import Cluster, Context
+from .graph import Graph, Key, Step
+from .plan import CloudPlan, ClusterPlan, NodePlan, enforceable, make_plan
+from .regions import RegionMap
+from .spec import ClusterSpec
+from .state import NodeRow
+
+if TYPE_CHECKING:
+    from .node_access import NodeSide
+    from .nodes.boot import BootMarker
+    from .nodes.latency import LatencyReport
+
+
+def target(cluster: Cluster, cp: CloudPlan) -> CloudTarget:
+    """The cluster's target on the cloud of `cp`, as planned."""
+    return CloudTarget(
+        cluster=cluster.ref,
+        region=cp.region,
+        zone=cp.zone,
+        network_cidr=cp.network_cidr,
+        subnet_cidr=cp.subnet_cidr,
+        firewall=enforceable(cp.firewall),
+        image=cp.image,
+    )
+
+
+def plan_for(ctx: Context, regions: RegionMap, spec: ClusterSpec) -> ClusterPlan:
+    """The plan for `spec`, keeping existing nodes' names and addresses, never reusing
+    a retired one; the firewalls open to the nodes' public IPs the state knows."""
+    store, uuid = ctx.store, ctx.uuid
+    rows = store.nodes(uuid)
+    indexes: dict[tuple[str, str], list[int]] = {}
+    for value in store.allocations(uuid, "node-index"):
+        cloud, role, index = value.split("/")
+        indexes.setdefault((cloud, role), []).append(int(index))
+    return make_plan(
+        spec,
+        regions,
+        existing_nodes={n.name: n.mesh_ip for n in rows},
+        ever_allocated_mesh=store.allocations(uuid, "mesh"),
+        taken_indexes=indexes,
+        node_public_ips=[n.public_ip for n in rows if n.public_ip],
+    )
+
+
+def record_plan(ctx: Context, plan: ClusterPlan) -> None:
+    """Journal the planned nodes and their allocations before any cloud call."""
+    uuid = ctx.uuid
+    known = {n.name for n in ctx.nodes()}
+    for n in plan.nodes:
+        if n.name in known:
+            continue
+        _, host_public = host_key(ctx.store, uuid, n.name)
+        ctx.store.upsert_node(
+            NodeRow(uuid, n.name, n.cloud, n.role, n.mesh_ip, n.size, "planned", None, None, None, host_public, None)
+        )
+    ctx.store.allocate(uuid, "mesh", {n.mesh_ip: n.name for n in plan.nodes})
+    ctx.store.allocate(uuid, "node-index", {f"{n.cloud}/{n.role}/{n.index}": n.name for n in plan.nodes})
+
+
+def user_data(ctx: Context, n: NodePlan, authorized: str) -> str:
+    """The user-data of a VM about to be made: its host key is the cluster's secret for the
+    node (a new one when the last was rotated away), pinned in the node's row."""
+    private, public = host_key(ctx.store, ctx.uuid, n.name)
+    pin(ctx.store, ctx.uuid, n.name, public)
+    return render_user_data(
+        cluster=ctx.name,
+        node=n.name,
+        role=n.role,
+        cloud=n.cloud,
+        host_key_private=private,
+        host_key_public=public,
+        authorized_key=authorized,
+        master_mesh_ips=[r.mesh_ip for r in ctx.nodes() if r.role == "master"],
+    )
+
+
+def vm_requests(ctx: Context, cp: CloudPlan, cloud: Cloud, authorized: str,
+                names: Sequence[str]) -> list[VmRequest]:
+    """A request per planned node of `cp` named in `names`. A node whose injected host key
+    was rotated away (no secret left) gets new user-data only if its VM is gone; a running
+    one keeps its key and needs none."""
+    named = set(names)
+    wanted = [n for n in cp.nodes if n.name in named]
+    rotated = {n.name for n in wanted if not has_host_key(ctx.store, ctx.uuid, n.name)}
+    running = {vm.name for vm in cloud.list_vms(ctx.cluster.ref)} if rotated else set()
+    return [VmRequest(n.name, n.role, n.size, "" if n.name in rotated & running else user_data(ctx, n, authorized))
+            for n in wanted]
+
+
+def record_vms(ctx: Context, vms: Iterable[Vm]) -> None:
+    """The nodes of these VMs are running, at the VMs' addresses."""
+    by_name = {n.name: n for n in ctx.nodes()}
+    for vm in vms:
+        row = by_name.get(vm.name)
+        if row:
+            ctx.store.upsert_node(
+                replace(row, status="running", cloud_id=vm.cloud_id, public_ip=vm.public_ip, private_ip=vm.private_ip)
+            )
+
+
+def add_cloud_steps(graph: Graph, ctx: Context, cp: CloudPlan, cloud: Cloud, authorized: str, *,
+                    repair: bool = False, after: Sequence[Key] = ()) -> tuple[Key, ...]:
+    """Declare the creation steps the cloud of `cp` contributes (Cloud.creation_steps), each
+    after the steps it needs (and, for those that need none, after `after`). With `repair`
+    (reconcile) the VMs step names what was missing; the context's dry_run goes to every step.
+    A step's VMs are recorded in the state as it ends (not in a dry run). Returns the keys."""
+    inputs = StepInputs(
+        public_key=authorized,
+        nodes=tuple(n.name for n in cp.nodes),
+        requests=lambda names: vm_requests(ctx, cp, cloud, authorized, names),
+        dry_run=ctx.dry_run,
+        repair=repair,
+    )
+
+    def run(ensure: Callable[[CloudTarget, StepInputs], Ensured]) -> Callable[[CloudTarget | None], Ensured]:
+        def work(t: CloudTarget | None) -> Ensured:
+            assert t is not None
+            result = ensure(t, inputs)
+            if result.vms and not ctx.dry_run:
+                record_vms(ctx, result.vms)
+            return result
+        return work
+
+    keys = []
+    for step in cloud.creation_steps():
+        needs = tuple((cp.cloud, n) for n in step.needs) or tuple(after)
+        keys.append(graph.add(Step(cp.cloud, step.name, run(step.ensure), after=needs)).key)
+    return tuple(keys)
+
+
+def add_firewall_peers(graph: Graph, ctx: Context, regions: RegionMap, clouds: dict[str, Cloud],
+                       after: Sequence[Key], when: Callable[[], bool] | None = None) -> tuple[Key, ...]:
+    """Declare firewall-peers on every cloud in `clouds`: WireGuard open to exactly the
+    nodes' current public IPs (the rules updated in place), planned when the step runs, after
+    `after` (every VM that will be in the mesh): every node must accept every peer."""
+    def step(name: str, cloud: Cloud) -> Step:
+        def work(t: CloudTarget | None) -> Ensured:
+            assert t is not None
+            cp = plan_for(ctx, regions, ctx.cluster.spec).cloud(name)
+            return cloud.ensure_firewall(replace(t, firewall=enforceable(cp.firewall)))
+        return Step(name, "firewall-peers", work, after=tuple(after), when=when)
+
+    return tuple(graph.add(step(name, cloud)).key for name, cloud in clouds.items())
+
+
+def add_forget_user_data(graph: Graph, ctx: Context, clouds: dict[str, Cloud], after: Sequence[Key],
+                         when: Callable[[], bool] | None = None) -> tuple[Key, ...]:
+    """Declare user-data on the clouds in `clouds` that can take it back: once every node
+    rotated its host key, the user-data (with the first key) is removed from what they serve."""
+    def step(name: str, cloud: Cloud) -> Step:
+        def work(t: CloudTarget | None) -> Ensured:
+            assert t is not None
+            return cloud.forget_user_data(t, [n.name for n in ctx.nodes() if n.cloud == name])
+        return Step(name, "user-data", work, after=tuple(after), when=when)
+
+    return tuple(graph.add(step(name, cloud)).key for name, cloud in clouds.items() if cloud.removes_user_data)
+
+
+def add_node_phase(graph: Graph, ctx: Context, regions: RegionMap, nodes: NodeSide, providers: dict[str, Cloud],
+                   user_data_on: dict[str, Cloud], *, latency: list[LatencyReport] | None = None) -> None:
+    """Declare what follows the VMs in create-cluster and add-node: firewall-peers on every
+    cloud of `providers`, once every VM step of the graph is done; the mesh (mesh_steps); the
+    user-data taken back on `user_data_on`; the latency check (latency_step, when `latency`
+    collects its report); Kubernetes (kubernetes_steps), skipped visibly where no node can
+    run it."""
+    from . import kubernetes_steps, latency_step, mesh_steps
+
+    markers: dict[str, BootMarker] = {}
+    peers = add_firewall_peers(graph, ctx, regions, providers, after=graph.keys("vms"))
+    mesh = graph.add(Step("mesh", "wireguard", lambda _: mesh_steps.wireguard(ctx, nodes, markers), after=peers)).key
+    add_forget_user_data(graph, ctx, user_data_on, after=(mesh,))
+    before_kube = mesh
+    if latency is not None:
+        before_kube = graph.add(Step("mesh", "latency", lambda _: latency_step.latency(ctx, nodes, latency),
+                                     after=(mesh,))).key
+    graph.add(Step("kubernetes", "bootstrap", lambda _: kubernetes_steps.bootstrap(ctx, nodes, markers),
+                   after=(before_kube,), skip=lambda: kubernetes_steps.skip_reason(markers)))
