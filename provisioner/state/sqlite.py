@@ -16,16 +16,16 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CastError, InputError, LockHeldError
-from .private_files import create_private_file, read_private_file, trusted_dir, write_private_file
-from .processes import process_start
-from .state_rows import RowError, check_cluster_row, check_node_row
+from ..errors import InputError, LockHeldError
+from ..private_files import create_private_file, read_private_file, trusted_dir, write_private_file
+from ..processes import process_start
+from ..state_rows import RowError, check_cluster_row, check_node_row
+from .rows import ClusterRow, JournalEntry, LockHolder, NodeRow, StateError
 
-__all__ = ["StateStore", "StateError", "ClusterRow", "NodeRow", "LockHolder", "write_private_file"]
+__all__ = ["StateStore", "write_private_file"]
 
 SCHEMA_VERSION = 1
 DB_NAME = "state.db"
@@ -92,60 +92,6 @@ CREATE TABLE IF NOT EXISTS locks (
 """
 
 
-class StateError(CastError):
-    """The state store cannot be used (newer schema, unreadable file)."""
-
-
-def default_state_dir() -> Path:
-    """$CAST_HOME, else the user's data directory (platformdirs)."""
-    env = os.environ.get("CAST_HOME")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("cast", appauthor=False))
-
-
-@dataclass(frozen=True)
-class ClusterRow:
-    uuid: str
-    name: str
-    region: str
-    spec: dict[str, Any]
-    status: str
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True)
-class NodeRow:
-    cluster_uuid: str
-    name: str
-    cloud: str
-    role: str
-    mesh_ip: str
-    size: str
-    status: str
-    cloud_id: str | None
-    public_ip: str | None
-    private_ip: str | None
-    host_key: str
-    wg_public_key: str | None
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    pid: int
-    host: str
-    proc_start: str
-    command: str
-    started_at: float
-
-    def describe(self) -> str:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_at))
-        return f"pid {self.pid} on {self.host} ({self.command}, since {when})"
-
-
 class StateStore:
     """The state of every cluster on this machine (or under one --state-dir)."""
 
@@ -154,6 +100,11 @@ class StateStore:
         self.db_path = self.root / DB_NAME
 
     # --- connections -------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        """Where this store lives, as a user would name it (`cast list` shows it)."""
+        return str(self.root)
 
     def exists(self) -> bool:
         return self.db_path.exists()
@@ -343,7 +294,7 @@ class StateStore:
 
     def nodes(self, cluster_uuid: str) -> list[NodeRow]:
         """The cluster's nodes; StateError naming the row and field when one fails state_rows' checks."""
-        from .regions import CLOUDS, ROLES
+        from ..regions import CLOUDS, ROLES
 
         rows = [dict(r) for r in
                 self._read("SELECT * FROM nodes WHERE cluster_uuid = ? ORDER BY cloud, role, name", (cluster_uuid,))]
@@ -410,6 +361,12 @@ class StateStore:
         )
         return (rows[0]["phase"], rows[0]["detail"]) if rows else None
 
+    def journal_entries(self, cluster_uuid: str) -> list[JournalEntry]:
+        """The whole journal of a cluster, oldest first."""
+        rows = self._read("SELECT cloud, step, phase, detail, at FROM journal WHERE cluster_uuid = ? ORDER BY id",
+                          (cluster_uuid,))
+        return [JournalEntry(r["cloud"], r["step"], r["phase"], r["detail"], r["at"]) for r in rows]
+
     # --- the per-cluster lock ------------------------------------------------------------
 
     def lock_holder(self, cluster: str) -> LockHolder | None:
@@ -474,3 +431,12 @@ class StateStore:
         (UntrustedPathError)."""
         return read_private_file(self.secrets_dir(cluster_uuid, create=False) / name)
 
+
+    def delete_secret(self, cluster_uuid: str, name: str) -> None:
+        """Forget one secret (nothing happens when there is none)."""
+        (self.secrets_dir(cluster_uuid, create=False) / name).unlink(missing_ok=True)
+
+    def secret_names(self, cluster_uuid: str) -> list[str]:
+        """The names of a cluster's secrets, sorted."""
+        path = self.secrets_dir(cluster_uuid, create=False)
+        return sorted(f.name for f in path.iterdir() if f.is_file()) if path.exists() else []
