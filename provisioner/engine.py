@@ -416,7 +416,7 @@ class Engine:
         rotated = rotate_host_key(pool, access, pending)
         # The secret goes before the pin: while it exists, a re-run would pin its (old) key
         # again for new user-data; without it, a re-run finds the pending key in the journal.
-        (self.store.secrets_dir(uuid, create=False) / host_key_secret(access.name)).unlink(missing_ok=True)
+        self.store.delete_secret(uuid, host_key_secret(access.name))
         if rotated.host_key != access.host_key:
             self._pin(cluster, access.name, rotated.host_key)
             self.store.journal(uuid, access.name, "host-key", "end", rotated.host_key)

@@ -242,6 +242,9 @@ class RemoteStateStore:
     def allocations(self, cluster_uuid: str, kind: str) -> dict[str, str]:
         return dict(self._doc_of(cluster_uuid)["allocations"].get(kind, {}))
 
+    def all_allocations(self, cluster_uuid: str) -> dict[str, dict[str, str]]:
+        return copy.deepcopy(self._doc_of(cluster_uuid)["allocations"])
+
     def record_resources(self, cluster_uuid: str, cloud: str, resources: list[tuple[str, str, str]]) -> None:
         def change(doc: dict[str, Any]) -> None:
             new = {(cloud, kind, rid): name for kind, rid, name in resources}
@@ -288,6 +291,26 @@ class RemoteStateStore:
             entries.extend(json.loads(blob.data) if blob else [])
         entries.extend(doc["journal"])
         return [JournalEntry(e[1], e[2], e[3], e[4], e[5]) for e in entries]
+
+    def append_journal(self, cluster_uuid: str, entries: list[JournalEntry]) -> None:
+        """Append entries as they are (a journal moved from another store), in one write."""
+        def change(doc: dict[str, Any]) -> None:
+            for e in entries:
+                doc["journal_seq"] = int(doc.get("journal_seq", 0)) + 1
+                doc["journal"].append([doc["journal_seq"], e.cloud, e.step, e.phase, e.detail, e.at])
+
+        if entries:
+            self._by_uuid(cluster_uuid, change)
+
+    def sweep(self, cluster: str) -> list[str]:
+        """Delete the cluster's sealed secrets that its document does not point at (left by a
+        run killed between storing a secret and recording it). Under the lease only."""
+        current = self._load(cluster)
+        wanted = set(current[0]["secrets"].values()) if current else set()
+        orphans = [k for k in self.objects.keys(f"clusters/{cluster}/secrets/") if k not in wanted]
+        for key in orphans:
+            self.objects.delete(key)
+        return orphans
 
     # --- the lease -------------------------------------------------------------------------
 

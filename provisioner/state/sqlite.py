@@ -322,6 +322,13 @@ class StateStore:
         )
         return {r["value"]: r["owner"] for r in rows}
 
+    def all_allocations(self, cluster_uuid: str) -> dict[str, dict[str, str]]:
+        """Every allocation of the cluster, {kind: {value: owner}}."""
+        found: dict[str, dict[str, str]] = {}
+        for r in self._read("SELECT kind, value, owner FROM allocations WHERE cluster_uuid = ?", (cluster_uuid,)):
+            found.setdefault(r["kind"], {})[r["value"]] = r["owner"]
+        return found
+
     # --- resources (a cache of what the clouds reported) ---------------------------------
 
     def record_resources(self, cluster_uuid: str, cloud: str, resources: list[tuple[str, str, str]]) -> None:
@@ -366,6 +373,14 @@ class StateStore:
         rows = self._read("SELECT cloud, step, phase, detail, at FROM journal WHERE cluster_uuid = ? ORDER BY id",
                           (cluster_uuid,))
         return [JournalEntry(r["cloud"], r["step"], r["phase"], r["detail"], r["at"]) for r in rows]
+
+    def append_journal(self, cluster_uuid: str, entries: list[JournalEntry]) -> None:
+        """Append entries as they are (e.g. a journal moved from another store), in one transaction."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO journal (cluster_uuid, cloud, step, phase, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(cluster_uuid, e.cloud, e.step, e.phase, e.detail, e.at) for e in entries],
+            )
 
     # --- the per-cluster lock ------------------------------------------------------------
 
