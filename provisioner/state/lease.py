@@ -193,9 +193,6 @@ def acquire(store: ObjectStore, cluster: str, command: str, *, wait_s: float = 0
             dead = status == "expired" and (unchanged_for >= float(doc.get("ttl", ttl))
                                             or now > float(doc["expires_at"]) + float(doc.get("ttl", ttl)))
             if status != "released" and not dead:
-                h = holder_of(doc)
-                if (h.host, h.pid, h.proc_start) == (holder.host, holder.pid, holder.proc_start):
-                    raise LockHeldError(f"cluster {cluster!r}: this process already holds the lock")
                 if time.monotonic() >= deadline:
                     hint = "wait for it to finish" if status == "live" else (
                         f"its holder looks dead: cast takes it over once unrenewed for {doc.get('ttl', ttl):g} s"
