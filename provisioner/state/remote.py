@@ -368,7 +368,12 @@ class RemoteStateStore:
         sealed = seal(self._keyring(), cluster_uuid, name, data)
         cluster = self._name_of(cluster_uuid)
         key = f"clusters/{cluster}/secrets/{name}.{uuidlib.uuid4().hex[:12]}"
-        self.objects.put(key, sealed, create=True)
+        try:
+            self.objects.put(key, sealed, create=True)
+        except Conflict:  # botocore's retry of a put that landed, its reply lost?
+            landed = self.objects.get(key)
+            if landed is None or landed.data != sealed:
+                raise
         old: list[str] = []
 
         def change(doc: dict[str, Any]) -> None:

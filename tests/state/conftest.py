@@ -70,7 +70,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, proxy: FaultProxy) -> F
     for var, value in env_of(proxy).items():
         monkeypatch.setenv(var, value)
     proxy.clear()
-    proxy.delay_s = 0.0
+    proxy.api_delay_s = 0.0
     return proxy
 
 
