@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import CastError, InputError
+from .objects import StoreUnavailable
 
 FORMAT = "cast-sealed-1"
 KEY_BYTES = 32
@@ -62,9 +63,12 @@ class KmsKeyring:
     def client(self) -> Any:
         if self._client is None:
             import boto3
+            from botocore.config import Config
 
             region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-            self._client = boto3.client("kms", region_name=region)
+            config = Config(retries={"mode": os.environ.get("AWS_RETRY_MODE", "standard")},
+                            connect_timeout=5, read_timeout=20)
+            self._client = boto3.client("kms", region_name=region, config=config)
         return self._client
 
     def _call(self, what: str, **args: Any) -> Any:
@@ -74,9 +78,12 @@ class KmsKeyring:
             return getattr(self.client, what)(**args)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if status >= 500 or status == 429 or "Throttl" in code or code in ("SlowDown", "LimitExceededException"):
+                raise StoreUnavailable(f"{self.name}: {what}: {code or status} (retried; run again)") from None
             raise SealError(f"{self.name}: {what}: {code}") from None
         except BotoCoreError as exc:
-            raise SealError(f"{self.name}: {what}: {type(exc).__name__}") from None
+            raise StoreUnavailable(f"{self.name}: {what}: {type(exc).__name__} (is AWS_ENDPOINT_URL right?)") from None
 
     def new_data_key(self, context: dict[str, str]) -> tuple[bytes, bytes]:
         reply = self._call("generate_data_key", KeyId=self.key_id, KeySpec="AES_256", EncryptionContext=context)

@@ -132,11 +132,11 @@ def test_paused_holder_is_fenced_when_it_resumes(cast_env, tmp_path, bucket, s3,
     assert (stores[0] / "state.db").exists()  # the fenced run kept its local copy: nothing lost
 
 
-@pytest.mark.parametrize("fault", [
-    s3_fault("SlowDown", 503, every=3),
-    s3_fault("InternalError", 500, every=4),
-    dropped("reply", frozenset({"PutObject"}), every=3),
-    dropped("request", every=4),
+@pytest.mark.parametrize("fault", [  # an episode of faults: a burst, then the service recovers
+    s3_fault("SlowDown", 503, every=2, times=20),
+    s3_fault("InternalError", 500, every=3, times=20),
+    dropped("reply", frozenset({"PutObject"}), every=2, times=12),
+    dropped("request", every=3, times=12),
 ], ids=["throttling", "5xx", "reply-lost", "request-lost"])
 def test_s3_faults_during_writes_leave_no_half_written_state(cast_env, tmp_path, bucket, s3, aws, fault):
     (home,), made = homes(tmp_path, 1)
@@ -153,6 +153,7 @@ def test_s3_faults_during_writes_leave_no_half_written_state(cast_env, tmp_path,
         if run.returncode == 0:
             break
         assert run.returncode in (1, 4) and "Traceback" not in err, err
+        print(f"\nrun {len(outcomes)}: exit {run.returncode}: {err.strip()[-400:]}")
     assert outcomes[-1] == 0, outcomes
     assert aws.injected, "no fault fired"
     print(f"\n{fault.code}: runs {outcomes}, faults injected {dict(aws.injected)}")
