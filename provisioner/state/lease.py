@@ -38,6 +38,9 @@ from .rows import LockHolder
 
 DEFAULT_TTL_S = 60.0
 POLL_S = 0.5  # how often a waiting run looks at a live lease again
+# Each lease version this process saw, and when (its own clock): a lease unchanged for a ttl is
+# dead, across attempts too (the reconcile service tries again every pass).
+_SEEN: dict[tuple[str, str], tuple[str, float]] = {}
 
 
 class LeaseLostError(LockHeldError):
@@ -179,15 +182,15 @@ def acquire(store: ObjectStore, cluster: str, command: str, *, wait_s: float = 0
     holder = me(command)
     nonce = uuid.uuid4().hex
     deadline = time.monotonic() + wait_s
-    seen: tuple[str, float] | None = None  # (version, when first seen on our clock)
     while True:
         current = read(store, cluster)
         now = time.time()
         taken_from = None
         if current is not None:
             doc, version = current
+            seen = _SEEN.get((store.url, cluster))
             if seen is None or seen[0] != version:
-                seen = (version, time.monotonic())
+                seen = _SEEN[(store.url, cluster)] = (version, time.monotonic())
             status = state_of(doc, now)
             unchanged_for = time.monotonic() - seen[1]
             dead = status == "expired" and (unchanged_for >= float(doc.get("ttl", ttl))

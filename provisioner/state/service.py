@@ -53,9 +53,17 @@ class _Held:
 
 
 def last_begin(store: StateBackend, uuid: str) -> float:
-    """When the cluster's newest reconcile began (0: never)."""
-    begins = [e.at for e in store.journal_entries(uuid) if (e.cloud, e.step) == STEP and e.phase == "begin"]
-    return max(begins, default=0.0)
+    """When the cluster's newest finished reconcile began (0: never). A run that began and
+    never ended was cut short (its replica died: whoever holds the lease now took it over), so
+    the cluster is due at once."""
+    began, finished = 0.0, 0.0
+    for e in store.journal_entries(uuid):
+        if (e.cloud, e.step) == STEP:
+            if e.phase == "begin":
+                began = e.at
+            elif began:
+                finished = began
+    return finished
 
 
 def reconcile_due(store: StateBackend, run: Callable[[Any, str], list[str]], interval_s: float,
@@ -88,10 +96,12 @@ def reconcile_due(store: StateBackend, run: Callable[[Any, str], list[str]], int
 def watch(store: StateBackend, run: Callable[[Any, str], list[str]], interval_s: float, *,
           stop: threading.Event | None = None, tick_s: float | None = None) -> Iterator[Outcome]:
     """Pass after pass until `stop` is set, yielding each outcome. A replica looks again every
-    tick (a quarter of the interval, at most 30 s) so that a cluster whose replica died is
-    picked up soon after its lease expires."""
+    tick (a quarter of the interval, at most half a lease and 30 s), so that a cluster whose
+    replica died is picked up within a lease of its last renewal."""
+    from .lease import lease_ttl
+
     stop = stop or threading.Event()
-    tick = tick_s or min(30.0, interval_s / 4)
+    tick = tick_s or min(30.0, interval_s / 4, lease_ttl() / 2)
     while not stop.is_set():
         yield from reconcile_due(store, run, interval_s)
         stop.wait(tick)

@@ -29,13 +29,16 @@ def runs_of(s3, bucket: str, name: str) -> list[tuple[float, float | None, str]]
     """(began, ended or None, replica) of each reconcile of a cluster, from its journal."""
     doc = json.loads(s3.get_object(Bucket=bucket, Key=f"team/clusters/{name}/state.json")["Body"].read())
     runs: list[tuple[float, float | None, str]] = []
+    taken_over = False
     for _, cloud, step, phase, detail, at in doc["journal"]:
+        taken_over = taken_over or (cloud, step, phase) == ("cluster", "lease", "takeover")
         if (cloud, step) != ("cluster", "reconcile"):
             continue
         replica = detail.split(":")[0].removeprefix("replica ")
         if phase == "begin":
-            assert not runs or runs[-1][1] is not None, f"{name}: a reconcile began while another ran"
+            assert not runs or runs[-1][1] is not None or taken_over, f"{name}: a reconcile began while another ran"
             runs.append((at, None, replica))
+            taken_over = False
         else:
             began, _, who = runs[-1]
             assert who == replica and phase == "end", (name, detail)
@@ -62,3 +65,30 @@ def test_replicas_share_the_clusters_one_at_a_time(cast_env, tmp_path, bucket, s
         print(f"\n{name}: {len(runs)} runs by {[r[2] for r in runs]}, "
               f"{[round(r[1] - r[0], 2) for r in runs]} s each")
     assert_nothing_in_clear(bucket_objects(s3, bucket), made["alpha"])
+
+
+def test_a_killed_replica_is_replaced_within_one_lease(cast_env, tmp_path, bucket, s3, aws):
+    push_clusters(cast_env, tmp_path)
+    aws.api_delay_s = 0.2  # runs take long enough to be killed in the middle of one
+    victim = start(cast_env, tmp_path / "replica0", "reconcile", "--all", "--watch", "--dry-run", "--interval", "1h",
+                   CAST_REPLICA="victim")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+            r[1] is None for r in runs_of(s3, bucket, "alpha")):
+        time.sleep(0.1)
+    victim.send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    victim.wait()
+    aws.api_delay_s = 0.0
+    survivor = start(cast_env, tmp_path / "replica1", "reconcile", "--all", "--watch", "--dry-run",
+                     "--interval", "1h", CAST_REPLICA="survivor")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and [r[1] is None for r in runs_of(s3, bucket, "alpha")] != [True, False]:
+        time.sleep(0.2)
+    survivor.send_signal(signal.SIGINT)
+    survivor.communicate(timeout=30)
+    runs = runs_of(s3, bucket, "alpha")
+    assert [r[2] for r in runs] == ["victim", "survivor"] and runs[0][1] is None and runs[1][1] is not None
+    replaced = runs[1][0] - killed_at
+    print(f"\nkilled replica: its cluster's reconcile began again {replaced:.1f} s after the kill (lease ttl 2 s)")
+    assert replaced < 2 + 10  # one lease, plus the new replica's start-up and its first pass over the others
