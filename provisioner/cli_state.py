@@ -59,9 +59,9 @@ def unlock_cmd(ctx: click.Context, name: str, force: bool) -> None:
             return
         raise InputError("NAME", f"{name} is locked in the local store by {holder.describe()}; the next run "
                          "takes it over once that process is gone", "a cluster in a bucket (--state s3://…)")
-    from .state.lease import break_lease, holder_of
+    from .state.lease import holder_of
 
-    doc, before = break_lease(objects, name, force=force)
+    doc, before = store.break_lock(name, force=force)
     if doc is None or before == "released":
         console().print(literal(f"{name}: not locked"))
         return
@@ -74,7 +74,7 @@ def _moved(output: str, moved: Any) -> None:
         emit_json(moved.__dict__)
         return
     console().print(literal(f"moved {moved.name} ({moved.uuid}) from {moved.source} to {moved.target}: "
-                            f"{moved.nodes} nodes, {moved.secrets} secrets sealed, {moved.journal} journal entries"))
+                            f"{moved.nodes} nodes, {moved.secrets} secrets, {moved.journal} journal entries"))
 
 
 @state_group.command("push")

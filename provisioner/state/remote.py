@@ -345,6 +345,19 @@ class RemoteStateStore:
                 self._docs.pop(cluster, None)
             lease.release()
 
+    def break_lock(self, cluster: str, *, force: bool) -> tuple[dict[str, Any] | None, str]:
+        """`cast state unlock`: release the lease with a new token (lease.break_lease) and raise
+        the state's fence to it, so that its holder, should it still run, cannot write again."""
+        doc, before = leases.break_lease(self.objects, cluster, force=force)
+        if doc is not None and before != "released" and self._load(cluster) is not None:
+            token = int(doc.get("token", 0)) + 1
+
+            def fence(state: dict[str, Any]) -> None:
+                state["fence"] = max(int(state.get("fence", 0)), token)
+
+            self._mutate(cluster, fence)
+        return doc, before
+
     def lock_holder(self, cluster: str) -> LockHolder | None:
         current = leases.read(self.objects, cluster)
         if current is None or leases.state_of(current[0], time.time()) == "released":
@@ -408,6 +421,8 @@ class RemoteStateStore:
         """A private local directory holding the cluster's secrets, unsealed (0600 files in a
         0700 directory, like the local store's), for what needs a file (the SSH key, kubectl)."""
         path = self._cache_dir(cluster_uuid, create=True)
+        if self.keyring is None and not create:
+            return path  # a read-only look (e.g. `cast status`) without the key: what is already here
         names = set(self.secret_names(cluster_uuid))
         for stale in path.iterdir():
             if stale.name not in names:

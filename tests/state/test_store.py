@@ -113,8 +113,18 @@ def test_unlock_refuses_a_live_lease_unless_forced_and_fences_its_holder(aws, tm
     assert before == "live" and doc["token"] == 1
     with store.lock("demo", "create-cluster"):
         assert store.lease_of("demo").token == 3
-    time.sleep(0.1)
     lease._stop.set()
+
+
+def test_a_forced_unlock_fences_the_holder_at_once(aws, tmp_path, bucket, kms_key):
+    made = make_local_cluster(tmp_path / "local", "demo")
+    holder = remote(tmp_path, bucket, kms_key)
+    move(StateStore(tmp_path / "local"), holder, "demo", "state push", remote_first=True)
+    with holder.lock("demo", "add-node"):
+        doc, before = remote(tmp_path, bucket, kms_key).break_lock("demo", force=True)
+        assert before == "live" and doc["holder"]["command"] == "add-node"
+        with pytest.raises(LeaseLostError):
+            holder.journal(made["uuid"], "aws", "vms", "begin")
 
 
 def test_concurrent_writers_lose_nothing(aws, tmp_path, bucket, kms_key):
