@@ -61,7 +61,8 @@ def unlock_cmd(ctx: click.Context, name: str, force: bool) -> None:
                          "takes it over once that process is gone", "a cluster in a bucket (--state s3://…)")
     from .state.lease import holder_of
 
-    doc, before = store.break_lock(name, force=force)
+    remote: Any = store  # a RemoteStateStore: it has objects
+    doc, before = remote.break_lock(name, force=force)
     if doc is None or before == "released":
         console().print(literal(f"{name}: not locked"))
         return
