@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import threading
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
@@ -28,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..private_files import read_private_file, trusted_dir, write_private_file
 from ..state_rows import RowError, check_cluster_row, check_node_row
 from . import lease as leases
 from .objects import Conflict, ObjectStore, StoreUnavailable
+from .remote_secrets import SealedSecrets
 from .rows import ClusterRow, JournalEntry, LockHolder, NodeRow, StateError
-from .sealing import Keyring, seal, unseal
+from .sealing import Keyring
 
 JOURNAL_KEEP = 1000  # entries kept in the document; older ones move to journal/<seq>.json
 JOURNAL_MOVE = 500
@@ -50,7 +51,7 @@ def empty_doc() -> dict[str, Any]:
             "resources": [], "journal": [], "journal_seq": 0, "journal_archives": [], "secrets": {}}
 
 
-class RemoteStateStore:
+class RemoteStateStore(SealedSecrets):
     """The state of a team's clusters under one bucket and prefix (see the module's docstring).
     `root` is a local directory of this user's for logs and the private secrets cache."""
 
@@ -63,6 +64,9 @@ class RemoteStateStore:
         self._docs: dict[str, tuple[dict[str, Any], str]] = {}  # name -> (document, version) last seen
         self._names: dict[str, str] = {}  # uuid -> name
         self._leases: dict[str, leases.Lease] = {}
+        # The engine writes from a thread per cloud: one write at a time from this process
+        # (conditional writes keep other processes' right; this only saves lost round trips).
+        self._writing = threading.RLock()
 
     @property
     def location(self) -> str:
@@ -100,6 +104,10 @@ class RemoteStateStore:
     def _mutate(self, name: str, change: Callable[[dict[str, Any]], Any], *, create: bool = False) -> Any:
         """Apply `change` to the cluster's document and write it back conditionally (retried
         on a conflict with a fresh read). LeaseLostError when this run's lease was taken over."""
+        with self._writing:
+            return self._mutate_once(name, change, create=create)
+
+    def _mutate_once(self, name: str, change: Callable[[dict[str, Any]], Any], *, create: bool) -> Any:
         lease = self._leases.get(name)
         for _ in range(WRITE_ATTEMPTS):
             if lease is not None and lease.lost:
@@ -302,16 +310,6 @@ class RemoteStateStore:
         if entries:
             self._by_uuid(cluster_uuid, change)
 
-    def sweep(self, cluster: str) -> list[str]:
-        """Delete the cluster's sealed secrets that its document does not point at (left by a
-        run killed between storing a secret and recording it). Under the lease only."""
-        current = self._load(cluster)
-        wanted = set(current[0]["secrets"].values()) if current else set()
-        orphans = [k for k in self.objects.keys(f"clusters/{cluster}/secrets/") if k not in wanted]
-        for key in orphans:
-            self.objects.delete(key)
-        return orphans
-
     # --- the lease -------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -367,86 +365,3 @@ class RemoteStateStore:
     def lease_of(self, cluster: str) -> leases.Lease | None:
         """The lease this process holds on `cluster`, if any."""
         return self._leases.get(cluster)
-
-    # --- secrets ---------------------------------------------------------------------------
-
-    def _keyring(self) -> Keyring:
-        if self.keyring is None:
-            raise InputError("--state-key", f"the state in {self.location} keeps secrets sealed: name the key "
-                             "(or set CAST_STATE_KEY)", "kms://alias/NAME or file://PATH")
-        return self.keyring
-
-    def write_secret(self, cluster_uuid: str, name: str, data: bytes) -> Path:
-        """Seal the secret on this machine and store it; only then does the document point at it."""
-        sealed = seal(self._keyring(), cluster_uuid, name, data)
-        cluster = self._name_of(cluster_uuid)
-        key = f"clusters/{cluster}/secrets/{name}.{uuidlib.uuid4().hex[:12]}"
-        try:
-            self.objects.put(key, sealed, create=True)
-        except Conflict:  # botocore's retry of a put that landed, its reply lost?
-            landed = self.objects.get(key)
-            if landed is None or landed.data != sealed:
-                raise
-        old: list[str] = []
-
-        def change(doc: dict[str, Any]) -> None:
-            old[:] = [doc["secrets"].get(name, "")]
-            doc["secrets"][name] = key
-
-        self._mutate(cluster, change)
-        if old and old[0] and old[0] != key:
-            self.objects.delete(old[0])  # after the document stopped pointing at it
-        return self._cache_dir(cluster_uuid) / name
-
-    def read_secret(self, cluster_uuid: str, name: str) -> bytes | None:
-        key = self._doc_of(cluster_uuid)["secrets"].get(name)
-        if not key:
-            return None
-        blob = self.objects.get(key)
-        if blob is None:
-            raise StateError(f"{self.location}: secret {name} of {cluster_uuid} is indexed but missing")
-        return unseal(self._keyring(), cluster_uuid, name, blob.data)
-
-    def delete_secret(self, cluster_uuid: str, name: str) -> None:
-        old: list[str] = []
-        self._by_uuid(cluster_uuid, lambda doc: old.append(doc["secrets"].pop(name, "")))
-        if old and old[0]:
-            self.objects.delete(old[0])
-        (self._cache_dir(cluster_uuid, create=False) / name).unlink(missing_ok=True)
-
-    def secret_names(self, cluster_uuid: str) -> list[str]:
-        return sorted(self._doc_of(cluster_uuid)["secrets"])
-
-    def secrets_dir(self, cluster_uuid: str, *, create: bool = True) -> Path:
-        """A private local directory holding the cluster's secrets, unsealed (0600 files in a
-        0700 directory, like the local store's), for what needs a file (the SSH key, kubectl)."""
-        path = self._cache_dir(cluster_uuid, create=True)
-        if self.keyring is None and not create:
-            return path  # a read-only look (e.g. `cast status`) without the key: what is already here
-        names = set(self.secret_names(cluster_uuid))
-        for stale in path.iterdir():
-            if stale.name not in names:
-                stale.unlink()
-        for name in names:
-            data = self.read_secret(cluster_uuid, name)
-            if data is not None and read_private_file(path / name) != data:
-                write_private_file(path / name, data)
-        return path
-
-    def _cache_dir(self, cluster_uuid: str, *, create: bool = True) -> Path:
-        import hashlib
-
-        base = self.root / "cache" / hashlib.sha256(self.location.encode()).hexdigest()[:12]
-        path = base / cluster_uuid
-        if create:
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for directory in (self.root, self.root / "cache", base, path):
-            trusted_dir(directory)
-        return path
-
-    def _drop_cache(self, cluster_uuid: str) -> None:
-        path = self._cache_dir(cluster_uuid, create=False)
-        if path.exists():
-            for f in path.iterdir():
-                f.unlink()
-            path.rmdir()
