@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, LockHeldError
-from ..private_files import create_private_file, read_private_file, trusted_dir, write_private_file
+from ..private_files import create_private_file, trusted_dir, write_private_file
 from ..processes import process_start
 from ..state_rows import RowError, check_cluster_row, check_node_row
+from .local_secrets import LocalSecrets
 from .rows import ClusterRow, JournalEntry, LockHolder, NodeRow, StateError
 
 __all__ = ["StateStore", "write_private_file"]
@@ -92,7 +93,7 @@ CREATE TABLE IF NOT EXISTS locks (
 """
 
 
-class StateStore:
+class StateStore(LocalSecrets):
     """The state of every cluster on this machine (or under one --state-dir)."""
 
     def __init__(self, root: Path):
@@ -424,34 +425,3 @@ class StateStore:
         finally:
             with self.transaction() as conn:
                 conn.execute("DELETE FROM locks WHERE cluster = ? AND pid = ? AND host = ?", (cluster, me.pid, me.host))
-
-    # --- secrets -----------------------------------------------------------------------
-
-    def secrets_dir(self, cluster_uuid: str, *, create: bool = True) -> Path:
-        """The directory of a cluster's secrets (0700, as are its parents up to the root, each
-        checked like the root: UntrustedPathError when someone else owns or can write to it)."""
-        path = self.root / "secrets" / cluster_uuid
-        if create:
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for directory in (self.root, path.parent, path):
-            trusted_dir(directory)
-        return path
-
-    def write_secret(self, cluster_uuid: str, name: str, data: bytes) -> Path:
-        """Write a secret file with mode 0600, atomically (never readable by others, even briefly)."""
-        return write_private_file(self.secrets_dir(cluster_uuid) / name, data)
-
-    def read_secret(self, cluster_uuid: str, name: str) -> bytes | None:
-        """A secret's bytes, None when there is none; a symlink in its place is never followed
-        (UntrustedPathError)."""
-        return read_private_file(self.secrets_dir(cluster_uuid, create=False) / name)
-
-
-    def delete_secret(self, cluster_uuid: str, name: str) -> None:
-        """Forget one secret (nothing happens when there is none)."""
-        (self.secrets_dir(cluster_uuid, create=False) / name).unlink(missing_ok=True)
-
-    def secret_names(self, cluster_uuid: str) -> list[str]:
-        """The names of a cluster's secrets, sorted."""
-        path = self.secrets_dir(cluster_uuid, create=False)
-        return sorted(f.name for f in path.iterdir() if f.is_file()) if path.exists() else []
