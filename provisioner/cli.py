@@ -64,7 +64,8 @@ class CastGroup(click.Group):
     "--state",
     envvar="CAST_STATE",
     metavar="s3://BUCKET/PREFIX",
-    help="A state store shared by a team, on object storage (env CAST_STATE); default: the local one.",
+    help="A state store shared by a team, on object storage: s3://BUCKET/PREFIX or azblob://ACCOUNT/CONTAINER/PREFIX "
+    "(env CAST_STATE); default: the local one.",
 )
 @click.option(
     "--state-key",

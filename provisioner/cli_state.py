@@ -35,8 +35,9 @@ def local_store(ctx: click.Context) -> Any:
 def remote_store(ctx: click.Context) -> Any:
     """The bucket store of --state / CAST_STATE; InputError when none is named."""
     store = store_of(ctx)
-    if not store.location.startswith("s3://"):
-        raise InputError("--state", "name the bucket to move to or from (or set CAST_STATE)", "s3://BUCKET/PREFIX")
+    if getattr(store, "objects", None) is None:
+        raise InputError("--state", "name the bucket to move to or from (or set CAST_STATE)",
+                         "s3://BUCKET/PREFIX or azblob://ACCOUNT/CONTAINER/PREFIX")
     return store
 
 
@@ -122,7 +123,7 @@ def cluster_rows(ctx: click.Context) -> list[tuple[Any, int, str]]:
     """(cluster, node count, where its state lives) for `cast list`: the store of --state,
     and the local store too when --state names a bucket."""
     stores = [store_of(ctx)]
-    if stores[0].location.startswith("s3://"):
+    if getattr(stores[0], "objects", None) is not None:
         stores.append(local_store(ctx))
     return [(c, len(s.nodes(c.uuid)), s.location) for s in stores for c in s.clusters()]
 
