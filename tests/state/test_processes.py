@@ -69,7 +69,12 @@ def assert_nothing_in_clear(objects: dict[str, bytes], made: dict) -> None:
 def test_racers_for_one_cluster_exactly_one_proceeds(cast_env, tmp_path, bucket, s3, aws, racers):
     stores, made = homes(tmp_path, racers)
     aws.api_delay_s = 0.15  # a push takes seconds, as over a real network: the others arrive meanwhile
+    began = time.monotonic()
     runs = [start(cast_env, home, "state", "push", "demo") for home in stores]
+    ended: dict[int, float] = {}
+    while len(ended) < len(runs) and time.monotonic() - began < 120:
+        ended.update({p.pid: time.monotonic() - began for p in runs if p.pid not in ended and p.poll() is not None})
+        time.sleep(0.02)
     results = [(p, *p.communicate(timeout=120)) for p in runs]
     winners = [p for p, _, _ in results if p.returncode == 0]
     losers = [(p, err) for p, _, err in results if p.returncode != 0]
@@ -79,6 +84,9 @@ def test_racers_for_one_cluster_exactly_one_proceeds(cast_env, tmp_path, bucket,
         assert f"locked by pid {winners[0].pid} on " in err and "(state push, since" in err, err
     aws.api_delay_s = 0.0
     check_complete(s3, bucket, made)
+    refused = sorted(ended[p.pid] for p, _ in losers)
+    print(f"\n{racers} racers: 1 proceeded ({ended[winners[0].pid]:.1f} s), {len(losers)} exited 4 "
+          f"after {refused[0]:.1f}-{refused[-1]:.1f} s (start-up included)")
 
 
 def test_killed_holder_next_run_waits_takes_over_and_completes(cast_env, tmp_path, bucket, s3, aws):
