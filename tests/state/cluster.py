@@ -34,7 +34,7 @@ def make_local_cluster(root: Path, name: str = "demo", *, nodes: int = 2, public
     store = StateStore(root)
     cid = str(uuid.uuid4())
     store.create_cluster(cid, name, REGION, spec_dict(name, 1, nodes - 1))
-    secrets: dict[str, bytes] = {"cluster-key": new_ed25519(f"cast-{name}").private}
+    secrets: dict[str, bytes] = {"ssh_key": new_ed25519(f"cast-{name}").private}
     for i in range(nodes):
         node = f"{name}-aws-{'m' if i == 0 else 'w'}{i + 1}"
         pair = new_ed25519(node)

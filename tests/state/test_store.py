@@ -42,8 +42,8 @@ def test_round_trip_matches_the_local_store(aws, tmp_path, bucket, kms_key):
     again = remote(tmp_path, bucket, kms_key)
     assert again.read_secret(uuid, "kubeconfig") == made["secrets"]["kubeconfig"]
     files = again.secrets_dir(uuid)
-    assert (files / "cluster-key").read_bytes() == made["secrets"]["cluster-key"]
-    assert oct((files / "cluster-key").stat().st_mode & 0o777) == "0o600"
+    assert (files / "ssh_key").read_bytes() == made["secrets"]["ssh_key"]
+    assert oct((files / "ssh_key").stat().st_mode & 0o777) == "0o600"
     # and back
     back = move(again, StateStore(tmp_path / "local"), "demo", "state pull", remote_first=True)
     assert back.journal == 6 and StateStore(tmp_path / "local").read_secret(uuid, "kubeconfig") is not None
@@ -60,7 +60,7 @@ def test_secrets_need_the_key_and_the_right_one(aws, tmp_path, bucket, kms_key):
     wrong = remote(tmp_path, bucket, f"file://{key_file}")
     uuid = wrong.require_cluster("demo").uuid
     with pytest.raises(SealError, match="sealed with kms://"):
-        wrong.read_secret(uuid, "cluster-key")
+        wrong.read_secret(uuid, "ssh_key")
 
 
 def test_file_key_seals_too(aws, tmp_path, bucket):
