@@ -277,13 +277,18 @@ class RemoteStateStore(SealedSecrets):
         def change(doc: dict[str, Any]) -> None:
             doc["journal_seq"] = int(doc.get("journal_seq", 0)) + 1
             doc["journal"].append([doc["journal_seq"], cloud, step, phase, detail, time.time()])
-            if len(doc["journal"]) > JOURNAL_KEEP:
-                moved, doc["journal"] = doc["journal"][:JOURNAL_MOVE], doc["journal"][JOURNAL_MOVE:]
-                key = f"clusters/{name}/journal/{moved[0][0]:012d}.json"
-                self.objects.put(key, json.dumps(moved).encode())  # before the document that forgets them
-                doc["journal_archives"].append(key)
+            self._archive(name, doc)
 
         self._mutate(name, change)
+
+    def _archive(self, name: str, doc: dict[str, Any]) -> None:
+        """Move the oldest entries out of a document whose journal grew past JOURNAL_KEEP; each
+        archive is written before the document that stops holding its entries."""
+        while len(doc["journal"]) > JOURNAL_KEEP:
+            moved, doc["journal"] = doc["journal"][:JOURNAL_MOVE], doc["journal"][JOURNAL_MOVE:]
+            key = f"clusters/{name}/journal/{moved[0][0]:012d}.json"
+            self.objects.put(key, json.dumps(moved).encode())
+            doc["journal_archives"].append(key)
 
     def last_journal(self, cluster_uuid: str, cloud: str, step: str) -> tuple[str, str] | None:
         for entry in reversed(self._doc_of(cluster_uuid)["journal"]):
@@ -302,13 +307,16 @@ class RemoteStateStore(SealedSecrets):
 
     def append_journal(self, cluster_uuid: str, entries: list[JournalEntry]) -> None:
         """Append entries as they are (a journal moved from another store), in one write."""
+        name = self._name_of(cluster_uuid)
+
         def change(doc: dict[str, Any]) -> None:
             for e in entries:
                 doc["journal_seq"] = int(doc.get("journal_seq", 0)) + 1
                 doc["journal"].append([doc["journal_seq"], e.cloud, e.step, e.phase, e.detail, e.at])
+            self._archive(name, doc)
 
         if entries:
-            self._by_uuid(cluster_uuid, change)
+            self._mutate(name, change)
 
     # --- the lease -------------------------------------------------------------------------
 

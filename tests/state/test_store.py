@@ -154,3 +154,67 @@ def test_nothing_in_the_bucket_is_in_clear(aws, tmp_path, bucket, kms_key, s3):
             assert secret not in blob and secret.splitlines()[1] not in blob
     sealed = [json.loads(b) for b in blobs if b.startswith(b'{"ciphertext"') or b'"cast-sealed-1"' in b]
     assert len(sealed) == 4 and all(s["key"] == kms_key for s in sealed)
+
+
+def test_a_renewed_lease_is_never_taken_over(aws, tmp_path, bucket, kms_key):
+    store = remote(tmp_path, bucket, kms_key)
+    holder = acquire(store.objects, "demo", "reconcile", ttl=1.2)  # renews every 0.4 s
+    try:
+        waiting = remote(tmp_path, bucket, kms_key, wait=3.5)  # three times its ttl
+        started = time.monotonic()
+        with pytest.raises(LockHeldError, match="wait for it to finish"), waiting.lock("demo", "add-node"):
+            pass
+        assert time.monotonic() - started >= 3.5
+        assert read(store.objects, "demo")[0]["renewals"] >= 7
+    finally:
+        holder.release()
+
+
+def test_racers_for_a_dead_lease_one_takes_it_over(aws, tmp_path, bucket, kms_key):
+    """A lease whose holder died long ago (its expiry a ttl past): eight takers at once, one wins."""
+    import threading
+
+    store = remote(tmp_path, bucket, kms_key)
+    dead = acquire(store.objects, "demo", "create-cluster", ttl=1.0)
+    dead._stop.set()
+    time.sleep(2.2)  # expired, and a ttl more: dead by its own clock, no need to watch it
+    won, refused = [], []
+    go = threading.Barrier(8)
+
+    def take(i: int) -> None:
+        racer = remote(tmp_path / str(i), bucket, kms_key)
+        go.wait()
+        try:
+            with racer.lock("demo", f"racer {i}"):
+                won.append(i)
+                time.sleep(1.0)
+        except LockHeldError as exc:
+            refused.append(str(exc))
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(refused) == 7, (won, refused)
+    assert all(f"(racer {won[0]}, since" in r for r in refused)
+    assert read(store.objects, "demo")[0]["token"] == 2
+
+
+def test_a_long_journal_moves_its_old_entries_out_and_keeps_them_all(aws, tmp_path, bucket, kms_key, monkeypatch, s3):
+    from provisioner.state import remote as remote_module
+
+    monkeypatch.setattr(remote_module, "JOURNAL_KEEP", 10)
+    monkeypatch.setattr(remote_module, "JOURNAL_MOVE", 5)
+    made = make_local_cluster(tmp_path / "local", "demo")
+    store = remote(tmp_path, bucket, kms_key)
+    move(StateStore(tmp_path / "local"), store, "demo", "state push", remote_first=True)
+    uuid = made["uuid"]
+    for i in range(20):
+        store.journal(uuid, "aws", f"step{i}", "end", str(i))
+    fresh = remote(tmp_path, bucket, kms_key)
+    steps = [e.step for e in fresh.journal_entries(uuid)]
+    assert steps[-20:] == [f"step{i}" for i in range(20)] and len(steps) == 26
+    assert fresh.last_journal(uuid, "aws", "step19") == ("end", "19")
+    archives = s3.list_objects_v2(Bucket=bucket, Prefix="team/clusters/demo/journal/")["Contents"]
+    assert len(archives) == 4  # 26 entries, 10 at most kept: four times 5 moved out, 6 left
