@@ -11,6 +11,7 @@ import click
 
 from .cli_common import emit_json, output_option, start_log, store_of
 from .cli_sandbox import sandbox_group
+from .cli_state import cluster_rows, reconcile_all, state_group
 from .completion import SHELLS, complete_cluster, complete_worker
 from .errors import CastError
 from .render import CLOUD_NAMES, render_cluster, render_doctor, render_latency_matrix, render_plan, render_regions
@@ -60,6 +61,27 @@ class CastGroup(click.Group):
     help="Where cast keeps its state and secrets (default: the user's data directory; env CAST_HOME).",
 )
 @click.option(
+    "--state",
+    envvar="CAST_STATE",
+    metavar="s3://BUCKET/PREFIX",
+    help="A state store shared by a team, on object storage: s3://BUCKET/PREFIX or azblob://ACCOUNT/CONTAINER/PREFIX "
+    "(env CAST_STATE); default: the local one.",
+)
+@click.option(
+    "--state-key",
+    envvar="CAST_STATE_KEY",
+    metavar="kms://alias/NAME|file://PATH",
+    help="The key that seals secrets before they reach --state's bucket (env CAST_STATE_KEY).",
+)
+@click.option(
+    "--lock-wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    envvar="CAST_LOCK_WAIT",
+    metavar="SECONDS",
+    help="How long to wait for a cluster's lock held by another run (env CAST_LOCK_WAIT; default 0: exit 4).",
+)
+@click.option(
     "-v",
     "--verbose",
     is_flag=True,
@@ -67,7 +89,7 @@ class CastGroup(click.Group):
     help="Also print the command's log on stderr: each cloud API call, SSH command and retry (env CAST_VERBOSE=1). "
     "The log itself is always written, under <state dir>/logs/<cluster>/.",
 )
-def cli(state_dir: Path | None, verbose: bool) -> None:
+def cli(state_dir: Path | None, state: str | None, state_key: str | None, lock_wait: float, verbose: bool) -> None:
     """cast builds one Kubernetes cluster across AWS, GCP, Azure and DigitalOcean.
 
     It creates each cloud's network, subnet and firewall, boots the VMs, joins every node into
@@ -342,7 +364,7 @@ def delete_cluster_cmd(ctx: click.Context, name: str, yes: bool, quiet: bool) ->
     store = store_of(ctx)
     row = store.cluster(name)
     if row is None:
-        console(stderr=True).print(literal(f"no cluster named {name!r} in {store.root}: nothing to delete"))
+        console(stderr=True).print(literal(f"no cluster named {name!r} in {store.location}: nothing to delete"))
         return
     if not yes:
         click.confirm(f"Delete cluster {name} ({row.uuid}) and everything it has on every cloud?", abort=True)
@@ -354,17 +376,28 @@ def delete_cluster_cmd(ctx: click.Context, name: str, yes: bool, quiet: bool) ->
 
 
 @cli.command("reconcile")
-@click.argument("name", shell_complete=complete_cluster)
+@click.argument("name", required=False, shell_complete=complete_cluster)
+@click.option("--all", "every", is_flag=True, help="Every cluster of the store, each once per --interval "
+              "(replicas against one bucket share the work: one cluster, one replica at a time).")
 @click.option("--dry-run", is_flag=True, help="Only report what differs from the spec.")
 @click.option("--watch", is_flag=True, help="Repeat every --interval until interrupted.")
 @click.option("--interval", default="1h", show_default=True, help="How often with --watch: 30s, 10m, 1h.")
 @output_option
 @click.pass_context
-def reconcile_cmd(ctx: click.Context, name: str, dry_run: bool, watch: bool, interval: str, output: str) -> None:
+def reconcile_cmd(ctx: click.Context, name: str | None, every: bool, dry_run: bool, watch: bool, interval: str,
+                  output: str) -> None:
     """Compare the clouds to the cluster's spec and repair what was deleted or changed out of band."""
     import time
 
+    from .errors import InputError
+
     seconds = parse_interval(interval)
+    if every == bool(name):
+        raise InputError("NAME", "name one cluster or give --all", "a cluster name, or --all")
+    if every:
+        reconcile_all(ctx, dry_run=dry_run, watch=watch, interval_s=seconds, output=output)
+        return
+    assert name is not None
     start_log(ctx, name)
     while True:
         report = make_engine(ctx, quiet=True).reconcile(name, dry_run=dry_run)
@@ -406,20 +439,19 @@ def list_cmd(ctx: click.Context, output: str) -> None:
     from rich.table import Table
 
     store = store_of(ctx)
-    rows = [(c, len(store.nodes(c.uuid))) for c in store.clusters()]
+    rows = cluster_rows(ctx)
     if output == "json":
-        emit_json(
-            [{"name": c.name, "uuid": c.uuid, "region": c.region, "status": c.status, "nodes": n} for c, n in rows]
-        )
+        emit_json([{"name": c.name, "uuid": c.uuid, "region": c.region, "status": c.status, "nodes": n,
+                    "state": where} for c, n, where in rows])
         return
     if not rows:
-        console().print(literal(f"No clusters in {store.root}."))
+        console().print(literal(f"No clusters in {store.location}."))
         return
     table = Table()
-    for column in ("name", "region", "status", "nodes", "uuid"):
+    for column in ("name", "region", "status", "nodes", "uuid", "state"):
         table.add_column(column)
-    for c, n in rows:
-        table.add_row(*(literal(v) for v in (c.name, c.region, c.status, n, c.uuid)))
+    for c, n, where in rows:
+        table.add_row(*(literal(v) for v in (c.name, c.region, c.status, n, c.uuid, where)))
     console().print(whole(table))
 
 
@@ -562,6 +594,7 @@ def doctor_cmd(ctx: click.Context, clouds: tuple[str, ...], timeout: float, outp
 
 
 cli.add_command(sandbox_group)
+cli.add_command(state_group)
 
 
 # --- check-latency (nodes over the WireGuard mesh) -------------------------------------

@@ -41,7 +41,15 @@ def start_log(ctx: click.Context, cluster: str) -> None:
 
 
 def store_of(ctx: click.Context) -> StateStore:
-    from .state import StateStore, default_state_dir
+    """The state store of this invocation: --state (CAST_STATE) if given, else the local one of
+    --state-dir (CAST_HOME); one object per invocation, so that a lease it holds is seen by all."""
+    from .state import default_state_dir, open_store
 
-    state_dir = ctx.find_root().params.get("state_dir")
-    return StateStore(Path(state_dir) if state_dir else default_state_dir())
+    root = ctx.find_root()
+    if "cast_store" not in root.meta:
+        params = root.params
+        state_dir = params.get("state_dir")
+        root.meta["cast_store"] = open_store(params.get("state"), Path(state_dir) if state_dir else default_state_dir(),
+                                             key=params.get("state_key"), lock_wait_s=params.get("lock_wait") or 0.0)
+    store: StateStore = root.meta["cast_store"]  # either backend: both keep state.backend's contract
+    return store

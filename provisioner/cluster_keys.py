@@ -51,7 +51,7 @@ def has_host_key(store: StateStore, uuid: str, node: str) -> bool:
 
 def forget_host_key(store: StateStore, uuid: str, node: str) -> None:
     """Forget the node's injected private host key (harmless when already gone)."""
-    (store.secrets_dir(uuid, create=False) / host_key_secret(node)).unlink(missing_ok=True)
+    store.delete_secret(uuid, host_key_secret(node))
 
 
 def pin(store: StateStore, uuid: str, node: str, public: str) -> None:

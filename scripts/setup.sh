@@ -39,3 +39,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp
   fi
   touch "$stamp"
 fi
+# Azurite (Microsoft's Azure Storage emulator, from npm; needs Node.js 18+): the state tests on Azure
+# Blob run against it, and skip (saying why) where there is no npm
+if command -v npm >/dev/null && [ ! -x .venv/azurite/node_modules/.bin/azurite-blob ]; then
+  echo "setup: installing Azurite into .venv/azurite (npm)"
+  npm install --prefix .venv/azurite --no-audit --no-fund --silent azurite@3.35.0 >/dev/null
+fi

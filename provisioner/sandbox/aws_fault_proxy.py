@@ -42,6 +42,8 @@ class Fault:
     every: int = 1
     times: int | None = None
     message: str = "injected by the sandbox fault proxy"
+    drop: str | None = None  # "request": close the connection unanswered, the call not made;
+    #                          "reply": make the call, then close the connection unanswered
     seen: int = 0
     fired: int = 0
 
@@ -61,6 +63,35 @@ def throttling(every: int = 3, actions: frozenset[str] = frozenset(),
                times: int | None = None) -> Fault:
     """EC2's throttling answer (HTTP 503 RequestLimitExceeded) to every `every`-th call."""
     return Fault("RequestLimitExceeded", 503, actions, every, times, "Request limit exceeded.")
+
+
+def s3_fault(code: str = "SlowDown", status: int = 503, actions: frozenset[str] = frozenset(),
+             every: int = 1, times: int | None = None) -> Fault:
+    """An S3 error answer (SlowDown 503, InternalError 500, ...) to every `every`-th S3 call."""
+    return Fault(code, status, actions, every, times, "Please reduce your request rate." if code == "SlowDown"
+                 else "We encountered an internal error. Please try again.")
+
+
+def dropped(when: str = "reply", actions: frozenset[str] = frozenset(), every: int = 1,
+            times: int | None = None) -> Fault:
+    """A dropped connection: before the call reaches the service ("request") or after the
+    service made it, the answer lost ("reply")."""
+    return Fault("Dropped", 0, actions, every, times, drop=when)
+
+
+def s3_action(method: str, path: str) -> str | None:
+    """The S3 operation of a REST request on a path-style URL (/bucket[/key][?query]), or None."""
+    where, _, query = path.partition("?")
+    parts = where.lstrip("/").split("/", 1)
+    if not parts[0]:
+        return None
+    has_key = len(parts) == 2 and bool(parts[1])
+    if has_key:
+        return {"GET": "GetObject", "PUT": "PutObject", "DELETE": "DeleteObject", "HEAD": "HeadObject",
+                "POST": "PostObject"}.get(method)
+    if method == "GET":
+        return "ListObjectsV2" if "list-type=2" in query else "ListObjects"
+    return {"PUT": "CreateBucket", "DELETE": "DeleteBucket", "HEAD": "HeadBucket", "POST": "DeleteObjects"}.get(method)
 
 
 class FaultProxy(CallRecorder):
@@ -153,6 +184,13 @@ def error_body(fault: Fault, as_json: bool) -> tuple[bytes, str]:
     return xml.encode(), "text/xml;charset=UTF-8"
 
 
+def s3_error_body(fault: Fault) -> tuple[bytes, str]:
+    """S3's error document."""
+    xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{fault.code}</Code>'
+           f"<Message>{fault.message}</Message><RequestId>cast-fault-proxy</RequestId></Error>")
+    return xml.encode(), "application/xml"
+
+
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -174,12 +212,19 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
             action, as_json = action_of(headers, body)
+            rest = action == "?" and (s3_action(self.command, self.path) or "?") != "?"
+            if rest:  # S3 speaks REST: the operation is the method and the path
+                action = s3_action(self.command, self.path) or "?"
             api = not self.path.startswith(MOTO_CONTROL)  # moto's own reset and state: not AWS
             if api:
                 proxy.call_received(action)
             fault = proxy.decide(action) if api else None
-            if fault is not None:
-                payload, ctype = error_body(fault, as_json)
+            if fault is not None and fault.drop == "request":
+                proxy.answered(action, received, 0)
+                self.close_connection = True
+                return
+            if fault is not None and fault.drop is None:
+                payload, ctype = (s3_error_body(fault) if rest else error_body(fault, as_json))
                 proxy.answered(action, received, fault.status)
                 self._answer(fault.status, [("Content-Type", ctype)], payload)
                 return
@@ -196,6 +241,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 conn.close()
             if api:  # before the answer: a listener may act on what the call changed at once
                 proxy.answered(action, received, reply.status)
+            if fault is not None:  # drop == "reply": made, but the answer never comes
+                self.close_connection = True
+                return
             self._answer(reply.status, passed, payload)
 
         def _answer(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:

@@ -93,8 +93,8 @@ def test_a_holder_suspended_mid_write_is_named_at_once_and_a_busy_store_is_a_cle
     import sqlite3
     import time
 
-    from provisioner import state as state_module
     from provisioner.errors import CastError
+    from provisioner.state import sqlite as state_module
 
     store = StateStore(tmp_path)
     holder = subprocess.Popen(

@@ -16,16 +16,17 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CastError, InputError, LockHeldError
-from .private_files import create_private_file, read_private_file, trusted_dir, write_private_file
-from .processes import process_start
-from .state_rows import RowError, check_cluster_row, check_node_row
+from ..errors import InputError, LockHeldError
+from ..private_files import create_private_file, trusted_dir, write_private_file
+from ..processes import process_start
+from ..state_rows import RowError, check_cluster_row, check_node_row
+from .local_secrets import LocalSecrets
+from .rows import ClusterRow, JournalEntry, LockHolder, NodeRow, StateError
 
-__all__ = ["StateStore", "StateError", "ClusterRow", "NodeRow", "LockHolder", "write_private_file"]
+__all__ = ["StateStore", "write_private_file"]
 
 SCHEMA_VERSION = 1
 DB_NAME = "state.db"
@@ -92,61 +93,7 @@ CREATE TABLE IF NOT EXISTS locks (
 """
 
 
-class StateError(CastError):
-    """The state store cannot be used (newer schema, unreadable file)."""
-
-
-def default_state_dir() -> Path:
-    """$CAST_HOME, else the user's data directory (platformdirs)."""
-    env = os.environ.get("CAST_HOME")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("cast", appauthor=False))
-
-
-@dataclass(frozen=True)
-class ClusterRow:
-    uuid: str
-    name: str
-    region: str
-    spec: dict[str, Any]
-    status: str
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True)
-class NodeRow:
-    cluster_uuid: str
-    name: str
-    cloud: str
-    role: str
-    mesh_ip: str
-    size: str
-    status: str
-    cloud_id: str | None
-    public_ip: str | None
-    private_ip: str | None
-    host_key: str
-    wg_public_key: str | None
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    pid: int
-    host: str
-    proc_start: str
-    command: str
-    started_at: float
-
-    def describe(self) -> str:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started_at))
-        return f"pid {self.pid} on {self.host} ({self.command}, since {when})"
-
-
-class StateStore:
+class StateStore(LocalSecrets):
     """The state of every cluster on this machine (or under one --state-dir)."""
 
     def __init__(self, root: Path):
@@ -154,6 +101,11 @@ class StateStore:
         self.db_path = self.root / DB_NAME
 
     # --- connections -------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        """Where this store lives, as a user would name it (`cast list` shows it)."""
+        return str(self.root)
 
     def exists(self) -> bool:
         return self.db_path.exists()
@@ -343,7 +295,7 @@ class StateStore:
 
     def nodes(self, cluster_uuid: str) -> list[NodeRow]:
         """The cluster's nodes; StateError naming the row and field when one fails state_rows' checks."""
-        from .regions import CLOUDS, ROLES
+        from ..regions import CLOUDS, ROLES
 
         rows = [dict(r) for r in
                 self._read("SELECT * FROM nodes WHERE cluster_uuid = ? ORDER BY cloud, role, name", (cluster_uuid,))]
@@ -370,6 +322,13 @@ class StateStore:
             "SELECT value, owner FROM allocations WHERE cluster_uuid = ? AND kind = ?", (cluster_uuid, kind)
         )
         return {r["value"]: r["owner"] for r in rows}
+
+    def all_allocations(self, cluster_uuid: str) -> dict[str, dict[str, str]]:
+        """Every allocation of the cluster, {kind: {value: owner}}."""
+        found: dict[str, dict[str, str]] = {}
+        for r in self._read("SELECT kind, value, owner FROM allocations WHERE cluster_uuid = ?", (cluster_uuid,)):
+            found.setdefault(r["kind"], {})[r["value"]] = r["owner"]
+        return found
 
     # --- resources (a cache of what the clouds reported) ---------------------------------
 
@@ -409,6 +368,20 @@ class StateStore:
             (cluster_uuid, cloud, step),
         )
         return (rows[0]["phase"], rows[0]["detail"]) if rows else None
+
+    def journal_entries(self, cluster_uuid: str) -> list[JournalEntry]:
+        """The whole journal of a cluster, oldest first."""
+        rows = self._read("SELECT cloud, step, phase, detail, at FROM journal WHERE cluster_uuid = ? ORDER BY id",
+                          (cluster_uuid,))
+        return [JournalEntry(r["cloud"], r["step"], r["phase"], r["detail"], r["at"]) for r in rows]
+
+    def append_journal(self, cluster_uuid: str, entries: list[JournalEntry]) -> None:
+        """Append entries as they are (e.g. a journal moved from another store), in one transaction."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO journal (cluster_uuid, cloud, step, phase, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(cluster_uuid, e.cloud, e.step, e.phase, e.detail, e.at) for e in entries],
+            )
 
     # --- the per-cluster lock ------------------------------------------------------------
 
@@ -452,25 +425,3 @@ class StateStore:
         finally:
             with self.transaction() as conn:
                 conn.execute("DELETE FROM locks WHERE cluster = ? AND pid = ? AND host = ?", (cluster, me.pid, me.host))
-
-    # --- secrets -----------------------------------------------------------------------
-
-    def secrets_dir(self, cluster_uuid: str, *, create: bool = True) -> Path:
-        """The directory of a cluster's secrets (0700, as are its parents up to the root, each
-        checked like the root: UntrustedPathError when someone else owns or can write to it)."""
-        path = self.root / "secrets" / cluster_uuid
-        if create:
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for directory in (self.root, path.parent, path):
-            trusted_dir(directory)
-        return path
-
-    def write_secret(self, cluster_uuid: str, name: str, data: bytes) -> Path:
-        """Write a secret file with mode 0600, atomically (never readable by others, even briefly)."""
-        return write_private_file(self.secrets_dir(cluster_uuid) / name, data)
-
-    def read_secret(self, cluster_uuid: str, name: str) -> bytes | None:
-        """A secret's bytes, None when there is none; a symlink in its place is never followed
-        (UntrustedPathError)."""
-        return read_private_file(self.secrets_dir(cluster_uuid, create=False) / name)
-
