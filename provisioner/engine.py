@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from .cloudinit import render_user_data
 from .clouds import open_cloud
-from .clouds.base import Cloud, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+from .clouds.base import Cloud, CloudTarget, ClusterRef, Ensured, Vm, VmRequest, refuse_foreign
 from .errors import CastError, ForeignVmError, HostKeyMismatchFound, InputError
 from .keys import new_ed25519, public_of
 from .parallel import gather
@@ -703,8 +703,10 @@ class Engine:
                     "fail" if found else "done",
                     ", ".join(vm.name for vm in found) or "no foreign VM",
                 )
-                if found:
-                    foreign.append(ForeignVmError(cp.cloud, [f"{vm.name} ({vm.cloud_id})" for vm in found]))
+                try:
+                    refuse_foreign(cp.cloud, found)
+                except ForeignVmError as refused:
+                    foreign.append(refused)
 
             self._on_clouds(plan.clouds, check)
             if foreign:
@@ -788,5 +790,6 @@ def _delete(cloud: Cloud, target: CloudTarget, node: str) -> Ensured:
 
 
 def _teardown(cloud: Cloud, target: CloudTarget) -> Ensured:
-    cloud.teardown(target)
+    # The safety check ran once per cloud above: here only the inventory, through the one executor.
+    cloud.delete_resources(target.cluster)
     return Ensured(actions=("nothing of the cluster left",))

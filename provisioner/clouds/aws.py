@@ -15,8 +15,8 @@ from .aws_instances import delete_vms, ensure_vms, foreign_vms, live_instances, 
 from .aws_keys import ensure_ssh_key
 from .aws_network import ensure_network, ensure_subnet
 from .aws_owned import owned
-from .aws_teardown import inventory, teardown
-from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+from .aws_teardown import inventory
+from .base import Cloud, CloudTarget, ClusterRef, Ensured, Owned, Settings, Vm, VmRequest
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock).
@@ -29,9 +29,9 @@ class Provider(Cloud):
 
     name = "aws"
 
-    def __init__(self, region: str, zone: str | None = None, *, stall_budget_s: float = 300.0):
+    def __init__(self, region: str, zone: str | None = None, *, settings: Settings | None = None):
         super().__init__(region, zone)
-        self.stall_budget_s = stall_budget_s
+        self.settings = settings or self.settings
         self._api: AwsApi | None = None
         self._amis: dict[tuple[tuple[str, str], ...], str] = {}
         self._lock = threading.Lock()
@@ -88,8 +88,5 @@ class Provider(Cloud):
         vpcs = self.api.describe("describe_vpcs", "Vpcs", Filters=owned(target.cluster))
         return foreign_vms(self.api, target.cluster, [v["VpcId"] for v in vpcs])
 
-    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
-        return inventory(self.api, cluster).resources()
-
-    def teardown(self, target: CloudTarget) -> None:
-        teardown(self.api, target.cluster, stall_budget_s=self.stall_budget_s)
+    def list_resources(self, cluster: ClusterRef) -> list[Owned]:
+        return inventory(self.api, cluster)

@@ -11,13 +11,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .. import tags
-from ..errors import ExcessResourcesError, ForeignVmError, NotFoundError
+from ..errors import ExcessResourcesError, NotFoundError
 from ..parallel import gather
-from ..teardown import Deletable, delete_in_passes
 from . import azure_build as build
 from .azure_session import CLOUD, AzureSession, mapped_errors, wait_for
 from .azure_vms import VmOps, has_uuid
-from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Vm, VmRequest
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock: azure-core is
@@ -282,33 +281,30 @@ class Provider(Cloud):
         group = self.group_of(target.cluster)
         return self.vms.foreign(group, target.cluster) if group else []
 
-    # --- listing and teardown --------------------------------------------------------
+    # --- inventory (teardown: base.Cloud.teardown) ------------------------------
 
-    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
+    def list_resources(self, cluster: ClusterRef) -> list[Owned]:
         rc = self.session.resources
         out = []
         for group in self.groups_of(cluster):
-            out.append(CloudResource("resource-group", group.id, group.name))
+            # The group's deletion deletes everything in it: its contents are gone once it is.
+            out.append(Owned("resource-group", group.id, group.name, delete=self._group_deleter(cluster, group.name)))
+            inside = frozenset({"resource-group"})
             found = self._resources_in(rc, group.name, cluster)
-            out.extend(CloudResource(KINDS.get(r.type.lower(), r.type), r.id, r.name) for r in found)
+            out.extend(Owned(KINDS.get(r.type.lower(), r.type), r.id, r.name, after=inside) for r in found)
             vnet = self.vnet_of(group.name, cluster)
-            out.extend(CloudResource("subnet", s.id, s.name) for s in (vnet.subnets or [] if vnet else []))
+            out.extend(Owned("subnet", s.id, s.name, after=inside) for s in (vnet.subnets or [] if vnet else []))
         return out
 
     def _resources_in(self, rc: Any, group: str, cluster: ClusterRef) -> list[Any]:
         return self.call(f"list resources in {group}",
                          lambda: list(rc.resources.list_by_resource_group(group, filter=uuid_filter(cluster))))
 
-    def teardown(self, target: CloudTarget) -> None:
-        groups = [g.name for g in self.groups_of(target.cluster)]
-        foreign = [vm for found in gather(*(lambda g=g: self.vms.foreign(g, target.cluster) for g in groups))
-                   for vm in found]
-        if foreign:
-            raise ForeignVmError(CLOUD, [f"{v.name} ({v.cloud_id})" for v in foreign])
+    def _group_deleter(self, cluster: ClusterRef, name: str) -> Callable[[], None]:
         rc = self.session.resources
 
-        def delete(name: str) -> Callable[[], None]:
-            return lambda: self.lro(f"delete resource group {name}", lambda: rc.resource_groups.begin_delete(name))
+        def delete() -> None:
+            self._groups.pop(cluster.uuid, None)  # found again by the next ensure_network
+            self.lro(f"delete resource group {name}", lambda: rc.resource_groups.begin_delete(name))
 
-        delete_in_passes(CLOUD, [Deletable(f"resource-group {g}", delete(g)) for g in groups])
-        self._groups.pop(target.cluster.uuid, None)
+        return delete

@@ -22,15 +22,14 @@ from ..errors import (
     CloudError,
     DependencyError,
     ExcessResourcesError,
-    ForeignVmError,
     NotFoundError,
 )
 from ..parallel import gather
 from ..progress import report
 from ..retry import wait_until
-from ..teardown import Deletable, delete_in_passes
+from ..teardown import Batch
 from . import do_droplets, do_firewall
-from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Settings, Vm, VmRequest
 from .do_client import CLOUD, ApiError, DoApi
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
@@ -46,12 +45,8 @@ class Provider(Cloud):
     """DigitalOcean in one region."""
 
     name = CLOUD
-    poll_initial_s = 1.0  # droplets take tens of seconds to boot on the real API
-    poll_max_s = 10.0
-    boot_timeout_s = 600.0
-    delete_timeout_s = 300.0
-    teardown_stall_s = 300.0
-    workers = 8
+    # Droplets take tens of seconds to boot on the real API: polled less often than elsewhere.
+    settings = Settings(poll_initial_s=1.0, poll_max_s=10.0)
 
     def __init__(self, region: str, zone: str | None = None):
         super().__init__(region, zone)
@@ -268,7 +263,7 @@ class Provider(Cloud):
             vpc_id = self._vpc_id(cluster)
             key = do_droplets.fingerprint(public_key)
             batches = do_droplets.batches(missing)
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(batches))) as pool:
+            with ThreadPoolExecutor(max_workers=min(self.settings.workers, len(batches))) as pool:
                 outcomes = list(pool.map(lambda b: self._create(target, b, vpc_id, key), batches))
             errors = [e for e in outcomes if e is not None]
             if errors:
@@ -282,7 +277,7 @@ class Provider(Cloud):
             return now if ready == len(names) else None
 
         ready = wait_until(all_ready, what=f"{len(names)} droplet(s) of cluster {cluster.name} to be active",
-                           timeout_s=self.boot_timeout_s, initial=self.poll_initial_s, maximum=self.poll_max_s)
+                           timeout_s=self.settings.vm_timeout_s, **self.settings.polling())
         return [ready[n] for n in names]
 
     def _create(self, target: CloudTarget, batch: list[VmRequest], vpc_id: str, key: str) -> CloudError | None:
@@ -329,7 +324,7 @@ class Provider(Cloud):
         doomed = [vm for vm in self.list_vms(target.cluster) if vm.name in set(names)]
         if not doomed:
             return
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(doomed))) as pool:
+        with ThreadPoolExecutor(max_workers=min(self.settings.workers, len(doomed))) as pool:
             list(pool.map(lambda vm: self._ignore_missing(
                 lambda: self.api.call(f"delete droplet {vm.name}", lambda c: c.droplets.destroy, int(vm.cloud_id))
             ), doomed))
@@ -339,7 +334,7 @@ class Provider(Cloud):
             return not any(str(d["id"]) in ids for d in self._droplets(uuid_tag))
 
         wait_until(gone, what=f"droplet(s) {', '.join(vm.name for vm in doomed)} to be deleted",
-                   timeout_s=self.delete_timeout_s, initial=self.poll_initial_s, maximum=self.poll_max_s)
+                   timeout_s=self.settings.delete_timeout_s, **self.settings.polling())
 
     # --- ownership and teardown --------------------------------------------------------
 
@@ -357,90 +352,46 @@ class Provider(Cloud):
             if d.get("vpc_uuid") in ids and uuid_tag not in (d.get("tags") or [])
         ]
 
-    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
-        vpcs, droplets = gather(lambda: self._our_vpcs(cluster),
-                                lambda: self._droplets(tags.uuid_tag_string(cluster.uuid)))
-        return self._inventory(cluster, vpcs, droplets)
-
-    def _inventory(self, cluster: ClusterRef, vpcs: list[dict[str, Any]],
-                   droplets: list[dict[str, Any]]) -> list[CloudResource]:
-        firewalls, keys, uuid_tags = gather(lambda: self._firewalls(cluster), lambda: self._keys(cluster),
-                                            lambda: self._uuid_tags(cluster))
-        return self._resources(cluster, vpcs, droplets, firewalls, keys, uuid_tags)
-
-    def _resources(self, cluster: ClusterRef, vpcs: list[dict[str, Any]], droplets: list[dict[str, Any]],
-                   firewalls: dict[str, list[dict[str, Any]]], keys: list[dict[str, Any]],
-                   uuid_tags: list[str]) -> list[CloudResource]:
+    def list_resources(self, cluster: ClusterRef) -> list[Owned]:
         uuid_tag = tags.uuid_tag_string(cluster.uuid)
-        found = [
-            CloudResource("droplet", str(d["id"]), str(d["name"]))
-            for d in droplets
-            if uuid_tag in (d.get("tags") or [])
-        ]
-        found += [CloudResource("firewall", f["id"], f["name"]) for fs in firewalls.values() for f in fs]
-        found += [CloudResource("ssh-key", str(k["id"]), k["name"]) for k in keys]
-        found += [self._vpc_resource(v) for v in vpcs]
-        found += [CloudResource("tag", t, t) for t in uuid_tags]
+        vpcs, droplets, firewalls, keys, uuid_tags = gather(
+            lambda: self._our_vpcs(cluster), lambda: self._droplets(uuid_tag), lambda: self._firewalls(cluster),
+            lambda: self._keys(cluster), lambda: self._uuid_tags(cluster))
+        # One destroy-by-tag for every droplet; each is gone when the tag lists it no more.
+        batch = Batch(f"droplets tagged {uuid_tag}", CLOUD, lambda: self.api.call(
+            f"delete droplets tagged {uuid_tag}", lambda c: c.droplets.destroy_by_tag, tag_name=uuid_tag),
+            lambda: {str(d["id"]) for d in self._droplets(uuid_tag)})
+        found = [Owned("droplet", str(d["id"]), str(d["name"]), delete=batch.deleter(str(d["id"])))
+                 for d in droplets if uuid_tag in (d.get("tags") or [])]
+        found += [Owned("firewall", f["id"], f["name"], delete=self._deleter(f"firewall {f['name']}",
+                                                                            lambda c: c.firewalls.delete, f["id"]))
+                  for fs in firewalls.values() for f in fs]
+        found += [Owned("ssh-key", str(k["id"]), k["name"], delete=self._deleter(
+            f"ssh-key {k['name']}", lambda c: c.ssh_keys.delete, int(k["id"]))) for k in keys]
+        found += [Owned("vpc", str(v["id"]), str(v["name"]), {"ip_range": v.get("ip_range")},
+                        after=frozenset({"droplet"}), delete=self._vpc_deleter(cluster, v)) for v in vpcs]
+        found += [Owned("tag", t, t, after=frozenset({"droplet", "firewall"}),
+                        delete=self._deleter(f"tag {t}", lambda c: c.tags.delete, t)) for t in uuid_tags]
         return found
 
-    def teardown(self, target: CloudTarget) -> None:
-        cluster = target.cluster
-        # Everything at once: the safety check and the inventory read the same lists.
-        vpcs, droplets, firewalls, keys, uuid_tags = gather(
-            lambda: self._our_vpcs(cluster), lambda: self._droplets(None), lambda: self._firewalls(cluster),
-            lambda: self._keys(cluster), lambda: self._uuid_tags(cluster))
-        foreign = self._foreign(cluster, vpcs, droplets)
-        if foreign:
-            raise ForeignVmError(CLOUD, [f"{vm.name} ({vm.cloud_id})" for vm in foreign])
-        resources = self._resources(cluster, vpcs, droplets, firewalls, keys, uuid_tags)
-        uuid_tag = tags.uuid_tag_string(cluster.uuid)
-        droplets_key = f"droplets tagged {uuid_tag}"
-        items: list[Deletable] = []
-        if any(r.kind == "droplet" for r in resources):
-            items.append(Deletable(droplets_key, self._droplet_deleter(uuid_tag)))
-        blockers = frozenset(i.key for i in items)
-        firewalls = frozenset(str(r) for r in resources if r.kind == "firewall")
-        for r in resources:
-            if r.kind == "firewall":
-                items.append(Deletable(str(r), self._deleter(r, lambda c: c.firewalls.delete, r.id)))
-            elif r.kind == "ssh-key":
-                items.append(Deletable(str(r), self._deleter(r, lambda c: c.ssh_keys.delete, int(r.id))))
-            elif r.kind == "vpc":
-                items.append(Deletable(str(r), self._vpc_deleter(r), blockers))
-            elif r.kind == "tag":
-                items.append(Deletable(str(r), self._deleter(r, lambda c: c.tags.delete, r.id), blockers | firewalls))
-        delete_in_passes(CLOUD, items, stall_budget_s=self.teardown_stall_s, workers=self.workers)
-        with self._lock:
-            self._vpc_ids.pop(cluster.uuid, None)
+    def _deleter(self, what: str, op: Callable[[Any], Callable[..., Any]], ident: Any) -> Callable[[], None]:
+        return lambda: self.api.call(f"delete {what}", op, ident)
 
-    def _deleter(self, r: CloudResource, op: Callable[[Any], Callable[..., Any]], ident: Any) -> Callable[[], None]:
-        return lambda: self.api.call(f"delete {r}", op, ident)
+    def _vpc_deleter(self, cluster: ClusterRef, vpc: dict[str, Any]) -> Callable[[], None]:
+        r = f"vpc {vpc['name']}"
 
-    def _droplet_deleter(self, uuid_tag: str) -> Callable[[], None]:
-        asked = threading.Event()
-
-        def delete() -> None:
-            if not asked.is_set():
-                self.api.call(f"delete droplets tagged {uuid_tag}", lambda c: c.droplets.destroy_by_tag,
-                              tag_name=uuid_tag)
-                asked.set()
-            left = self._droplets(uuid_tag)
-            if left:
-                raise DependencyError(CLOUD, f"{len(left)} droplet(s) tagged {uuid_tag} are still being deleted")
-
-        return delete
-
-    def _vpc_deleter(self, r: CloudResource) -> Callable[[], None]:
         def attempt() -> None:
-            self.api.call(f"delete {r}", lambda c: c.vpcs.delete, r.id)
+            self.api.call(f"delete {r}", lambda c: c.vpcs.delete, vpc["id"])
 
         def delete() -> None:
+            with self._lock:
+                self._vpc_ids.pop(cluster.uuid, None)  # found again by the next ensure_network
             try:
                 attempt()
             except AuthError as exc:
                 # DigitalOcean answers 403 while a VPC still has members (deleted droplets
                 # linger there for a while): that is "in use", not a credentials problem.
-                members = self.api.call(f"list members of {r}", lambda c: c.vpcs.list_members, r.id) or {}
+                members = self.api.call(f"list members of {r}", lambda c: c.vpcs.list_members, vpc["id"]) or {}
                 if members.get("members"):
                     raise DependencyError(CLOUD, f"{r} still has {len(members['members'])} member(s)") from exc
                 attempt()  # the last member left since; a second 403 is a real refusal

@@ -15,14 +15,13 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ..errors import CapacityError, CloudError, ExcessResourcesError, ForeignVmError, NotFoundError
+from ..errors import CapacityError, CloudError, ExcessResourcesError, NotFoundError
 from ..parallel import gather
 from ..progress import report
 from ..retry import wait_until
 from ..tags import CLUSTER_UUID, NODE, ROLE, vm_tags
-from ..teardown import Deletable, delete_in_passes
 from . import gcp_layout as layout
-from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Settings, Vm, VmRequest
 from .gcp_api import CLOUD, AlreadyExistsError, GcpApi
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
@@ -40,11 +39,7 @@ class Provider(Cloud):
     """Compute Engine in one project, region and zone."""
 
     name = CLOUD
-    max_workers = 8  # parallel creates/deletes
-    poll_initial_s = 0.5
-    poll_max_s = 5.0
-    vm_timeout_s = 600.0
-    stall_budget_s = 300.0
+    settings = Settings()  # timeouts, stall budget, workers, polling
     transient_budget_s: float | None = None  # None: retry.retry_budget_s()
 
     def __init__(self, region: str, zone: str | None = None):
@@ -188,7 +183,7 @@ class Provider(Cloud):
             return found if ready == len(names) else None
 
         return wait_until(all_running, what=f"{len(names)} GCP instance(s) running with public IPs in {zone}",
-                          timeout_s=self.vm_timeout_s, initial=self.poll_initial_s, maximum=self.poll_max_s)
+                          timeout_s=self.settings.vm_timeout_s, **self.settings.polling())
 
     def _insert(self, target: CloudTarget, zone: str, vm: VmRequest, public_key: str) -> None:
         from google.cloud import compute_v1
@@ -266,54 +261,32 @@ class Provider(Cloud):
         networks, instances = gather(lambda: self._networks(target.cluster), lambda: self._all_instances(None))
         return _foreign(target.cluster, networks, instances)
 
-    # --- inventory and teardown --------------------------------------------------------
+    # --- inventory (teardown: base.Cloud.teardown) ----------------------------------
 
-    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
-        return [
-            *(_resource("network", n) for n in self._networks(cluster)),
-            *(_resource("subnetwork", s) for s in self._subnetworks(cluster, self.region)),
-            *(_resource("firewall", f) for f in self._firewalls(cluster)),
-            *(_resource("instance", i) for i in self._cluster_instances(cluster)),
-        ]
-
-    def teardown(self, target: CloudTarget) -> None:
+    def list_resources(self, cluster: ClusterRef) -> list[Owned]:
         from google.cloud import compute_v1
 
-        cluster, api = target.cluster, self.api
-        # Everything at once: the safety check and the inventory read the same lists.
-        found_networks, every_instance, found_firewalls, found_subnets = gather(
-            lambda: self._networks(cluster), lambda: self._all_instances(None), lambda: self._firewalls(cluster),
-            lambda: self._subnetworks(cluster, target.region))
-        foreign = _foreign(cluster, found_networks, every_instance)
-        if foreign:
-            raise ForeignVmError(CLOUD, [f"{vm.name} ({vm.extra.get('zone', '?')})" for vm in foreign])
-        project = api.project
-        ours = [i for i in every_instance if i.labels.get(CLUSTER_UUID) == cluster.uuid]
-        instances = {f"instance {i.name}": _bind(self._delete_instance, i) for i in ours}
-        firewalls = {
-            f"firewall {f.name}": _bind(api.mutate, f"delete firewall {f.name}",
-                                        api.client("FirewallsClient").delete_unary,
-                                        compute_v1.DeleteFirewallRequest(project=project, firewall=f.name))
-            for f in found_firewalls
-        }
-        subnets = {
-            f"subnetwork {s.name}": _bind(api.mutate, f"delete subnetwork {s.name}",
-                                          api.client("SubnetworksClient").delete_unary,
-                                          compute_v1.DeleteSubnetworkRequest(project=project, region=target.region,
-                                                                             subnetwork=s.name))
-            for s in found_subnets
-        }
-        networks = {
-            f"network {n.name}": _bind(api.mutate, f"delete network {n.name}",
-                                       api.client("NetworksClient").delete_unary,
-                                       compute_v1.DeleteNetworkRequest(project=project, network=n.name))
-            for n in found_networks
-        }
-        items = [Deletable(k, fn) for k, fn in {**instances, **firewalls}.items()]
-        items += [Deletable(k, fn, frozenset(instances)) for k, fn in subnets.items()]
-        items += [Deletable(k, fn, frozenset(instances) | frozenset(firewalls) | frozenset(subnets))
-                  for k, fn in networks.items()]
-        delete_in_passes(CLOUD, items, stall_budget_s=self.stall_budget_s, workers=self.max_workers)
+        api, project = self.api, self.api.project
+        networks, subnetworks, firewalls, instances = gather(
+            lambda: self._networks(cluster), lambda: self._subnetworks(cluster, self.region),
+            lambda: self._firewalls(cluster), lambda: self._cluster_instances(cluster))
+
+        def deleter(what: str, client: str, request: Any) -> Callable[[], None]:
+            return _bind(api.mutate, what, api.client(client).delete_unary, request)
+
+        return [
+            *(_owned("instance", i, frozenset(), _bind(self._delete_instance, i)) for i in instances),
+            *(_owned("firewall", f, frozenset(), deleter(
+                f"delete firewall {f.name}", "FirewallsClient",
+                compute_v1.DeleteFirewallRequest(project=project, firewall=f.name))) for f in firewalls),
+            *(_owned("subnetwork", s, frozenset({"instance"}), deleter(
+                f"delete subnetwork {s.name}", "SubnetworksClient",
+                compute_v1.DeleteSubnetworkRequest(project=project, region=self.region, subnetwork=s.name)))
+              for s in subnetworks),
+            *(_owned("network", n, frozenset({"instance", "firewall", "subnetwork"}), deleter(
+                f"delete network {n.name}", "NetworksClient",
+                compute_v1.DeleteNetworkRequest(project=project, network=n.name))) for n in networks),
+        ]
 
     # --- lookups -----------------------------------------------------------------------
 
@@ -381,7 +354,7 @@ class Provider(Cloud):
 
     def _parallel(self, jobs: Iterable[Callable[[], None]], prefer: type[BaseException] | None = None) -> None:
         """Run every job on a bounded pool; then raise the first error (of type `prefer` if any)."""
-        gather(*jobs, prefer=prefer, max_workers=self.max_workers)
+        gather(*jobs, prefer=prefer, max_workers=self.settings.workers)
 
 
 def _bind(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], None]:
@@ -427,6 +400,11 @@ def _vm(instance: Any) -> Vm:
 
 def _resource(kind: str, item: Any) -> CloudResource:
     return CloudResource(kind=kind, id=str(item.id), name=item.name, extra={"self_link": item.self_link})
+
+
+def _owned(kind: str, item: Any, after: frozenset[str], delete: Callable[[], None]) -> Owned:
+    return Owned(kind=kind, id=str(item.id), name=item.name, extra={"self_link": item.self_link}, after=after,
+                 delete=delete)
 
 
 def _made(kind: str, name: str, op: Any | None) -> CloudResource | None:

@@ -8,6 +8,7 @@ import json
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -62,9 +63,7 @@ def fresh(emulator: DigitalOceanEmulator) -> Iterator[None]:
 @pytest.fixture
 def provider(emulator: DigitalOceanEmulator) -> Provider:
     p = Provider(REGION)
-    p.poll_initial_s = 0.02
-    p.poll_max_s = 0.1
-    p.teardown_stall_s = 10.0
+    p.settings = replace(p.settings, poll_initial_s=0.02, poll_max_s=0.1, stall_budget_s=10.0)
     p.api.retry_initial_s = 0.02
     p.api.retry_max_s = 0.1
     p.api.transient_budget_s = 10.0

@@ -101,7 +101,7 @@ def test_rerun_after_partial_create_adds_only_what_is_missing(emulator, provider
 
     emulator.calls.clear()
     fresh = Provider(REGION)  # a new process: nothing cached
-    fresh.poll_initial_s = provider.poll_initial_s
+    fresh.settings = provider.settings
     assert fresh.ensure_network(target).actions == ()
     assert fresh.ensure_firewall(target).actions == ()
     key = public_key_for(target)

@@ -10,6 +10,7 @@ import json
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -51,10 +52,7 @@ def provider(emulator: GcpEmulator, monkeypatch: pytest.MonkeyPatch) -> Provider
     monkeypatch.setenv("CAST_GCP_ENDPOINT", emulator.url)
     monkeypatch.setenv("CAST_GCP_PROJECT", "cast-test")
     p = Provider(region=REGION, zone=ZONE)
-    p.poll_initial_s = 0.02
-    p.poll_max_s = 0.2
-    p.vm_timeout_s = 20
-    p.stall_budget_s = 10
+    p.settings = replace(p.settings, stall_budget_s=10, vm_timeout_s=20, poll_initial_s=0.02, poll_max_s=0.2)
     p.transient_budget_s = 10
     return p
 
