@@ -5,7 +5,7 @@ into aws_*.py beside this file; this class only wires them to the contract."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .aws_api import AwsApi
@@ -28,6 +28,14 @@ class Provider(Cloud):
     shared by every thread."""
 
     name = "aws"
+    # EC2 user guide, "Run commands when you launch an EC2 instance with user data input":
+    # "User data is limited to 16 KB, in raw form, before it is base64-encoded." (boto3 does
+    # the base64 of UserData itself.)
+    user_data_limit = 16 * 1024
+
+    @staticmethod
+    def image_label(image: Mapping[str, str]) -> str:
+        return "ubuntu 24.04 (Canonical SSM)" if "ssm_parameter" in image else image.get("name", "?")
 
     def __init__(self, region: str, zone: str | None = None, *, settings: Settings | None = None):
         super().__init__(region, zone)

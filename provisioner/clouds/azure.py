@@ -7,7 +7,7 @@ error mapping in azure_session; the SDK models in azure_build.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .. import tags
@@ -62,6 +62,14 @@ def only_one(found: Sequence[Any], what: str) -> Any | None:
 
 class Provider(Cloud):
     name = "azure"
+    # ARM Compute spec, OSProfile.customData: "The base-64 encoded string is decoded to a binary
+    # array ... The maximum length of the binary array is 65535 bytes." Sent base64-encoded.
+    user_data_limit = 65535
+    user_data_base64 = True
+
+    @staticmethod
+    def image_label(image: Mapping[str, str]) -> str:
+        return ":".join(image[k] for k in ("publisher", "offer", "sku"))
 
     def __init__(self, region: str, zone: str | None = None):
         super().__init__(region, zone)

@@ -21,10 +21,11 @@ lazily. They do not repeat these docstrings. Rules that hold for every call:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import ipam
 from ..errors import CastError, ForeignVmError
 from ..plan import FirewallRule
 from ..tags import short_id
@@ -172,6 +173,26 @@ class Cloud(ABC):
     def __init__(self, region: str, zone: str | None = None):
         self.region = region
         self.zone = zone
+
+    # --- what cast knows of the cloud before opening it (no SDK, no account) -----------------
+
+    # The most user-data the cloud accepts, in bytes of the cloud-config text itself.
+    user_data_limit: int = 16 * 1024
+    # Whether the API field takes the user-data base64-encoded; else the text as it is.
+    user_data_base64: bool = False
+
+    @classmethod
+    def plan_network(cls, account_ranges: Iterable[str] = ()) -> tuple[str, str]:
+        """The network block and the cluster's subnet the plan wants on this cloud: by default
+        the address plan's /16 for it and its first /24 (provisioner.ipam). `account_ranges`
+        are the ranges the account's networks already use, where known, for a cloud that
+        picks its network from free blocks."""
+        return str(ipam.CLOUD_BLOCKS[cls.name]), str(ipam.cluster_subnet(cls.name))
+
+    @staticmethod
+    def image_label(image: Mapping[str, str]) -> str:
+        """A short label for people of the region map's image reference for this cloud."""
+        return ", ".join(f"{k}={v}" for k, v in sorted(image.items())) or "?"
 
     @abstractmethod
     def check_credentials(self) -> None:

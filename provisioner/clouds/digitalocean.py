@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .. import ipam, tags
+from .. import ipam
 from ..errors import (
     AuthError,
     CapacityError,
@@ -28,7 +28,7 @@ from ..parallel import gather
 from ..progress import report
 from ..retry import wait_until
 from ..teardown import Batch
-from . import do_droplets, do_firewall
+from . import do_droplets, do_firewall, do_tags
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Settings, Vm, VmRequest
 from .do_client import CLOUD, ApiError, DoApi
 
@@ -47,6 +47,19 @@ class Provider(Cloud):
     name = CLOUD
     # Droplets take tens of seconds to boot on the real API: polled less often than elsewhere.
     settings = Settings(poll_initial_s=1.0, poll_max_s=10.0)
+    # DigitalOcean API v2, droplet create, user_data: "may not exceed 64 KiB in size".
+    user_data_limit = 64 * 1024
+
+    @classmethod
+    def plan_network(cls, account_ranges: Iterable[str] = ()) -> tuple[str, str]:
+        # A VPC is one flat range: the first free /20 given the account's VPCs (ensure_network
+        # picks again against what the account holds then, and says which it took).
+        block = str(ipam.digitalocean_vpc_range(account_ranges))
+        return block, block
+
+    @staticmethod
+    def image_label(image: Mapping[str, str]) -> str:
+        return image.get("slug", "?")
 
     def __init__(self, region: str, zone: str | None = None):
         super().__init__(region, zone)
@@ -66,7 +79,7 @@ class Provider(Cloud):
 
     @staticmethod
     def _is_ours(vpc: dict[str, Any], cluster: ClusterRef) -> bool:
-        return tags.uuid_tag_string(cluster.uuid) in str(vpc.get("description") or "")
+        return do_tags.uuid_tag_string(cluster.uuid) in str(vpc.get("description") or "")
 
     # --- lookups -----------------------------------------------------------------------
 
@@ -96,7 +109,7 @@ class Provider(Cloud):
 
     def _firewalls(self, cluster: ClusterRef) -> dict[str, list[dict[str, Any]]]:
         """The cluster's firewalls by role (a firewall is ours when it targets our role tag)."""
-        wanted = {tags.role_target_tag(cluster.uuid, role): role for role in ("master", "worker")}
+        wanted = {do_tags.role_target_tag(cluster.uuid, role): role for role in ("master", "worker")}
         by_role: dict[str, list[dict[str, Any]]] = {}
         for fw in self.api.pages("list firewalls", lambda c: c.firewalls.list, "firewalls"):
             for tag in fw.get("tags") or []:
@@ -157,7 +170,7 @@ class Provider(Cloud):
                 "name": name,
                 "region": self.region,
                 "ip_range": block,
-                "description": f"cast cluster {cluster.name}; {tags.uuid_tag_string(cluster.uuid)}",
+                "description": f"cast cluster {cluster.name}; {do_tags.uuid_tag_string(cluster.uuid)}",
             }
             try:
                 vpc = self.api.call(f"create VPC {name}", lambda c: c.vpcs.create, body=body)["vpc"]
@@ -190,7 +203,7 @@ class Provider(Cloud):
             if len(found) > 1:
                 raise ExcessResourcesError(CLOUD, f"{len(found)} firewalls target the {role}s of cluster "
                                            f"{cluster.name}: " + ", ".join(f"{f['name']} ({f['id']})" for f in found))
-            tag = tags.role_target_tag(cluster.uuid, role)
+            tag = do_tags.role_target_tag(cluster.uuid, role)
             name = self._firewall_name(cluster, role)
             inbound = do_firewall.inbound_rules(target.firewall[role])
             body = {
@@ -256,7 +269,7 @@ class Provider(Cloud):
 
     def ensure_vms(self, target: CloudTarget, vms: Sequence[VmRequest], public_key: str) -> list[Vm]:
         cluster = target.cluster
-        uuid_tag = tags.uuid_tag_string(cluster.uuid)
+        uuid_tag = do_tags.uuid_tag_string(cluster.uuid)
         have = self._by_name([do_droplets.to_vm(d) for d in self._droplets(uuid_tag)])
         missing = [r for r in vms if r.name not in have]
         if missing:
@@ -317,10 +330,10 @@ class Provider(Cloud):
         return {n: v[0] for n, v in by.items()}
 
     def list_vms(self, cluster: ClusterRef) -> list[Vm]:
-        return [do_droplets.to_vm(d) for d in self._droplets(tags.uuid_tag_string(cluster.uuid))]
+        return [do_droplets.to_vm(d) for d in self._droplets(do_tags.uuid_tag_string(cluster.uuid))]
 
     def delete_vms(self, target: CloudTarget, names: Sequence[str]) -> None:
-        uuid_tag = tags.uuid_tag_string(target.cluster.uuid)
+        uuid_tag = do_tags.uuid_tag_string(target.cluster.uuid)
         doomed = [vm for vm in self.list_vms(target.cluster) if vm.name in set(names)]
         if not doomed:
             return
@@ -345,7 +358,7 @@ class Provider(Cloud):
     @staticmethod
     def _foreign(cluster: ClusterRef, vpcs: list[dict[str, Any]], droplets: list[dict[str, Any]]) -> list[Vm]:
         ids = {v["id"] for v in vpcs}
-        uuid_tag = tags.uuid_tag_string(cluster.uuid)
+        uuid_tag = do_tags.uuid_tag_string(cluster.uuid)
         return [
             do_droplets.to_vm(d)
             for d in droplets
@@ -353,7 +366,7 @@ class Provider(Cloud):
         ]
 
     def list_resources(self, cluster: ClusterRef) -> list[Owned]:
-        uuid_tag = tags.uuid_tag_string(cluster.uuid)
+        uuid_tag = do_tags.uuid_tag_string(cluster.uuid)
         vpcs, droplets, firewalls, keys, uuid_tags = gather(
             lambda: self._our_vpcs(cluster), lambda: self._droplets(uuid_tag), lambda: self._firewalls(cluster),
             lambda: self._keys(cluster), lambda: self._uuid_tags(cluster))

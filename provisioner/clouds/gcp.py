@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import CapacityError, CloudError, ExcessResourcesError, NotFoundError
@@ -40,6 +40,9 @@ class Provider(Cloud):
 
     name = CLOUD
     settings = Settings()  # timeouts, stall budget, workers, polling
+    # compute v1 discovery document, Metadata.items[].value: "their size must be less than
+    # or equal to 262144 bytes (256 KiB)".
+    user_data_limit = 256 * 1024
     transient_budget_s: float | None = None  # None: retry.retry_budget_s()
 
     def __init__(self, region: str, zone: str | None = None):
@@ -54,6 +57,10 @@ class Provider(Cloud):
             if self._api is None:
                 self._api = GcpApi(transient_budget_s=self.transient_budget_s)
             return self._api
+
+    @staticmethod
+    def image_label(image: Mapping[str, str]) -> str:
+        return f"{image['project']}/{image['family']}"
 
     # --- credentials -------------------------------------------------------------------
 
