@@ -8,6 +8,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import aws_instances
 from .aws_api import AwsApi
 from .aws_firewall import ensure_firewall
 from .aws_image import find_ami
@@ -28,6 +29,7 @@ class Provider(Cloud):
     shared by every thread."""
 
     name = "aws"
+    settings = aws_instances.SETTINGS
     # EC2 user guide, "Run commands when you launch an EC2 instance with user data input":
     # "User data is limited to 16 KB, in raw form, before it is base64-encoded." (boto3 does
     # the base64 of UserData itself.)
@@ -72,7 +74,7 @@ class Provider(Cloud):
         # public_key is already in the cluster's key pair (ensure_ssh_key).
         if not vms:
             return []
-        return ensure_vms(self.api, target, vms, lambda: self.ami(target))
+        return ensure_vms(self.api, target, vms, lambda: self.ami(target), self.settings)
 
     def ami(self, target: CloudTarget) -> str:
         """The Ubuntu 24.04 AMI for this region, looked up once per provider."""
@@ -90,11 +92,11 @@ class Provider(Cloud):
 
     def delete_vms(self, target: CloudTarget, names: Sequence[str]) -> None:
         if names:
-            delete_vms(self.api, target.cluster, names)
+            delete_vms(self.api, target.cluster, names, self.settings)
 
     def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
         vpcs = self.api.describe("describe_vpcs", "Vpcs", Filters=owned(target.cluster))
         return foreign_vms(self.api, target.cluster, [v["VpcId"] for v in vpcs])
 
     def list_resources(self, cluster: ClusterRef) -> list[Owned]:
-        return inventory(self.api, cluster)
+        return inventory(self.api, cluster, self.settings)

@@ -22,7 +22,7 @@ from ..teardown import Batch
 from .aws_api import CLOUD, AwsApi
 from .aws_instances import live_instances, terminate
 from .aws_owned import owned, tags_of
-from .base import ClusterRef, Owned
+from .base import ClusterRef, Owned, Settings
 
 _INSTANCES = frozenset({"instance"})
 _ATTACHED = frozenset({"instance", "volume", "network-interface"})  # what holds a subnet, group or gateway
@@ -43,7 +43,7 @@ _KINDS: dict[str, tuple[str, str, str, tuple[dict[str, Any], ...], frozenset[str
 }
 
 
-def inventory(api: AwsApi, cluster: ClusterRef) -> list[Owned]:
+def inventory(api: AwsApi, cluster: ClusterRef, settings: Settings) -> list[Owned]:
     """Describe every kind at once (one filtered call per kind, in parallel)."""
     def one(kind: str) -> tuple[str, list[dict[str, Any]]]:
         if kind == "instance":
@@ -55,7 +55,7 @@ def inventory(api: AwsApi, cluster: ClusterRef) -> list[Owned]:
     with ThreadPoolExecutor(max_workers=len(kinds)) as pool:
         found = dict(pool.map(one, kinds))
     instances = [i["InstanceId"] for i in found["instance"]]
-    batch = Batch("instances terminating", CLOUD, _terminator(api, cluster, instances))
+    batch = Batch("instances terminating", CLOUD, _terminator(api, cluster, instances, settings))
     out = [Owned("instance", i, _name(item), delete=batch.deleter(i))
            for i, item in zip(instances, found["instance"], strict=True)]
     for kind, (_, _, id_key, _, after) in _KINDS.items():
@@ -72,7 +72,7 @@ def _delete(api: AwsApi, operation: str, **params: Any) -> None:
     api.ec2(operation, what=f"{operation} {' '.join(map(str, params.values()))}", **params)
 
 
-def _terminator(api: AwsApi, cluster: ClusterRef, known: list[str]) -> Callable[[], None]:
+def _terminator(api: AwsApi, cluster: ClusterRef, known: list[str], settings: Settings) -> Callable[[], None]:
     """Terminate the cluster's live instances: first those of the inventory (just described),
     on any later attempt those described afresh. One unknown id fails a whole
     TerminateInstances call: then too they are described afresh."""
@@ -85,11 +85,11 @@ def _terminator(api: AwsApi, cluster: ClusterRef, known: list[str]) -> Callable[
         ids = untried.pop() if untried else live()
         try:
             if ids:
-                terminate(api, ids)
+                terminate(api, ids, settings)
         except NotFoundError:
             ids = live()
             if ids:
-                terminate(api, ids)
+                terminate(api, ids, settings)
 
     return terminate_live
 

@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .. import tags
-from ..errors import ExcessResourcesError, NotFoundError
+from ..errors import NotFoundError
 from ..parallel import gather
 from . import azure_build as build
+from . import leaks
 from .azure_session import CLOUD, AzureSession, mapped_errors, wait_for
 from .azure_vms import VmOps, has_uuid
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Vm, VmRequest
@@ -53,11 +54,8 @@ def uuid_filter(cluster: ClusterRef) -> str:
 
 
 def only_one(found: Sequence[Any], what: str) -> Any | None:
-    """The single item of `found` (None when empty); more is a probable leak."""
-    if len(found) > 1:
-        names = ", ".join(sorted(getattr(f, "name", "?") for f in found))
-        raise ExcessResourcesError(CLOUD, f"more than one {what} carries the cluster's UUID: {names}")
-    return found[0] if found else None
+    """The single item of `found` (None when empty); more is a probable leak (clouds.leaks)."""
+    return leaks.at_most_one(CLOUD, what, found, lambda f: str(getattr(f, "name", "?")))
 
 
 class Provider(Cloud):

@@ -21,14 +21,13 @@ from ..errors import (
     CapacityError,
     CloudError,
     DependencyError,
-    ExcessResourcesError,
     NotFoundError,
 )
 from ..parallel import gather
 from ..progress import report
 from ..retry import wait_until
 from ..teardown import Batch
-from . import do_droplets, do_firewall, do_tags
+from . import do_droplets, do_firewall, do_tags, leaks
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Settings, Vm, VmRequest
 from .do_client import CLOUD, ApiError, DoApi
 
@@ -138,14 +137,11 @@ class Provider(Cloud):
         cluster = target.cluster
         name = self._base_name(cluster)
         vpcs = self._vpcs()
-        ours = self._our_vpcs(cluster, vpcs)
-        if len(ours) > 1:
-            raise ExcessResourcesError(CLOUD, f"cluster {cluster.name} has {len(ours)} VPCs: "
-                                       + ", ".join(f"{v['name']} ({v['id']})" for v in ours))
+        ours = leaks.at_most_one(CLOUD, "VPC", self._our_vpcs(cluster, vpcs), _label)
         if ours:
             with self._lock:
-                self._vpc_ids[cluster.uuid] = ours[0]["id"]
-            return Ensured((self._vpc_resource(ours[0]),), (), ours[0]["ip_range"])
+                self._vpc_ids[cluster.uuid] = ours["id"]
+            return Ensured((self._vpc_resource(ours),), (), ours["ip_range"])
         made_default: tuple[str, ...] = ()
         if not any(v.get("region") == self.region for v in vpcs):
             # The API makes the first VPC of a region its default, and never deletes a default:
@@ -200,9 +196,7 @@ class Provider(Cloud):
 
         def one(role: str) -> tuple[CloudResource | None, str | None]:
             found = existing.get(role, [])
-            if len(found) > 1:
-                raise ExcessResourcesError(CLOUD, f"{len(found)} firewalls target the {role}s of cluster "
-                                           f"{cluster.name}: " + ", ".join(f"{f['name']} ({f['id']})" for f in found))
+            leaks.at_most_one(CLOUD, f"firewall of the {role}s", found, _label)
             tag = do_tags.role_target_tag(cluster.uuid, role)
             name = self._firewall_name(cluster, role)
             inbound = do_firewall.inbound_rules(target.firewall[role])
@@ -320,14 +314,7 @@ class Provider(Cloud):
 
     @staticmethod
     def _by_name(vms: list[Vm]) -> dict[str, Vm]:
-        by: dict[str, list[Vm]] = {}
-        for vm in vms:
-            by.setdefault(vm.name, []).append(vm)
-        doubled = {n: v for n, v in by.items() if len(v) > 1}
-        if doubled:
-            listed = "; ".join(f"{n}: " + ", ".join(v.cloud_id for v in vs) for n, vs in sorted(doubled.items()))
-            raise ExcessResourcesError(CLOUD, f"several droplets carry one node name: {listed}")
-        return {n: v[0] for n, v in by.items()}
+        return leaks.one_per_node(CLOUD, "droplet", vms, lambda vm: vm.name, lambda vm: vm.cloud_id)
 
     def list_vms(self, cluster: ClusterRef) -> list[Vm]:
         return [do_droplets.to_vm(d) for d in self._droplets(do_tags.uuid_tag_string(cluster.uuid))]
@@ -415,3 +402,7 @@ class Provider(Cloud):
     def _ignore_missing(fn: Callable[[], Any]) -> None:
         with contextlib.suppress(NotFoundError):
             fn()
+
+
+def _label(item: dict[str, Any]) -> str:
+    return f"{item['name']} ({item['id']})"

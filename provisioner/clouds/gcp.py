@@ -15,12 +15,13 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..errors import CapacityError, CloudError, ExcessResourcesError, NotFoundError
+from ..errors import CapacityError, CloudError, NotFoundError
 from ..parallel import gather
 from ..progress import report
 from ..retry import wait_until
 from ..tags import CLUSTER_UUID, NODE, ROLE, vm_tags
 from . import gcp_layout as layout
+from . import leaks
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Settings, Vm, VmRequest
 from .gcp_api import CLOUD, AlreadyExistsError, GcpApi
 
@@ -78,10 +79,9 @@ class Provider(Cloud):
         from google.cloud import compute_v1
 
         cluster, name = target.cluster, layout.network_name(target.cluster)
-        found = self._networks(cluster)
+        found = leaks.at_most_one(CLOUD, "network", self._networks(cluster), _name)
         if found:
-            _no_excess("network", [n.name for n in found], name)
-            return Ensured(resources=(_resource("network", found[0]),))
+            return Ensured(resources=(_resource("network", found),))
         if dry_run:
             return Ensured(actions=(f"create network {name}",))
         request = compute_v1.InsertNetworkRequest(
@@ -97,10 +97,9 @@ class Provider(Cloud):
         from google.cloud import compute_v1
 
         cluster, name = target.cluster, layout.subnetwork_name(target.cluster)
-        found = self._subnetworks(cluster, target.region)
+        found = leaks.at_most_one(CLOUD, "subnetwork", self._subnetworks(cluster, target.region), _name)
         if found:
-            _no_excess("subnetwork", [s.name for s in found], name)
-            return Ensured(resources=(_resource("subnetwork", found[0]),))
+            return Ensured(resources=(_resource("subnetwork", found),))
         if dry_run:
             return Ensured(actions=(f"create subnetwork {name} {target.subnet_cidr} in {target.region}",))
         api = self.api
@@ -184,7 +183,7 @@ class Provider(Cloud):
 
         def all_running() -> list[Vm] | None:
             now = _by_node(self._cluster_instances(cluster))
-            found = [_vm(now[n][0]) for n in names if n in now]
+            found = [_vm(now[n]) for n in names if n in now]
             ready = sum(1 for vm in found if vm.state == "RUNNING" and vm.public_ip and vm.private_ip)
             report(f"{ready}/{len(names)} running")
             return found if ready == len(names) else None
@@ -371,22 +370,13 @@ def _bind(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], Non
     return job
 
 
-def _no_excess(kind: str, names: list[str], expected: str) -> None:
-    extras = sorted(n for n in names if n != expected) if expected in names else sorted(names)[1:]
-    if len(names) > 1:
-        raise ExcessResourcesError(CLOUD, f"more than one {kind} carries the cluster's UUID: {', '.join(extras)} "
-                                          f"beside {expected} (a probable leak; delete the extras)")
+def _name(item: Any) -> str:
+    return str(item.name)
 
 
-def _by_node(instances: list[Any]) -> dict[str, list[Any]]:
-    grouped: dict[str, list[Any]] = {}
-    for i in instances:
-        grouped.setdefault(i.labels.get(NODE) or i.name, []).append(i)
-    twins = {node: [i.name for i in group] for node, group in grouped.items() if len(group) > 1}
-    if twins:
-        listed = "; ".join(f"{node}: {', '.join(sorted(names))}" for node, names in sorted(twins.items()))
-        raise ExcessResourcesError(CLOUD, f"instances share a node name: {listed} (a probable leak)")
-    return grouped
+def _by_node(instances: list[Any]) -> dict[str, Any]:
+    """Instances by node name (clouds.leaks: two for one node is a leak)."""
+    return leaks.one_per_node(CLOUD, "instance", instances, lambda i: i.labels.get(NODE) or i.name, _name)
 
 
 def _vm(instance: Any) -> Vm:

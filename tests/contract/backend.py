@@ -62,6 +62,8 @@ class Backend(ABC):
             return self._keys[target.cluster.uuid]
 
     def vm_requests(self, target: CloudTarget, masters: int = 1, workers: int = 1) -> list[VmRequest]:
+        """Masters then workers, named as the plan names them (a cloud of the registry; an
+        implementation under another name overrides this)."""
         return vm_requests(self.name, target.cluster.name, masters, workers, self.sizes)
 
     def reset(self) -> None:
@@ -76,14 +78,15 @@ class Backend(ABC):
 
     # --- the calls that changed something ----------------------------------------------
 
-    def watch(self, recorder: Any) -> None:
-        """Count every call `recorder` (a sandbox CallRecorder) says may change something."""
-        def changed() -> None:
-            route = recorder.log[-1]["route"] if recorder.log else "?"
-            with self._lock:
-                self._changes.append(route)
+    def record(self, what: str) -> None:
+        """Note one call that changed something (an implementation without a CallRecorder,
+        such as a fake, calls this from its own hooks)."""
+        with self._lock:
+            self._changes.append(what)
 
-        recorder.listeners.append(changed)
+    def watch(self, recorder: Any) -> None:
+        """Record every call `recorder` (a sandbox CallRecorder) says may change something."""
+        recorder.listeners.append(lambda: self.record(recorder.log[-1]["route"] if recorder.log else "?"))
 
     def changes(self) -> list[str]:
         """The calls that changed something since the last call of this (or reset)."""

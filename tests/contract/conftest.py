@@ -1,5 +1,9 @@
 """The contract suite runs once per implementation of clouds.base.Cloud. One more
-implementation is one more line in IMPLEMENTATIONS: "module:Class" of a contract.backend.Backend."""
+implementation is one more line in IMPLEMENTATIONS: "module:Class" of a backend.Backend
+subclass, which says how to bring its cloud up (nothing, for a fake), make providers and
+targets, record the calls that change something (Backend.watch on a sandbox CallRecorder,
+Backend.record otherwise) and run a VM without the cluster's UUID in its network out of band.
+test_inventory's TABLES holds each cloud's inventory; an implementation without one skips it."""
 
 from __future__ import annotations
 

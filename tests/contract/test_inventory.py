@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from .backend import Backend
 from .test_contract import build
 
@@ -49,9 +51,11 @@ TABLES: dict[str, dict[str, tuple[int, frozenset[str]]]] = {
 
 
 def test_the_inventory_is_the_table_and_teardown_follows_its_order(backend: Backend) -> None:
+    if backend.name not in TABLES:
+        pytest.skip(f"no inventory table for {backend.name}: add one to TABLES")
+    table = TABLES[backend.name]
     p = backend.provider()
     target, _, _ = build(backend, p, backend.target("inv"), masters=1, workers=1)
-    table = TABLES[backend.name]
 
     inventory = p.list_resources(target.cluster)
 
