@@ -90,9 +90,9 @@ class Batch:
                     self._started = True
                 if self._left is None:
                     return
-                now = time.monotonic()
-                if self._seen is None or now - self._seen[0] > self._fresh_s:
-                    self._seen = (now, self._left())
+                if self._seen is None or time.monotonic() - self._seen[0] > self._fresh_s:
+                    ids = self._left()
+                    self._seen = (time.monotonic(), ids)  # fresh from when it came back: a pass shares it
                 still = ident in self._seen[1]
             if still:
                 raise DependencyError(self.cloud, f"{ident} ({self.what}) is still being deleted")

@@ -4,6 +4,7 @@ budget, the inventory's graph of kinds, and a group deleted by one call."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -168,3 +169,18 @@ def test_a_batch_whose_call_failed_calls_again() -> None:
 
     assert sorted(delete_inventory("test", items, stall_budget_s=5)) == ["instance a", "instance b"]
     assert len(attempts) == 2
+
+
+def test_the_members_of_a_batch_share_one_listing_per_pass() -> None:
+    listings: list[int] = []
+
+    def left() -> set[str]:
+        listings.append(1)
+        time.sleep(0.1)  # a listing takes longer than the batch's freshness window
+        return set() if len(listings) > 1 else {"1", "2", "3", "4"}
+
+    batch = Batch("droplets tagged x", "test", lambda: None, left)
+    items = [Owned("droplet", i, delete=batch.deleter(i)) for i in ("1", "2", "3", "4")]
+
+    assert len(delete_inventory("test", items, stall_budget_s=5)) == 4
+    assert len(listings) == 2  # one pass that found them all still there, one that found them gone
