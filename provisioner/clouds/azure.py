@@ -17,7 +17,7 @@ from . import azure_build as build
 from . import leaks
 from .azure_session import CLOUD, AzureSession, mapped_errors, wait_for
 from .azure_vms import VmOps, has_uuid
-from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Vm, VmRequest
+from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Vm, VmRequest, goes_with_its_container
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock: azure-core is
@@ -297,9 +297,11 @@ class Provider(Cloud):
             out.append(Owned("resource-group", group.id, group.name, delete=self._group_deleter(cluster, group.name)))
             inside = frozenset({"resource-group"})
             found = self._resources_in(rc, group.name, cluster)
-            out.extend(Owned(KINDS.get(r.type.lower(), r.type), r.id, r.name, after=inside) for r in found)
+            out.extend(Owned(KINDS.get(r.type.lower(), r.type), r.id, r.name, after=inside,
+                             delete=goes_with_its_container) for r in found)
             vnet = self.vnet_of(group.name, cluster)
-            out.extend(Owned("subnet", s.id, s.name, after=inside) for s in (vnet.subnets or [] if vnet else []))
+            out.extend(Owned("subnet", s.id, s.name, after=inside, delete=goes_with_its_container)
+                       for s in (vnet.subnets or [] if vnet else []))
         return out
 
     def _resources_in(self, rc: Any, group: str, cluster: ClusterRef) -> list[Any]:

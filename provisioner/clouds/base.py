@@ -144,8 +144,13 @@ class Settings:
         return {"initial": self.poll_initial_s, "maximum": self.poll_max_s}
 
 
-def _goes_with_its_container() -> None:
-    """The deleter of a resource its container's deletion removes (Azure: a resource group)."""
+def goes_with_its_container() -> None:
+    """The deleter of a resource its container's deletion removes (Azure: a resource group's
+    contents, listed `after` the container's kind): nothing left to do once that is gone."""
+
+
+def _no_deleter() -> None:
+    raise CastError("an inventory entry was listed without a deleter (a provider bug)")
 
 
 @dataclass(frozen=True)
@@ -155,7 +160,7 @@ class Owned(CloudResource):
     DependencyError (or TransientError) while it cannot go yet."""
 
     after: frozenset[str] = frozenset()
-    delete: Callable[[], None] = field(default=_goes_with_its_container, compare=False, repr=False)
+    delete: Callable[[], None] = field(default=_no_deleter, compare=False, repr=False)
 
     @property
     def key(self) -> str:

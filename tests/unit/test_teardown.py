@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from provisioner.clouds.base import Owned
-from provisioner.errors import AuthError, CloudError, DependencyError, NotFoundError, TransientError
+from provisioner.errors import AuthError, CastError, CloudError, DependencyError, NotFoundError, TransientError
 from provisioner.teardown import Batch, Deletable, delete_in_passes, delete_inventory, graph
 
 
@@ -148,7 +148,7 @@ def test_a_batch_makes_one_call_for_its_whole_group() -> None:
 
     batch = Batch("droplets tagged x", "test", start, left, fresh_s=0.0)
     items = [Owned("droplet", i, delete=batch.deleter(i)) for i in ("1", "2", "3")]
-    items.append(Owned("vpc", "v", after=frozenset({"droplet"})))
+    items.append(Owned("vpc", "v", after=frozenset({"droplet"}), delete=lambda: None))
 
     done = delete_inventory("test", items, stall_budget_s=5)
 
@@ -184,3 +184,8 @@ def test_the_members_of_a_batch_share_one_listing_per_pass() -> None:
 
     assert len(delete_inventory("test", items, stall_budget_s=5)) == 4
     assert len(listings) == 2  # one pass that found them all still there, one that found them gone
+
+
+def test_an_entry_listed_without_a_deleter_stops_with_a_clear_error() -> None:
+    with pytest.raises(CastError, match="without a deleter"):
+        delete_inventory("test", [Owned("load-balancer", "lb1")], stall_budget_s=5)
