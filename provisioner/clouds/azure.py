@@ -17,7 +17,18 @@ from . import azure_build as build
 from . import leaks
 from .azure_session import CLOUD, AzureSession, mapped_errors, wait_for
 from .azure_vms import VmOps, has_uuid
-from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Vm, VmRequest, goes_with_its_container
+from .base import (
+    Cloud,
+    CloudResource,
+    CloudTarget,
+    ClusterRef,
+    Ensured,
+    Owned,
+    Settings,
+    Vm,
+    VmRequest,
+    goes_with_its_container,
+)
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock: azure-core is
@@ -60,6 +71,7 @@ def only_one(found: Sequence[Any], what: str) -> Any | None:
 
 class Provider(Cloud):
     name = "azure"
+    settings = Settings(vm_timeout_s=900.0, poll_initial_s=0.2)
     # ARM Compute spec, OSProfile.customData: "The base-64 encoded string is decoded to a binary
     # array ... The maximum length of the binary array is 65535 bytes." Sent base64-encoded.
     user_data_limit = 65535

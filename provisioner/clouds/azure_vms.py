@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from .azure import Provider
 
 CHAIN_WORKERS = 16
-READY_TIMEOUT_S = 900.0
 
 
 def has_uuid(resource: Any, cluster: ClusterRef) -> bool:
@@ -144,7 +143,7 @@ class VmOps:
                     report(f"{done}/{len(missing)} created")
         names = [r.name for r in requests]
         return wait_until(lambda: self._ready(group, cluster, names), what=f"{len(names)} Azure VMs running",
-                          timeout_s=READY_TIMEOUT_S, initial=0.2)
+                          timeout_s=self.p.settings.vm_timeout_s, **self.p.settings.polling())
 
     def _create_chain(self, target: CloudTarget, group: str, req: VmRequest, public_key: str, subnet_id: str,
                       nsgs: dict[str, Any], nic: Any, pip: Any) -> None:
