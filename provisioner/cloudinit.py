@@ -29,27 +29,7 @@ BOOT_MARKER = f"{STATE_DIR}/boot-done"  # written last by cloud-init; provisione
 BOOT_FAILURES = f"{STATE_DIR}/boot-failures"  # a reason per failed step, for the marker
 WG0_RULES = "/etc/cast/wg0.nft"  # the host firewall on the mesh interface (nftables)
 
-# The most user-data each cloud accepts, in bytes of the cloud-config text itself.
-USER_DATA_LIMITS: dict[str, int] = {
-    # EC2 user guide, "Run commands when you launch an EC2 instance with user data input":
-    # "User data is limited to 16 KB, in raw form, before it is base64-encoded."
-    "aws": 16 * 1024,
-    # compute v1 discovery document, Metadata.items[].value: "their size must be less than
-    # or equal to 262144 bytes (256 KiB)".
-    "gcp": 256 * 1024,
-    # ARM Compute spec, OSProfile.customData: "The base-64 encoded string is decoded to a binary
-    # array ... The maximum length of the binary array is 65535 bytes."
-    "azure": 65535,
-    # DigitalOcean API v2, droplet create, user_data: "may not exceed 64 KiB in size".
-    "digitalocean": 64 * 1024,
-}
-
 _PEM_LINE = re.compile(r"-----(BEGIN|END) OPENSSH PRIVATE KEY-----|[A-Za-z0-9+/=]{1,76}")
-
-# Azure's customData is sent base64-encoded; the others take the text as it is (boto3 does the
-# base64 of EC2's UserData itself).
-_BASE64_CLOUDS = frozenset({"azure"})
-
 
 class UserDataTooLargeError(ConfigError):
     """The rendered user-data is over the cloud's limit: the templates have outgrown it."""
@@ -96,26 +76,31 @@ def _environment(templates: Path | None) -> jinja2.Environment:
     )
 
 
-def _limit(cloud: str) -> int:
-    try:
-        return USER_DATA_LIMITS[cloud]
-    except KeyError:
-        raise InputError("cloud", f"no user-data limit known for {cloud!r}", ", ".join(USER_DATA_LIMITS)) from None
+def user_data_limit(cloud: str) -> int:
+    """The most user-data `cloud` accepts, in bytes of the text (its provider's
+    user_data_limit). Raises InputError for an unknown cloud."""
+    from .clouds import NAMES, provider_class
+
+    if cloud not in NAMES:
+        raise InputError("cloud", f"no user-data limit known for {cloud!r}", ", ".join(NAMES))
+    return provider_class(cloud).user_data_limit
 
 
 def check_user_data_size(cloud: str, text: str) -> None:
     """Raise UserDataTooLargeError (naming the cloud, the size and the limit) when `text` is
     over `cloud`'s user-data limit; InputError for a cloud without a known limit."""
-    size, limit = len(text.encode()), _limit(cloud)
+    size, limit = len(text.encode()), user_data_limit(cloud)
     if size > limit:
         raise UserDataTooLargeError(cloud, size, limit)
 
 
 def encode_user_data(cloud: str, text: str) -> str:
-    """`text` as `cloud`'s API field takes it: base64 for Azure's customData, the text itself
-    elsewhere. Raises as check_user_data_size does."""
+    """`text` as `cloud`'s API field takes it: base64 where its provider says
+    user_data_base64, the text itself elsewhere. Raises as check_user_data_size does."""
+    from .clouds import provider_class
+
     check_user_data_size(cloud, text)
-    if cloud in _BASE64_CLOUDS:
+    if provider_class(cloud).user_data_base64:
         return base64.b64encode(text.encode()).decode("ascii")
     return text
 
@@ -180,9 +165,10 @@ def render_user_data(
     return text
 
 
-# What the sandbox reads of a VM's user-data (as root): the largest a cloud accepts, a key line
-# at most a few KiB, a few dozen authorized keys.
-READ_LIMIT = max(USER_DATA_LIMITS.values())
+# What the sandbox reads of a VM's user-data (as root): the largest any cloud accepts (its
+# providers' user_data_limit; tests/cloudinit checks it), a key line at most a few KiB, a few
+# dozen authorized keys.
+READ_LIMIT = 256 * 1024
 KEY_LINE_LIMIT = 16 * 1024
 AUTHORIZED_KEYS_LIMIT = 64
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from . import creation, kubernetes_steps, latency_step, mesh_steps
 from .clouds import open_cloud
-from .clouds.base import Cloud, CloudTarget, Ensured
+from .clouds.base import Cloud, CloudTarget, Ensured, refuse_foreign
 from .cluster_keys import client_key, client_key_path
 from .context import Cluster, Context
 from .errors import CastError, ForeignVmError, InputError
@@ -270,8 +270,10 @@ class Engine:
                     "fail" if found else "done",
                     ", ".join(vm.name for vm in found) or "no foreign VM",
                 )
-                if found:
-                    foreign.append(ForeignVmError(cp.cloud, [f"{vm.name} ({vm.cloud_id})" for vm in found]))
+                try:
+                    refuse_foreign(cp.cloud, found)
+                except ForeignVmError as refused:
+                    foreign.append(refused)
 
             self._on_clouds(plan.clouds, check)
             if foreign:
@@ -315,5 +317,6 @@ def _delete(cloud: Cloud, target: CloudTarget, node: str) -> Ensured:
 
 
 def _teardown(cloud: Cloud, target: CloudTarget) -> Ensured:
-    cloud.teardown(target)
+    # The safety check ran once per cloud above: here only the inventory, through the one executor.
+    cloud.delete_resources(target.cluster)
     return Ensured(actions=("nothing of the cluster left",))

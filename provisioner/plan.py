@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import ipam
+from . import clouds, ipam
 from .errors import InputError
 from .preflight import PairCheck, check_pairs, overall
 from .regions import ROLES, RegionMap
@@ -19,7 +19,6 @@ WIREGUARD_PORT = 51820
 KUBE_API_PORT = 6443
 NODEPORT_RANGE = "30000-32767"
 ANYWHERE = "0.0.0.0/0"
-CLOUD_SHORT = {"aws": "aws", "gcp": "gcp", "azure": "az", "digitalocean": "do"}
 ROLE_SHORT = {"master": "m", "worker": "w"}
 
 
@@ -74,8 +73,8 @@ def enforceable(firewall: Mapping[str, tuple[FirewallRule, ...]]) -> dict[str, t
 
 
 def node_name(cluster: str, cloud: str, role: str, index: int) -> str:
-    """A node's name: `<cluster>-<cloud>-<m|w><index>`, e.g. demo-aws-m1. A DNS label."""
-    return f"{cluster}-{CLOUD_SHORT[cloud]}-{ROLE_SHORT[role]}{index}"
+    """A node's name: `<cluster>-<short>-<m|w><index>`, `short` the cloud's (clouds.CloudInfo). A DNS label."""
+    return f"{cluster}-{clouds.info(cloud).short}-{ROLE_SHORT[role]}{index}"
 
 
 @dataclass(frozen=True)
@@ -170,22 +169,11 @@ class ClusterPlan:
         }
 
 
-def image_label(cloud: str, image: Mapping[str, str]) -> str:
-    """A short human label for an image reference."""
-    if cloud == "aws":
-        return "ubuntu 24.04 (Canonical SSM)" if "ssm_parameter" in image else image.get("name", "?")
-    if cloud == "gcp":
-        return f"{image['project']}/{image['family']}"
-    if cloud == "azure":
-        return ":".join(image[k] for k in ("publisher", "offer", "sku"))
-    return image.get("slug", "?")
-
-
 def make_plan(
     spec: ClusterSpec,
     regions: RegionMap,
     *,
-    digitalocean_used_ranges: Iterable[str] = (),
+    account_ranges: Iterable[str] = (),
     existing_nodes: Mapping[str, str] | None = None,
     ever_allocated_mesh: Iterable[str] = (),
     taken_indexes: Mapping[tuple[str, str], Iterable[int]] | None = None,
@@ -196,8 +184,9 @@ def make_plan(
     `existing_nodes` maps node name to its mesh address for nodes that already exist (they
     keep their address); new nodes get fresh addresses, never one in `ever_allocated_mesh`.
     `taken_indexes` lists, per (cloud, role), node indexes ever used, so a new node never takes
-    the name of a removed one. The DigitalOcean VPC range is the first /20 free of
-    `digitalocean_used_ranges`. `node_public_ips` are the cluster's nodes' public addresses
+    the name of a removed one. Each cloud's network and subnet are its provider's plan_network,
+    given `account_ranges` (the ranges the account's networks use, where the cloud picks its
+    network from free blocks). `node_public_ips` are the cluster's nodes' public addresses
     (every cloud's): the only sources WireGuard is open to.
     """
     node_ips = tuple(node_public_ips)
@@ -228,12 +217,8 @@ def make_plan(
     cloud_plans = []
     for c in spec.clouds:
         cr = region.clouds[c.cloud]
-        if c.cloud == "digitalocean":
-            network = str(ipam.digitalocean_vpc_range(digitalocean_used_ranges))
-            subnet = network  # a DigitalOcean VPC is one flat range
-        else:
-            network = str(ipam.CLOUD_BLOCKS[c.cloud])
-            subnet = str(ipam.cluster_subnet(c.cloud))
+        provider = clouds.provider_class(c.cloud)
+        network, subnet = provider.plan_network(account_ranges)
         nodes = tuple(
             NodePlan(
                 name=name,
@@ -241,7 +226,7 @@ def make_plan(
                 role=role,
                 index=index,
                 size=c.sizes[role],
-                image=image_label(cloud, cr.image),
+                image=provider.image_label(cr.image),
                 mesh_ip=mesh[name],
             )
             for cloud, role, index, name in wanted

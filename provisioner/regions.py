@@ -16,9 +16,10 @@ from typing import Any
 
 import yaml
 
+from .clouds import NAMES
 from .errors import ConfigError
 
-CLOUDS: tuple[str, ...] = ("aws", "gcp", "azure", "digitalocean")
+CLOUDS: tuple[str, ...] = NAMES  # the registry's (provisioner.clouds), in its order
 ROLES: tuple[str, ...] = ("master", "worker")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .clouds import NAMES as CLOUD_NAMES
 from .terminal import console, literal, whole
 
 if TYPE_CHECKING:
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
     from .regions import Region
     from .state import ClusterRow, NodeRow
 
-CLOUD_NAMES = ("aws", "gcp", "azure", "digitalocean")
 VERDICT_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 NODES_ONLY = "the nodes' own public IPs (a /32 each, once they run)"  # a WireGuard rule before any node has one
 

@@ -4,15 +4,18 @@ Each resource names what must be gone before it (`after`). Each pass deletes, in
 every resource nothing blocks any more. NotFoundError counts as done; DependencyError and
 TransientError are retried in a later pass; a stretch with no progress longer than the
 stall budget ends with an error naming what is left. Cloud modules describe their resources
-and how to delete one; this module owns the order and the retries.
+and how to delete one (an inventory, clouds.base.Owned); this module owns the order and the
+retries.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from . import logs
 from .errors import CloudError, DependencyError, NotFoundError, TransientError
@@ -26,6 +29,75 @@ class Deletable:
     key: str  # unique, readable: "subnet subnet-0abc"
     delete: Callable[[], None]
     after: frozenset[str] = field(default_factory=frozenset)
+
+
+class InventoryItem(Protocol):
+    """What delete_inventory needs of an inventory entry (clouds.base.Owned)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def after(self) -> frozenset[str]: ...
+
+    @property
+    def delete(self) -> Callable[[], None]: ...
+
+
+def graph(items: Sequence[InventoryItem]) -> list[Deletable]:
+    """The deletion graph of an inventory: each item waits for every other item whose kind is
+    in its `after` (a kind with no item waits for nothing)."""
+    by_kind: dict[str, set[str]] = {}
+    for item in items:
+        by_kind.setdefault(item.kind, set()).add(item.key)
+    return [
+        Deletable(item.key, item.delete,
+                  frozenset(k for kind in item.after for k in by_kind.get(kind, ()) if k != item.key))
+        for item in items
+    ]
+
+
+def delete_inventory(cloud: str, items: Sequence[InventoryItem], *, stall_budget_s: float = 300.0,
+                     workers: int = 8) -> list[str]:
+    """delete_in_passes over an inventory's graph; returns the keys in the order they went."""
+    return delete_in_passes(cloud, graph(items), stall_budget_s=stall_budget_s, workers=workers)
+
+
+class Batch:
+    """One cloud call that deletes a whole group (EC2's TerminateInstances, DigitalOcean's
+    destroy-by-tag), shared by the group's inventory items: the first item to go makes the
+    call (again on a later attempt if it failed); an item is then done when `left`, the ids
+    of the group still there, no longer holds its id (DependencyError until then). Without
+    `left`, an item is done once the call is made. Concurrent items share one listing."""
+
+    def __init__(self, what: str, cloud: str, start: Callable[[], None],
+                 left: Callable[[], set[str]] | None = None, *, fresh_s: float = 0.05):
+        self.what, self.cloud = what, cloud
+        self._start, self._left, self._fresh_s = start, left, fresh_s
+        self._lock = threading.Lock()
+        self._started = False
+        self._seen: tuple[float, set[str]] | None = None
+
+    def deleter(self, ident: str) -> Callable[[], None]:
+        """The deleter of the group's member `ident`."""
+        def delete() -> None:
+            with self._lock:
+                if not self._started:
+                    self._start()
+                    self._started = True
+                if self._left is None:
+                    return
+                if self._seen is None or time.monotonic() - self._seen[0] > self._fresh_s:
+                    ids = self._left()
+                    self._seen = (time.monotonic(), ids)  # fresh from when it came back: a pass shares it
+                still = ident in self._seen[1]
+            if still:
+                raise DependencyError(self.cloud, f"{ident} ({self.what}) is still being deleted")
+
+        return delete
 
 
 def delete_in_passes(

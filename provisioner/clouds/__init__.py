@@ -1,21 +1,54 @@
-"""The clouds cast drives, behind one interface (base.Cloud). A cloud's module, and so its
-SDK, is imported only when that cloud is used: `cast --help` imports none of them."""
+"""The clouds cast drives, behind one interface (base.Cloud), and the one list of them.
+
+CLOUDS is the registry the rest of cast reads (the CLI's choices, the region map, the
+tables): adding a cloud is one entry here and its module beside this file. A cloud's module,
+and so its SDK, is imported only when that cloud is used: `cast --help` imports none of them.
+"""
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .base import Cloud
 
-MODULES = {
-    "aws": "provisioner.clouds.aws",
-    "gcp": "provisioner.clouds.gcp",
-    "azure": "provisioner.clouds.azure",
-    "digitalocean": "provisioner.clouds.digitalocean",
-}
+
+@dataclass(frozen=True)
+class CloudInfo:
+    """One cloud as cast names it: `name` in specs, state and commands, `display` for people,
+    `module` its provider, `short` the part of node names that says the cloud (a DNS label)."""
+
+    name: str
+    display: str
+    module: str
+    short: str
+
+
+CLOUDS: tuple[CloudInfo, ...] = (
+    CloudInfo("aws", "AWS", "provisioner.clouds.aws", "aws"),
+    CloudInfo("gcp", "GCP", "provisioner.clouds.gcp", "gcp"),
+    CloudInfo("azure", "Azure", "provisioner.clouds.azure", "az"),
+    CloudInfo("digitalocean", "DigitalOcean", "provisioner.clouds.digitalocean", "do"),
+)
+NAMES: tuple[str, ...] = tuple(c.name for c in CLOUDS)  # in the order cast lists clouds
+MODULES = {c.name: c.module for c in CLOUDS}
+_BY_NAME = {c.name: c for c in CLOUDS}
+
+
+def info(name: str) -> CloudInfo:
+    """The registry entry of cloud `name`. Raises KeyError for an unknown cloud."""
+    return _BY_NAME[name]
+
+
+def provider_class(name: str) -> type[Cloud]:
+    """The provider class of cloud `name`, for what cast knows of a cloud before opening it
+    (base.Cloud's class attributes): its module is imported, not its SDK. Raises KeyError for
+    an unknown cloud."""
+    provider: type[Cloud] = importlib.import_module(MODULES[name]).Provider
+    return provider
 
 
 def load_cloud(name: str) -> ModuleType:

@@ -5,9 +5,10 @@ into aws_*.py beside this file; this class only wires them to the contract."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import aws_instances
 from .aws_api import AwsApi
 from .aws_firewall import ensure_firewall
 from .aws_image import find_ami
@@ -15,8 +16,8 @@ from .aws_instances import delete_vms, ensure_vms, foreign_vms, live_instances, 
 from .aws_keys import ensure_ssh_key
 from .aws_network import ensure_network, ensure_subnet
 from .aws_owned import owned
-from .aws_teardown import inventory, teardown
-from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+from .aws_teardown import inventory
+from .base import Cloud, CloudTarget, ClusterRef, Ensured, Owned, Settings, Vm, VmRequest
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock).
@@ -28,10 +29,19 @@ class Provider(Cloud):
     shared by every thread."""
 
     name = "aws"
+    settings = aws_instances.SETTINGS
+    # EC2 user guide, "Run commands when you launch an EC2 instance with user data input":
+    # "User data is limited to 16 KB, in raw form, before it is base64-encoded." (boto3 does
+    # the base64 of UserData itself.)
+    user_data_limit = 16 * 1024
 
-    def __init__(self, region: str, zone: str | None = None, *, stall_budget_s: float = 300.0):
+    @staticmethod
+    def image_label(image: Mapping[str, str]) -> str:
+        return "ubuntu 24.04 (Canonical SSM)" if "ssm_parameter" in image else image.get("name", "?")
+
+    def __init__(self, region: str, zone: str | None = None, *, settings: Settings | None = None):
         super().__init__(region, zone)
-        self.stall_budget_s = stall_budget_s
+        self.settings = settings or self.settings
         self._api: AwsApi | None = None
         self._amis: dict[tuple[tuple[str, str], ...], str] = {}
         self._lock = threading.Lock()
@@ -64,7 +74,7 @@ class Provider(Cloud):
         # public_key is already in the cluster's key pair (ensure_ssh_key).
         if not vms:
             return []
-        return ensure_vms(self.api, target, vms, lambda: self.ami(target))
+        return ensure_vms(self.api, target, vms, lambda: self.ami(target), self.settings)
 
     def ami(self, target: CloudTarget) -> str:
         """The Ubuntu 24.04 AMI for this region, looked up once per provider."""
@@ -82,14 +92,11 @@ class Provider(Cloud):
 
     def delete_vms(self, target: CloudTarget, names: Sequence[str]) -> None:
         if names:
-            delete_vms(self.api, target.cluster, names)
+            delete_vms(self.api, target.cluster, names, self.settings)
 
     def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
         vpcs = self.api.describe("describe_vpcs", "Vpcs", Filters=owned(target.cluster))
         return foreign_vms(self.api, target.cluster, [v["VpcId"] for v in vpcs])
 
-    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
-        return inventory(self.api, cluster).resources()
-
-    def teardown(self, target: CloudTarget) -> None:
-        teardown(self.api, target.cluster, stall_budget_s=self.stall_budget_s)
+    def list_resources(self, cluster: ClusterRef) -> list[Owned]:
+        return inventory(self.api, cluster, self.settings)

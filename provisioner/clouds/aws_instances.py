@@ -18,21 +18,22 @@ from functools import partial
 from typing import Any, TypeVar
 
 from .. import tags
-from ..errors import CloudError, ExcessResourcesError, NotFoundError
+from ..errors import CloudError, NotFoundError
 from ..parallel import gather
 from ..progress import report
 from ..retry import wait_until
+from . import leaks
 from .aws_api import CLOUD, AwsApi
 from .aws_firewall import find_groups
 from .aws_keys import find_key
 from .aws_network import find_subnet
 from .aws_owned import LIVE_INSTANCE_STATES, owned, tag_specs, tags_of
-from .base import CloudTarget, ClusterRef, Vm, VmRequest
+from .base import CloudTarget, ClusterRef, Settings, Vm, VmRequest
 
 LAUNCH_WORKERS = 16
 FILTER_VALUES_MAX = 200  # EC2 accepts at most 200 values in one filter
-WAIT_TIMEOUT_S = 600.0
-POLL_INITIAL_S, POLL_MAX_S = 0.2, 5.0  # instances take tens of seconds on AWS, none in moto
+# Instances take tens of seconds on AWS, none in moto: looked at soon, then with backoff.
+SETTINGS = Settings(poll_initial_s=0.2)
 FAILED_STATES = ("shutting-down", "terminated", "stopping", "stopped")
 T = TypeVar("T")
 
@@ -71,19 +72,13 @@ def live_instances(api: AwsApi, cluster: ClusterRef, *more: dict[str, Any]) -> l
 
 
 def by_node(cluster: ClusterRef, items: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Instances by node name; two with one name raise ExcessResourcesError."""
-    found: dict[str, list[dict[str, Any]]] = {}
-    for item in items:
-        found.setdefault(tags_of(item).get(tags.NODE, ""), []).append(item)
-    dupes = {n: v for n, v in found.items() if len(v) > 1}
-    if dupes:
-        listed = "; ".join(f"{n}: {', '.join(i['InstanceId'] for i in v)}" for n, v in dupes.items())
-        raise ExcessResourcesError(CLOUD, f"several instances of cluster {cluster.uuid} carry one "
-                                          f"node name ({listed}); terminate the extra ones")
-    return {n: v[0] for n, v in found.items()}
+    """Instances by node name; two with one name raise ExcessResourcesError (clouds.leaks)."""
+    return leaks.one_per_node(CLOUD, "instance", items, lambda i: tags_of(i).get(tags.NODE),
+                              lambda i: str(i["InstanceId"]))
 
 
-def ensure_vms(api: AwsApi, target: CloudTarget, vms: Sequence[VmRequest], ami: Callable[[], str]) -> list[Vm]:
+def ensure_vms(api: AwsApi, target: CloudTarget, vms: Sequence[VmRequest], ami: Callable[[], str],
+               settings: Settings = SETTINGS) -> list[Vm]:
     """Run the missing VMs, start stopped ones, wait for all to run with addresses. `ami`
     finds the image (called once, beside the other lookups)."""
     cluster = target.cluster
@@ -99,7 +94,7 @@ def ensure_vms(api: AwsApi, target: CloudTarget, vms: Sequence[VmRequest], ami: 
     missing = [v for v in vms if v.name not in existing]
     if missing:
         ids.update(_launch(api, target, missing, image, subnet, groups, key))
-    return wait_running(api, [ids[v.name] for v in vms])
+    return wait_running(api, [ids[v.name] for v in vms], settings)
 
 
 METADATA_OPTIONS = {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"}
@@ -149,7 +144,7 @@ def _by_id(api: AwsApi, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         api, [{"Name": "instance-id", "Values": chunk}])}
 
 
-def wait_running(api: AwsApi, ids: Sequence[str]) -> list[Vm]:
+def wait_running(api: AwsApi, ids: Sequence[str], settings: Settings = SETTINGS) -> list[Vm]:
     """Block until every instance runs with a private and a public IP; return them in the
     order of `ids`. One DescribeInstances per poll (per 200 instances), whatever the count;
     an instance that stops or terminates instead raises CloudError."""
@@ -165,14 +160,14 @@ def wait_running(api: AwsApi, ids: Sequence[str]) -> list[Vm]:
         return vms if ready == len(ids) else None
 
     return wait_until(running, what=f"{len(ids)} instances to run with public and private IPs",
-                      timeout_s=WAIT_TIMEOUT_S, initial=POLL_INITIAL_S, maximum=POLL_MAX_S)
+                      timeout_s=settings.vm_timeout_s, **settings.polling())
 
 
 def _chunks(values: Sequence[str]) -> list[list[str]]:
     return [list(values[i:i + FILTER_VALUES_MAX]) for i in range(0, len(values), FILTER_VALUES_MAX)]
 
 
-def terminate(api: AwsApi, instance_ids: Sequence[str]) -> None:
+def terminate(api: AwsApi, instance_ids: Sequence[str], settings: Settings = SETTINGS) -> None:
     """Terminate these instances (one call per 200) and block until they are terminated."""
     for chunk in _chunks(instance_ids):
         api.ec2("terminate_instances", what=f"terminating {len(chunk)} instances",
@@ -181,17 +176,17 @@ def terminate(api: AwsApi, instance_ids: Sequence[str]) -> None:
     def terminated() -> bool:
         return all(i["State"]["Name"] == "terminated" for i in _by_id(api, instance_ids).values())
 
-    wait_until(terminated, what=f"{len(instance_ids)} instances to terminate", timeout_s=WAIT_TIMEOUT_S,
-               initial=POLL_INITIAL_S, maximum=POLL_MAX_S)
+    wait_until(terminated, what=f"{len(instance_ids)} instances to terminate", timeout_s=settings.delete_timeout_s,
+               **settings.polling())
 
 
-def delete_vms(api: AwsApi, cluster: ClusterRef, names: Sequence[str]) -> None:
+def delete_vms(api: AwsApi, cluster: ClusterRef, names: Sequence[str], settings: Settings = SETTINGS) -> None:
     """Terminate the cluster's instances with these node names; absent names are done."""
     items = []
     for chunk in _chunks(list(names)):
         items += live_instances(api, cluster, {"Name": f"tag:{tags.NODE}", "Values": chunk})
     if items:
-        terminate(api, [i["InstanceId"] for i in items])
+        terminate(api, [i["InstanceId"] for i in items], settings)
 
 
 def foreign_vms(api: AwsApi, cluster: ClusterRef, vpc_ids: Sequence[str]) -> list[Vm]:

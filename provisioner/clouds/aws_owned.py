@@ -1,5 +1,5 @@
 """Ownership on AWS: the cluster's tags in EC2's shapes, the UUID filter every lookup uses,
-and the "at most one" rule that turns a leak into ExcessResourcesError."""
+and the "at most one" rule (clouds.leaks) in EC2's shapes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import tags
-from ..errors import ExcessResourcesError
+from . import leaks
 from .aws_api import CLOUD
 from .base import ClusterRef
 
@@ -41,11 +41,5 @@ def tags_of(item: Mapping[str, Any]) -> dict[str, str]:
 
 def at_most_one(kind: str, items: list[dict[str, Any]], id_key: str,
                 cluster: ClusterRef) -> dict[str, Any] | None:
-    """The single item, or None; more than one is a leak and raises ExcessResourcesError."""
-    if len(items) > 1:
-        ids = ", ".join(sorted(i[id_key] for i in items))
-        raise ExcessResourcesError(
-            CLOUD, f"{len(items)} {kind}s carry {tags.CLUSTER_UUID}={cluster.uuid} where one is "
-                   f"expected: {ids}. Delete the extra ones (or the whole cluster) and run again."
-        )
-    return items[0] if items else None
+    """The single item, or None; more than one is a leak (leaks.at_most_one)."""
+    return leaks.at_most_one(CLOUD, kind, items, lambda i: str(i[id_key]))

@@ -7,17 +7,28 @@ error mapping in azure_session; the SDK models in azure_build.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .. import tags
-from ..errors import ExcessResourcesError, ForeignVmError, NotFoundError
+from ..errors import NotFoundError
 from ..parallel import gather
-from ..teardown import Deletable, delete_in_passes
 from . import azure_build as build
+from . import leaks
 from .azure_session import CLOUD, AzureSession, mapped_errors, wait_for
 from .azure_vms import VmOps, has_uuid
-from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+from .base import (
+    Cloud,
+    CloudResource,
+    CloudTarget,
+    ClusterRef,
+    Ensured,
+    Owned,
+    Settings,
+    Vm,
+    VmRequest,
+    goes_with_its_container,
+)
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock: azure-core is
@@ -55,15 +66,21 @@ def uuid_filter(cluster: ClusterRef) -> str:
 
 
 def only_one(found: Sequence[Any], what: str) -> Any | None:
-    """The single item of `found` (None when empty); more is a probable leak."""
-    if len(found) > 1:
-        names = ", ".join(sorted(getattr(f, "name", "?") for f in found))
-        raise ExcessResourcesError(CLOUD, f"more than one {what} carries the cluster's UUID: {names}")
-    return found[0] if found else None
+    """The single item of `found` (None when empty); more is a probable leak (clouds.leaks)."""
+    return leaks.at_most_one(CLOUD, what, found, lambda f: str(getattr(f, "name", "?")))
 
 
 class Provider(Cloud):
     name = "azure"
+    settings = Settings(vm_timeout_s=900.0, poll_initial_s=0.2)
+    # ARM Compute spec, OSProfile.customData: "The base-64 encoded string is decoded to a binary
+    # array ... The maximum length of the binary array is 65535 bytes." Sent base64-encoded.
+    user_data_limit = 65535
+    user_data_base64 = True
+
+    @staticmethod
+    def image_label(image: Mapping[str, str]) -> str:
+        return ":".join(image[k] for k in ("publisher", "offer", "sku"))
 
     def __init__(self, region: str, zone: str | None = None):
         super().__init__(region, zone)
@@ -283,38 +300,32 @@ class Provider(Cloud):
         group = self.group_of(target.cluster)
         return self.vms.foreign(group, target.cluster) if group else []
 
-    # --- listing and teardown --------------------------------------------------------
+    # --- inventory (teardown: base.Cloud.teardown) ------------------------------
 
-    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
+    def list_resources(self, cluster: ClusterRef) -> list[Owned]:
         rc = self.session.resources
         out = []
         for group in self.groups_of(cluster):
-            out.append(CloudResource("resource-group", group.id, group.name))
+            # The group's deletion deletes everything in it: its contents are gone once it is.
+            out.append(Owned("resource-group", group.id, group.name, delete=self._group_deleter(cluster, group.name)))
+            inside = frozenset({"resource-group"})
             found = self._resources_in(rc, group.name, cluster)
-            out.extend(CloudResource(KINDS.get(r.type.lower(), r.type), r.id, r.name) for r in found)
+            out.extend(Owned(KINDS.get(r.type.lower(), r.type), r.id, r.name, after=inside,
+                             delete=goes_with_its_container) for r in found)
             vnet = self.vnet_of(group.name, cluster)
-            out.extend(CloudResource("subnet", s.id, s.name) for s in (vnet.subnets or [] if vnet else []))
+            out.extend(Owned("subnet", s.id, s.name, after=inside, delete=goes_with_its_container)
+                       for s in (vnet.subnets or [] if vnet else []))
         return out
 
     def _resources_in(self, rc: Any, group: str, cluster: ClusterRef) -> list[Any]:
         return self.call(f"list resources in {group}",
                          lambda: list(rc.resources.list_by_resource_group(group, filter=uuid_filter(cluster))))
 
-    def teardown(self, target: CloudTarget) -> None:
-        groups = [g.name for g in self.groups_of(target.cluster)]
-        foreign = [vm for found in gather(*(lambda g=g: self.vms.foreign(g, target.cluster) for g in groups))
-                   for vm in found]
-        if foreign:
-            raise ForeignVmError(CLOUD, [f"{v.name} ({v.cloud_id})" for v in foreign])
+    def _group_deleter(self, cluster: ClusterRef, name: str) -> Callable[[], None]:
         rc = self.session.resources
 
-        def delete(name: str) -> Callable[[], None]:
-            return lambda: self.lro(f"delete resource group {name}", lambda: rc.resource_groups.begin_delete(name))
+        def delete() -> None:
+            self._groups.pop(cluster.uuid, None)  # found again by the next ensure_network
+            self.lro(f"delete resource group {name}", lambda: rc.resource_groups.begin_delete(name))
 
-        from . import azure_lb  # its load balancer and public IP first (the group would take them too)
-
-        balancers = azure_lb.Balancers(self.region, self.zone, provider=self)
-        lb = [i for g in groups for i in azure_lb.deletables(balancers, g, target.cluster)]
-        delete_in_passes(CLOUD, lb + [Deletable(f"resource-group {g}", delete(g), frozenset(i.key for i in lb))
-                                      for g in groups])
-        self._groups.pop(target.cluster.uuid, None)
+        return delete

@@ -11,12 +11,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .. import tags
-from ..errors import CloudError, ExcessResourcesError, NotFoundError
+from ..errors import CloudError, NotFoundError
 from ..parallel import gather
 from ..progress import report
 from ..retry import wait_until
 from ..teardown import Deletable, delete_in_passes
 from . import azure_build as build
+from . import leaks
 from .azure_session import CLOUD
 from .base import CloudTarget, ClusterRef, Vm, VmRequest
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from .azure import Provider
 
 CHAIN_WORKERS = 16
-READY_TIMEOUT_S = 900.0
 
 
 def has_uuid(resource: Any, cluster: ClusterRef) -> bool:
@@ -37,17 +37,9 @@ def _node(resource: Any) -> str | None:
 
 
 def _by_node(resources: Sequence[Any], cluster: ClusterRef, what: str) -> dict[str, Any]:
-    """The cluster's resources keyed by their node tag; two for one node is a leak."""
-    out: dict[str, list[Any]] = {}
-    for r in resources:
-        node = _node(r)
-        if node and has_uuid(r, cluster):
-            out.setdefault(node, []).append(r)
-    dupes = {n: rs for n, rs in out.items() if len(rs) > 1}
-    if dupes:
-        listed = "; ".join(f"{n}: {', '.join(sorted(r.name for r in rs))}" for n, rs in sorted(dupes.items()))
-        raise ExcessResourcesError(CLOUD, f"more than one {what} per node: {listed}")
-    return {n: rs[0] for n, rs in out.items()}
+    """The cluster's resources keyed by their node tag; two for one node is a leak (clouds.leaks)."""
+    return leaks.one_per_node(CLOUD, what, resources, lambda r: _node(r) if has_uuid(r, cluster) else None,
+                              lambda r: str(r.name))
 
 
 def _split_id(rid: str) -> tuple[str, str]:
@@ -151,7 +143,7 @@ class VmOps:
                     report(f"{done}/{len(missing)} created")
         names = [r.name for r in requests]
         return wait_until(lambda: self._ready(group, cluster, names), what=f"{len(names)} Azure VMs running",
-                          timeout_s=READY_TIMEOUT_S, initial=0.2)
+                          timeout_s=self.p.settings.vm_timeout_s, **self.p.settings.polling())
 
     def _create_chain(self, target: CloudTarget, group: str, req: VmRequest, public_key: str, subnet_id: str,
                       nsgs: dict[str, Any], nic: Any, pip: Any) -> None:

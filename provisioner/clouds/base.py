@@ -21,13 +21,15 @@ lazily. They do not repeat these docstrings. Rules that hold for every call:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CastError
+from .. import ipam
+from ..errors import CastError, ForeignVmError
 from ..plan import FirewallRule
 from ..tags import short_id
+from ..teardown import delete_inventory
 from ..textcheck import is_node_address
 
 
@@ -159,10 +161,56 @@ class CreationStep:
     ensure: Callable[[CloudTarget, StepInputs], Ensured]
 
 
+# --- settings and the inventory ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long a provider waits and how much it does at once: one shape for every cloud
+    (tests shorten them with dataclasses.replace)."""
+
+    vm_timeout_s: float = 600.0  # ensure_vms: every VM running with its addresses
+    delete_timeout_s: float = 300.0  # delete_vms: every VM gone
+    stall_budget_s: float = 300.0  # teardown: no progress for this long is an error
+    workers: int = 8  # parallel creates and deletes
+    poll_initial_s: float = 0.5  # the first wait between two looks at the cloud; then backoff
+    poll_max_s: float = 5.0
+
+    def polling(self) -> dict[str, float]:
+        """The polling keywords of retry.wait_until."""
+        return {"initial": self.poll_initial_s, "maximum": self.poll_max_s}
+
+
+def goes_with_its_container() -> None:
+    """The deleter of a resource its container's deletion removes (Azure: a resource group's
+    contents, listed `after` the container's kind): nothing left to do once that is gone."""
+
+
+def _no_deleter() -> None:
+    raise CastError("an inventory entry was listed without a deleter (a provider bug)")
+
+
+@dataclass(frozen=True)
+class Owned(CloudResource):
+    """One entry of a cluster's inventory: a resource, the kinds that must be gone before it
+    can go (`after`), and `delete`, which raises NotFoundError when it is already gone and
+    DependencyError (or TransientError) while it cannot go yet."""
+
+    after: frozenset[str] = frozenset()
+    delete: Callable[[], None] = field(default=_no_deleter, compare=False, repr=False)
+
+    @property
+    def key(self) -> str:
+        """Unique in an inventory and readable: `subnet cast-demo (subnet-0abc)`."""
+        named = self.name and self.name != self.id
+        return f"{self.kind} {self.name} ({self.id})" if named else f"{self.kind} {self.id}"
+
+
 class Cloud(ABC):
     """One cloud account in one region."""
 
     name: str = ""
+    settings: Settings = Settings()  # a provider's own defaults; an instance may replace them
 
     def __init__(self, region: str, zone: str | None = None):
         self.region = region
@@ -198,6 +246,26 @@ class Cloud(ABC):
             return Ensured(actions=(f"would recreate missing VMs: {names}",))
         vms = self.ensure_vms(target, inputs.requests(missing), inputs.public_key)
         return Ensured(actions=(f"recreated missing VMs: {names}",), vms=tuple(vms))
+
+    # --- what cast knows of the cloud before opening it (no SDK, no account) -----------------
+
+    # The most user-data the cloud accepts, in bytes of the cloud-config text itself.
+    user_data_limit: int = 16 * 1024
+    # Whether the API field takes the user-data base64-encoded; else the text as it is.
+    user_data_base64: bool = False
+
+    @classmethod
+    def plan_network(cls, account_ranges: Iterable[str] = ()) -> tuple[str, str]:
+        """The network block and the cluster's subnet the plan wants on this cloud: by default
+        the address plan's /16 for it and its first /24 (provisioner.ipam). `account_ranges`
+        are the ranges the account's networks already use, where known, for a cloud that
+        picks its network from free blocks."""
+        return str(ipam.CLOUD_BLOCKS[cls.name]), str(ipam.cluster_subnet(cls.name))
+
+    @staticmethod
+    def image_label(image: Mapping[str, str]) -> str:
+        """A short label for people of the region map's image reference for this cloud."""
+        return ", ".join(f"{k}={v}" for k, v in sorted(image.items())) or "?"
 
     @abstractmethod
     def check_credentials(self) -> None:
@@ -260,14 +328,31 @@ class Cloud(ABC):
     def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
         """VMs inside the cluster's networks that do not carry the cluster's UUID."""
 
-    @abstractmethod
-    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
-        """Everything on this cloud that belongs to the cluster, VMs included."""
+    # --- teardown as data (the inventory and its one executor) ---------------------------
 
     @abstractmethod
+    def list_resources(self, cluster: ClusterRef) -> list[Owned]:
+        """The cluster's inventory: everything on this cloud carrying its UUID, VMs included,
+        each with the kinds it must be deleted after and its deleter. Lists; deletes nothing."""
+
+    def delete_resources(self, cluster: ClusterRef) -> list[str]:
+        """Delete the cluster's inventory through provisioner.teardown (dependency order, in
+        parallel passes: not found is done, in use is retried, no progress within
+        `settings.stall_budget_s` raises CloudError naming what is left). No safety check:
+        the caller has made it (teardown, or the engine once per cloud). Blocks until nothing
+        of the cluster is left; harmless when nothing exists. Returns the keys in the order
+        they went."""
+        return delete_inventory(self.name, self.list_resources(cluster),
+                                stall_budget_s=self.settings.stall_budget_s, workers=self.settings.workers)
+
     def teardown(self, target: CloudTarget) -> None:
-        """Delete everything of the cluster. First the safety check: if `find_foreign_vms`
-        finds any, raise ForeignVmError and delete nothing. Then delete by the UUID in
-        dependency order, in parallel passes: not found counts as done, still-in-use is
-        retried, no progress for a bounded time raises CloudError naming what is left.
-        Blocks until nothing of the cluster is left. Harmless when nothing exists."""
+        """Delete everything of the cluster: first the safety check (ForeignVmError when
+        `find_foreign_vms` finds any, and nothing deleted), then delete_resources."""
+        refuse_foreign(self.name, self.find_foreign_vms(target))
+        self.delete_resources(target.cluster)
+
+
+def refuse_foreign(cloud: str, found: Sequence[Vm]) -> None:
+    """Raise ForeignVmError naming `found` (node name and cloud id) unless it is empty."""
+    if found:
+        raise ForeignVmError(cloud, [f"{vm.name} ({vm.cloud_id})" for vm in found])

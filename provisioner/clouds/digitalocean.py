@@ -11,26 +11,24 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .. import ipam, tags
+from .. import ipam
 from ..errors import (
     AuthError,
     CapacityError,
     CloudError,
     DependencyError,
-    ExcessResourcesError,
-    ForeignVmError,
     NotFoundError,
 )
 from ..parallel import gather
 from ..progress import report
 from ..retry import wait_until
-from ..teardown import Deletable, delete_in_passes
-from . import do_droplets, do_firewall, do_lb
-from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+from ..teardown import Batch
+from . import do_droplets, do_firewall, do_lb, do_tags, leaks
+from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Settings, Vm, VmRequest
 from .do_client import CLOUD, ApiError, DoApi
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
@@ -46,12 +44,21 @@ class Provider(Cloud):
     """DigitalOcean in one region."""
 
     name = CLOUD
-    poll_initial_s = 1.0  # droplets take tens of seconds to boot on the real API
-    poll_max_s = 10.0
-    boot_timeout_s = 600.0
-    delete_timeout_s = 300.0
-    teardown_stall_s = 300.0
-    workers = 8
+    # Droplets take tens of seconds to boot on the real API: polled less often than elsewhere.
+    settings = Settings(poll_initial_s=1.0, poll_max_s=10.0)
+    # DigitalOcean API v2, droplet create, user_data: "may not exceed 64 KiB in size".
+    user_data_limit = 64 * 1024
+
+    @classmethod
+    def plan_network(cls, account_ranges: Iterable[str] = ()) -> tuple[str, str]:
+        # A VPC is one flat range: the first free /20 given the account's VPCs (ensure_network
+        # picks again against what the account holds then, and says which it took).
+        block = str(ipam.digitalocean_vpc_range(account_ranges))
+        return block, block
+
+    @staticmethod
+    def image_label(image: Mapping[str, str]) -> str:
+        return image.get("slug", "?")
 
     def __init__(self, region: str, zone: str | None = None):
         super().__init__(region, zone)
@@ -71,7 +78,7 @@ class Provider(Cloud):
 
     @staticmethod
     def _is_ours(vpc: dict[str, Any], cluster: ClusterRef) -> bool:
-        return tags.uuid_tag_string(cluster.uuid) in str(vpc.get("description") or "")
+        return do_tags.uuid_tag_string(cluster.uuid) in str(vpc.get("description") or "")
 
     # --- lookups -----------------------------------------------------------------------
 
@@ -101,7 +108,7 @@ class Provider(Cloud):
 
     def _firewalls(self, cluster: ClusterRef) -> dict[str, list[dict[str, Any]]]:
         """The cluster's firewalls by role (a firewall is ours when it targets our role tag)."""
-        wanted = {tags.role_target_tag(cluster.uuid, role): role for role in ("master", "worker")}
+        wanted = {do_tags.role_target_tag(cluster.uuid, role): role for role in ("master", "worker")}
         by_role: dict[str, list[dict[str, Any]]] = {}
         for fw in self.api.pages("list firewalls", lambda c: c.firewalls.list, "firewalls"):
             for tag in fw.get("tags") or []:
@@ -130,14 +137,11 @@ class Provider(Cloud):
         cluster = target.cluster
         name = self._base_name(cluster)
         vpcs = self._vpcs()
-        ours = self._our_vpcs(cluster, vpcs)
-        if len(ours) > 1:
-            raise ExcessResourcesError(CLOUD, f"cluster {cluster.name} has {len(ours)} VPCs: "
-                                       + ", ".join(f"{v['name']} ({v['id']})" for v in ours))
+        ours = leaks.at_most_one(CLOUD, "VPC", self._our_vpcs(cluster, vpcs), _label)
         if ours:
             with self._lock:
-                self._vpc_ids[cluster.uuid] = ours[0]["id"]
-            return Ensured((self._vpc_resource(ours[0]),), (), ours[0]["ip_range"])
+                self._vpc_ids[cluster.uuid] = ours["id"]
+            return Ensured((self._vpc_resource(ours),), (), ours["ip_range"])
         made_default: tuple[str, ...] = ()
         if not any(v.get("region") == self.region for v in vpcs):
             # The API makes the first VPC of a region its default, and never deletes a default:
@@ -162,7 +166,7 @@ class Provider(Cloud):
                 "name": name,
                 "region": self.region,
                 "ip_range": block,
-                "description": f"cast cluster {cluster.name}; {tags.uuid_tag_string(cluster.uuid)}",
+                "description": f"cast cluster {cluster.name}; {do_tags.uuid_tag_string(cluster.uuid)}",
             }
             try:
                 vpc = self.api.call(f"create VPC {name}", lambda c: c.vpcs.create, body=body)["vpc"]
@@ -192,10 +196,8 @@ class Provider(Cloud):
 
         def one(role: str) -> tuple[CloudResource | None, str | None]:
             found = existing.get(role, [])
-            if len(found) > 1:
-                raise ExcessResourcesError(CLOUD, f"{len(found)} firewalls target the {role}s of cluster "
-                                           f"{cluster.name}: " + ", ".join(f"{f['name']} ({f['id']})" for f in found))
-            tag = tags.role_target_tag(cluster.uuid, role)
+            leaks.at_most_one(CLOUD, f"firewall of the {role}s", found, _label)
+            tag = do_tags.role_target_tag(cluster.uuid, role)
             name = self._firewall_name(cluster, role)
             inbound = do_firewall.inbound_rules(target.firewall[role])
             body = {
@@ -261,14 +263,14 @@ class Provider(Cloud):
 
     def ensure_vms(self, target: CloudTarget, vms: Sequence[VmRequest], public_key: str) -> list[Vm]:
         cluster = target.cluster
-        uuid_tag = tags.uuid_tag_string(cluster.uuid)
+        uuid_tag = do_tags.uuid_tag_string(cluster.uuid)
         have = self._by_name([do_droplets.to_vm(d) for d in self._droplets(uuid_tag)])
         missing = [r for r in vms if r.name not in have]
         if missing:
             vpc_id = self._vpc_id(cluster)
             key = do_droplets.fingerprint(public_key)
             batches = do_droplets.batches(missing)
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(batches))) as pool:
+            with ThreadPoolExecutor(max_workers=min(self.settings.workers, len(batches))) as pool:
                 outcomes = list(pool.map(lambda b: self._create(target, b, vpc_id, key), batches))
             errors = [e for e in outcomes if e is not None]
             if errors:
@@ -282,7 +284,7 @@ class Provider(Cloud):
             return now if ready == len(names) else None
 
         ready = wait_until(all_ready, what=f"{len(names)} droplet(s) of cluster {cluster.name} to be active",
-                           timeout_s=self.boot_timeout_s, initial=self.poll_initial_s, maximum=self.poll_max_s)
+                           timeout_s=self.settings.vm_timeout_s, **self.settings.polling())
         return [ready[n] for n in names]
 
     def _create(self, target: CloudTarget, batch: list[VmRequest], vpc_id: str, key: str) -> CloudError | None:
@@ -312,24 +314,17 @@ class Provider(Cloud):
 
     @staticmethod
     def _by_name(vms: list[Vm]) -> dict[str, Vm]:
-        by: dict[str, list[Vm]] = {}
-        for vm in vms:
-            by.setdefault(vm.name, []).append(vm)
-        doubled = {n: v for n, v in by.items() if len(v) > 1}
-        if doubled:
-            listed = "; ".join(f"{n}: " + ", ".join(v.cloud_id for v in vs) for n, vs in sorted(doubled.items()))
-            raise ExcessResourcesError(CLOUD, f"several droplets carry one node name: {listed}")
-        return {n: v[0] for n, v in by.items()}
+        return leaks.one_per_node(CLOUD, "droplet", vms, lambda vm: vm.name, lambda vm: vm.cloud_id)
 
     def list_vms(self, cluster: ClusterRef) -> list[Vm]:
-        return [do_droplets.to_vm(d) for d in self._droplets(tags.uuid_tag_string(cluster.uuid))]
+        return [do_droplets.to_vm(d) for d in self._droplets(do_tags.uuid_tag_string(cluster.uuid))]
 
     def delete_vms(self, target: CloudTarget, names: Sequence[str]) -> None:
-        uuid_tag = tags.uuid_tag_string(target.cluster.uuid)
+        uuid_tag = do_tags.uuid_tag_string(target.cluster.uuid)
         doomed = [vm for vm in self.list_vms(target.cluster) if vm.name in set(names)]
         if not doomed:
             return
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(doomed))) as pool:
+        with ThreadPoolExecutor(max_workers=min(self.settings.workers, len(doomed))) as pool:
             list(pool.map(lambda vm: self._ignore_missing(
                 lambda: self.api.call(f"delete droplet {vm.name}", lambda c: c.droplets.destroy, int(vm.cloud_id))
             ), doomed))
@@ -339,7 +334,7 @@ class Provider(Cloud):
             return not any(str(d["id"]) in ids for d in self._droplets(uuid_tag))
 
         wait_until(gone, what=f"droplet(s) {', '.join(vm.name for vm in doomed)} to be deleted",
-                   timeout_s=self.delete_timeout_s, initial=self.poll_initial_s, maximum=self.poll_max_s)
+                   timeout_s=self.settings.delete_timeout_s, **self.settings.polling())
 
     # --- ownership and teardown --------------------------------------------------------
 
@@ -350,97 +345,55 @@ class Provider(Cloud):
     @staticmethod
     def _foreign(cluster: ClusterRef, vpcs: list[dict[str, Any]], droplets: list[dict[str, Any]]) -> list[Vm]:
         ids = {v["id"] for v in vpcs}
-        uuid_tag = tags.uuid_tag_string(cluster.uuid)
+        uuid_tag = do_tags.uuid_tag_string(cluster.uuid)
         return [
             do_droplets.to_vm(d)
             for d in droplets
             if d.get("vpc_uuid") in ids and uuid_tag not in (d.get("tags") or [])
         ]
 
-    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
-        vpcs, droplets = gather(lambda: self._our_vpcs(cluster),
-                                lambda: self._droplets(tags.uuid_tag_string(cluster.uuid)))
-        return self._inventory(cluster, vpcs, droplets)
-
-    def _inventory(self, cluster: ClusterRef, vpcs: list[dict[str, Any]],
-                   droplets: list[dict[str, Any]]) -> list[CloudResource]:
-        firewalls, keys, uuid_tags = gather(lambda: self._firewalls(cluster), lambda: self._keys(cluster),
-                                            lambda: self._uuid_tags(cluster))
-        return self._resources(cluster, vpcs, droplets, firewalls, keys, uuid_tags)
-
-    def _resources(self, cluster: ClusterRef, vpcs: list[dict[str, Any]], droplets: list[dict[str, Any]],
-                   firewalls: dict[str, list[dict[str, Any]]], keys: list[dict[str, Any]],
-                   uuid_tags: list[str]) -> list[CloudResource]:
-        uuid_tag = tags.uuid_tag_string(cluster.uuid)
-        found = [
-            CloudResource("droplet", str(d["id"]), str(d["name"]))
-            for d in droplets
-            if uuid_tag in (d.get("tags") or [])
-        ]
-        found += [CloudResource("firewall", f["id"], f["name"]) for fs in firewalls.values() for f in fs]
-        found += [CloudResource("ssh-key", str(k["id"]), k["name"]) for k in keys]
-        found += [self._vpc_resource(v) for v in vpcs]
-        found += [CloudResource("tag", t, t) for t in uuid_tags]
+    def list_resources(self, cluster: ClusterRef) -> list[Owned]:
+        uuid_tag = do_tags.uuid_tag_string(cluster.uuid)
+        vpcs, droplets, firewalls, keys, uuid_tags = gather(
+            lambda: self._our_vpcs(cluster), lambda: self._droplets(uuid_tag), lambda: self._firewalls(cluster),
+            lambda: self._keys(cluster), lambda: self._uuid_tags(cluster))
+        # One destroy-by-tag for every droplet; each is gone when the tag lists it no more.
+        batch = Batch(f"droplets tagged {uuid_tag}", CLOUD, lambda: self.api.call(
+            f"delete droplets tagged {uuid_tag}", lambda c: c.droplets.destroy_by_tag, tag_name=uuid_tag),
+            lambda: {str(d["id"]) for d in self._droplets(uuid_tag)})
+        found = [Owned("droplet", str(d["id"]), str(d["name"]), delete=batch.deleter(str(d["id"])))
+                 for d in droplets if uuid_tag in (d.get("tags") or [])]
+        found += [Owned("firewall", f["id"], f["name"], delete=self._deleter(f"firewall {f['name']}",
+                                                                            lambda c: c.firewalls.delete, f["id"]))
+                  for fs in firewalls.values() for f in fs]
+        found += [Owned("ssh-key", str(k["id"]), k["name"], delete=self._deleter(
+            f"ssh-key {k['name']}", lambda c: c.ssh_keys.delete, int(k["id"]))) for k in keys]
+        found += do_lb.inventory(self.api, cluster)
+        found += [Owned("vpc", str(v["id"]), str(v["name"]), {"ip_range": v.get("ip_range")},
+                        after=frozenset({"droplet", "load-balancer"}), delete=self._vpc_deleter(cluster, v))
+                  for v in vpcs]
+        found += [Owned("tag", t, t, after=frozenset({"droplet", "firewall", "load-balancer"}),
+                        delete=self._deleter(f"tag {t}", lambda c: c.tags.delete, t)) for t in uuid_tags]
         return found
 
-    def teardown(self, target: CloudTarget) -> None:
-        cluster = target.cluster
-        # Everything at once: the safety check and the inventory read the same lists.
-        vpcs, droplets, firewalls, keys, uuid_tags = gather(
-            lambda: self._our_vpcs(cluster), lambda: self._droplets(None), lambda: self._firewalls(cluster),
-            lambda: self._keys(cluster), lambda: self._uuid_tags(cluster))
-        foreign = self._foreign(cluster, vpcs, droplets)
-        if foreign:
-            raise ForeignVmError(CLOUD, [f"{vm.name} ({vm.cloud_id})" for vm in foreign])
-        resources = self._resources(cluster, vpcs, droplets, firewalls, keys, uuid_tags)
-        uuid_tag = tags.uuid_tag_string(cluster.uuid)
-        droplets_key = f"droplets tagged {uuid_tag}"
-        items: list[Deletable] = do_lb.deletables(self.api, cluster)  # before the VPC and the tags
-        if any(r.kind == "droplet" for r in resources):
-            items.append(Deletable(droplets_key, self._droplet_deleter(uuid_tag)))
-        blockers = frozenset(i.key for i in items)
-        firewalls = frozenset(str(r) for r in resources if r.kind == "firewall")
-        for r in resources:
-            if r.kind == "firewall":
-                items.append(Deletable(str(r), self._deleter(r, lambda c: c.firewalls.delete, r.id)))
-            elif r.kind == "ssh-key":
-                items.append(Deletable(str(r), self._deleter(r, lambda c: c.ssh_keys.delete, int(r.id))))
-            elif r.kind == "vpc":
-                items.append(Deletable(str(r), self._vpc_deleter(r), blockers))
-            elif r.kind == "tag":
-                items.append(Deletable(str(r), self._deleter(r, lambda c: c.tags.delete, r.id), blockers | firewalls))
-        delete_in_passes(CLOUD, items, stall_budget_s=self.teardown_stall_s, workers=self.workers)
-        with self._lock:
-            self._vpc_ids.pop(cluster.uuid, None)
+    def _deleter(self, what: str, op: Callable[[Any], Callable[..., Any]], ident: Any) -> Callable[[], None]:
+        return lambda: self.api.call(f"delete {what}", op, ident)
 
-    def _deleter(self, r: CloudResource, op: Callable[[Any], Callable[..., Any]], ident: Any) -> Callable[[], None]:
-        return lambda: self.api.call(f"delete {r}", op, ident)
+    def _vpc_deleter(self, cluster: ClusterRef, vpc: dict[str, Any]) -> Callable[[], None]:
+        r = f"vpc {vpc['name']}"
 
-    def _droplet_deleter(self, uuid_tag: str) -> Callable[[], None]:
-        asked = threading.Event()
-
-        def delete() -> None:
-            if not asked.is_set():
-                self.api.call(f"delete droplets tagged {uuid_tag}", lambda c: c.droplets.destroy_by_tag,
-                              tag_name=uuid_tag)
-                asked.set()
-            left = self._droplets(uuid_tag)
-            if left:
-                raise DependencyError(CLOUD, f"{len(left)} droplet(s) tagged {uuid_tag} are still being deleted")
-
-        return delete
-
-    def _vpc_deleter(self, r: CloudResource) -> Callable[[], None]:
         def attempt() -> None:
-            self.api.call(f"delete {r}", lambda c: c.vpcs.delete, r.id)
+            self.api.call(f"delete {r}", lambda c: c.vpcs.delete, vpc["id"])
 
         def delete() -> None:
+            with self._lock:
+                self._vpc_ids.pop(cluster.uuid, None)  # found again by the next ensure_network
             try:
                 attempt()
             except AuthError as exc:
                 # DigitalOcean answers 403 while a VPC still has members (deleted droplets
                 # linger there for a while): that is "in use", not a credentials problem.
-                members = self.api.call(f"list members of {r}", lambda c: c.vpcs.list_members, r.id) or {}
+                members = self.api.call(f"list members of {r}", lambda c: c.vpcs.list_members, vpc["id"]) or {}
                 if members.get("members"):
                     raise DependencyError(CLOUD, f"{r} still has {len(members['members'])} member(s)") from exc
                 attempt()  # the last member left since; a second 403 is a real refusal
@@ -451,3 +404,7 @@ class Provider(Cloud):
     def _ignore_missing(fn: Callable[[], Any]) -> None:
         with contextlib.suppress(NotFoundError):
             fn()
+
+
+def _label(item: dict[str, Any]) -> str:
+    return f"{item['name']} ({item['id']})"

@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import tags
 from ..keys import md5_fingerprint
+from . import do_tags
 from .base import Vm, VmRequest
 
 ACTIVE = "active"
@@ -63,7 +64,7 @@ def droplet_tags(cluster_name: str, cluster_uuid: str, batch: Sequence[VmRequest
         base = tags.vm_tags(cluster_name, cluster_uuid, role, batch[0].name)
     else:
         base = {**tags.cluster_tags(cluster_name, cluster_uuid), tags.ROLE: role}
-    return [*tags.as_plain_strings(base), tags.role_target_tag(cluster_uuid, role)]
+    return [*do_tags.as_plain_strings(base), do_tags.role_target_tag(cluster_uuid, role)]
 
 
 def fingerprint(public_key: str) -> str:

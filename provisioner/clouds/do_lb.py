@@ -15,13 +15,11 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .. import tags
 from ..errors import CloudError, ExcessResourcesError, NotFoundError
 from ..retry import wait_until
-from ..teardown import Deletable
-from . import do_droplets
+from . import do_droplets, do_tags
 from .balancing import BalancerEnsured, BalancerPlan, LoadBalancing
-from .base import CloudResource, CloudTarget, ClusterRef, Vm
+from .base import CloudResource, CloudTarget, ClusterRef, Owned, Vm
 from .do_client import CLOUD, DoApi
 
 MEMBER_TAG_KEY = "cast-lb"
@@ -79,12 +77,12 @@ def _ours(api: DoApi, cluster: ClusterRef) -> list[dict[str, Any]]:
     return [lb for lb in every if lb.get("tag") == tag]
 
 
-def deletables(api: DoApi, cluster: ClusterRef) -> list[Deletable]:
-    """The cluster's load balancers for the teardown graph (the provider puts its VPC and its
-    tags after them: a VPC with a balancer in it cannot be deleted)."""
+def inventory(api: DoApi, cluster: ClusterRef) -> list[Owned]:
+    """The cluster's load balancers as inventory entries (the provider puts its VPC and its
+    tags after the kind "load-balancer": a VPC with a balancer in it cannot be deleted)."""
     return [
-        Deletable(f"load-balancer {lb['id']} ({lb.get('name')})",
-                  _deleter(api, str(lb["id"]), str(lb.get("name"))))
+        Owned("load-balancer", str(lb["id"]), str(lb.get("name")),
+              delete=_deleter(api, str(lb["id"]), str(lb.get("name"))))
         for lb in _ours(api, cluster)
     ]
 
@@ -120,7 +118,7 @@ class Balancers(LoadBalancing):
         return [do_droplets.to_vm(d) for d in found if d.get("status") not in do_droplets.GONE]
 
     def _vpc_id(self, cluster: ClusterRef) -> str | None:
-        mark = tags.uuid_tag_string(cluster.uuid)
+        mark = do_tags.uuid_tag_string(cluster.uuid)
         vpcs = self.api.pages("list VPCs", lambda c: c.vpcs.list, "vpcs")
         return next((str(v["id"]) for v in vpcs if mark in str(v.get("description") or "")), None)
 

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..errors import CapacityError, CloudError, ExcessResourcesError, ForeignVmError, NotFoundError
+from ..errors import CapacityError, CloudError, NotFoundError
 from ..parallel import gather
 from ..progress import report
 from ..retry import wait_until
 from ..tags import CLUSTER_UUID, NODE, ROLE, vm_tags
-from ..teardown import Deletable, delete_in_passes
 from . import gcp_layout as layout
-from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
+from . import leaks
+from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Settings, Vm, VmRequest
 from .gcp_api import CLOUD, AlreadyExistsError, GcpApi
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
@@ -40,11 +40,10 @@ class Provider(Cloud):
     """Compute Engine in one project, region and zone."""
 
     name = CLOUD
-    max_workers = 8  # parallel creates/deletes
-    poll_initial_s = 0.5
-    poll_max_s = 5.0
-    vm_timeout_s = 600.0
-    stall_budget_s = 300.0
+    settings = Settings()  # timeouts, stall budget, workers, polling
+    # compute v1 discovery document, Metadata.items[].value: "their size must be less than
+    # or equal to 262144 bytes (256 KiB)".
+    user_data_limit = 256 * 1024
     transient_budget_s: float | None = None  # None: retry.retry_budget_s()
 
     def __init__(self, region: str, zone: str | None = None):
@@ -59,6 +58,10 @@ class Provider(Cloud):
             if self._api is None:
                 self._api = GcpApi(transient_budget_s=self.transient_budget_s)
             return self._api
+
+    @staticmethod
+    def image_label(image: Mapping[str, str]) -> str:
+        return f"{image['project']}/{image['family']}"
 
     # --- credentials -------------------------------------------------------------------
 
@@ -76,10 +79,9 @@ class Provider(Cloud):
         from google.cloud import compute_v1
 
         cluster, name = target.cluster, layout.network_name(target.cluster)
-        found = self._networks(cluster)
+        found = leaks.at_most_one(CLOUD, "network", self._networks(cluster), _name)
         if found:
-            _no_excess("network", [n.name for n in found], name)
-            return Ensured(resources=(_resource("network", found[0]),))
+            return Ensured(resources=(_resource("network", found),))
         if dry_run:
             return Ensured(actions=(f"create network {name}",))
         request = compute_v1.InsertNetworkRequest(
@@ -95,10 +97,9 @@ class Provider(Cloud):
         from google.cloud import compute_v1
 
         cluster, name = target.cluster, layout.subnetwork_name(target.cluster)
-        found = self._subnetworks(cluster, target.region)
+        found = leaks.at_most_one(CLOUD, "subnetwork", self._subnetworks(cluster, target.region), _name)
         if found:
-            _no_excess("subnetwork", [s.name for s in found], name)
-            return Ensured(resources=(_resource("subnetwork", found[0]),))
+            return Ensured(resources=(_resource("subnetwork", found),))
         if dry_run:
             return Ensured(actions=(f"create subnetwork {name} {target.subnet_cidr} in {target.region}",))
         api = self.api
@@ -182,13 +183,13 @@ class Provider(Cloud):
 
         def all_running() -> list[Vm] | None:
             now = _by_node(self._cluster_instances(cluster))
-            found = [_vm(now[n][0]) for n in names if n in now]
+            found = [_vm(now[n]) for n in names if n in now]
             ready = sum(1 for vm in found if vm.state == "RUNNING" and vm.public_ip and vm.private_ip)
             report(f"{ready}/{len(names)} running")
             return found if ready == len(names) else None
 
         return wait_until(all_running, what=f"{len(names)} GCP instance(s) running with public IPs in {zone}",
-                          timeout_s=self.vm_timeout_s, initial=self.poll_initial_s, maximum=self.poll_max_s)
+                          timeout_s=self.settings.vm_timeout_s, **self.settings.polling())
 
     def _insert(self, target: CloudTarget, zone: str, vm: VmRequest, public_key: str) -> None:
         from google.cloud import compute_v1
@@ -266,57 +267,35 @@ class Provider(Cloud):
         networks, instances = gather(lambda: self._networks(target.cluster), lambda: self._all_instances(None))
         return _foreign(target.cluster, networks, instances)
 
-    # --- inventory and teardown --------------------------------------------------------
+    # --- inventory (teardown: base.Cloud.teardown) ----------------------------------
 
-    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
-        return [
-            *(_resource("network", n) for n in self._networks(cluster)),
-            *(_resource("subnetwork", s) for s in self._subnetworks(cluster, self.region)),
-            *(_resource("firewall", f) for f in self._firewalls(cluster)),
-            *(_resource("instance", i) for i in self._cluster_instances(cluster)),
-        ]
-
-    def teardown(self, target: CloudTarget) -> None:
+    def list_resources(self, cluster: ClusterRef) -> list[Owned]:
         from google.cloud import compute_v1
 
-        cluster, api = target.cluster, self.api
-        # Everything at once: the safety check and the inventory read the same lists.
-        found_networks, every_instance, found_firewalls, found_subnets = gather(
-            lambda: self._networks(cluster), lambda: self._all_instances(None), lambda: self._firewalls(cluster),
-            lambda: self._subnetworks(cluster, target.region))
-        foreign = _foreign(cluster, found_networks, every_instance)
-        if foreign:
-            raise ForeignVmError(CLOUD, [f"{vm.name} ({vm.extra.get('zone', '?')})" for vm in foreign])
-        project = api.project
-        ours = [i for i in every_instance if i.labels.get(CLUSTER_UUID) == cluster.uuid]
-        instances = {f"instance {i.name}": _bind(self._delete_instance, i) for i in ours}
-        firewalls = {
-            f"firewall {f.name}": _bind(api.mutate, f"delete firewall {f.name}",
-                                        api.client("FirewallsClient").delete_unary,
-                                        compute_v1.DeleteFirewallRequest(project=project, firewall=f.name))
-            for f in found_firewalls
-        }
-        subnets = {
-            f"subnetwork {s.name}": _bind(api.mutate, f"delete subnetwork {s.name}",
-                                          api.client("SubnetworksClient").delete_unary,
-                                          compute_v1.DeleteSubnetworkRequest(project=project, region=target.region,
-                                                                             subnetwork=s.name))
-            for s in found_subnets
-        }
-        networks = {
-            f"network {n.name}": _bind(api.mutate, f"delete network {n.name}",
-                                       api.client("NetworksClient").delete_unary,
-                                       compute_v1.DeleteNetworkRequest(project=project, network=n.name))
-            for n in found_networks
-        }
         from . import gcp_lb
 
-        balancer = gcp_lb.deletables(api, cluster, target.region, target.zone or self.zone)  # before the network
-        items = [Deletable(k, fn) for k, fn in {**instances, **firewalls}.items()] + balancer
-        items += [Deletable(k, fn, frozenset(instances)) for k, fn in subnets.items()]
-        items += [Deletable(k, fn, frozenset(instances) | frozenset(firewalls) | frozenset(subnets)
-                            | frozenset(i.key for i in balancer)) for k, fn in networks.items()]
-        delete_in_passes(CLOUD, items, stall_budget_s=self.stall_budget_s, workers=self.max_workers)
+        api, project = self.api, self.api.project
+        networks, subnetworks, firewalls, instances = gather(
+            lambda: self._networks(cluster), lambda: self._subnetworks(cluster, self.region),
+            lambda: self._firewalls(cluster), lambda: self._cluster_instances(cluster))
+
+        def deleter(what: str, client: str, request: Any) -> Callable[[], None]:
+            return _bind(api.mutate, what, api.client(client).delete_unary, request)
+
+        return [
+            *(_owned("instance", i, frozenset(), _bind(self._delete_instance, i)) for i in instances),
+            *(_owned("firewall", f, frozenset(), deleter(
+                f"delete firewall {f.name}", "FirewallsClient",
+                compute_v1.DeleteFirewallRequest(project=project, firewall=f.name))) for f in firewalls),
+            *(_owned("subnetwork", s, frozenset({"instance"}), deleter(
+                f"delete subnetwork {s.name}", "SubnetworksClient",
+                compute_v1.DeleteSubnetworkRequest(project=project, region=self.region, subnetwork=s.name)))
+              for s in subnetworks),
+            *gcp_lb.inventory(api, cluster, self.region, self.zone),
+            *(_owned("network", n, frozenset({"instance", "firewall", "subnetwork", *gcp_lb.KINDS}), deleter(
+                f"delete network {n.name}", "NetworksClient",
+                compute_v1.DeleteNetworkRequest(project=project, network=n.name))) for n in networks),
+        ]
 
     # --- lookups -----------------------------------------------------------------------
 
@@ -384,7 +363,7 @@ class Provider(Cloud):
 
     def _parallel(self, jobs: Iterable[Callable[[], None]], prefer: type[BaseException] | None = None) -> None:
         """Run every job on a bounded pool; then raise the first error (of type `prefer` if any)."""
-        gather(*jobs, prefer=prefer, max_workers=self.max_workers)
+        gather(*jobs, prefer=prefer, max_workers=self.settings.workers)
 
 
 def _bind(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], None]:
@@ -394,22 +373,13 @@ def _bind(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], Non
     return job
 
 
-def _no_excess(kind: str, names: list[str], expected: str) -> None:
-    extras = sorted(n for n in names if n != expected) if expected in names else sorted(names)[1:]
-    if len(names) > 1:
-        raise ExcessResourcesError(CLOUD, f"more than one {kind} carries the cluster's UUID: {', '.join(extras)} "
-                                          f"beside {expected} (a probable leak; delete the extras)")
+def _name(item: Any) -> str:
+    return str(item.name)
 
 
-def _by_node(instances: list[Any]) -> dict[str, list[Any]]:
-    grouped: dict[str, list[Any]] = {}
-    for i in instances:
-        grouped.setdefault(i.labels.get(NODE) or i.name, []).append(i)
-    twins = {node: [i.name for i in group] for node, group in grouped.items() if len(group) > 1}
-    if twins:
-        listed = "; ".join(f"{node}: {', '.join(sorted(names))}" for node, names in sorted(twins.items()))
-        raise ExcessResourcesError(CLOUD, f"instances share a node name: {listed} (a probable leak)")
-    return grouped
+def _by_node(instances: list[Any]) -> dict[str, Any]:
+    """Instances by node name (clouds.leaks: two for one node is a leak)."""
+    return leaks.one_per_node(CLOUD, "instance", instances, lambda i: i.labels.get(NODE) or i.name, _name)
 
 
 def _vm(instance: Any) -> Vm:
@@ -430,6 +400,11 @@ def _vm(instance: Any) -> Vm:
 
 def _resource(kind: str, item: Any) -> CloudResource:
     return CloudResource(kind=kind, id=str(item.id), name=item.name, extra={"self_link": item.self_link})
+
+
+def _owned(kind: str, item: Any, after: frozenset[str], delete: Callable[[], None]) -> Owned:
+    return Owned(kind=kind, id=str(item.id), name=item.name, extra={"self_link": item.self_link}, after=after,
+                 delete=delete)
 
 
 def _made(kind: str, name: str, op: Any | None) -> CloudResource | None:

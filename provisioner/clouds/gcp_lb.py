@@ -28,10 +28,10 @@ from typing import Any
 from ..errors import CloudError
 from ..parallel import gather
 from ..tags import CLUSTER_UUID, cluster_tags
-from ..teardown import Deletable, delete_in_passes
+from ..teardown import delete_inventory
 from . import gcp_layout as layout
 from .balancing import BalancerEnsured, BalancerPlan, LoadBalancing
-from .base import CloudResource, CloudTarget, ClusterRef, Vm
+from .base import CloudResource, CloudTarget, ClusterRef, Owned, Vm
 from .gcp_api import CLOUD, AlreadyExistsError, GcpApi
 
 PARTS = ("ip", "hc", "ig", "bs", "fr")  # name suffixes: cast-<shortid>-lb-<part>
@@ -138,8 +138,8 @@ class Balancers(LoadBalancing):
                                backends=tuple(sorted(_node_of(cluster, m) for m in parts.members)))
 
     def delete_load_balancer(self, target: CloudTarget) -> None:
-        items = deletables(self.api, target.cluster, self.region, self._zone(target))
-        delete_in_passes(CLOUD, items, stall_budget_s=self.stall_budget_s)
+        items = inventory(self.api, target.cluster, self.region, self._zone(target))
+        delete_inventory(CLOUD, items, stall_budget_s=self.stall_budget_s)
 
     # --- the parts ---------------------------------------------------------------------
 
@@ -293,10 +293,13 @@ def find_parts(api: GcpApi, cluster: ClusterRef, region: str, zone: str | None) 
     return parts
 
 
-def deletables(api: GcpApi, cluster: ClusterRef, region: str, zone: str | None) -> list[Deletable]:
-    """The cluster's load-balancer resources as teardown items, each waiting for what uses it:
+KINDS = ("forwarding-rule", "backend-service", "address", "health-check", "instance-group")
+
+
+def inventory(api: GcpApi, cluster: ClusterRef, region: str, zone: str | None) -> list[Owned]:
+    """The cluster's load-balancer resources as inventory entries, each after what uses it:
     the forwarding rule, then the backend service and the address, then the health check and
-    the instance group. Keys: `forwarding-rule <name>`, `backend-service <name>`, ..."""
+    the instance group (all before the network: its entry lists KINDS)."""
     from google.cloud import compute_v1
 
     parts, project = find_parts(api, cluster, region, zone), api.project
@@ -314,14 +317,11 @@ def deletables(api: GcpApi, cluster: ClusterRef, region: str, zone: str | None) 
          lambda n: compute_v1.DeleteInstanceGroupRequest(project=project, zone=zone, instance_group=n),
          ("backend-service",)),
     ]
-    keys = {kind: f"{kind} {item.name}" for kind, item, *_ in found if item is not None}
-    items = []
-    for kind, item, client, request, after in found:
-        if item is None:
-            continue
-        items.append(Deletable(keys[kind], _deleter(api, f"delete {kind} {item.name}", client, request(item.name)),
-                               frozenset(keys[a] for a in after if a in keys)))
-    return items
+    return [
+        Owned(kind, item.name, item.name, after=frozenset(after),
+              delete=_deleter(api, f"delete {kind} {item.name}", client, request(item.name)))
+        for kind, item, client, request, after in found if item is not None
+    ]
 
 
 def _deleter(api: GcpApi, what: str, kind: str, request: Any) -> Callable[[], None]:

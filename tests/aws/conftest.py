@@ -3,26 +3,25 @@ reached by boto3 through AWS_ENDPOINT_URL; each test isolates itself by a fresh 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from provisioner.clouds.aws import Provider
-from provisioner.clouds.base import CloudTarget, ClusterRef, VmRequest
-from provisioner.plan import firewall_rules
+from provisioner.clouds.base import CloudTarget, VmRequest
 from provisioner.regions import load_region_map
 from provisioner.sandbox.aws_fault_proxy import FaultProxy
 from provisioner.sandbox.aws_moto import MotoSandbox
+
+from ..conftest import PEERS as PEERS  # re-exported: the tests import it from here
+from ..conftest import cloud_target, vm_requests
 
 REGION, ZONE = "us-east-1", "us-east-1a"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGn3w9V1z5i0a2bY0a9uL2V6XhkC0qk8b6wq3O0xkQ2j cast"
 ACCESS_KEY = "AKIACASTTEST"
 SECRET = "wJalrXUtnFEMI-not-a-real-secret"
 
-
-PEERS = ("198.18.0.10", "198.18.4.10")  # the cluster's nodes: the only WireGuard sources
 
 
 @pytest.fixture(scope="module")
@@ -75,21 +74,13 @@ def aws_image() -> dict[str, str]:
 
 
 def make_target(name: str = "demo", image: dict[str, str] | None = None) -> CloudTarget:
-    cluster = ClusterRef(name, str(uuid.uuid4()))
-    return CloudTarget(
-        cluster=cluster, region=REGION, zone=ZONE, network_cidr="10.10.0.0/16",
-        subnet_cidr="10.10.1.0/24",
-        firewall={r: firewall_rules(r, ["198.51.100.0/24"], node_ips=PEERS) for r in ("master", "worker")},
-        image=image or aws_image(),
-    )
+    return cloud_target(REGION, ZONE, "10.10.0.0/16", "10.10.1.0/24", image or aws_image(), name=name,
+                        ssh_cidrs=["198.51.100.0/24"])
 
 
 def requests(name: str, masters: int, workers: int) -> list[VmRequest]:
-    out = [VmRequest(f"{name}-aws-m{i}", "master", "m6i.large", f"#cloud-config\nhostname: {name}-m{i}\n")
-           for i in range(1, masters + 1)]
-    out += [VmRequest(f"{name}-aws-w{i}", "worker", "t3.medium", f"#cloud-config\nhostname: {name}-w{i}\n")
-            for i in range(1, workers + 1)]
-    return out
+    return vm_requests("aws", name, masters, workers, {"master": "m6i.large", "worker": "t3.medium"},
+                       lambda role, i: f"#cloud-config\nhostname: {name}-{role[0]}{i}\n")
 
 
 def ensure_infra(p: Provider, t: CloudTarget) -> None:

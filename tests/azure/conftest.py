@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from provisioner.clouds.azure import Provider
-from provisioner.clouds.base import CloudTarget, ClusterRef, VmRequest
-from provisioner.plan import firewall_rules
+from provisioner.clouds.base import CloudTarget, VmRequest
 from provisioner.sandbox.azure_emulator import AzureEmulator
+
+from ..conftest import PEERS as PEERS  # re-exported: the tests import it from here
+from ..conftest import cloud_target
+from ..conftest import vm_requests as node_requests
 
 IMAGE = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
 SUB = "/subscriptions/00000000-0000-0000-0000-000000000000"
@@ -23,8 +25,6 @@ NET = "api-version=2026-03-01"
 COMPUTE = "api-version=2026-04-01"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnly cast@test"
 
-
-PEERS = ("198.18.0.10", "198.18.4.10")  # the cluster's nodes: the only WireGuard sources
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +55,13 @@ def provider() -> Provider:
 
 def make_target(name: str, zone: str | None = "1") -> CloudTarget:
     """A fresh cluster's Azure target, with the plan's firewall rules."""
-    cluster = ClusterRef(name, str(uuid.uuid4()))
-    rules = {role: firewall_rules(role, ["0.0.0.0/0"], node_ips=PEERS) for role in ("master", "worker")}
-    return CloudTarget(cluster, "eastus", zone, "10.20.0.0/16", "10.20.1.0/24", rules, IMAGE)
+    return cloud_target("eastus", zone, "10.20.0.0/16", "10.20.1.0/24", IMAGE, name=name)
 
 
 def vm_requests(target: CloudTarget, masters: int, workers: int) -> list[VmRequest]:
     name = target.cluster.name
-    out = [VmRequest(f"{name}-az-m{i}", "master", "Standard_D2s_v5", f"#cloud-config\nhostname: {name}-az-m{i}\n")
-           for i in range(1, masters + 1)]
-    out += [VmRequest(f"{name}-az-w{i}", "worker", "Standard_B2s", f"#cloud-config\nhostname: {name}-az-w{i}\n")
-            for i in range(1, workers + 1)]
-    return out
+    return node_requests("azure", name, masters, workers, {"master": "Standard_D2s_v5", "worker": "Standard_B2s"},
+                         lambda role, i: f"#cloud-config\nhostname: {name}-az-{role[0]}{i}\n")
 
 
 def build_cluster(provider: Provider, target: CloudTarget, masters: int = 1, workers: int = 1) -> list:

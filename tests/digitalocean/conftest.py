@@ -8,22 +8,24 @@ import json
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from provisioner import ipam
-from provisioner.clouds.base import CloudTarget, ClusterRef, VmRequest
+from provisioner.clouds.base import CloudTarget, VmRequest
 from provisioner.clouds.digitalocean import Provider
-from provisioner.plan import firewall_rules
 from provisioner.sandbox.do_emulator import DigitalOceanEmulator
+
+from ..conftest import PEERS as PEERS  # re-exported: the tests import it from here
+from ..conftest import cloud_target
+from ..conftest import vm_requests as node_requests
 
 REGION = "nyc1"
 TOKEN = "sandbox-token-not-a-secret"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHc2YXN0LXRlc3Qta2V5LW1hdGVyaWFsLTAxMjM0NTY3 cast"
 
-
-PEERS = ("198.18.0.10", "198.18.4.10")  # the cluster's nodes: the only WireGuard sources
 
 def public_key_for(target: CloudTarget) -> str:
     """A public key of the cluster's own (each cluster has its own key pair)."""
@@ -62,9 +64,7 @@ def fresh(emulator: DigitalOceanEmulator) -> Iterator[None]:
 @pytest.fixture
 def provider(emulator: DigitalOceanEmulator) -> Provider:
     p = Provider(REGION)
-    p.poll_initial_s = 0.02
-    p.poll_max_s = 0.1
-    p.teardown_stall_s = 10.0
+    p.settings = replace(p.settings, poll_initial_s=0.02, poll_max_s=0.1, stall_budget_s=10.0)
     p.api.retry_initial_s = 0.02
     p.api.retry_max_s = 0.1
     p.api.transient_budget_s = 10.0
@@ -72,26 +72,15 @@ def provider(emulator: DigitalOceanEmulator) -> Provider:
 
 
 def make_target(name: str) -> CloudTarget:
-    """A cluster's target on DigitalOcean with the plan's firewall rules."""
-    cluster = ClusterRef(name, str(uuid.uuid4()))
-    return CloudTarget(
-        cluster=cluster,
-        region=REGION,
-        zone=None,
-        network_cidr=SEEDED_RANGE,  # what a plan made without the account's ranges would want
-        subnet_cidr=SEEDED_RANGE,
-        firewall={role: firewall_rules(role, ["198.51.100.0/24"], node_ips=PEERS) for role in ("master", "worker")},
-        image={"slug": "ubuntu-24-04-x64"},
-    )
+    """A cluster's target on DigitalOcean with the plan's firewall rules; its network is what
+    a plan made without the account's ranges would want."""
+    return cloud_target(REGION, None, SEEDED_RANGE, SEEDED_RANGE, {"slug": "ubuntu-24-04-x64"}, name=name,
+                        ssh_cidrs=["198.51.100.0/24"])
 
 
 def vm_requests(name: str, masters: int = 1, workers: int = 2) -> list[VmRequest]:
     """Masters and workers; nodes of one role share their cloud-init text."""
-    out = [VmRequest(f"{name}-do-m{i}", "master", "s-2vcpu-8gb-amd", "#cloud-config\n# master\n")
-           for i in range(1, masters + 1)]
-    out += [VmRequest(f"{name}-do-w{i}", "worker", "s-2vcpu-4gb", "#cloud-config\n# worker\n")
-            for i in range(1, workers + 1)]
-    return out
+    return node_requests("digitalocean", name, masters, workers, {"master": "s-2vcpu-8gb-amd", "worker": "s-2vcpu-4gb"})
 
 
 def build(provider: Provider, target: CloudTarget, vms: list[VmRequest]) -> None:

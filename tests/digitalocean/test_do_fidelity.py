@@ -181,7 +181,8 @@ def test_cast_tears_down_in_a_region_where_the_account_has_no_vpc_yet(emulator):
     # The first VPC of a region becomes its default, which the API never deletes: cast makes the
     # region's default VPC first, so that its own VPC can go with the cluster.
     provider = Provider("lon1")
-    provider.poll_initial_s, provider.poll_max_s, provider.teardown_stall_s = 0.02, 0.1, 1.0
+    provider.settings = dataclasses.replace(provider.settings, poll_initial_s=0.02, poll_max_s=0.1,
+                                            stall_budget_s=1.0)
     provider.api.retry_initial_s, provider.api.retry_max_s, provider.api.transient_budget_s = 0.02, 0.1, 2.0
     target = dataclasses.replace(make_target("fresh"), region="lon1")
     build(provider, target, vm_requests("fresh", workers=1))

@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from provisioner import ipam, tags
+from provisioner import ipam
+from provisioner.clouds import do_tags
 from provisioner.clouds.digitalocean import Provider
 from provisioner.errors import AuthError, CapacityError, ForeignVmError
 from provisioner.plan import firewall_rules
@@ -20,7 +21,7 @@ from .conftest import PEERS, PUBLIC_KEY, REGION, SEEDED_RANGE, build, make_targe
 
 def _ours(emulator: DigitalOceanEmulator, cluster_uuid: str) -> dict[str, int]:
     """What the emulator holds of one cluster, counted by kind."""
-    uuid_tag = tags.uuid_tag_string(cluster_uuid)
+    uuid_tag = do_tags.uuid_tag_string(cluster_uuid)
     return {
         "droplets": sum(1 for d in emulator.droplets.values() if uuid_tag in d.tags),
         "vpcs": sum(1 for v in emulator.vpcs.values() if cluster_uuid in v.description),
@@ -53,7 +54,7 @@ def test_create_gives_active_droplets_in_the_vpc_behind_the_firewall(emulator, p
     assert booted["alpha-do-w2"].user_data == "#cloud-config\n# worker\n"
     assert booted["alpha-do-w2"].ssh_keys == [PUBLIC_KEY]
     master_fw = next(f for f in emulator.firewalls.values()
-                     if f["tags"] == [tags.role_target_tag(target.cluster.uuid, "master")])
+                     if f["tags"] == [do_tags.role_target_tag(target.cluster.uuid, "master")])
     assert {(r["protocol"], r["ports"]) for r in master_fw["inbound_rules"]} == {
         ("tcp", "22"), ("tcp", "6443"), ("udp", "51820")}
     assert {r["protocol"] for r in master_fw["outbound_rules"]} == {"tcp", "udp", "icmp"}
@@ -101,7 +102,7 @@ def test_rerun_after_partial_create_adds_only_what_is_missing(emulator, provider
 
     emulator.calls.clear()
     fresh = Provider(REGION)  # a new process: nothing cached
-    fresh.poll_initial_s = provider.poll_initial_s
+    fresh.settings = provider.settings
     assert fresh.ensure_network(target).actions == ()
     assert fresh.ensure_firewall(target).actions == ()
     key = public_key_for(target)
@@ -210,7 +211,7 @@ def test_firewall_drift_is_repaired(emulator, provider):
     target = make_target("kappa")
     provider.ensure_firewall(target)
     fw = next(f for f in emulator.firewalls.values()
-              if f["tags"] == [tags.role_target_tag(target.cluster.uuid, "worker")])
+              if f["tags"] == [do_tags.role_target_tag(target.cluster.uuid, "worker")])
     status, _ = raw(emulator, "PUT", f"/v2/firewalls/{fw['id']}", {
         "name": fw["name"], "tags": fw["tags"],
         "inbound_rules": [{"protocol": "tcp", "ports": "3306", "sources": {"addresses": ["0.0.0.0/0"]}}],

@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import json
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from provisioner.clouds.base import CloudTarget, ClusterRef, VmRequest
+from provisioner.clouds.base import CloudTarget, VmRequest
 from provisioner.clouds.gcp import Provider
-from provisioner.plan import firewall_rules
 from provisioner.sandbox.gcp_emulator import GcpEmulator
+
+from ..conftest import PEERS as PEERS  # re-exported: the tests import it from here
+from ..conftest import cloud_target
+from ..conftest import vm_requests as node_requests
 
 REGION, ZONE = "us-central1", "us-central1-a"
 IMAGE = {"project": "ubuntu-os-cloud", "family": "ubuntu-2404-lts-amd64"}
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGNhc3QtdGVzdC1rZXktbm90LXJlYWwtYXQtYWxs cast@test"
 
-
-PEERS = ("198.18.0.10", "198.18.4.10")  # the cluster's nodes: the only WireGuard sources
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +52,7 @@ def provider(emulator: GcpEmulator, monkeypatch: pytest.MonkeyPatch) -> Provider
     monkeypatch.setenv("CAST_GCP_ENDPOINT", emulator.url)
     monkeypatch.setenv("CAST_GCP_PROJECT", "cast-test")
     p = Provider(region=REGION, zone=ZONE)
-    p.poll_initial_s = 0.02
-    p.poll_max_s = 0.2
-    p.vm_timeout_s = 20
-    p.stall_budget_s = 10
+    p.settings = replace(p.settings, stall_budget_s=10, vm_timeout_s=20, poll_initial_s=0.02, poll_max_s=0.2)
     p.transient_budget_s = 10
     return p
 
@@ -69,25 +67,12 @@ def sdk(emulator: GcpEmulator, kind: str) -> Any:
 
 
 def make_target(name: str = "demo", ssh_cidrs: tuple[str, ...] = ("0.0.0.0/0",)) -> CloudTarget:
-    return CloudTarget(
-        cluster=ClusterRef(name=name, uuid=str(uuid.uuid4())),
-        region=REGION,
-        zone=ZONE,
-        network_cidr="10.0.0.0/16",
-        subnet_cidr="10.0.0.0/24",
-        firewall={role: firewall_rules(role, ssh_cidrs, node_ips=PEERS) for role in ("master", "worker")},
-        image=IMAGE,
-    )
+    return cloud_target(REGION, ZONE, "10.0.0.0/16", "10.0.0.0/24", IMAGE, name=name, ssh_cidrs=ssh_cidrs)
 
 
 def vm_requests(cluster: str, masters: int, workers: int) -> list[VmRequest]:
-    return [
-        VmRequest(name=f"{cluster}-gcp-{'m' if role == 'master' else 'w'}{i}", role=role,
-                  size="e2-standard-2" if role == "master" else "e2-medium",
-                  user_data=f"#cloud-config\nhostname: {cluster}-{role}-{i}\n")
-        for role, count in (("master", masters), ("worker", workers))
-        for i in range(1, count + 1)
-    ]
+    return node_requests("gcp", cluster, masters, workers, {"master": "e2-standard-2", "worker": "e2-medium"},
+                         lambda role, i: f"#cloud-config\nhostname: {cluster}-{role}-{i}\n")
 
 
 def build(p: Provider, target: CloudTarget, vms: list[VmRequest]) -> list[Any]:

@@ -5,6 +5,7 @@ does, so a wrong value in the map fails here)."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -27,7 +28,7 @@ def test_every_default_machine_type_and_image_is_created(emulator: GcpEmulator, 
     monkeypatch.setenv("CAST_GCP_ENDPOINT", emulator.url)
     monkeypatch.setenv("CAST_GCP_PROJECT", "cast-map")
     provider = Provider(region=cloud.region, zone=cloud.zone)
-    provider.poll_initial_s, provider.poll_max_s = 0.02, 0.2
+    provider.settings = dataclasses.replace(provider.settings, poll_initial_s=0.02, poll_max_s=0.2)
     target = CloudTarget(
         cluster=ClusterRef(f"map-{key}", str(uuid.uuid4())), region=cloud.region, zone=cloud.zone,
         network_cidr="10.0.0.0/16", subnet_cidr="10.0.0.0/24",

@@ -121,7 +121,7 @@ def test_plan_keeps_existing_nodes_and_never_reuses_names_or_addresses():
 
 def test_plan_digitalocean_range_avoids_the_accounts_vpcs():
     s = spec(cloud_flags=["aws:1:0", "digitalocean:0:1"])
-    plan = make_plan(s, REGIONS, digitalocean_used_ranges=["10.112.0.0/20"])
+    plan = make_plan(s, REGIONS, account_ranges=["10.112.0.0/20"])
     assert plan.cloud("digitalocean").network_cidr == "10.112.16.0/20"
 
 
