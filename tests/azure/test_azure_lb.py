@@ -123,7 +123,7 @@ def test_find_delete_and_delete_again(provider: Provider, balancers: Balancers, 
     balancers.delete_load_balancer(target)  # nothing left: harmless
 
 
-def test_teardown_lists_the_balancer_and_its_address_before_the_group(
+def test_teardown_lists_the_balancer_and_its_address_and_the_group_takes_them(
         provider: Provider, balancers: Balancers, emulator: AzureEmulator) -> None:
     target, workers = cluster(provider, "lbdown", workers=1)
     balancers.ensure_load_balancer(target, plan_for(workers), workers)
@@ -132,10 +132,10 @@ def test_teardown_lists_the_balancer_and_its_address_before_the_group(
     emulator.clear_calls()
     provider.teardown(target)
     deletes = [r for r in emulator.log if r["route"].startswith("DELETE")]
-    order = [r["route"].split("/providers/")[-1].split("/")[1] if "/providers/" in r["route"] else "resourceGroups"
-             for r in deletes]
-    assert order.index("loadBalancers") < order.index("publicIPAddresses") < order.index("resourceGroups")
+    # One call: deleting the resource group deletes what is in it, the balancer and its address too.
+    assert len(deletes) == 1 and "/providers/" not in deletes[0]["route"]
     assert provider.list_resources(target.cluster) == []
+    assert balancers.find_load_balancer(target.cluster) is None
 
 
 def test_a_bad_port_is_refused_with_the_clouds_error(provider: Provider, balancers: Balancers) -> None:

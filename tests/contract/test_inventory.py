@@ -29,7 +29,9 @@ TABLES: dict[str, dict[str, tuple[int, frozenset[str]]]] = {
         "instance": (2, frozenset()),
         "firewall": (4, frozenset()),  # per role, one per distinct set of sources
         "subnetwork": (1, frozenset({"instance"})),
-        "network": (1, frozenset({"instance", "firewall", "subnetwork"})),
+        # and after the load balancer's parts, when the cluster has one (none in this build)
+        "network": (1, frozenset({"instance", "firewall", "subnetwork", "forwarding-rule", "backend-service",
+                                  "address", "health-check", "instance-group"})),
     },
     "azure": {
         "resource-group": (1, frozenset()),
@@ -44,8 +46,8 @@ TABLES: dict[str, dict[str, tuple[int, frozenset[str]]]] = {
         "droplet": (2, frozenset()),
         "firewall": (2, frozenset()),
         "ssh-key": (1, frozenset()),
-        "vpc": (1, frozenset({"droplet"})),
-        "tag": (3, frozenset({"droplet", "firewall"})),  # the UUID's, and one per role's firewall
+        "vpc": (1, frozenset({"droplet", "load-balancer"})),
+        "tag": (3, frozenset({"droplet", "firewall", "load-balancer"})),  # the UUID's, and one per role's firewall
     },
 }
 
