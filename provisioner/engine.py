@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cloudinit import render_user_data
-from .clouds import open_cloud
+from .clouds import import_cost_s, open_cloud
 from .clouds.base import Cloud, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 from .errors import CastError, ForeignVmError, HostKeyMismatchFound, InputError
 from .keys import new_ed25519, public_of
@@ -237,8 +237,10 @@ class Engine:
         """The providers of `plans`, with their credentials checked (in parallel) so that a
         missing credential stops the command before anything is made on any cloud. Opened
         here in the calling thread: opening one imports its SDK, and first imports of a
-        shared package from several threads can deadlock."""
-        providers = {cp.cloud: self._cloud(cp) for cp in plans}
+        shared package from several threads can deadlock. The cheapest SDK is opened first
+        and each cloud's check starts as soon as it is open, so that its round trips overlap
+        the next SDK's import."""
+        providers: dict[str, Cloud] = {}
 
         def check(cp: CloudPlan) -> None:
             try:
@@ -246,7 +248,14 @@ class Engine:
             except CastError as exc:
                 raise StepError(name, cp.cloud, "credentials", exc, nothing_changed=True) from exc
 
-        self._on_clouds(plans, check)
+        with ThreadPoolExecutor(max_workers=max(1, len(plans)), thread_name_prefix="credentials") as pool:
+            checks = {}
+            for cp in sorted(plans, key=lambda cp: import_cost_s(cp.cloud)):
+                providers[cp.cloud] = self._cloud(cp)
+                checks[cp.cloud] = pool.submit(check, cp)
+        errors = [e for e in (checks[cp.cloud].exception() for cp in plans) if e is not None]
+        if errors:
+            raise errors[0]
         return providers
 
     def _build_cloud(self, cluster: Cluster, cp: CloudPlan, cloud: Cloud, authorized: str) -> list[Vm]:

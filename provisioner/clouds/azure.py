@@ -15,18 +15,19 @@ from ..errors import ExcessResourcesError, ForeignVmError, NotFoundError
 from ..parallel import gather
 from ..teardown import Deletable, delete_in_passes
 from . import azure_build as build
-from .azure_session import CLOUD, AzureSession, mapped_errors, wait_for
+from .api_log import TRANSPORT_MODULES
+from .azure_session import CLOUD, AzureSession, mapped_errors, uses_loopback, wait_for
 from .azure_vms import VmOps, has_uuid
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock: azure-core is
-# shared with pydo).
+# shared with pydo). azure-identity is imported by the Provider, in the same thread, only
+# where it is used: not for the emulator on loopback.
 SDK_MODULES = (
     "azure.core.credentials",
     "azure.core.exceptions",
     "azure.core.pipeline.policies",
-    "azure.identity",
     "azure.mgmt.core.policies",
     "azure.mgmt.compute",
     "azure.mgmt.compute.models",
@@ -34,6 +35,7 @@ SDK_MODULES = (
     "azure.mgmt.network.models",
     "azure.mgmt.resource.resources",
     "azure.mgmt.resource.resources.models",
+    *TRANSPORT_MODULES,
 )
 
 
@@ -66,6 +68,8 @@ class Provider(Cloud):
 
     def __init__(self, region: str, zone: str | None = None):
         super().__init__(region, zone)
+        if not uses_loopback():
+            import azure.identity  # noqa: F401  (here, in the registry's thread: see SDK_MODULES)
         self._session: AzureSession | None = None
         # cluster uuid -> its resource group, once found or made: every step needs it, and a
         # group keeps its name, so only ensure_network lists the groups again.

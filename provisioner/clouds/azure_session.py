@@ -108,7 +108,7 @@ class AzureSession:
         subscription is not set (outside the emulator)."""
         endpoint = os.environ.get(ENDPOINT_ENV) or None
         subscription = os.environ.get(SUBSCRIPTION_ENV, "").strip()
-        if endpoint and is_loopback(endpoint):
+        if uses_loopback():
             credential, kwargs = _loopback_auth()
             return cls(subscription or EMULATOR_SUBSCRIPTION, endpoint, credential, {**kwargs, **client_options})
         if not subscription:
@@ -164,6 +164,12 @@ class AzureSession:
         from azure.mgmt.compute import ComputeManagementClient
 
         return self._client("compute", ComputeManagementClient)
+
+
+def uses_loopback() -> bool:
+    """True when CAST_AZURE_ENDPOINT points at loopback (the emulator): no azure-identity then."""
+    endpoint = os.environ.get(ENDPOINT_ENV) or None
+    return bool(endpoint and is_loopback(endpoint))
 
 
 def _loopback_auth() -> tuple[Any, dict[str, Any]]:
