@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from provisioner.clouds.base import CloudTarget, ClusterRef, VmRequest  # noqa: E402
-from provisioner.plan import firewall_rules  # noqa: E402
+from provisioner.plan import enforceable, firewall_rules  # noqa: E402
 from provisioner.sandbox.azure_emulator import AzureEmulator  # noqa: E402
 
 IMAGE = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
@@ -59,7 +59,7 @@ def run(nodes: int, retry_after: int, lro_polls: int) -> dict:
 
         provider = Provider("eastus", "1")
         cluster = ClusterRef(f"bench{nodes}", str(uuid.uuid4()))
-        rules = {role: firewall_rules(role, ["0.0.0.0/0"]) for role in ("master", "worker")}
+        rules = enforceable({role: firewall_rules(role, ["0.0.0.0/0"]) for role in ("master", "worker")})
         target = CloudTarget(cluster, "eastus", "1", "10.20.0.0/16", "10.20.1.0/24", rules, IMAGE)
         vms = [VmRequest(f"{cluster.name}-az-m1", "master", "Standard_D2s_v5", "#cloud-config\n")]
         vms += [VmRequest(f"{cluster.name}-az-w{i}", "worker", "Standard_B2s", "#cloud-config\n")

@@ -84,6 +84,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -92,16 +93,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from provisioner.clouds import aws as aws_cloud  # noqa: E402
-from provisioner.clouds import azure, digitalocean, gcp  # noqa: E402
 from provisioner.nodes.latency import REPLY_WAIT_S  # noqa: E402
 from provisioner.nodes.ssh import NodeAccess, SshPool, load_private_key  # noqa: E402
 from provisioner.nodes.wireguard import pinger_command, pinger_source  # noqa: E402
+from provisioner.regions import load_region_map  # noqa: E402
 from provisioner.retry import DeadlineError, wait_until  # noqa: E402
 from provisioner.sandbox.azure_emulator import AzureEmulator  # noqa: E402
 from provisioner.sandbox.emulator import CONTROL_TOKEN_ENV, CONTROL_TOKEN_HEADER  # noqa: E402
 from provisioner.sandbox.gcp_emulator import GcpEmulator  # noqa: E402
 from provisioner.sandbox.hosts import BOOT_MARKER_PATH  # noqa: E402
+from provisioner.spec import build_spec  # noqa: E402
 from provisioner.state import StateStore  # noqa: E402
 
 CLOUDS = ("aws", "gcp", "azure", "digitalocean")
@@ -254,16 +255,47 @@ def cloud_flags(total: int) -> tuple[list[str], dict[str, int]]:
 # --- measurements ------------------------------------------------------------------------
 
 
-def startup_floor() -> float:
-    """Starting cast and importing the four clouds' SDKs, as create and delete must (best of 3)."""
-    modules = [*aws_cloud.SDK_MODULES, *gcp.SDK_MODULES, *azure.SDK_MODULES, *digitalocean.SDK_MODULES]
-    code = "import provisioner.cli, provisioner.engine\n" + "".join(f"import {m}\n" for m in modules)
+def startup_floor(clouds: tuple[str, ...] = CLOUDS) -> float:
+    """Starting cast and opening `clouds` through the registry (each cloud's SDK modules, as a
+    command imports them), in a fresh interpreter (best of 3)."""
+    code = ("import provisioner.cli, provisioner.engine\nfrom provisioner.clouds import load_cloud\n"
+            + "".join(f"load_cloud({c!r})\n" for c in clouds))
     runs = []
     for _ in range(3):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
         runs.append(time.perf_counter() - start)
     return min(runs)
+
+
+def import_costs() -> dict[str, float]:
+    """Per cloud: what opening it adds to starting cast (best of 3 each, fresh interpreters)."""
+    base = startup_floor(())
+    return {"cast_alone_s": round(base, 3),
+            **{f"{c}_s": round(max(0.0, startup_floor((c,)) - base), 3) for c in CLOUDS}}
+
+
+def first_call_s(timeline: dict[str, Any]) -> float | None:
+    """Seconds from starting `cast` to its first API call on any cloud (None: no call)."""
+    firsts = [t["first_call_s"] for t in timeline.values() if t["first_call_s"] is not None]
+    return min(firsts) if firsts else None
+
+
+def one_cloud_starts(bench: Bench) -> dict[str, float | None]:
+    """Per cloud: a one-cloud command's start-up to its first API call: `delete-cluster` of a
+    one-cloud cluster known to the state and holding nothing on the cloud (its lookups are
+    its first calls; nothing is made, so the figure is cast's own start-up)."""
+    store = StateStore(Path(bench.home))
+    out: dict[str, float | None] = {}
+    for cloud in CLOUDS:
+        name = f"start{cloud[:3]}"
+        flag = f"{cloud}:1:0"
+        spec = build_spec(load_region_map(), name=name, region=bench.region, cloud_flags=[flag])
+        store.create_cluster(str(uuid.uuid4()), name, spec.region, spec.to_dict())
+        with bench.measured() as m:
+            bench.cast("delete-cluster", name, "--yes", "--quiet")
+        out[cloud] = first_call_s(timeline(m))
+    return out
 
 
 def node_floor(home: str, name: str) -> dict[str, float]:
@@ -357,15 +389,18 @@ def create(bench: Bench, name: str, total: int) -> dict[str, Any]:
     with bench.measured() as m:
         wall, _, err = bench.cast("create-cluster", name, "--region", bench.region, *flags,
                                   "--latency-threshold-ms", "1000")
-    return {"nodes": total, "per_cloud_nodes": per, "wall_s": round(wall, 3),
-            "calls": per_cloud_calls(m["calls"], per), "timeline": timeline(m), "steps": steps(bench, name, m["t0"]),
+    seen = timeline(m)
+    return {"nodes": total, "per_cloud_nodes": per, "wall_s": round(wall, 3), "first_call_s": first_call_s(seen),
+            "calls": per_cloud_calls(m["calls"], per), "timeline": seen, "steps": steps(bench, name, m["t0"]),
             "progress": [line for line in err.splitlines() if PROGRESS.match(line)]}
 
 
 def delete(bench: Bench, name: str, per: dict[str, int]) -> dict[str, Any]:
     with bench.measured() as m:
         wall, _, err = bench.cast("delete-cluster", name, "--yes")
-    return {"wall_s": round(wall, 3), "calls": per_cloud_calls(m["calls"], per), "timeline": timeline(m),
+    seen = timeline(m)
+    return {"wall_s": round(wall, 3), "first_call_s": first_call_s(seen), "calls": per_cloud_calls(m["calls"], per),
+            "timeline": seen,
             "progress": [line for line in err.splitlines() if PROGRESS.match(line)]}
 
 
@@ -378,7 +413,8 @@ def check_latency(bench: Bench, name: str) -> float:
 def add_node(bench: Bench, name: str, cloud: str = ADD_CLOUD, count: int = 1) -> dict[str, Any]:
     with bench.measured() as m:
         wall, _, _ = bench.cast("add-node", name, "--cloud", cloud, "--count", str(count))
-    return {"wall_s": round(wall, 3), "calls": {c: m["calls"][c]["total"] for c in CLOUDS},
+    return {"wall_s": round(wall, 3), "first_call_s": first_call_s(timeline(m)),
+            "calls": {c: m["calls"][c]["total"] for c in CLOUDS},
             "steps": steps(bench, name, m["t0"])}
 
 
@@ -398,6 +434,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"settings": {"api_delay_ms": args.api_delay_ms, "boot_delay_s": args.boot_delay_s,
                                            "region": args.region, "quick": args.quick, "cpus": os.cpu_count()}}
     result["startup_s"] = round(startup_floor(), 3)
+    if args.profile:
+        result["import_costs"] = import_costs()
     with tempfile.TemporaryDirectory(prefix="cast-perf-") as home:
         bench = Bench(home, args.region)
         bench.cast("sandbox", "up", "--region", args.region, "--api-delay-ms", str(args.api_delay_ms),
@@ -412,6 +450,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def measure(bench: Bench, args: argparse.Namespace, result: dict[str, Any]) -> None:
     say = print if args.verbose else (lambda *a, **k: None)
+    if args.profile:
+        say("one-cloud start-ups ...", flush=True)
+        result["one_cloud_first_call_s"] = one_cloud_starts(bench)
     say("create 24 ...", flush=True)
     made = create(bench, "perf24", 24)
     result["node_floor"] = node_floor(bench.home, "perf24")
@@ -530,8 +571,25 @@ def print_report(r: dict[str, Any], profile: bool) -> None:
               + ", ".join(f"{n} nodes {t:.2f} s" for n, t in _by_size(r["check_latency"]))
               + (f"  -> 50 within {v['check_latency']['limit_s']:.1f} s: "
                  f"{'met' if v['check_latency']['met'] else 'missed'}" if "check_latency" in v else ""))
+    print_startup(r)
     if profile:
         print_profile(r)
+
+
+def print_startup(r: dict[str, Any]) -> None:
+    """Start-up to the first API call of each command measured (and, with --profile, what each
+    cloud's SDK adds to starting cast, and a one-cloud command's start-up per cloud)."""
+    firsts = [("create 24", r["create_24"].get("first_call_s")), ("delete 24", r["delete_24"].get("first_call_s"))]
+    firsts += [(f"add-node at {n}", a.get("first_call_s")) for n, a in _by_size(r.get("add_node", {}))]
+    print("\nstart-up to the first API call: "
+          + ", ".join(f"{what} {t:.2f} s" for what, t in firsts if t is not None) + "  (target four-cloud 1.2 s)")
+    if "one_cloud_first_call_s" in r:
+        print("  one-cloud delete-cluster: " + ", ".join(
+            f"{c} {t:.2f} s" for c, t in r["one_cloud_first_call_s"].items() if t is not None) + "  (target 0.6 s)")
+    if "import_costs" in r:
+        costs = r["import_costs"]
+        print(f"  starting cast alone {costs['cast_alone_s']:.2f} s; opening a cloud adds: "
+              + ", ".join(f"{c} {costs[c + '_s']:.2f} s" for c in CLOUDS))
 
 
 def _by_size(figures: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -98,6 +98,14 @@ class Provider(Cloud):
         self.call(what, lambda: wait_for(start(self.session.put_polling()), what), size=size)
         return build.resource_id(self.session.subscription_id, group, kind, name)
 
+    def put_now(self, what: str, start: Callable[[Any], Any], *, size: str | None = None) -> float | None:
+        """Send a create or update (`start(polling)`, a begin_* call given that polling) and
+        return at once with its operation's Retry-After (seconds; None without one); the
+        caller watches the resource's provisioningState instead of polling the operation."""
+        polling = self.session.hint_polling()
+        self.call(what, lambda: start(polling), size=size)
+        return polling.retry_after
+
     @property
     def vms(self) -> VmOps:
         """The VM operations, on this provider's session."""

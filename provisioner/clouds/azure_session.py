@@ -9,6 +9,7 @@ short polling interval.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -133,6 +134,12 @@ class AzureSession:
         return ARMPolling(interval, lro_algorithms=[WithoutFinalGet(), LocationPolling(), BodyContentPolling(),
                                                     StatusCheckPolling()])
 
+    def hint_polling(self) -> Any:
+        """A polling method that does not poll: the begin_* call returns after its first
+        answer, and the method's `retry_after` keeps that answer's Retry-After (seconds, None
+        without one: ARM's estimate of when the operation is worth a look)."""
+        return _hint_polling_class()()
+
     def _client(self, key: str, factory: Callable[..., T]) -> T:
         client = getattr(self._local, key, None)
         if client is None:
@@ -164,6 +171,24 @@ class AzureSession:
         from azure.mgmt.compute import ComputeManagementClient
 
         return self._client("compute", ComputeManagementClient)
+
+
+@functools.cache
+def _hint_polling_class() -> type:
+    from azure.core.polling import NoPolling
+
+    class KeepRetryAfter(NoPolling):
+        retry_after: float | None = None
+
+        def initialize(self, client: Any, initial_response: Any, deserialization_callback: Any) -> None:
+            super().initialize(client, initial_response, deserialization_callback)
+            value = initial_response.http_response.headers.get("Retry-After")
+            try:
+                self.retry_after = float(value) if value else None
+            except ValueError:  # an HTTP date: no estimate to use
+                self.retry_after = None
+
+    return KeepRetryAfter
 
 
 def uses_loopback() -> bool:

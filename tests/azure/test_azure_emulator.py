@@ -95,13 +95,14 @@ def test_head_tells_whether_a_resource_group_exists(emulator):
         assert status == expected
 
 
-def test_a_resource_being_deleted_refuses_updates_with_409(emulator):
+def test_a_resource_being_deleted_refuses_updates_with_409(emulator, monkeypatch):
+    monkeypatch.setattr(emulator, "op_seconds", 5.0)  # the delete is still at work when the PUT comes
     vnet = (f"{SUB}/resourceGroups/conflict/providers/Microsoft.Network/virtualNetworks/v"
             "?api-version=2026-03-01")
     body = {"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]}}}
     arm_call(emulator, "PUT", f"{SUB}/resourcegroups/conflict?api-version=2025-04-01", {"location": "eastus"})
     assert arm_call(emulator, "PUT", vnet, body)[0] == 201
-    assert arm_call(emulator, "DELETE", vnet)[0] == 202  # still deleting: nobody polled yet
+    assert arm_call(emulator, "DELETE", vnet)[0] == 202
     status, answer = arm_call(emulator, "PUT", vnet, body)
     assert (status, answer["error"]["code"]) == (409, "Conflict")
 
