@@ -152,36 +152,38 @@ class VmOps:
             report(f"0/{len(missing)} created")
             need_pip = [r for r in missing if r.name not in nic_of and r.name not in pip_of]
             pips = self._batch("public IPs", group, self._list_pips, {build.pip_name(r.name) for r in need_pip},
-                               [partial(self._put_pip, target, group, r) for r in need_pip]) or pips
+                               [partial(self._put_pip, target, group, r) for r in need_pip])[0] or pips
             need_nic = [r for r in missing if r.name not in nic_of]
             nics = self._batch("network interfaces", group, self._list_nics, {build.nic_name(r.name) for r in need_nic},
                                [partial(self._put_nic, target, group, r, subnet_id, nsgs[r.role].id)
-                                for r in need_nic]) or nics
+                                for r in need_nic])[0] or nics
             nic_ids = {r.name: (nic_of[r.name].id if r.name in nic_of else
                                 build.resource_id(self.p.session.subscription_id, group,
                                                   "Microsoft.Network/networkInterfaces", build.nic_name(r.name)))
                        for r in missing}
-            self._batch("VMs", group, None, set(),
-                        [partial(self._put_vm, target, group, r, public_key, nic_ids[r.name]) for r in missing])
+            hint = self._batch("VMs", group, None, set(), [partial(self._put_vm, target, group, r, public_key,
+                                                                   nic_ids[r.name]) for r in missing])[1]
             report(f"{len(missing)}/{len(missing)} created")
+            time.sleep(min(hint, MAX_HINT_S))  # the VMs' operations' own estimate
         names = [r.name for r in requests]
         known = (nics, pips)
         return wait_until(lambda: self._ready(group, cluster, names, known), what=f"{len(names)} Azure VMs running",
                           timeout_s=READY_TIMEOUT_S, initial=0.2)
 
-    def _batch(self, what: str, group: str, lister: Any, names: set[str], puts: list[Any]) -> list[Any] | None:
+    def _batch(self, what: str, group: str, lister: Any, names: set[str],
+               puts: list[Any]) -> tuple[list[Any] | None, float]:
         """Send `puts` (each returns its operation's Retry-After, or None) at once; then, unless
-        `lister` is None, wait until `lister(group)` shows every resource of `names` Succeeded
-        and return that list (None when there was nothing to make). Raises CloudError when one
-        failed to provision."""
+        `lister` is None, wait until `lister(group)` shows every resource of `names` Succeeded.
+        Returns that list (None when not listed or nothing to make) and the longest Retry-After.
+        Raises CloudError when one failed to provision."""
         if not puts:
-            return None
+            return None, 0.0
         workers = min(CHAIN_WORKERS, len(puts))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="azure-put") as pool:
             hints = [f.result() for f in [pool.submit(put) for put in puts]]
-        if lister is None:
-            return None
         hint = max((h for h in hints if h is not None), default=0.0)
+        if lister is None:
+            return None, hint
         time.sleep(min(hint, MAX_HINT_S))  # the operations' own estimate: before it, a list shows them busy
         found: list[list[Any]] = []
 
@@ -198,7 +200,7 @@ class VmOps:
 
         wait_until(settled, what=f"{len(names)} Azure {what}", timeout_s=READY_TIMEOUT_S,
                    initial=max(hint, 0.1), maximum=5.0)
-        return found[0]
+        return found[0], hint
 
     def _labels(self, target: CloudTarget, req: VmRequest) -> dict[str, str]:
         return tags.vm_tags(target.cluster.name, target.cluster.uuid, req.role, req.name)

@@ -90,6 +90,7 @@ class AzureEmulator(LongRunning, EmulatorServer):
         self.lro_polls = lro_polls
         self.retry_after = retry_after
         self.op_seconds = op_seconds
+        self.op_by_namespace: dict[str, float] = {}
         self.throttle_retry_after = throttle_retry_after
         self.page_size = page_size
         self.vm_quota = vm_quota
@@ -250,7 +251,7 @@ class AzureEmulator(LongRunning, EmulatorServer):
             self._group_deletes[rg.lower()] = self._start(
                 sub, "Microsoft.Resources", group["location"], "operationresults", lambda: self.state.drop_group(rg))
         location = self._group_deletes[rg.lower()]
-        return Response(202, None, {"Location": location, "Retry-After": self._retry_after(self.op_seconds)})
+        return Response(202, None, {"Location": location, "Retry-After": self._hint(location)})
 
     def _group_resources(self, request: Request, sub: str, rg: str) -> Response:
         _only(request, "GET")

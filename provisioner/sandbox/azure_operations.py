@@ -4,7 +4,8 @@
 
 An operation takes `op_seconds` (its work goes on whether anyone polls or not, as on ARM: a
 client may watch the resource's provisioningState in a list instead); its Retry-After is the
-time it still needs (at least `retry_after`), so a client that honours the hint polls once.
+time it still needs in whole seconds (at least `retry_after`), so a client that honours the
+hint polls about once.
 Polled, it also answers InProgress at least `lro_polls` times (the protocol tests' knob); an
 operation polled part-way and then left alone for `abandoned_after_s` completes by itself.
 When it completes it runs its `finish` and answers Succeeded.
@@ -42,6 +43,7 @@ class LongRunning:
     lro_polls: int
     retry_after: int
     op_seconds: float
+    op_by_namespace: dict[str, float]  # op_seconds per resource provider namespace, where set
     abandoned_after_s: float
     _ops: dict[str, _Operation]
     _op_ids: Iterator[int]
@@ -52,20 +54,27 @@ class LongRunning:
 
     def _start(self, sub: str, namespace: str, location: str, kind: str, finish: Callable[[], None]) -> str:
         op_id = f"{next(self._op_ids):06d}-{uuid.uuid4()}"
-        self._ops[op_id.lower()] = _Operation(self.lro_polls, finish, time.monotonic() + self.op_seconds)
-        if self.lro_polls <= 0 and self.op_seconds <= 0:
+        seconds = self.op_by_namespace.get(namespace, self.op_seconds)
+        self._ops[op_id.lower()] = _Operation(self.lro_polls, finish, time.monotonic() + seconds)
+        if self.lro_polls <= 0 and seconds <= 0:
             self._advance(self._ops[op_id.lower()])
         api = "2025-04-01" if namespace == "Microsoft.Resources" else "2024-10-01"
         return (f"{self.url}/subscriptions/{sub}/providers/{namespace}/locations/{location}/{kind}/{op_id}?"
                 + urlencode({"api-version": api}))
 
     def _lro_headers(self, url: str) -> dict[str, str]:
-        return {"Azure-AsyncOperation": url, "Retry-After": self._retry_after(self.op_seconds)}
+        return {"Azure-AsyncOperation": url, "Retry-After": self._hint(url)}
+
+    def _hint(self, url: str) -> str:
+        """The Retry-After for the operation behind `url` (one of _start's)."""
+        op = self._ops.get(url.split("?", 1)[0].rsplit("/", 1)[1].lower())
+        return self._retry_after(op.left_s() if op is not None else self.op_seconds)
 
     def _retry_after(self, left_s: float) -> str:
-        """The polling hint: the time the operation still needs, at least `retry_after`
-        (fractional below a second: the sandbox runs on compressed time)."""
-        return f"{max(float(self.retry_after), round(left_s, 3)):g}"
+        """The polling hint: the time the operation still needs, at least `retry_after`, in
+        whole seconds as ARM sends it (the SDKs read the header as an integer): an operation
+        with less than half a second left says 0."""
+        return str(max(self.retry_after, int(left_s + 0.5)))
 
     @staticmethod
     def _advance(op: _Operation) -> None:
