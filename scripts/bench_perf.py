@@ -72,7 +72,6 @@ cloud SDKs imported; google-cloud-compute alone takes about a second), measured 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import re
@@ -98,10 +97,10 @@ from provisioner.nodes.ssh import NodeAccess, SshPool, load_private_key  # noqa:
 from provisioner.nodes.wireguard import pinger_command, pinger_source  # noqa: E402
 from provisioner.regions import load_region_map  # noqa: E402
 from provisioner.retry import DeadlineError, wait_until  # noqa: E402
-from provisioner.sandbox.azure_emulator import AzureEmulator  # noqa: E402
 from provisioner.sandbox.emulator import CONTROL_TOKEN_ENV, CONTROL_TOKEN_HEADER  # noqa: E402
-from provisioner.sandbox.gcp_emulator import GcpEmulator  # noqa: E402
 from provisioner.sandbox.hosts import BOOT_MARKER_PATH  # noqa: E402
+from provisioner.sandbox.pacing import Pacing  # noqa: E402
+from provisioner.sandbox.pacing import parse as parse_pacing  # noqa: E402
 from provisioner.spec import build_spec  # noqa: E402
 from provisioner.state import StateStore  # noqa: E402
 
@@ -117,56 +116,63 @@ PROGRESS = re.compile(r"^\[\s*([\d.]+)s\]\s+(\S+)\s+(\S+)\s+(start|done|fail|ski
 # --- the critical path model -------------------------------------------------------------
 
 
-def critical_paths(d: float, boot_s: float, node_floor_s: float) -> dict[str, Any]:
-    """The create and delete bounds of the module docstring, with each cloud's chain."""
-    op_min = _default(GcpEmulator, "op_delay")[0]  # the sandbox's GCP operations take op_delay
-    polls = _default(AzureEmulator, "lro_polls")
-    op_wait = max(d, op_min)
-    lro = (2 + polls) * d
+def critical_paths(pacing: Pacing, node_floor_s: float) -> dict[str, Any]:
+    """The create and delete bounds of the module docstring under `pacing`, with each
+    cloud's chain: r a read's round trip, w a mutation's, op an operation's time, boot a VM's
+    boot to SSH (per cloud)."""
+    aws, gcp, azure, do = (pacing.of(c) for c in CLOUDS)
+    r, w = aws.read_s, aws.write_s
+    run = aws.delay_s("RunInstances")
+    gr, gw, gop = gcp.read_s, gcp.write_s, max(gcp.read_s, gcp.op_s[0])  # a wait returns when DONE
+    zr, zw = azure.read_s, azure.write_s
+    net = azure.op_by_namespace.get("Microsoft.Network", 0.0)
+    vm_op = azure.op_by_namespace.get("Microsoft.Compute", 0.0)
+    group_op = azure.op_by_namespace.get("Microsoft.Resources", 0.0)
+    dr, dw = do.read_s, do.write_s
+    # Each chain to the VM create call, then the cloud's own boot (GCP's starts when the
+    # insert's operation is DONE; an Azure VM answers once its operation succeeded and booted).
     create = {
-        "aws": (5 * d, ["lookup", "CreateVpc", "CreateSubnet | CreateSecurityGroup",
-                        "AuthorizeSecurityGroupIngress", "RunInstances"]),
-        "gcp": (4 * d + 2 * op_wait, ["lookup", "networks.insert", "wait", "subnetworks.insert | firewalls.insert",
-                                      "wait", "instances.insert"]),
-        "azure": (3 * d + 2 * lro, ["lookup", "PUT resource group",
-                                    f"VNet+subnet | NSG | public IP (PUT + {polls + 1} polls)",
-                                    f"NIC (PUT + {polls + 1} polls)", "PUT VM"]),
-        "digitalocean": (4 * d, ["lookup", "vpcs.create | tags.create | ssh_keys.create", "firewalls.create",
-                                 "droplets.create"]),
+        "aws": (r + 3 * w + run, aws.boot_s, ["lookup", "CreateVpc", "CreateSubnet | CreateSecurityGroup",
+                                              "AuthorizeSecurityGroupIngress", "RunInstances"]),
+        "gcp": (gr + gw + gop + gw + gop + gw, gop + gcp.boot_s,
+                ["lookup", "networks.insert", "wait", "subnetworks.insert | firewalls.insert", "wait",
+                 "instances.insert", "(its operation)"]),
+        "azure": (zr + zw + 2 * (zw + net + zr) + zw, max(vm_op, azure.boot_s),
+                  ["lookup", "PUT resource group", "VNet+subnet | NSG | public IP (PUT, operation, one look)",
+                   "NIC (PUT, operation, one look)", "PUT VM (its operation)"]),
+        "digitalocean": (dr + 3 * dw, do.boot_s, ["lookup", "vpcs.create | tags.create | ssh_keys.create",
+                                                  "firewalls.create", "droplets.create"]),
     }
     delete = {
-        "aws": (5 * d, ["lookup + safety check", "TerminateInstances", "DescribeInstances (terminated)",
-                        "DetachInternetGateway | DeleteSubnet | DeleteSecurityGroup | DeleteRouteTable",
-                        "DeleteVpc"]),
-        "gcp": (4 * d + 3 * op_wait, ["lookup + safety check", "instances.delete | firewalls.delete", "wait",
+        "aws": (r + 4 * w, ["lookup + safety check", "TerminateInstances", "DescribeInstances (terminated)",
+                            "DetachInternetGateway | DeleteSubnet | DeleteSecurityGroup | DeleteRouteTable",
+                            "DeleteVpc"]),
+        "gcp": (gr + 3 * (gw + gop), ["lookup + safety check", "instances.delete | firewalls.delete", "wait",
                                       "subnetworks.delete", "wait", "networks.delete", "wait"]),
-        "azure": (2 * d + (1 + polls) * d, ["lookup + safety check", "DELETE resource group",
-                                            f"{polls + 1} polls of its operation"]),
-        "digitalocean": (3 * d, ["lookup + safety check", "droplets delete by tag | firewalls.delete | "
-                                 "ssh_keys.delete", "vpcs.delete | tags.delete"]),
+        "azure": (2 * zr + zw + max(group_op, zr), ["lookup", "safety check", "DELETE resource group",
+                                                    "its operation (one poll)"]),
+        "digitalocean": (dr + 2 * dw, ["lookup + safety check", "droplets delete by tag | firewalls.delete | "
+                                       "ssh_keys.delete", "vpcs.delete | tags.delete"]),
     }
-    api_create = max(create.values())[0]
+    ends = {c: api + boot for c, (api, boot, _) in create.items()}
+    longest = max(ends, key=lambda c: ends[c])
     return {
-        "assumptions": {"api_delay_s": d, "boot_delay_s": boot_s, "gcp_op_min_s": op_min,
-                        "azure_lro_inprogress_polls": polls},
+        "assumptions": {"pacing": pacing.name, "compression": pacing.compression},
         "create": {
-            "chains": {c: {"seconds": round(s, 3), "calls": chain} for c, (s, chain) in create.items()},
-            "longest_cloud": max(create, key=lambda c: create[c][0]),
-            "api_s": round(api_create, 3),
-            "boot_s": boot_s,
+            "chains": {c: {"seconds": round(api, 3), "boot_s": round(boot, 3), "calls": chain}
+                       for c, (api, boot, chain) in create.items()},
+            "longest_cloud": longest,
+            "api_s": round(create[longest][0], 3),
+            "boot_s": round(create[longest][1], 3),
             "node_floor_s": round(node_floor_s, 3),
-            "bound_s": round(api_create + boot_s + node_floor_s, 3),
+            "bound_s": round(ends[longest] + node_floor_s, 3),
         },
         "delete": {
-            "chains": {c: {"seconds": round(s, 3), "calls": chain} for c, (s, chain) in delete.items()},
+            "chains": {c: {"seconds": round(t, 3), "calls": chain} for c, (t, chain) in delete.items()},
             "longest_cloud": max(delete, key=lambda c: delete[c][0]),
-            "bound_s": round(max(delete.values())[0], 3),
+            "bound_s": round(max(t for t, _ in delete.values()), 3),
         },
     }
-
-
-def _default(cls: type, parameter: str) -> Any:
-    return inspect.signature(cls).parameters[parameter].default
 
 
 # --- the sandbox and the cast command ----------------------------------------------------
@@ -445,7 +451,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             measure(bench, args, result)
         finally:
             bench.cast("sandbox", "down")
+    if args.cloud_pacing != "none":
+        result["cloud"] = run_cloud_like(args)
     return result
+
+
+def run_cloud_like(args: argparse.Namespace) -> dict[str, Any]:
+    """The 24-node create and delete on a sandbox with the clouds' own latencies (compressed):
+    its wall times against the critical path under the same pacing."""
+    say = print if args.verbose else (lambda *a, **k: None)
+    pacing = parse_pacing(args.cloud_pacing)
+    out: dict[str, Any] = {"pacing": args.cloud_pacing, "compression": pacing.compression}
+    with tempfile.TemporaryDirectory(prefix="cast-perf-cloud-") as home:
+        bench = Bench(home, args.region)
+        bench.cast("sandbox", "up", "--region", args.region, "--pacing", args.cloud_pacing)
+        try:
+            bench.env.update(json.loads(bench.cast("sandbox", "env", "--output", "json")[1]))
+            say(f"create 24 ({args.cloud_pacing}) ...", flush=True)
+            made = create(bench, "cloud24", 24)
+            out["node_floor"] = node_floor(bench.home, "cloud24")
+            out["create_24"] = made
+            say(f"delete 24 ({args.cloud_pacing}) ...", flush=True)
+            out["delete_24"] = delete(bench, "cloud24", made["per_cloud_nodes"])
+        finally:
+            bench.cast("sandbox", "down")
+    out["critical_path"] = critical_paths(pacing, out["node_floor"]["total_s"])
+    for what in ("create", "delete"):
+        wall, bound = out[f"{what}_24"]["wall_s"], out["critical_path"][what]["bound_s"]
+        out[f"{what}_ratio"] = round(wall / bound, 2)
+    return out
 
 
 def measure(bench: Bench, args: argparse.Namespace, result: dict[str, Any]) -> None:
@@ -481,7 +515,7 @@ def measure(bench: Bench, args: argparse.Namespace, result: dict[str, Any]) -> N
     create(bench, "perf10", 10)
     grow_and_time(bench, "perf10", 10, [10] if args.quick else [10, 25], result)
     delete(bench, "perf10", cloud_flags(10)[1])
-    result["critical_path"] = critical_paths(args.api_delay_ms / 1000, args.boot_delay_s,
+    result["critical_path"] = critical_paths(parse_pacing("flat", args.api_delay_ms / 1000, args.boot_delay_s),
                                              result["node_floor"]["total_s"])
 
 
@@ -530,17 +564,7 @@ def print_report(r: dict[str, Any], profile: bool) -> None:
     s, cp, v = r["settings"], r["critical_path"], r["verdicts"]
     print(f"\nsandbox: API delay {s['api_delay_ms']:g} ms per call, boot delay {s['boot_delay_s']:g} s, "
           f"{s['cpus']} CPUs; starting cast with its four SDKs takes {r['startup_s']:.2f} s (not in the bounds)")
-    print("\ncritical path (create): chain to the VM create call per cloud, then boot, then the node floor")
-    for cloud, chain in cp["create"]["chains"].items():
-        print(f"  {cloud:<13} {chain['seconds']:5.2f} s  {' -> '.join(chain['calls'])}")
-    nf = r["node_floor"]
-    print("  node floor    " + ", ".join(f"{k.removesuffix('_s')} {val:.2f}" for k, val in nf.items()))
-    c = cp["create"]
-    print(f"  bound = {c['api_s']:.2f} ({c['longest_cloud']}) + {c['boot_s']:.2f} boot + {c['node_floor_s']:.2f} "
-          f"nodes = {c['bound_s']:.2f} s")
-    print("critical path (delete):")
-    for cloud, chain in cp["delete"]["chains"].items():
-        print(f"  {cloud:<13} {chain['seconds']:5.2f} s  {' -> '.join(chain['calls'])}")
+    print_paths(cp, r["node_floor"])
     print(f"\n{'':<26}{'wall s':>8}{'bound s':>9}{'ratio':>7}{'+startup':>9}  target 1.3x   (wall: median of "
           f"{len(r['create_24']['runs_s'])} runs)")
     for what in ("create", "delete"):
@@ -574,6 +598,42 @@ def print_report(r: dict[str, Any], profile: bool) -> None:
     print_startup(r)
     if profile:
         print_profile(r)
+    if "cloud" in r:
+        print_cloud_like(r["cloud"], profile)
+
+
+def print_paths(cp: dict[str, Any], nf: dict[str, float]) -> None:
+    print("\ncritical path (create): chain to the VM create call per cloud, then its boot, then the node floor")
+    for cloud, chain in cp["create"]["chains"].items():
+        print(f"  {cloud:<13} {chain['seconds']:5.2f} s + boot {chain['boot_s']:5.2f} s  {' -> '.join(chain['calls'])}")
+    print("  node floor    " + ", ".join(f"{k.removesuffix('_s')} {val:.2f}" for k, val in nf.items()))
+    c = cp["create"]
+    print(f"  bound = {c['api_s']:.2f} ({c['longest_cloud']}) + {c['boot_s']:.2f} boot + {c['node_floor_s']:.2f} "
+          f"nodes = {c['bound_s']:.2f} s")
+    print("critical path (delete):")
+    for cloud, chain in cp["delete"]["chains"].items():
+        print(f"  {cloud:<13} {chain['seconds']:5.2f} s  {' -> '.join(chain['calls'])}")
+
+
+def print_cloud_like(c: dict[str, Any], profile: bool) -> None:
+    """The second profile: the clouds' own latencies, compressed."""
+    print(f"\n=== profile {c['pacing']}: the clouds' measured latencies (provisioner/sandbox/pacing.py), "
+          f"time compressed {c['compression']:g}x ===")
+    print_paths(c["critical_path"], c["node_floor"])
+    print(f"\n{'':<26}{'wall s':>8}{'bound s':>9}{'ratio':>7}  target 1.15x")
+    for what in ("create", "delete"):
+        wall, bound = c[f"{what}_24"]["wall_s"], c["critical_path"][what]["bound_s"]
+        ratio = c[f"{what}_ratio"]
+        print(f"{what + '-cluster (24 nodes)':<26}{wall:>8.2f}{bound:>9.2f}{ratio:>7.2f}  "
+              f"{'met' if ratio <= 1.15 else 'missed'}   first API call {c[what + '_24']['first_call_s']} s")
+    if profile:
+        for what in ("create_24", "delete_24"):
+            print(f"--- {c['pacing']} {what.replace('_', ' ')} nodes ---")
+            for cloud, t in c[what]["timeline"].items():
+                print(f"{cloud}: {t['calls']} calls in {t['waves']} waves, first {t['first_call_s']} s, last "
+                      f"{t['last_call_s']} s")
+            for key, times in c[what].get("steps", {}).items():
+                print(f"   {key:<24} {times.get('begin', float('nan')):6.2f} -> {times.get('end', float('nan')):6.2f}")
 
 
 def print_startup(r: dict[str, Any]) -> None:
@@ -619,6 +679,8 @@ def main() -> None:
     parser.add_argument("--api-delay-ms", type=float, default=100.0)
     parser.add_argument("--boot-delay-s", type=float, default=3.0)
     parser.add_argument("--region", default="eu-frankfurt")
+    parser.add_argument("--cloud-pacing", default="cloud:10", help="the second profile: cloud:F (the clouds' "
+                        "measured latencies, F times faster; sandbox.pacing), or none")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--quick", action="store_true", help="24-node create/delete, add-node and check at 10")
     parser.add_argument("--profile", action="store_true", help="print where create and delete spend their time")
