@@ -74,6 +74,10 @@ class Provider(Cloud):
         # cluster uuid -> its resource group, once found or made: every step needs it, and a
         # group keeps its name, so only ensure_network lists the groups again.
         self._groups: dict[str, str] = {}
+        # cluster uuid -> its VNet's id and its security groups' ids by role, as this command's
+        # network and firewall steps left them: the VM step needs them, without reading again.
+        self.vnet_ids: dict[str, str] = {}
+        self.nsg_ids: dict[str, dict[str, str]] = {}
 
     @property
     def session(self) -> AzureSession:
@@ -188,6 +192,7 @@ class Provider(Cloud):
         found = [CloudResource("resource-group", group_id, group)]
         if vnet is not None:
             found.append(CloudResource("vnet", vnet.id, vnet.name))
+            self.vnet_ids[cluster.uuid] = vnet.id
         else:
             name = build.vnet_name(cluster)
             actions.append(f"create virtual network {name} {target.network_cidr}")
@@ -208,6 +213,7 @@ class Provider(Cloud):
                 # the VNet, and the firewall step finds them in place (or repairs them).
                 vnet_id, firewall = gather(vnet, lambda: self.ensure_firewall(target))
                 found.append(CloudResource("vnet", vnet_id, name))
+                self.vnet_ids[cluster.uuid] = vnet_id
                 found.extend(firewall.resources)
                 actions.extend(firewall.actions)
         return Ensured(resources=tuple(found), actions=tuple(actions))
@@ -223,6 +229,7 @@ class Provider(Cloud):
                 return Ensured(actions=(action,))
             raise NotFoundError(CLOUD, f"no virtual network of cluster {cluster.name}; ensure the network first")
         assert group is not None
+        self.vnet_ids[cluster.uuid] = vnet.id
         existing = next((s for s in vnet.subnets or [] if s.name.lower() == name.lower()), None)
         if existing is not None and existing.address_prefix == target.subnet_cidr:
             return Ensured(resources=(CloudResource("subnet", existing.id, existing.name),))
@@ -253,6 +260,8 @@ class Provider(Cloud):
                                          f"{len(have - want)} to remove"))
         if dry_run or not work:
             kept = tuple(CloudResource("network-security-group", n.id, n.name) for n in existing.values())
+            if not dry_run:
+                self.nsg_ids[cluster.uuid] = {role: n.id for role, n in existing.items()}
             return Ensured(resources=kept, actions=tuple(a for _, _, a in work))
         if group is None:
             raise NotFoundError(CLOUD, f"no resource group of cluster {cluster.name}; ensure the network first")
@@ -270,6 +279,7 @@ class Provider(Cloud):
         made = gather(*(lambda w=w: put(w[0], w[1]) for w in work))
         result = {role: CloudResource("network-security-group", n.id, n.name) for role, n in existing.items()}
         result.update({w[0]: m for w, m in zip(work, made, strict=True)})
+        self.nsg_ids[cluster.uuid] = {role: r.id for role, r in result.items()}
         return Ensured(resources=tuple(result.values()), actions=tuple(a for _, _, a in work))
 
     def ensure_ssh_key(self, target: CloudTarget, public_key: str, *, dry_run: bool = False) -> Ensured:

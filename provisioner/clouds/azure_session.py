@@ -130,9 +130,24 @@ class AzureSession:
             def get_final_get_url(self, pipeline_response: Any) -> str | None:
                 return None
 
+        class FirstLookAfterHint(ARMPolling):
+            """The SDK polls once at once, then every Retry-After: this waits the first
+            answer's Retry-After before that first poll (one call less where the hint is good)."""
+
+            hint = 0.0
+
+            def initialize(self, client: Any, initial_response: Any, deserialization_callback: Any) -> None:
+                super().initialize(client, initial_response, deserialization_callback)
+                self.hint = _retry_after(initial_response) or 0.0
+
+            def run(self) -> None:
+                if not self.finished():
+                    time.sleep(min(self.hint, 60.0))
+                super().run()
+
         interval = float(self._kwargs.get("polling_interval", 30))  # Retry-After takes precedence
-        return ARMPolling(interval, lro_algorithms=[WithoutFinalGet(), LocationPolling(), BodyContentPolling(),
-                                                    StatusCheckPolling()])
+        return FirstLookAfterHint(interval, lro_algorithms=[WithoutFinalGet(), LocationPolling(), BodyContentPolling(),
+                                                            StatusCheckPolling()])
 
     def hint_polling(self) -> Any:
         """A polling method that does not poll: the begin_* call returns after its first
@@ -182,13 +197,18 @@ def _hint_polling_class() -> type:
 
         def initialize(self, client: Any, initial_response: Any, deserialization_callback: Any) -> None:
             super().initialize(client, initial_response, deserialization_callback)
-            value = initial_response.http_response.headers.get("Retry-After")
-            try:
-                self.retry_after = float(value) if value else None
-            except ValueError:  # an HTTP date: no estimate to use
-                self.retry_after = None
+            self.retry_after = _retry_after(initial_response)
 
     return KeepRetryAfter
+
+
+def _retry_after(pipeline_response: Any) -> float | None:
+    """A response's Retry-After in seconds (None without one, or for an HTTP date)."""
+    value = pipeline_response.http_response.headers.get("Retry-After")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def uses_loopback() -> bool:

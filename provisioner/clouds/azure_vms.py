@@ -135,19 +135,20 @@ class VmOps:
             return []
         cluster = target.cluster
         group = self.p.require_group(cluster)
-        # What runs, and what a missing VM would be made with, in one round of lookups.
-        vms, nics, pips, vnet, nsgs = gather(*self._inventory_calls(group), lambda: self.p.vnet_of(group, cluster),
-                                             lambda: self.p.nsgs_of(group, cluster))
+        # What runs, and what a missing VM would be made with, in one round of lookups (the
+        # VNet and the security groups as this command's earlier steps left them, if they ran).
+        vms, nics, pips, vnet_id, nsg_ids = gather(*self._inventory_calls(group), lambda: self._vnet_id(group, cluster),
+                                                   lambda: self._nsg_ids(group, cluster))
         have = _by_node(vms, cluster, "VM")
         missing = [r for r in requests if r.name not in have]
         if missing:
-            if vnet is None:
+            if vnet_id is None:
                 raise NotFoundError(CLOUD, f"no virtual network of cluster {cluster.name} in {group}")
             for req in missing:
-                if nsgs.get(req.role) is None:
+                if nsg_ids.get(req.role) is None:
                     raise NotFoundError(CLOUD, f"no network security group for role {req.role}; "
                                                "ensure the firewall first")
-            subnet_id = f"{vnet.id}/subnets/{build.subnet_name(cluster)}"
+            subnet_id = f"{vnet_id}/subnets/{build.subnet_name(cluster)}"
             nic_of, pip_of = _by_node(nics, cluster, "network interface"), _by_node(pips, cluster, "public IP")
             report(f"0/{len(missing)} created")
             need_pip = [r for r in missing if r.name not in nic_of and r.name not in pip_of]
@@ -155,7 +156,7 @@ class VmOps:
                                [partial(self._put_pip, target, group, r) for r in need_pip])[0] or pips
             need_nic = [r for r in missing if r.name not in nic_of]
             nics = self._batch("network interfaces", group, self._list_nics, {build.nic_name(r.name) for r in need_nic},
-                               [partial(self._put_nic, target, group, r, subnet_id, nsgs[r.role].id)
+                               [partial(self._put_nic, target, group, r, subnet_id, nsg_ids[r.role])
                                 for r in need_nic])[0] or nics
             nic_ids = {r.name: (nic_of[r.name].id if r.name in nic_of else
                                 build.resource_id(self.p.session.subscription_id, group,
@@ -169,6 +170,19 @@ class VmOps:
         known = (nics, pips)
         return wait_until(lambda: self._ready(group, cluster, names, known), what=f"{len(names)} Azure VMs running",
                           timeout_s=READY_TIMEOUT_S, initial=0.2)
+
+    def _vnet_id(self, group: str, cluster: ClusterRef) -> str | None:
+        known = self.p.vnet_ids.get(cluster.uuid)
+        if known:
+            return known
+        vnet = self.p.vnet_of(group, cluster)
+        return vnet.id if vnet is not None else None
+
+    def _nsg_ids(self, group: str, cluster: ClusterRef) -> dict[str, str]:
+        known = self.p.nsg_ids.get(cluster.uuid)
+        if known:
+            return known
+        return {role: nsg.id for role, nsg in self.p.nsgs_of(group, cluster).items()}
 
     def _batch(self, what: str, group: str, lister: Any, names: set[str],
                puts: list[Any]) -> tuple[list[Any] | None, float]:
