@@ -364,7 +364,8 @@ class Engine:
 
         def work() -> Ensured:
             self.progress.update("mesh", "wireguard", f"0/{len(members)} nodes booted")
-            ready = pool.map([m.access for m in members], booted)
+            # Each waits for its node (boot, SSH): all at once, so a late node holds up no other.
+            ready = pool.map([m.access for m in members], booted, max_workers=len(members) or 1)
             self.progress.update("mesh", "wireguard", f"bringing up the mesh of {len(members)} nodes")
             markers.update({name: marker for name, (marker, _) in ready.items()})
             pinned = self._mesh_members(cluster)  # with the host keys the nodes now present

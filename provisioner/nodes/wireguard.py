@@ -28,6 +28,7 @@ HANDSHAKE_TIMEOUT_S = 30.0
 PINGER = Path(__file__).with_name("pinger.py")  # run on nodes: one process pings many peers
 NUDGE_WAIT_S = 0.4  # how long a probe waits for echo replies: many RTTs of a 10 ms mesh
 RECENT_S = 180  # WireGuard drops a session 180 s after its handshake (REJECT_AFTER_TIME)
+PROBE_WORKERS = 256  # probes at once (as latency.MAX_PARALLEL_NODES)
 
 # Makes the node's key pair on first use (a 0600 file, never read back) and prints the public key.
 _MAKE_KEY = """if [ ! -s "$key" ]; then
@@ -278,7 +279,9 @@ def wait_for_handshakes(pool: SshPool, nodes: list[MeshNodeAccess], keys: dict[s
             fresh = {k for k, ts in seen.handshakes.items() if ts and seen.now - ts <= RECENT_S}
             return [p for p in peers if keys[p.name] not in fresh or p.mesh_ip not in seen.answered]
 
-        lacking.update(pool.map([n.access for n in todo], probe))
+        # A probe mostly waits (NUDGE_WAIT_S for echo replies): every node probes at once, so
+        # that a round takes one probe's time whatever the node count, not one per 32 nodes.
+        lacking.update(pool.map([n.access for n in todo], probe, max_workers=min(len(todo), PROBE_WORKERS) or 1))
         return not any(lacking.values())
 
     with contextlib.suppress(DeadlineError):
