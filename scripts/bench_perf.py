@@ -1,12 +1,14 @@
-"""cast measured the way its users feel it, against the limit: the sandbox with its clouds
-slowed to cloud-like behaviour (every API request held --api-delay-ms, every VM answering SSH
---boot-delay-s after its create), driven through the `cast` command as a user would.
+"""cast measured the way its users feel it, against the limit, under two pacing profiles of
+the sandbox (provisioner/sandbox/pacing.py): `flat` (every API request held --api-delay-ms,
+every VM answering SSH --boot-delay-s after its create) and the clouds' own latencies per cloud
+and kind of call, from published measurements, time-compressed (--cloud-pacing cloud:F, F=10
+by default: every figure divided by F), driven through the `cast` command as a user would.
 
 Needs root (the sandbox). Starts and stops its own sandbox in a temporary state directory,
 after waiting until no other sandbox or node test holds network namespaces on this machine.
 
     sudo .venv/bin/python scripts/bench_perf.py [--api-delay-ms 100] [--boot-delay-s 3]
-        [--json FILE] [--quick] [--profile] [--region eu-frankfurt]
+        [--cloud-pacing cloud:10|none] [--json FILE] [--quick] [--profile] [--region eu-frankfurt]
 
 What it reports (a table, and the same figures as JSON with --json):
 - create-cluster wall time for 4 clouds x 6 nodes next to its critical path; delete-cluster
@@ -15,8 +17,11 @@ What it reports (a table, and the same figures as JSON with --json):
   delete), from the emulators' own counters (the AWS calls through the counting fault proxy);
 - add-node time (one GCP worker) with 10, 25 and 50 nodes already in the cluster;
 - check-latency time (5 pings 0.2 s apart) for 10, 25 and 50 nodes.
+- under the cloud-like profile: the 24-node create and delete against their critical path;
+- start-up to the first API call of each command measured.
 With --profile, also where create and delete spend their time: each cloud's API calls merged
-into waves (calls that overlap), the engine's steps from the journal, and the node phases.
+into waves (calls that overlap), the engine's steps from the journal, and the node phases; what
+opening each cloud (its SDK) adds to starting cast; a one-cloud command's start-up per cloud.
 --quick: the 24-node create and delete, and add-node and check-latency at 10 nodes only.
 
 The critical path (the bound no provisioner can beat on the same clouds)
@@ -37,9 +42,9 @@ create, up to the VM create call (the firewall in place before any VM, as the is
          -> subnetworks.insert | firewalls.insert -> wait
          -> instances.insert                                        = 4 d + 2 max(d, op_min)
   Azure  lookup (resource groups by tag) -> PUT resource group (synchronous)
-         -> VNet with its subnet | NSG | public IP, each a long-running operation: PUT and
-            lro_polls+1 polls (the emulator answers InProgress lro_polls times, Retry-After 0)
-         -> NIC (needs subnet, NSG, public IP), long-running -> PUT VM   = 3 d + 2 (2 + lro_polls) d
+         -> VNet with its subnet | NSG | public IP, each a long-running operation: PUT, the
+            operation's time (the sandbox's operations work op seconds, polled or not), one look
+         -> NIC (needs subnet, NSG, public IP), likewise -> PUT VM      = 3 d + 2 (d + op + d)
   DO     lookup (VPCs, firewalls, keys, droplets by tag)
          -> vpcs.create | tags.create | ssh_keys.create -> firewalls.create (needs the tag)
          -> droplets.create                                                     = 4 d
@@ -59,14 +64,17 @@ the cluster's networks, one unfiltered list):
          -> DeleteVpc                                                           = 5 d
   GCP    lookup -> instances.delete | firewalls.delete -> wait -> subnetworks.delete -> wait
          -> networks.delete -> wait                                 = 4 d + 3 max(d, op_min)
-  Azure  lookup (groups by tag | every VM: the safety check) -> DELETE resource group
-         -> lro_polls+1 polls of its operation                          = 2 d + (1 + lro_polls) d
+  Azure  lookup (groups by tag) -> safety check (every VM) -> DELETE resource group
+         -> its operation (op, at least one look)                       = 3 d + max(op, d)
   DO     lookup -> droplets delete by tag | firewalls.delete | ssh_keys.delete
          -> vpcs.delete | tags.delete (after the droplets; members linger 0.05 s) = 3 d
   delete bound = max over clouds
 
 Not in the bound, reported beside it: starting cast itself (the interpreter, cast and the four
-cloud SDKs imported; google-cloud-compute alone takes about a second), measured here.
+cloud SDKs imported; of google-cloud-compute only the service modules cast calls, about half a
+second, most of it the message types), measured here, and each command's time to its first API
+call. Under the cloud-like profile each cloud's chain uses its own read, write, operation and
+boot times (critical_paths).
 """
 
 from __future__ import annotations
