@@ -566,8 +566,10 @@ class Engine:
             self._allow_peers(cluster, providers)
             with self._ssh(cluster) as pool:
                 markers = self._join_mesh(cluster, pool)
-                self._forget_user_data(cluster, plan.clouds, providers)
-                latency = self._latency_step(cluster, pool)
+                # Independent: the mesh for the one (first: in this thread, which imports its
+                # module), the clouds' APIs for the other.
+                latency, _ = gather(lambda: self._latency_step(cluster, pool),
+                                    lambda: self._forget_user_data(cluster, plan.clouds, providers))
                 self._kubernetes(cluster, pool, markers)
             self.store.update_cluster(row.uuid, status="ready")
             self.progress.line("cluster", "done", "done", f"{len(plan.nodes)} nodes on {len(plan.clouds)} clouds")

@@ -35,6 +35,7 @@ SUBSCRIPTION_ENV = "AZURE_SUBSCRIPTION_ID"
 SANDBOX_TOKEN_ENV = "CAST_AZURE_TOKEN"  # the bearer sent to a loopback endpoint (default "emulator")
 EMULATOR_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 LRO_TIMEOUT_S = 1800.0
+MIN_POLL_GAP_S, MAX_POLL_GAP_S = 0.05, 5.0  # between two polls of one operation
 
 CAPACITY_CODES = {"quotaexceeded", "operationnotallowed", "skunotavailable", "allocationfailed",
                   "zonalallocationfailed", "overconstrainedallocationrequest"}
@@ -135,6 +136,8 @@ class AzureSession:
             answer's Retry-After before that first poll (one call less where the hint is good)."""
 
             hint = 0.0
+            cast_last_poll = 0.0
+            cast_gap = MIN_POLL_GAP_S
 
             def initialize(self, client: Any, initial_response: Any, deserialization_callback: Any) -> None:
                 super().initialize(client, initial_response, deserialization_callback)
@@ -144,6 +147,16 @@ class AzureSession:
                 if not self.finished():
                     time.sleep(min(self.hint, 60.0))
                 super().run()
+
+            def update_status(self) -> None:
+                # Retry-After 0 while work remains (under a second left, in whole seconds)
+                # would have the SDK poll back to back: never faster than a doubling gap.
+                wait = self.cast_last_poll + self.cast_gap - time.monotonic()
+                if self.cast_last_poll and wait > 0:
+                    time.sleep(wait)
+                    self.cast_gap = min(2 * self.cast_gap, MAX_POLL_GAP_S)
+                super().update_status()
+                self.cast_last_poll = time.monotonic()
 
         interval = float(self._kwargs.get("polling_interval", 30))  # Retry-After takes precedence
         return FirstLookAfterHint(interval, lro_algorithms=[WithoutFinalGet(), LocationPolling(), BodyContentPolling(),
