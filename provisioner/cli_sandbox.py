@@ -34,20 +34,28 @@ def _sandbox_dir(ctx: click.Context) -> Path:
 @click.option("--pool", default="198.18.0.0/15", show_default=True, metavar="CIDR",
               help="The block the emulated clouds' public IPs come from (a /24 each); refused when this "
               "machine uses an address in it.")
+@click.option("--pacing", default="flat", show_default=True, metavar="PROFILE",
+              help="flat (the two delays above), or cloud / cloud:F: each cloud's measured latencies per kind "
+              "of call, F times faster (default 10).")
 @click.pass_context
-def sandbox_up(ctx: click.Context, region: str, api_delay_ms: float, boot_delay_s: float, pool: str) -> None:
+def sandbox_up(ctx: click.Context, region: str, api_delay_ms: float, boot_delay_s: float, pool: str,
+               pacing: str) -> None:
     """Start the sandbox in the background (no-op when it runs with the same settings)."""
     from .errors import InputError
     from .regions import load_region_map
     from .sandbox import control
+    from .sandbox.pacing import parse
 
     regions = load_region_map()
     if region not in regions.regions:
         raise InputError("--region", f"unknown region {region!r}", ", ".join(regions.regions))
+    parse(pacing)  # InputError (exit 2, nothing started) for a profile that does not exist
     state = control.start(_sandbox_dir(ctx), region, api_delay_ms=api_delay_ms, boot_delay_s=boot_delay_s,
-                          pool=pool)
+                          pool=pool, pacing=pacing)
     paced = ""
-    if state.get("api_delay_ms") or state.get("boot_delay_s"):
+    if state.get("pacing", "flat") != "flat":
+        paced = f", the clouds' own latencies ({state['pacing']})"
+    elif state.get("api_delay_ms") or state.get("boot_delay_s"):
         paced = (f", API calls held {state['api_delay_ms']:g} ms, "
                  f"VMs answer SSH {state['boot_delay_s']:g} s after create")
     console(stderr=True).print(literal(

@@ -15,11 +15,12 @@ from __future__ import annotations
 import contextlib
 import uuid as uuidlib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING
 
 from . import creation, kubernetes_steps, latency_step, mesh_steps
-from .clouds import open_cloud
+from .clouds import import_cost_s, open_cloud
 from .clouds.base import Cloud, CloudTarget, Ensured, refuse_foreign
 from .cluster_keys import client_key, client_key_path
 from .context import Cluster, Context
@@ -82,8 +83,10 @@ class Engine:
         """The providers of `plans`, with their credentials checked (in parallel) so that a
         missing credential stops the command before anything is made on any cloud. Opened
         here in the calling thread: opening one imports its SDK, and first imports of a
-        shared package from several threads can deadlock."""
-        providers = {cp.cloud: self.cloud_factory(cp.cloud, cp.region, cp.zone) for cp in plans}
+        shared package from several threads can deadlock. The cheapest SDK is opened first
+        and each cloud's check starts as soon as it is open, so that its round trips overlap
+        the next SDK's import."""
+        providers: dict[str, Cloud] = {}
 
         def check(cp: CloudPlan) -> None:
             try:
@@ -91,7 +94,14 @@ class Engine:
             except CastError as exc:
                 raise StepError(name, cp.cloud, "credentials", exc, nothing_changed=True) from exc
 
-        self._on_clouds(plans, check)
+        with ThreadPoolExecutor(max_workers=max(1, len(plans)), thread_name_prefix="credentials") as pool:
+            checks = {}
+            for cp in sorted(plans, key=lambda cp: import_cost_s(cp.cloud)):
+                providers[cp.cloud] = self.cloud_factory(cp.cloud, cp.region, cp.zone)
+                checks[cp.cloud] = pool.submit(check, cp)
+        errors = [e for e in (checks[cp.cloud].exception() for cp in plans) if e is not None]
+        if errors:
+            raise errors[0]
         return providers
 
     def _on_clouds(self, clouds: Sequence[CloudPlan], work: Callable[[CloudPlan], object]) -> None:

@@ -105,7 +105,8 @@ def wireguard(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker]) -> 
         return result
 
     ctx.progress.update("mesh", "wireguard", f"0/{len(mesh)} nodes booted")
-    ready = nodes.map([m.access for m in mesh], booted)
+    # Every node's boot wait at once: they mostly wait, and a cap would serialize big meshes.
+    ready = nodes.map([m.access for m in mesh], booted, max_workers=len(mesh) or 1)
     ctx.progress.update("mesh", "wireguard", f"bringing up the mesh of {len(mesh)} nodes")
     markers.update({name: marker for name, (marker, _) in ready.items()})
     pinned = members(ctx)  # with the host keys the nodes now present

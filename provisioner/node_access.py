@@ -70,8 +70,10 @@ class NodeSide(ABC):
         """nodes.kubernetes.forget_kubernetes_node."""
 
     @abstractmethod
-    def map(self, nodes: Iterable[NodeAccess], work: Callable[[NodeAccess], T]) -> dict[str, T]:
-        """SshPool.map: `work` on every node at once; NodesError naming every failed node."""
+    def map(self, nodes: Iterable[NodeAccess], work: Callable[[NodeAccess], T], *,
+            max_workers: int | None = None) -> dict[str, T]:
+        """SshPool.map: `work` on every node at once (at most `max_workers`, by default the
+        pool's); NodesError naming every failed node."""
 
 
 class SshNodes(NodeSide):
@@ -125,8 +127,9 @@ class SshNodes(NodeSide):
 
         forget_kubernetes_node(self.pool, first_master, node)
 
-    def map(self, nodes: Iterable[NodeAccess], work: Callable[[NodeAccess], T]) -> dict[str, T]:
-        return self.pool.map(nodes, work)
+    def map(self, nodes: Iterable[NodeAccess], work: Callable[[NodeAccess], T], *,
+            max_workers: int | None = None) -> dict[str, T]:
+        return self.pool.map(nodes, work, max_workers=max_workers)
 
 
 @contextlib.contextmanager

@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """API calls and wall time of the Azure provider's create and teardown, against the emulator.
 
-    .venv/bin/python scripts/bench_azure_calls.py [--nodes 1 5 20] [--retry-after 1] [--lro-polls 2] [--json]
+    .venv/bin/python scripts/bench_azure_calls.py [--nodes 1 5 20] [--retry-after 1] [--lro-polls 2]
+        [--op-seconds 0] [--json]
 
 For each node count (one master, the rest workers) it runs, on a fresh emulator over HTTP:
-create = ensure_network, ensure_subnet, ensure_firewall, ensure_vms; then teardown. The emulator
-answers every long-running operation InProgress `--lro-polls` times with `Retry-After`
-seconds, so the times include the SDK pollers' waits the way ARM's pacing would.
+create = ensure_network, ensure_subnet, ensure_firewall, ensure_vms; then teardown. Every
+long-running operation works `--op-seconds` (polled or not, as on ARM) and, when polled,
+answers InProgress at least `--lro-polls` times, with a Retry-After of at least `--retry-after`
+seconds (the time it still needs), so the times include the waits the way ARM's pacing would.
+Target (issue 19): at most 6 calls per node on create; deleting the cluster is the group's
+DELETE and its polls, plus the lookups and the safety check.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from provisioner.clouds.base import CloudTarget, ClusterRef, VmRequest  # noqa: E402
-from provisioner.plan import firewall_rules  # noqa: E402
+from provisioner.plan import enforceable, firewall_rules  # noqa: E402
 from provisioner.sandbox.azure_emulator import AzureEmulator  # noqa: E402
 
 IMAGE = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
@@ -51,15 +55,15 @@ def _measure(emu: AzureEmulator, fn) -> dict:
     return {"seconds": round(seconds, 2), "calls": sum(calls.values()), **dict(sorted(kinds.items()))}
 
 
-def run(nodes: int, retry_after: int, lro_polls: int) -> dict:
-    with AzureEmulator(lro_polls=lro_polls, retry_after=retry_after) as emu:
+def run(nodes: int, retry_after: int, lro_polls: int, op_seconds: float = 0.0) -> dict:
+    with AzureEmulator(lro_polls=lro_polls, retry_after=retry_after, op_seconds=op_seconds) as emu:
         assert isinstance(emu, AzureEmulator)
         os.environ["CAST_AZURE_ENDPOINT"] = emu.url
         from provisioner.clouds.azure import Provider
 
         provider = Provider("eastus", "1")
         cluster = ClusterRef(f"bench{nodes}", str(uuid.uuid4()))
-        rules = {role: firewall_rules(role, ["0.0.0.0/0"]) for role in ("master", "worker")}
+        rules = enforceable({role: firewall_rules(role, ["0.0.0.0/0"]) for role in ("master", "worker")})
         target = CloudTarget(cluster, "eastus", "1", "10.20.0.0/16", "10.20.1.0/24", rules, IMAGE)
         vms = [VmRequest(f"{cluster.name}-az-m1", "master", "Standard_D2s_v5", "#cloud-config\n")]
         vms += [VmRequest(f"{cluster.name}-az-w{i}", "worker", "Standard_B2s", "#cloud-config\n")
@@ -76,6 +80,7 @@ def run(nodes: int, retry_after: int, lro_polls: int) -> dict:
         torn = _measure(emu, lambda: provider.teardown(target))
         if emu.errors:
             raise SystemExit(f"specification violations: {emu.errors}")
+        created["per_node"] = round(created["calls"] / nodes, 2)
         return {"nodes": nodes, "create": created, "rerun": rerun, "teardown": torn}
 
 
@@ -84,20 +89,23 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 5, 20])
     parser.add_argument("--retry-after", type=int, default=1, help="Retry-After (s) on long-running operations")
     parser.add_argument("--lro-polls", type=int, default=2, help="InProgress polls before an operation succeeds")
+    parser.add_argument("--op-seconds", type=float, default=0.0, help="how long each operation works")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    results = [run(n, args.retry_after, args.lro_polls) for n in args.nodes]
+    results = [run(n, args.retry_after, args.lro_polls, args.op_seconds) for n in args.nodes]
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"emulator: Retry-After {args.retry_after}s, {args.lro_polls} InProgress polls per operation")
-    header = ("nodes", "phase", "seconds", "calls", "reads", "writes", "deletes", "polls")
-    print("{:>5} {:<9} {:>8} {:>6} {:>6} {:>7} {:>8} {:>6}".format(*header))
+    print(f"emulator: operations work {args.op_seconds:g}s, Retry-After at least {args.retry_after}s, "
+          f"at least {args.lro_polls} InProgress polls per polled operation")
+    header = ("nodes", "phase", "seconds", "calls", "reads", "writes", "deletes", "polls", "/node")
+    print("{:>5} {:<9} {:>8} {:>6} {:>6} {:>7} {:>8} {:>6} {:>6}".format(*header))
     for r in results:
         for phase in ("create", "rerun", "teardown"):
             m = r[phase]
             print(f"{r['nodes']:>5} {phase:<9} {m['seconds']:>8.2f} {m['calls']:>6} {m.get('reads', 0):>6} "
-                  f"{m.get('writes', 0):>7} {m.get('deletes', 0):>8} {m.get('polls', 0):>6}")
+                  f"{m.get('writes', 0):>7} {m.get('deletes', 0):>8} {m.get('polls', 0):>6} "
+                  f"{m['calls'] / r['nodes']:>6.2f}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Benchmark: WireGuard mesh bring-up and check-latency on 10, 25 and 50 local hosts.
+"""Benchmark: WireGuard mesh bring-up and check-latency on 10, 25, 50 and 100 local hosts.
 
 Needs root (network namespaces, sshd, wireguard-go). Uses 198.19.1.0/24, apart from the
 tests (198.19.0.0/24) and the sandbox's pools. Run:
 
-    sudo .venv/bin/python scripts/bench_mesh.py [--sizes 10,25,50] [--count 5] [--interval 0.2]
+    sudo .venv/bin/python scripts/bench_mesh.py [--sizes 10,25,50,100] [--count 5] [--interval 0.2]
 
 Both phases open fresh SSH connections, as a command would. Targets: both grow no faster
-than linearly with the node count; check-latency for 50 nodes within count × interval + 5 s.
+than linearly with the node count (from 50 to 100 hosts at most 2.2x, issue 19);
+check-latency for 50 nodes within count x interval + 5 s.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def run_size(n: int, key_path: Path, ssh_public: str, count: int, interval: floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="10,25,50")
+    parser.add_argument("--sizes", default="10,25,50,100")
     parser.add_argument("--count", type=int, default=5)
     parser.add_argument("--interval", type=float, default=0.2)
     args = parser.parse_args()
@@ -101,6 +102,12 @@ def main() -> None:
               f"{r['bring_up'] / results[base]['bring_up']:>5.2f} {r['check']:>8.2f} "
               f"{r['check'] / results[base]['check']:>5.2f} {n / base:>7.2f} "
               f"{int(r['lossy']):>5} {'all' if r['handshakes_ok'] else 'MISSING':>10}")
+    if 50 in results and 100 in results:
+        for phase in ("bring_up", "check"):
+            ratio = results[100][phase] / results[50][phase]
+            ok = ratio <= 2.2 and results[100]["handshakes_ok"] and not results[100]["lossy"]
+            print(f"{phase.replace('_', '-')} 100 / 50 hosts: {ratio:.2f}x (target 2.2x, every pair working): "
+                  f"{'met' if ok else 'missed'}")
     biggest = results[sizes[-1]]
     print(f"\ncheck-latency for {sizes[-1]} nodes: {biggest['check']:.2f}s "
           f"({'within' if biggest['check'] <= limit else 'OVER'} the {limit:.1f}s limit)")

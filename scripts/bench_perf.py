@@ -1,12 +1,14 @@
-"""cast measured the way its users feel it, against the limit: the sandbox with its clouds
-slowed to cloud-like behaviour (every API request held --api-delay-ms, every VM answering SSH
---boot-delay-s after its create), driven through the `cast` command as a user would.
+"""cast measured the way its users feel it, against the limit, under two pacing profiles of
+the sandbox (provisioner/sandbox/pacing.py): `flat` (every API request held --api-delay-ms,
+every VM answering SSH --boot-delay-s after its create) and the clouds' own latencies per cloud
+and kind of call, from published measurements, time-compressed (--cloud-pacing cloud:F, F=10
+by default: every figure divided by F), driven through the `cast` command as a user would.
 
 Needs root (the sandbox). Starts and stops its own sandbox in a temporary state directory,
 after waiting until no other sandbox or node test holds network namespaces on this machine.
 
     sudo .venv/bin/python scripts/bench_perf.py [--api-delay-ms 100] [--boot-delay-s 3]
-        [--json FILE] [--quick] [--profile] [--region eu-frankfurt]
+        [--cloud-pacing cloud:10|none] [--json FILE] [--quick] [--profile] [--region eu-frankfurt]
 
 What it reports (a table, and the same figures as JSON with --json):
 - create-cluster wall time for 4 clouds x 6 nodes next to its critical path; delete-cluster
@@ -15,8 +17,11 @@ What it reports (a table, and the same figures as JSON with --json):
   delete), from the emulators' own counters (the AWS calls through the counting fault proxy);
 - add-node time (one GCP worker) with 10, 25 and 50 nodes already in the cluster;
 - check-latency time (5 pings 0.2 s apart) for 10, 25 and 50 nodes.
+- under the cloud-like profile: the 24-node create and delete against their critical path;
+- start-up to the first API call of each command measured.
 With --profile, also where create and delete spend their time: each cloud's API calls merged
-into waves (calls that overlap), the engine's steps from the journal, and the node phases.
+into waves (calls that overlap), the engine's steps from the journal, and the node phases; what
+opening each cloud (its SDK) adds to starting cast; a one-cloud command's start-up per cloud.
 --quick: the 24-node create and delete, and add-node and check-latency at 10 nodes only.
 
 The critical path (the bound no provisioner can beat on the same clouds)
@@ -37,9 +42,9 @@ create, up to the VM create call (the firewall in place before any VM, as the is
          -> subnetworks.insert | firewalls.insert -> wait
          -> instances.insert                                        = 4 d + 2 max(d, op_min)
   Azure  lookup (resource groups by tag) -> PUT resource group (synchronous)
-         -> VNet with its subnet | NSG | public IP, each a long-running operation: PUT and
-            lro_polls+1 polls (the emulator answers InProgress lro_polls times, Retry-After 0)
-         -> NIC (needs subnet, NSG, public IP), long-running -> PUT VM   = 3 d + 2 (2 + lro_polls) d
+         -> VNet with its subnet | NSG | public IP, each a long-running operation: PUT, the
+            operation's time (the sandbox's operations work op seconds, polled or not), one look
+         -> NIC (needs subnet, NSG, public IP), likewise -> PUT VM      = 3 d + 2 (d + op + d)
   DO     lookup (VPCs, firewalls, keys, droplets by tag)
          -> vpcs.create | tags.create | ssh_keys.create -> firewalls.create (needs the tag)
          -> droplets.create                                                     = 4 d
@@ -59,20 +64,22 @@ the cluster's networks, one unfiltered list):
          -> DeleteVpc                                                           = 5 d
   GCP    lookup -> instances.delete | firewalls.delete -> wait -> subnetworks.delete -> wait
          -> networks.delete -> wait                                 = 4 d + 3 max(d, op_min)
-  Azure  lookup (groups by tag | every VM: the safety check) -> DELETE resource group
-         -> lro_polls+1 polls of its operation                          = 2 d + (1 + lro_polls) d
+  Azure  lookup (groups by tag) -> safety check (every VM) -> DELETE resource group
+         -> its operation (op, at least one look)                       = 3 d + max(op, d)
   DO     lookup -> droplets delete by tag | firewalls.delete | ssh_keys.delete
          -> vpcs.delete | tags.delete (after the droplets; members linger 0.05 s) = 3 d
   delete bound = max over clouds
 
 Not in the bound, reported beside it: starting cast itself (the interpreter, cast and the four
-cloud SDKs imported; google-cloud-compute alone takes about a second), measured here.
+cloud SDKs imported; of google-cloud-compute only the service modules cast calls, about half a
+second, most of it the message types), measured here, and each command's time to its first API
+call. Under the cloud-like profile each cloud's chain uses its own read, write, operation and
+boot times (critical_paths).
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import re
@@ -84,6 +91,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -92,16 +100,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from provisioner.clouds import aws as aws_cloud  # noqa: E402
-from provisioner.clouds import azure, digitalocean, gcp  # noqa: E402
 from provisioner.nodes.latency import REPLY_WAIT_S  # noqa: E402
 from provisioner.nodes.ssh import NodeAccess, SshPool, load_private_key  # noqa: E402
 from provisioner.nodes.wireguard import pinger_command, pinger_source  # noqa: E402
+from provisioner.regions import load_region_map  # noqa: E402
 from provisioner.retry import DeadlineError, wait_until  # noqa: E402
-from provisioner.sandbox.azure_emulator import AzureEmulator  # noqa: E402
 from provisioner.sandbox.emulator import CONTROL_TOKEN_ENV, CONTROL_TOKEN_HEADER  # noqa: E402
-from provisioner.sandbox.gcp_emulator import GcpEmulator  # noqa: E402
 from provisioner.sandbox.hosts import BOOT_MARKER_PATH  # noqa: E402
+from provisioner.sandbox.pacing import Pacing  # noqa: E402
+from provisioner.sandbox.pacing import parse as parse_pacing  # noqa: E402
+from provisioner.spec import build_spec  # noqa: E402
 from provisioner.state import StateStore  # noqa: E402
 
 CLOUDS = ("aws", "gcp", "azure", "digitalocean")
@@ -116,56 +124,63 @@ PROGRESS = re.compile(r"^\[\s*([\d.]+)s\]\s+(\S+)\s+(\S+)\s+(start|done|fail|ski
 # --- the critical path model -------------------------------------------------------------
 
 
-def critical_paths(d: float, boot_s: float, node_floor_s: float) -> dict[str, Any]:
-    """The create and delete bounds of the module docstring, with each cloud's chain."""
-    op_min = _default(GcpEmulator, "op_delay")[0]  # the sandbox's GCP operations take op_delay
-    polls = _default(AzureEmulator, "lro_polls")
-    op_wait = max(d, op_min)
-    lro = (2 + polls) * d
+def critical_paths(pacing: Pacing, node_floor_s: float) -> dict[str, Any]:
+    """The create and delete bounds of the module docstring under `pacing`, with each
+    cloud's chain: r a read's round trip, w a mutation's, op an operation's time, boot a VM's
+    boot to SSH (per cloud)."""
+    aws, gcp, azure, do = (pacing.of(c) for c in CLOUDS)
+    r, w = aws.read_s, aws.write_s
+    run = aws.delay_s("RunInstances")
+    gr, gw, gop = gcp.read_s, gcp.write_s, max(gcp.read_s, gcp.op_s[0])  # a wait returns when DONE
+    zr, zw = azure.read_s, azure.write_s
+    net = azure.op_by_namespace.get("Microsoft.Network", 0.0)
+    vm_op = azure.op_by_namespace.get("Microsoft.Compute", 0.0)
+    group_op = azure.op_by_namespace.get("Microsoft.Resources", 0.0)
+    dr, dw = do.read_s, do.write_s
+    # Each chain to the VM create call, then the cloud's own boot (GCP's starts when the
+    # insert's operation is DONE; an Azure VM answers once its operation succeeded and booted).
     create = {
-        "aws": (5 * d, ["lookup", "CreateVpc", "CreateSubnet | CreateSecurityGroup",
-                        "AuthorizeSecurityGroupIngress", "RunInstances"]),
-        "gcp": (4 * d + 2 * op_wait, ["lookup", "networks.insert", "wait", "subnetworks.insert | firewalls.insert",
-                                      "wait", "instances.insert"]),
-        "azure": (3 * d + 2 * lro, ["lookup", "PUT resource group",
-                                    f"VNet+subnet | NSG | public IP (PUT + {polls + 1} polls)",
-                                    f"NIC (PUT + {polls + 1} polls)", "PUT VM"]),
-        "digitalocean": (4 * d, ["lookup", "vpcs.create | tags.create | ssh_keys.create", "firewalls.create",
-                                 "droplets.create"]),
+        "aws": (r + 3 * w + run, aws.boot_s, ["lookup", "CreateVpc", "CreateSubnet | CreateSecurityGroup",
+                                              "AuthorizeSecurityGroupIngress", "RunInstances"]),
+        "gcp": (gr + gw + gop + gw + gop + gw, gop + gcp.boot_s,
+                ["lookup", "networks.insert", "wait", "subnetworks.insert | firewalls.insert", "wait",
+                 "instances.insert", "(its operation)"]),
+        "azure": (zr + zw + 2 * (zw + net + zr) + zw, max(vm_op, azure.boot_s),
+                  ["lookup", "PUT resource group", "VNet+subnet | NSG | public IP (PUT, operation, one look)",
+                   "NIC (PUT, operation, one look)", "PUT VM (its operation)"]),
+        "digitalocean": (dr + 3 * dw, do.boot_s, ["lookup", "vpcs.create | tags.create | ssh_keys.create",
+                                                  "firewalls.create", "droplets.create"]),
     }
     delete = {
-        "aws": (5 * d, ["lookup + safety check", "TerminateInstances", "DescribeInstances (terminated)",
-                        "DetachInternetGateway | DeleteSubnet | DeleteSecurityGroup | DeleteRouteTable",
-                        "DeleteVpc"]),
-        "gcp": (4 * d + 3 * op_wait, ["lookup + safety check", "instances.delete | firewalls.delete", "wait",
+        "aws": (r + 4 * w, ["lookup + safety check", "TerminateInstances", "DescribeInstances (terminated)",
+                            "DetachInternetGateway | DeleteSubnet | DeleteSecurityGroup | DeleteRouteTable",
+                            "DeleteVpc"]),
+        "gcp": (gr + 3 * (gw + gop), ["lookup + safety check", "instances.delete | firewalls.delete", "wait",
                                       "subnetworks.delete", "wait", "networks.delete", "wait"]),
-        "azure": (2 * d + (1 + polls) * d, ["lookup + safety check", "DELETE resource group",
-                                            f"{polls + 1} polls of its operation"]),
-        "digitalocean": (3 * d, ["lookup + safety check", "droplets delete by tag | firewalls.delete | "
-                                 "ssh_keys.delete", "vpcs.delete | tags.delete"]),
+        "azure": (2 * zr + zw + max(group_op, zr), ["lookup", "safety check", "DELETE resource group",
+                                                    "its operation (one poll)"]),
+        "digitalocean": (dr + 2 * dw, ["lookup + safety check", "droplets delete by tag | firewalls.delete | "
+                                       "ssh_keys.delete", "vpcs.delete | tags.delete"]),
     }
-    api_create = max(create.values())[0]
+    ends = {c: api + boot for c, (api, boot, _) in create.items()}
+    longest = max(ends, key=lambda c: ends[c])
     return {
-        "assumptions": {"api_delay_s": d, "boot_delay_s": boot_s, "gcp_op_min_s": op_min,
-                        "azure_lro_inprogress_polls": polls},
+        "assumptions": {"pacing": pacing.name, "compression": pacing.compression},
         "create": {
-            "chains": {c: {"seconds": round(s, 3), "calls": chain} for c, (s, chain) in create.items()},
-            "longest_cloud": max(create, key=lambda c: create[c][0]),
-            "api_s": round(api_create, 3),
-            "boot_s": boot_s,
+            "chains": {c: {"seconds": round(api, 3), "boot_s": round(boot, 3), "calls": chain}
+                       for c, (api, boot, chain) in create.items()},
+            "longest_cloud": longest,
+            "api_s": round(create[longest][0], 3),
+            "boot_s": round(create[longest][1], 3),
             "node_floor_s": round(node_floor_s, 3),
-            "bound_s": round(api_create + boot_s + node_floor_s, 3),
+            "bound_s": round(ends[longest] + node_floor_s, 3),
         },
         "delete": {
-            "chains": {c: {"seconds": round(s, 3), "calls": chain} for c, (s, chain) in delete.items()},
+            "chains": {c: {"seconds": round(t, 3), "calls": chain} for c, (t, chain) in delete.items()},
             "longest_cloud": max(delete, key=lambda c: delete[c][0]),
-            "bound_s": round(max(delete.values())[0], 3),
+            "bound_s": round(max(t for t, _ in delete.values()), 3),
         },
     }
-
-
-def _default(cls: type, parameter: str) -> Any:
-    return inspect.signature(cls).parameters[parameter].default
 
 
 # --- the sandbox and the cast command ----------------------------------------------------
@@ -254,16 +269,47 @@ def cloud_flags(total: int) -> tuple[list[str], dict[str, int]]:
 # --- measurements ------------------------------------------------------------------------
 
 
-def startup_floor() -> float:
-    """Starting cast and importing the four clouds' SDKs, as create and delete must (best of 3)."""
-    modules = [*aws_cloud.SDK_MODULES, *gcp.SDK_MODULES, *azure.SDK_MODULES, *digitalocean.SDK_MODULES]
-    code = "import provisioner.cli, provisioner.engine\n" + "".join(f"import {m}\n" for m in modules)
+def startup_floor(clouds: tuple[str, ...] = CLOUDS) -> float:
+    """Starting cast and opening `clouds` through the registry (each cloud's SDK modules, as a
+    command imports them), in a fresh interpreter (best of 3)."""
+    code = ("import provisioner.cli, provisioner.engine\nfrom provisioner.clouds import load_cloud\n"
+            + "".join(f"load_cloud({c!r})\n" for c in clouds))
     runs = []
     for _ in range(3):
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
         runs.append(time.perf_counter() - start)
     return min(runs)
+
+
+def import_costs() -> dict[str, float]:
+    """Per cloud: what opening it adds to starting cast (best of 3 each, fresh interpreters)."""
+    base = startup_floor(())
+    return {"cast_alone_s": round(base, 3),
+            **{f"{c}_s": round(max(0.0, startup_floor((c,)) - base), 3) for c in CLOUDS}}
+
+
+def first_call_s(timeline: dict[str, Any]) -> float | None:
+    """Seconds from starting `cast` to its first API call on any cloud (None: no call)."""
+    firsts = [t["first_call_s"] for t in timeline.values() if t["first_call_s"] is not None]
+    return min(firsts) if firsts else None
+
+
+def one_cloud_starts(bench: Bench) -> dict[str, float | None]:
+    """Per cloud: a one-cloud command's start-up to its first API call: `delete-cluster` of a
+    one-cloud cluster known to the state and holding nothing on the cloud (its lookups are
+    its first calls; nothing is made, so the figure is cast's own start-up)."""
+    store = StateStore(Path(bench.home))
+    out: dict[str, float | None] = {}
+    for cloud in CLOUDS:
+        name = f"start{cloud[:3]}"
+        flag = f"{cloud}:1:0"
+        spec = build_spec(load_region_map(), name=name, region=bench.region, cloud_flags=[flag])
+        store.create_cluster(str(uuid.uuid4()), name, spec.region, spec.to_dict())
+        with bench.measured() as m:
+            bench.cast("delete-cluster", name, "--yes", "--quiet")
+        out[cloud] = first_call_s(timeline(m))
+    return out
 
 
 def node_floor(home: str, name: str) -> dict[str, float]:
@@ -357,15 +403,18 @@ def create(bench: Bench, name: str, total: int) -> dict[str, Any]:
     with bench.measured() as m:
         wall, _, err = bench.cast("create-cluster", name, "--region", bench.region, *flags,
                                   "--latency-threshold-ms", "1000")
-    return {"nodes": total, "per_cloud_nodes": per, "wall_s": round(wall, 3),
-            "calls": per_cloud_calls(m["calls"], per), "timeline": timeline(m), "steps": steps(bench, name, m["t0"]),
+    seen = timeline(m)
+    return {"nodes": total, "per_cloud_nodes": per, "wall_s": round(wall, 3), "first_call_s": first_call_s(seen),
+            "calls": per_cloud_calls(m["calls"], per), "timeline": seen, "steps": steps(bench, name, m["t0"]),
             "progress": [line for line in err.splitlines() if PROGRESS.match(line)]}
 
 
 def delete(bench: Bench, name: str, per: dict[str, int]) -> dict[str, Any]:
     with bench.measured() as m:
         wall, _, err = bench.cast("delete-cluster", name, "--yes")
-    return {"wall_s": round(wall, 3), "calls": per_cloud_calls(m["calls"], per), "timeline": timeline(m),
+    seen = timeline(m)
+    return {"wall_s": round(wall, 3), "first_call_s": first_call_s(seen), "calls": per_cloud_calls(m["calls"], per),
+            "timeline": seen,
             "progress": [line for line in err.splitlines() if PROGRESS.match(line)]}
 
 
@@ -378,7 +427,8 @@ def check_latency(bench: Bench, name: str) -> float:
 def add_node(bench: Bench, name: str, cloud: str = ADD_CLOUD, count: int = 1) -> dict[str, Any]:
     with bench.measured() as m:
         wall, _, _ = bench.cast("add-node", name, "--cloud", cloud, "--count", str(count))
-    return {"wall_s": round(wall, 3), "calls": {c: m["calls"][c]["total"] for c in CLOUDS},
+    return {"wall_s": round(wall, 3), "first_call_s": first_call_s(timeline(m)),
+            "calls": {c: m["calls"][c]["total"] for c in CLOUDS},
             "steps": steps(bench, name, m["t0"])}
 
 
@@ -398,6 +448,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"settings": {"api_delay_ms": args.api_delay_ms, "boot_delay_s": args.boot_delay_s,
                                            "region": args.region, "quick": args.quick, "cpus": os.cpu_count()}}
     result["startup_s"] = round(startup_floor(), 3)
+    if args.profile:
+        result["import_costs"] = import_costs()
     with tempfile.TemporaryDirectory(prefix="cast-perf-") as home:
         bench = Bench(home, args.region)
         bench.cast("sandbox", "up", "--region", args.region, "--api-delay-ms", str(args.api_delay_ms),
@@ -407,11 +459,42 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             measure(bench, args, result)
         finally:
             bench.cast("sandbox", "down")
+    if args.cloud_pacing != "none":
+        result["cloud"] = run_cloud_like(args)
     return result
+
+
+def run_cloud_like(args: argparse.Namespace) -> dict[str, Any]:
+    """The 24-node create and delete on a sandbox with the clouds' own latencies (compressed):
+    its wall times against the critical path under the same pacing."""
+    say = print if args.verbose else (lambda *a, **k: None)
+    pacing = parse_pacing(args.cloud_pacing)
+    out: dict[str, Any] = {"pacing": args.cloud_pacing, "compression": pacing.compression}
+    with tempfile.TemporaryDirectory(prefix="cast-perf-cloud-") as home:
+        bench = Bench(home, args.region)
+        bench.cast("sandbox", "up", "--region", args.region, "--pacing", args.cloud_pacing)
+        try:
+            bench.env.update(json.loads(bench.cast("sandbox", "env", "--output", "json")[1]))
+            say(f"create 24 ({args.cloud_pacing}) ...", flush=True)
+            made = create(bench, "cloud24", 24)
+            out["node_floor"] = node_floor(bench.home, "cloud24")
+            out["create_24"] = made
+            say(f"delete 24 ({args.cloud_pacing}) ...", flush=True)
+            out["delete_24"] = delete(bench, "cloud24", made["per_cloud_nodes"])
+        finally:
+            bench.cast("sandbox", "down")
+    out["critical_path"] = critical_paths(pacing, out["node_floor"]["total_s"])
+    for what in ("create", "delete"):
+        wall, bound = out[f"{what}_24"]["wall_s"], out["critical_path"][what]["bound_s"]
+        out[f"{what}_ratio"] = round(wall / bound, 2)
+    return out
 
 
 def measure(bench: Bench, args: argparse.Namespace, result: dict[str, Any]) -> None:
     say = print if args.verbose else (lambda *a, **k: None)
+    if args.profile:
+        say("one-cloud start-ups ...", flush=True)
+        result["one_cloud_first_call_s"] = one_cloud_starts(bench)
     say("create 24 ...", flush=True)
     made = create(bench, "perf24", 24)
     result["node_floor"] = node_floor(bench.home, "perf24")
@@ -440,7 +523,7 @@ def measure(bench: Bench, args: argparse.Namespace, result: dict[str, Any]) -> N
     create(bench, "perf10", 10)
     grow_and_time(bench, "perf10", 10, [10] if args.quick else [10, 25], result)
     delete(bench, "perf10", cloud_flags(10)[1])
-    result["critical_path"] = critical_paths(args.api_delay_ms / 1000, args.boot_delay_s,
+    result["critical_path"] = critical_paths(parse_pacing("flat", args.api_delay_ms / 1000, args.boot_delay_s),
                                              result["node_floor"]["total_s"])
 
 
@@ -489,17 +572,7 @@ def print_report(r: dict[str, Any], profile: bool) -> None:
     s, cp, v = r["settings"], r["critical_path"], r["verdicts"]
     print(f"\nsandbox: API delay {s['api_delay_ms']:g} ms per call, boot delay {s['boot_delay_s']:g} s, "
           f"{s['cpus']} CPUs; starting cast with its four SDKs takes {r['startup_s']:.2f} s (not in the bounds)")
-    print("\ncritical path (create): chain to the VM create call per cloud, then boot, then the node floor")
-    for cloud, chain in cp["create"]["chains"].items():
-        print(f"  {cloud:<13} {chain['seconds']:5.2f} s  {' -> '.join(chain['calls'])}")
-    nf = r["node_floor"]
-    print("  node floor    " + ", ".join(f"{k.removesuffix('_s')} {val:.2f}" for k, val in nf.items()))
-    c = cp["create"]
-    print(f"  bound = {c['api_s']:.2f} ({c['longest_cloud']}) + {c['boot_s']:.2f} boot + {c['node_floor_s']:.2f} "
-          f"nodes = {c['bound_s']:.2f} s")
-    print("critical path (delete):")
-    for cloud, chain in cp["delete"]["chains"].items():
-        print(f"  {cloud:<13} {chain['seconds']:5.2f} s  {' -> '.join(chain['calls'])}")
+    print_paths(cp, r["node_floor"])
     print(f"\n{'':<26}{'wall s':>8}{'bound s':>9}{'ratio':>7}{'+startup':>9}  target 1.3x   (wall: median of "
           f"{len(r['create_24']['runs_s'])} runs)")
     for what in ("create", "delete"):
@@ -530,8 +603,61 @@ def print_report(r: dict[str, Any], profile: bool) -> None:
               + ", ".join(f"{n} nodes {t:.2f} s" for n, t in _by_size(r["check_latency"]))
               + (f"  -> 50 within {v['check_latency']['limit_s']:.1f} s: "
                  f"{'met' if v['check_latency']['met'] else 'missed'}" if "check_latency" in v else ""))
+    print_startup(r)
     if profile:
         print_profile(r)
+    if "cloud" in r:
+        print_cloud_like(r["cloud"], profile)
+
+
+def print_paths(cp: dict[str, Any], nf: dict[str, float]) -> None:
+    print("\ncritical path (create): chain to the VM create call per cloud, then its boot, then the node floor")
+    for cloud, chain in cp["create"]["chains"].items():
+        print(f"  {cloud:<13} {chain['seconds']:5.2f} s + boot {chain['boot_s']:5.2f} s  {' -> '.join(chain['calls'])}")
+    print("  node floor    " + ", ".join(f"{k.removesuffix('_s')} {val:.2f}" for k, val in nf.items()))
+    c = cp["create"]
+    print(f"  bound = {c['api_s']:.2f} ({c['longest_cloud']}) + {c['boot_s']:.2f} boot + {c['node_floor_s']:.2f} "
+          f"nodes = {c['bound_s']:.2f} s")
+    print("critical path (delete):")
+    for cloud, chain in cp["delete"]["chains"].items():
+        print(f"  {cloud:<13} {chain['seconds']:5.2f} s  {' -> '.join(chain['calls'])}")
+
+
+def print_cloud_like(c: dict[str, Any], profile: bool) -> None:
+    """The second profile: the clouds' own latencies, compressed."""
+    print(f"\n=== profile {c['pacing']}: the clouds' measured latencies (provisioner/sandbox/pacing.py), "
+          f"time compressed {c['compression']:g}x ===")
+    print_paths(c["critical_path"], c["node_floor"])
+    print(f"\n{'':<26}{'wall s':>8}{'bound s':>9}{'ratio':>7}  target 1.15x")
+    for what in ("create", "delete"):
+        wall, bound = c[f"{what}_24"]["wall_s"], c["critical_path"][what]["bound_s"]
+        ratio = c[f"{what}_ratio"]
+        print(f"{what + '-cluster (24 nodes)':<26}{wall:>8.2f}{bound:>9.2f}{ratio:>7.2f}  "
+              f"{'met' if ratio <= 1.15 else 'missed'}   first API call {c[what + '_24']['first_call_s']} s")
+    if profile:
+        for what in ("create_24", "delete_24"):
+            print(f"--- {c['pacing']} {what.replace('_', ' ')} nodes ---")
+            for cloud, t in c[what]["timeline"].items():
+                print(f"{cloud}: {t['calls']} calls in {t['waves']} waves, first {t['first_call_s']} s, last "
+                      f"{t['last_call_s']} s")
+            for key, times in c[what].get("steps", {}).items():
+                print(f"   {key:<24} {times.get('begin', float('nan')):6.2f} -> {times.get('end', float('nan')):6.2f}")
+
+
+def print_startup(r: dict[str, Any]) -> None:
+    """Start-up to the first API call of each command measured (and, with --profile, what each
+    cloud's SDK adds to starting cast, and a one-cloud command's start-up per cloud)."""
+    firsts = [("create 24", r["create_24"].get("first_call_s")), ("delete 24", r["delete_24"].get("first_call_s"))]
+    firsts += [(f"add-node at {n}", a.get("first_call_s")) for n, a in _by_size(r.get("add_node", {}))]
+    print("\nstart-up to the first API call: "
+          + ", ".join(f"{what} {t:.2f} s" for what, t in firsts if t is not None) + "  (target four-cloud 1.2 s)")
+    if "one_cloud_first_call_s" in r:
+        print("  one-cloud delete-cluster: " + ", ".join(
+            f"{c} {t:.2f} s" for c, t in r["one_cloud_first_call_s"].items() if t is not None) + "  (target 0.6 s)")
+    if "import_costs" in r:
+        costs = r["import_costs"]
+        print(f"  starting cast alone {costs['cast_alone_s']:.2f} s; opening a cloud adds: "
+              + ", ".join(f"{c} {costs[c + '_s']:.2f} s" for c in CLOUDS))
 
 
 def _by_size(figures: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -561,6 +687,8 @@ def main() -> None:
     parser.add_argument("--api-delay-ms", type=float, default=100.0)
     parser.add_argument("--boot-delay-s", type=float, default=3.0)
     parser.add_argument("--region", default="eu-frankfurt")
+    parser.add_argument("--cloud-pacing", default="cloud:10", help="the second profile: cloud:F (the clouds' "
+                        "measured latencies, F times faster; sandbox.pacing), or none")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--quick", action="store_true", help="24-node create/delete, add-node and check at 10")
     parser.add_argument("--profile", action="store_true", help="print where create and delete spend their time")

@@ -50,6 +50,16 @@ def provider_class(name: str) -> type[Cloud]:
     provider: type[Cloud] = importlib.import_module(MODULES[name]).Provider
     return provider
 
+# Seconds each cloud's SDK_MODULES take to import (a quiet 2-core machine, see
+# scripts/bench_perf.py --profile): commands open the cheapest first, so that its first API
+# calls overlap the imports of the others.
+IMPORT_COST_S = {"digitalocean": 0.12, "aws": 0.25, "azure": 0.55, "gcp": 0.8}
+
+
+def import_cost_s(name: str) -> float:
+    """About how long opening cloud `name` takes (its SDK's import); unknown clouds last."""
+    return IMPORT_COST_S.get(name, 1.0)
+
 
 def load_cloud(name: str) -> ModuleType:
     """The module of cloud `name`, with its SDK imported (in the calling thread: first imports

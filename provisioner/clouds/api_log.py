@@ -34,6 +34,13 @@ from .. import logs
 # --- AWS: botocore events -------------------------------------------------------------------
 
 
+# What azure-core imports on a client's first request (its requests transport, requests, and
+# what requests reads then): Azure and DigitalOcean (pydo is on azure-core) list them with
+# their SDK modules, so that a first call, in a worker thread, imports nothing.
+TRANSPORT_MODULES = ("importlib.metadata", "netrc", "shlex", "requests",
+                     "azure.core.pipeline.transport._requests_basic", "azure.core.rest._requests_basic",
+                     "azure.core.rest._http_response_impl")
+
 def hook_botocore(client: Any, cloud: str = "aws") -> None:
     """Log every attempt of every call `client` (a botocore client) makes."""
     service = client.meta.service_model.service_name

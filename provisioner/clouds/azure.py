@@ -15,7 +15,8 @@ from ..errors import NotFoundError
 from ..parallel import gather
 from . import azure_build as build
 from . import leaks
-from .azure_session import CLOUD, AzureSession, mapped_errors, wait_for
+from .api_log import TRANSPORT_MODULES
+from .azure_session import CLOUD, AzureSession, mapped_errors, uses_loopback, wait_for
 from .azure_vms import VmOps, has_uuid
 from .base import (
     Cloud,
@@ -32,12 +33,12 @@ from .base import (
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock: azure-core is
-# shared with pydo).
+# shared with pydo). azure-identity is imported by the Provider, in the same thread, only
+# where it is used: not for the emulator on loopback.
 SDK_MODULES = (
     "azure.core.credentials",
     "azure.core.exceptions",
     "azure.core.pipeline.policies",
-    "azure.identity",
     "azure.mgmt.core.policies",
     "azure.mgmt.compute",
     "azure.mgmt.compute.models",
@@ -45,6 +46,7 @@ SDK_MODULES = (
     "azure.mgmt.network.models",
     "azure.mgmt.resource.resources",
     "azure.mgmt.resource.resources.models",
+    *TRANSPORT_MODULES,
 )
 
 
@@ -84,10 +86,16 @@ class Provider(Cloud):
 
     def __init__(self, region: str, zone: str | None = None):
         super().__init__(region, zone)
+        if not uses_loopback():
+            import azure.identity  # noqa: F401  (here, in the registry's thread: see SDK_MODULES)
         self._session: AzureSession | None = None
         # cluster uuid -> its resource group, once found or made: every step needs it, and a
         # group keeps its name, so only ensure_network lists the groups again.
         self._groups: dict[str, str] = {}
+        # cluster uuid -> its VNet's id and its security groups' ids by role, as this command's
+        # network and firewall steps left them: the VM step needs them, without reading again.
+        self.vnet_ids: dict[str, str] = {}
+        self.nsg_ids: dict[str, dict[str, str]] = {}
 
     @property
     def session(self) -> AzureSession:
@@ -111,6 +119,14 @@ class Provider(Cloud):
         that polling), block until the cloud says it succeeded, and return its ARM id."""
         self.call(what, lambda: wait_for(start(self.session.put_polling()), what), size=size)
         return build.resource_id(self.session.subscription_id, group, kind, name)
+
+    def put_now(self, what: str, start: Callable[[Any], Any], *, size: str | None = None) -> float | None:
+        """Send a create or update (`start(polling)`, a begin_* call given that polling) and
+        return at once with its operation's Retry-After (seconds; None without one); the
+        caller watches the resource's provisioningState instead of polling the operation."""
+        polling = self.session.hint_polling()
+        self.call(what, lambda: start(polling), size=size)
+        return polling.retry_after
 
     @property
     def vms(self) -> VmOps:
@@ -194,6 +210,7 @@ class Provider(Cloud):
         found = [CloudResource("resource-group", group_id, group)]
         if vnet is not None:
             found.append(CloudResource("vnet", vnet.id, vnet.name))
+            self.vnet_ids[cluster.uuid] = vnet.id
         else:
             name = build.vnet_name(cluster)
             actions.append(f"create virtual network {name} {target.network_cidr}")
@@ -214,6 +231,7 @@ class Provider(Cloud):
                 # the VNet, and the firewall step finds them in place (or repairs them).
                 vnet_id, firewall = gather(vnet, lambda: self.ensure_firewall(target))
                 found.append(CloudResource("vnet", vnet_id, name))
+                self.vnet_ids[cluster.uuid] = vnet_id
                 found.extend(firewall.resources)
                 actions.extend(firewall.actions)
         return Ensured(resources=tuple(found), actions=tuple(actions))
@@ -229,6 +247,7 @@ class Provider(Cloud):
                 return Ensured(actions=(action,))
             raise NotFoundError(CLOUD, f"no virtual network of cluster {cluster.name}; ensure the network first")
         assert group is not None
+        self.vnet_ids[cluster.uuid] = vnet.id
         existing = next((s for s in vnet.subnets or [] if s.name.lower() == name.lower()), None)
         if existing is not None and existing.address_prefix == target.subnet_cidr:
             return Ensured(resources=(CloudResource("subnet", existing.id, existing.name),))
@@ -259,6 +278,8 @@ class Provider(Cloud):
                                          f"{len(have - want)} to remove"))
         if dry_run or not work:
             kept = tuple(CloudResource("network-security-group", n.id, n.name) for n in existing.values())
+            if not dry_run:
+                self.nsg_ids[cluster.uuid] = {role: n.id for role, n in existing.items()}
             return Ensured(resources=kept, actions=tuple(a for _, _, a in work))
         if group is None:
             raise NotFoundError(CLOUD, f"no resource group of cluster {cluster.name}; ensure the network first")
@@ -276,6 +297,7 @@ class Provider(Cloud):
         made = gather(*(lambda w=w: put(w[0], w[1]) for w in work))
         result = {role: CloudResource("network-security-group", n.id, n.name) for role, n in existing.items()}
         result.update({w[0]: m for w, m in zip(work, made, strict=True)})
+        self.nsg_ids[cluster.uuid] = {role: r.id for role, r in result.items()}
         return Ensured(resources=tuple(result.values()), actions=tuple(a for _, _, a in work))
 
     def ensure_ssh_key(self, target: CloudTarget, public_key: str, *, dry_run: bool = False) -> Ensured:

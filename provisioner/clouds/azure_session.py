@@ -9,6 +9,7 @@ short polling interval.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -34,6 +35,7 @@ SUBSCRIPTION_ENV = "AZURE_SUBSCRIPTION_ID"
 SANDBOX_TOKEN_ENV = "CAST_AZURE_TOKEN"  # the bearer sent to a loopback endpoint (default "emulator")
 EMULATOR_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 LRO_TIMEOUT_S = 1800.0
+MIN_POLL_GAP_S, MAX_POLL_GAP_S = 0.05, 5.0  # between two polls of one operation
 
 CAPACITY_CODES = {"quotaexceeded", "operationnotallowed", "skunotavailable", "allocationfailed",
                   "zonalallocationfailed", "overconstrainedallocationrequest"}
@@ -108,7 +110,7 @@ class AzureSession:
         subscription is not set (outside the emulator)."""
         endpoint = os.environ.get(ENDPOINT_ENV) or None
         subscription = os.environ.get(SUBSCRIPTION_ENV, "").strip()
-        if endpoint and is_loopback(endpoint):
+        if uses_loopback():
             credential, kwargs = _loopback_auth()
             return cls(subscription or EMULATOR_SUBSCRIPTION, endpoint, credential, {**kwargs, **client_options})
         if not subscription:
@@ -129,9 +131,42 @@ class AzureSession:
             def get_final_get_url(self, pipeline_response: Any) -> str | None:
                 return None
 
+        class FirstLookAfterHint(ARMPolling):
+            """The SDK polls once at once, then every Retry-After: this waits the first
+            answer's Retry-After before that first poll (one call less where the hint is good)."""
+
+            hint = 0.0
+            cast_last_poll = 0.0
+            cast_gap = MIN_POLL_GAP_S
+
+            def initialize(self, client: Any, initial_response: Any, deserialization_callback: Any) -> None:
+                super().initialize(client, initial_response, deserialization_callback)
+                self.hint = _retry_after(initial_response) or 0.0
+
+            def run(self) -> None:
+                if not self.finished():
+                    time.sleep(min(self.hint, 60.0))
+                super().run()
+
+            def update_status(self) -> None:
+                # Retry-After 0 while work remains (under a second left, in whole seconds)
+                # would have the SDK poll back to back: never faster than a doubling gap.
+                wait = self.cast_last_poll + self.cast_gap - time.monotonic()
+                if self.cast_last_poll and wait > 0:
+                    time.sleep(wait)
+                    self.cast_gap = min(2 * self.cast_gap, MAX_POLL_GAP_S)
+                super().update_status()
+                self.cast_last_poll = time.monotonic()
+
         interval = float(self._kwargs.get("polling_interval", 30))  # Retry-After takes precedence
-        return ARMPolling(interval, lro_algorithms=[WithoutFinalGet(), LocationPolling(), BodyContentPolling(),
-                                                    StatusCheckPolling()])
+        return FirstLookAfterHint(interval, lro_algorithms=[WithoutFinalGet(), LocationPolling(), BodyContentPolling(),
+                                                            StatusCheckPolling()])
+
+    def hint_polling(self) -> Any:
+        """A polling method that does not poll: the begin_* call returns after its first
+        answer, and the method's `retry_after` keeps that answer's Retry-After (seconds, None
+        without one: ARM's estimate of when the operation is worth a look)."""
+        return _hint_polling_class()()
 
     def _client(self, key: str, factory: Callable[..., T]) -> T:
         client = getattr(self._local, key, None)
@@ -171,6 +206,35 @@ class AzureSession:
         from azure.mgmt.compute import ComputeManagementClient
 
         return self._client("compute", ComputeManagementClient)
+
+
+@functools.cache
+def _hint_polling_class() -> type:
+    from azure.core.polling import NoPolling
+
+    class KeepRetryAfter(NoPolling):
+        retry_after: float | None = None
+
+        def initialize(self, client: Any, initial_response: Any, deserialization_callback: Any) -> None:
+            super().initialize(client, initial_response, deserialization_callback)
+            self.retry_after = _retry_after(initial_response)
+
+    return KeepRetryAfter
+
+
+def _retry_after(pipeline_response: Any) -> float | None:
+    """A response's Retry-After in seconds (None without one, or for an HTTP date)."""
+    value = pipeline_response.http_response.headers.get("Retry-After")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def uses_loopback() -> bool:
+    """True when CAST_AZURE_ENDPOINT points at loopback (the emulator): no azure-identity then."""
+    endpoint = os.environ.get(ENDPOINT_ENV) or None
+    return bool(endpoint and is_loopback(endpoint))
 
 
 def _loopback_auth() -> tuple[Any, dict[str, Any]]:

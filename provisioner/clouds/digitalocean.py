@@ -28,13 +28,16 @@ from ..progress import report
 from ..retry import wait_until
 from ..teardown import Batch
 from . import do_droplets, do_firewall, do_lb, do_tags, leaks
+from .api_log import TRANSPORT_MODULES
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Settings, Vm, VmRequest
 from .do_client import CLOUD, ApiError, DoApi
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock: azure-core is
 # shared with the Azure SDK).
-SDK_MODULES = ("azure.core.exceptions", "azure.core.pipeline.policies", "pydo")
+# pydo.Client's constructor imports its agent, gateway and inference surfaces.
+SDK_MODULES = ("azure.core.exceptions", "azure.core.pipeline.policies", "pydo", "pydo.agents", "pydo.gateway",
+               "pydo.resources.agent_inference", "pydo.resources.inference", *TRANSPORT_MODULES)
 
 
 VPC_CREATE_ATTEMPTS = 5

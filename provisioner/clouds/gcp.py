@@ -21,18 +21,21 @@ from ..progress import report
 from ..retry import wait_until
 from ..tags import CLUSTER_UUID, NODE, ROLE, vm_tags
 from . import gcp_layout as layout
-from . import leaks
+from . import gcp_sdk, leaks
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Settings, Vm, VmRequest
 from .gcp_api import CLOUD, AlreadyExistsError, GcpApi
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock).
+# (From google-cloud-compute only the service modules cast calls: gcp_sdk; the package root,
+# which imports every service, never runs.)
 SDK_MODULES = (
     "google.auth",
     "google.auth.credentials",
     "google.auth.exceptions",
     "google.api_core.exceptions",
-    "google.cloud.compute_v1",
+    "google.oauth2.credentials",
+    *gcp_sdk.MODULES,
 )
 
 

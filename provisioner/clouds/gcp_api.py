@@ -25,8 +25,13 @@ from ..errors import (
     TransientError,
 )
 from ..retry import DeadlineError, backoff_delays, retry_transient
+from . import gcp_sdk
 from .api_log import hook_requests_session
 from .loopback import is_loopback
+
+# Every `from google.cloud import compute_v1` of cast gets the package without its root's
+# imports of ~100 service clients (gcp_sdk); registered before any of them runs.
+gcp_sdk.install()
 
 T = TypeVar("T")
 CLOUD = "gcp"

@@ -51,6 +51,7 @@ def measure(targets: list[str], count: int, interval_s: float, wait_s: float) ->
     ident = os.getpid() & 0xFFFF
     sent_at: dict = {}
     rtts: dict = {t: [] for t in targets}
+    complete = 0  # targets with all their replies: counted, not recounted per packet (n peers, n packets)
     start = time.monotonic()
     next_seq = 0
     deadline = start + (count - 1) * interval_s + wait_s
@@ -63,7 +64,7 @@ def measure(targets: list[str], count: int, interval_s: float, wait_s: float) ->
                     sock.sendto(echo(ident, next_seq), (target, 0))
             next_seq += 1
             continue
-        done = next_seq == count and all(len(r) == count for r in rtts.values())
+        done = next_seq == count and complete == len(rtts)
         if done or now >= deadline:
             break
         wake = start + next_seq * interval_s if next_seq < count else deadline
@@ -82,6 +83,7 @@ def measure(targets: list[str], count: int, interval_s: float, wait_s: float) ->
         sent = sent_at.pop((source, seq), None)
         if sent is not None:
             rtts[source].append((received - sent) / 1e6)
+            complete += len(rtts[source]) == count
     return {t: [count, len(r), min(r, default=None), sum(r) / len(r) if r else None,
                 max(r, default=None)] for t, r in rtts.items()}
 

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import json
 import shlex
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,11 @@ HANDSHAKE_TIMEOUT_S = 30.0
 PINGER = Path(__file__).with_name("pinger.py")  # run on nodes: one process pings many peers
 NUDGE_WAIT_S = 0.4  # how long a probe waits for echo replies: many RTTs of a 10 ms mesh
 RECENT_S = 180  # WireGuard drops a session 180 s after its handshake (REJECT_AFTER_TIME)
+# A pair is re-added (nudged) at most this often: WireGuard itself retries an unanswered
+# handshake after REKEY_TIMEOUT (5 s), and re-adding a peer cancels the handshake under way:
+# nudging every round livelocks a busy mesh (100 nodes on one machine), where handshakes take
+# longer than a round.
+NUDGE_EVERY_S = 5.0
 
 # Makes the node's key pair on first use (a 0600 file, never read back) and prints the public key.
 _MAKE_KEY = """if [ ! -s "$key" ]; then
@@ -258,11 +264,13 @@ def wait_for_handshakes(pool: SshPool, nodes: list[MeshNodeAccess], keys: dict[s
     Each pair is probed from one side only, the node whose name sorts first: an answered
     echo proves both directions, and nudging from both sides at once makes crossing
     handshakes that can leave a session silent for 15 s. Each round pings the pairs not
-    yet working; from the second round on, it first re-adds those peers (see probe_peers),
-    except the peers in `established` ({node: public keys it had before this apply}): an
+    yet working; from the second round on, it first re-adds those peers (see probe_peers;
+    a pair at most every NUDGE_EVERY_S, so that a slow handshake can finish), except the
+    peers in `established` ({node: public keys it had before this apply}): an
     existing session is never restarted, only pinged again."""
     lacking = {n.name: [p for p in nodes if p.name > n.name] for n in nodes}
     rounds = [0]
+    nudged: dict[tuple[str, str], float] = {}  # (node, peer) -> when it was last re-added
 
     def round_() -> bool:
         todo = [n for n in nodes if lacking[n.name]]
@@ -273,7 +281,11 @@ def wait_for_handshakes(pool: SshPool, nodes: list[MeshNodeAccess], keys: dict[s
             node = next(n for n in todo if n.name == access.name)
             peers = lacking[node.name]
             old = (established or {}).get(node.name, set())
-            restart = [keys[p.name] for p in peers if nudge and keys[p.name] not in old]
+            now = time.monotonic()
+            due = [p for p in peers if nudge and keys[p.name] not in old
+                   and now - nudged.get((node.name, p.name), -NUDGE_EVERY_S) >= NUDGE_EVERY_S]
+            nudged.update({(node.name, p.name): now for p in due})
+            restart = [keys[p.name] for p in due]
             seen = probe_peers(pool, node, [p.mesh_ip for p in peers], restart)
             fresh = {k for k, ts in seen.handshakes.items() if ts and seen.now - ts <= RECENT_S}
             return [p for p in peers if keys[p.name] not in fresh or p.mesh_ip not in seen.answered]

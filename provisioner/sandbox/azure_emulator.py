@@ -71,8 +71,9 @@ _NAMED = {"subscriptions": "sub", "resourcegroups": "group", "virtualnetworks": 
 
 
 class AzureEmulator(LongRunning, EmulatorServer):
-    """The emulator. `lro_polls`: how many polls a long-running operation answers InProgress;
-    `retry_after`: the Retry-After (s) sent with operations; `throttle_retry_after`: the one
+    """The emulator. `op_seconds`: how long a long-running operation works; `lro_polls`: how
+    many polls it answers InProgress at least; `retry_after`: the least Retry-After (s) sent
+    with operations (see azure_operations); `throttle_retry_after`: the one
     sent with a 429; `page_size`: list page size (nextLink beyond it); `vm_quota`: how many VMs
     the subscription may hold (None: no limit). `specs_dir`: the specifications (None: the
     default folder); when it is absent the check is off and `spec_check_off` says why.
@@ -83,13 +84,15 @@ class AzureEmulator(LongRunning, EmulatorServer):
     cloud = "azure"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, lro_polls: int = 2,
-                 retry_after: int = 0, throttle_retry_after: int = 1, page_size: int = 50,
+                 retry_after: int = 0, op_seconds: float = 0.0, throttle_retry_after: int = 1, page_size: int = 50,
                  vm_quota: int | None = None, specs_dir: Path | None = None, abandoned_after_s: float = 20.0,
                  public_pool: str = PUBLIC_POOL, token: str | None = None):
         super().__init__(host, port)
         self.token = token
         self.lro_polls = lro_polls
         self.retry_after = retry_after
+        self.op_seconds = op_seconds
+        self.op_by_namespace: dict[str, float] = {}
         self.throttle_retry_after = throttle_retry_after
         self.page_size = page_size
         self.vm_quota = vm_quota
@@ -132,6 +135,7 @@ class AzureEmulator(LongRunning, EmulatorServer):
         """VMs whose create has finished and that are not stopped, with addresses, decoded
         customData and SSH keys."""
         with self.lock:
+            self._finish_abandoned()  # operations whose work is over, though no request came since
             out = []
             for res in self.state.resources.values():
                 if res.type != VM or res.state != "Succeeded" or res.power != "running":
@@ -202,7 +206,7 @@ class AzureEmulator(LongRunning, EmulatorServer):
                 return problem
         try:
             with self.lock:
-                self._finish_abandoned()
+                self._finish_abandoned(m.group("op") if route == "operation" else None)
                 return getattr(self, f"_{route}")(request, **m.groupdict())
         except ArmError as exc:
             return _error(exc.status, exc.code, exc.message, target=exc.target)
@@ -272,7 +276,7 @@ class AzureEmulator(LongRunning, EmulatorServer):
             self._group_deletes[rg.lower()] = self._start(
                 sub, "Microsoft.Resources", group["location"], "operationresults", lambda: self.state.drop_group(rg))
         location = self._group_deletes[rg.lower()]
-        return Response(202, None, {"Location": location, "Retry-After": str(self.retry_after)})
+        return Response(202, None, {"Location": location, "Retry-After": self._hint(location)})
 
     def _group_resources(self, request: Request, sub: str, rg: str) -> Response:
         _only(request, "GET")

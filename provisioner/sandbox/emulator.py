@@ -176,14 +176,16 @@ class CallRecorder:
         self.calls: Counter[str] = Counter()
         self.log: deque[dict[str, Any]] = deque(maxlen=LOG_MAX)
         self.api_delay_s = 0.0
+        self.pacing: Any = None  # a sandbox.pacing.CloudPacing: per-route delays instead of api_delay_s
         self.listeners: list[Callable[[], None]] = []
         self._calls_lock = threading.Lock()
 
     def call_received(self, route: str) -> None:
         with self._calls_lock:
             self.calls[route] += 1
-        if self.api_delay_s > 0:
-            time.sleep(self.api_delay_s)  # the API's own latency, in this call's thread only
+        delay = self.pacing.delay_s(route) if self.pacing is not None else self.api_delay_s
+        if delay > 0:
+            time.sleep(delay)  # the API's own latency, in this call's thread only
 
     def call_answered(self, route: str, received: float, status: int, *, changes: bool) -> None:
         self.log.append({"start": received, "end": time.time(), "route": route, "status": status})

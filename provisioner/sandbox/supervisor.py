@@ -45,6 +45,8 @@ from ..regions import load_region_map
 from ..retry import backoff_delays
 from .aws_fault_proxy import FaultProxy
 from .emulator import CONTROL_TOKEN_ENV, EmulatedVm, EmulatorServer
+from .pacing import Pacing, flat
+from .pacing import parse as parse_pacing
 from .pools import DEFAULT_BLOCK, pools_of, routed
 
 LOG = logging.getLogger("cast.sandbox")
@@ -108,13 +110,15 @@ class Sandbox:
     its create a VM's host answers SSH."""
 
     def __init__(self, directory: Path, region: str = "us-east", *, api_delay_s: float = 0.0,
-                 boot_delay_s: float = 0.0, pool: str = DEFAULT_BLOCK):
+                 boot_delay_s: float = 0.0, pool: str = DEFAULT_BLOCK, pacing: Pacing | None = None):
         self.directory = directory
         self.pools = pools_of(pool)  # one public /24 per cloud, carved from `pool`
         self.prefix = hosts_prefix(directory)
         self.region = region
         self.api_delay_s = api_delay_s
         self.boot_delay_s = boot_delay_s
+        # per cloud and kind of call (sandbox.pacing); flat: api_delay_s and boot_delay_s for all
+        self.pacing = pacing or flat(api_delay_s, boot_delay_s)
         self.emulators: dict[str, EmulatorServer] = {}
         self.moto: Any = None
         self.proxy: FaultProxy | None = None
@@ -151,12 +155,14 @@ class Sandbox:
                                 secret_key=credentials["AWS_SECRET_ACCESS_KEY"])
         self.proxy = FaultProxy(self.moto.start())  # counts AWS calls by action, and paces them
         self.proxy.control_token = credentials[CONTROL_TOKEN_ENV]
-        self.proxy.api_delay_s = self.api_delay_s
+        self.proxy.pacing = self.pacing.of("aws")
         self.proxy.listeners.append(self.wake)
         aws_endpoint = self.proxy.start()
         self.emulators = {
-            "gcp": GcpEmulator(public_pool=self.pools["gcp"], token=credentials["CAST_GCP_TOKEN"]),
-            "azure": AzureEmulator(abandoned_after_s=2.0, public_pool=self.pools["azure"],
+            "gcp": GcpEmulator(public_pool=self.pools["gcp"], token=credentials["CAST_GCP_TOKEN"],
+                               op_delay=self.pacing.of("gcp").op_s),
+            # operations that take their time whether polled or not, as ARM's do
+            "azure": AzureEmulator(abandoned_after_s=2.0, public_pool=self.pools["azure"], lro_polls=0,
                                    token=credentials["CAST_AZURE_TOKEN"]),
             # an account that has used DigitalOcean's regions has a default VPC in each (where
             # there is none, cast makes one before its own: see the provider)
@@ -164,9 +170,12 @@ class Sandbox:
                                                  default_vpc_regions=_digitalocean_regions(),
                                                  token=credentials["DIGITALOCEAN_TOKEN"]),
         }
+        azure = self.emulators["azure"]
+        assert isinstance(azure, AzureEmulator)
+        azure.op_by_namespace = dict(self.pacing.of("azure").op_by_namespace)
         for emulator in self.emulators.values():
             emulator.control_token = credentials[CONTROL_TOKEN_ENV]
-            emulator.api_delay_s = self.api_delay_s
+            emulator.pacing = self.pacing.of(emulator.cloud)
             emulator.listeners.append(self.wake)
             emulator.start()
         return {
@@ -233,7 +242,8 @@ class Sandbox:
             for name in new:
                 cloud, vm = running[name]
                 created = vm.created_at or wall
-                self.boots[name] = _Boot(cloud, vm, now + max(0.0, created + self.boot_delay_s - wall))
+                boot_s = self.pacing.of(cloud).boot_s
+                self.boots[name] = _Boot(cloud, vm, now + max(0.0, created + boot_s - wall))
             due = [n for n, b in self.boots.items() if b.phase == "wired" and b.due <= now and n not in self._busy]
             for name in due:
                 self.boots[name].phase = "serving"
@@ -301,7 +311,7 @@ class Sandbox:
         with self._lock:
             b.phase = "up"
             self._busy.discard(name)
-        late = time.time() - ((b.vm.created_at or 0.0) + self.boot_delay_s)
+        late = time.time() - ((b.vm.created_at or 0.0) + self.pacing.of(b.cloud).boot_s)
         LOG.info("booted %s: %s VM %s at %s (SSH %.3fs after creation + boot delay)", name, b.cloud, b.vm.id,
                  b.vm.public_ip, late)
 
@@ -376,13 +386,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-delay-ms", type=float, default=0.0)
     parser.add_argument("--boot-delay-s", type=float, default=0.0)
     parser.add_argument("--pool", default=DEFAULT_BLOCK)
+    parser.add_argument("--pacing", default="flat", help="flat (the delays above), cloud or cloud:F (sandbox.pacing)")
     args = parser.parse_args(argv)
     if args.api_delay_ms < 0 or args.boot_delay_s < 0:
         parser.error("delays cannot be negative")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     stop = threading.Event()
+    pacing = parse_pacing(args.pacing, args.api_delay_ms / 1000, args.boot_delay_s)
     sandbox = Sandbox(args.directory, args.region, api_delay_s=args.api_delay_ms / 1000,
-                      boot_delay_s=args.boot_delay_s, pool=args.pool)
+                      boot_delay_s=args.boot_delay_s, pool=args.pool, pacing=pacing)
 
     def finish(*_: object) -> None:
         stop.set()
@@ -397,7 +409,8 @@ def main(argv: list[str] | None = None) -> None:
         write_private_file(state, json.dumps({
             "pid": os.getpid(), "proc_start": process_start(os.getpid()), "uid": os.geteuid(),
             "region": args.region, "started_at": time.time(), "api_delay_ms": args.api_delay_ms,
-            "boot_delay_s": args.boot_delay_s, "pool": args.pool, "pools": sandbox.pools, "env": env}).encode())
+            "boot_delay_s": args.boot_delay_s, "pacing": args.pacing, "pool": args.pool, "pools": sandbox.pools,
+            "env": env}).encode())
         LOG.info("sandbox ready")
         sandbox.serve(stop)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -95,13 +96,14 @@ def test_head_tells_whether_a_resource_group_exists(emulator):
         assert status == expected
 
 
-def test_a_resource_being_deleted_refuses_updates_with_409(emulator):
+def test_a_resource_being_deleted_refuses_updates_with_409(emulator, monkeypatch):
+    monkeypatch.setattr(emulator, "op_seconds", 5.0)  # the delete is still at work when the PUT comes
     vnet = (f"{SUB}/resourceGroups/conflict/providers/Microsoft.Network/virtualNetworks/v"
             "?api-version=2026-03-01")
     body = {"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]}}}
     arm_call(emulator, "PUT", f"{SUB}/resourcegroups/conflict?api-version=2025-04-01", {"location": "eastus"})
     assert arm_call(emulator, "PUT", vnet, body)[0] == 201
-    assert arm_call(emulator, "DELETE", vnet)[0] == 202  # still deleting: nobody polled yet
+    assert arm_call(emulator, "DELETE", vnet)[0] == 202
     status, answer = arm_call(emulator, "PUT", vnet, body)
     assert (status, answer["error"]["code"]) == (409, "Conflict")
 
@@ -139,3 +141,20 @@ def test_unknown_query_parameters_and_a_body_on_delete_are_ignored_as_arm_does(e
                                   "properties": {"addressSpace": {"addressPrefixes": ["10.9.0.0/16"]}}})
     assert arm_call(emulator, "DELETE", vnet, {})[0] == 202
     assert emulator.errors == []
+
+
+def test_an_operation_works_its_time_whether_polled_or_not_and_hints_the_rest(emulator, monkeypatch):
+    monkeypatch.setattr(emulator, "op_seconds", 1.6)
+    monkeypatch.setattr(emulator, "lro_polls", 0)
+    nsg = (f"{SUB}/resourceGroups/timed/providers/Microsoft.Network/networkSecurityGroups/n"
+           "?api-version=2026-03-01")
+    arm_call(emulator, "PUT", f"{SUB}/resourcegroups/timed?api-version=2025-04-01", {"location": "eastus"})
+    request = urllib.request.Request(f"{emulator.url}{nsg}", data=json.dumps({"location": "eastus"}).encode(),
+                                     method="PUT", headers={"Authorization": "Bearer test",
+                                                            "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        hint = resp.headers["Retry-After"]
+    assert hint == "2"  # the time the operation still needs, in whole seconds as ARM sends it
+    assert arm_call(emulator, "GET", nsg)[1]["properties"]["provisioningState"] != "Succeeded"
+    time.sleep(1.7)
+    assert arm_call(emulator, "GET", nsg)[1]["properties"]["provisioningState"] == "Succeeded"  # nobody polled

@@ -327,3 +327,23 @@ def test_missing_subscription_is_an_auth_error(monkeypatch):
     with pytest.raises(AuthError) as caught:
         Provider("eastus").check_credentials()
     assert "AZURE_SUBSCRIPTION_ID" in str(caught.value)
+
+
+def test_vms_are_made_in_batches_without_polling_each_operation(provider, emulator, monkeypatch):
+    target = make_target("batched")
+    provider.ensure_network(target)
+    provider.ensure_subnet(target)
+    provider.ensure_firewall(target)
+    monkeypatch.setattr(emulator, "op_seconds", 0.8)  # each create works a while, polled or not: Retry-After 1
+    emulator.calls.clear()
+    started = time.monotonic()
+
+    vms = provider.ensure_vms(target, vm_requests(target, 1, 5), PUBLIC_KEY)
+
+    took = time.monotonic() - started
+    assert [v.state for v in vms] == ["running"] * 6
+    assert _ops_polls(emulator, "operations") == 0  # watched in lists, not one operation at a time
+    puts = sum(n for route, n in emulator.calls.items() if route.startswith("PUT "))
+    assert puts == 3 * 6  # a public IP, a NIC and a VM per node, each sent once
+    assert sum(emulator.calls.values()) <= 3 * 6 + 12  # the lookups, one list per batch, the VM watch
+    assert took >= 3 * 0.8  # three batches, each waited for (its Retry-After)

@@ -157,7 +157,8 @@ class FakeNodes(NodeSide):
         self.vm(first_master)
         self.deleted_nodes.append(node)
 
-    def map(self, nodes: Iterable[NodeAccess], work: Callable[[NodeAccess], T]) -> dict[str, T]:
+    def map(self, nodes: Iterable[NodeAccess], work: Callable[[NodeAccess], T], *,
+            max_workers: int | None = None) -> dict[str, T]:
         results: dict[str, T] = {}
         errors: dict[str, Exception] = {}
         for node in nodes:

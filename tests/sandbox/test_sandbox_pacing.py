@@ -177,3 +177,35 @@ def test_a_host_answers_ssh_the_boot_delay_after_its_vm_was_created(tmp_path: Pa
         sandbox.wake()
         loop.join(timeout=5)
         sandbox.stop()
+
+
+def test_a_cloud_like_pacing_holds_reads_and_writes_each_their_own_time(emulator):
+    from provisioner.sandbox.pacing import CloudPacing
+
+    emulator.pacing = CloudPacing(read_s=0.05, write_s=0.4, boot_s=0.0)
+    try:
+        read, _ = _call(f"{emulator.url}/v2/account")
+        write, _ = _call(f"{emulator.url}/v2/tags", "POST", json.dumps({"name": "paced"}).encode())
+    finally:
+        emulator.pacing = None
+    assert 0.05 <= read < 0.4 <= write
+
+
+def test_the_cloud_profile_is_the_measured_figures_compressed_and_bad_names_are_refused():
+    from provisioner.errors import InputError
+    from provisioner.sandbox.pacing import CLOUD_LIKE, parse
+
+    paced = parse("cloud:10")
+    assert paced.compression == 10
+    aws = paced.of("aws")
+    assert aws.delay_s("RunInstances") == pytest.approx(CLOUD_LIKE["aws"].routes["RunInstances"] / 10)
+    assert aws.delay_s("DescribeVpcs") == pytest.approx(CLOUD_LIKE["aws"].read_s / 10)
+    assert aws.delay_s("CreateVpc") == pytest.approx(CLOUD_LIKE["aws"].write_s / 10)
+    gcp = paced.of("gcp")
+    assert gcp.delay_s("compute.instances.aggregatedList") < gcp.delay_s("compute.instances.insert")
+    assert paced.of("azure").boot_s == pytest.approx(CLOUD_LIKE["azure"].boot_s / 10)
+    flat = parse("flat", 0.1, 3.0)
+    assert {c.read_s for c in flat.clouds.values()} == {0.1} and {c.boot_s for c in flat.clouds.values()} == {3.0}
+    for bad in ("fast", "cloud:0.5", "cloud:x", "flat:2"):
+        with pytest.raises(InputError):
+            parse(bad)
