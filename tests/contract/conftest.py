@@ -19,6 +19,7 @@ IMPLEMENTATIONS = [
     "tests.contract.gcp:Gcp",
     "tests.contract.azure:Azure",
     "tests.contract.digitalocean:DigitalOcean",
+    "tests.contract.fake:Fake",  # the engine tests' FakeCloud keeps the same promises
 ]
 
 

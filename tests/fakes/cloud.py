@@ -20,9 +20,10 @@ import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
-from provisioner.clouds.base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Vm, VmRequest
-from provisioner.errors import AuthError, DependencyError, ExcessResourcesError, ForeignVmError
+from provisioner.clouds.base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Vm, VmRequest
+from provisioner.errors import AuthError, CloudError, DependencyError, ExcessResourcesError, NotFoundError
 
 CHOOSE_FROM = ipaddress.ip_network("10.128.0.0/9")  # where a cloud that picks its block picks it
 
@@ -63,6 +64,7 @@ class FakeWorld:
     missing_credentials: set[str] = field(default_factory=set)
     choose_network: set[str] = field(default_factory=set)  # clouds that pick their block (as DigitalOcean)
     removes_user_data: set[str] = field(default_factory=set)
+    sizes: set[str] | None = None  # the sizes the clouds offer; None: any
     lock: threading.RLock = field(default_factory=threading.RLock)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _blocks: Iterator[ipaddress.IPv4Network] = field(default_factory=lambda: CHOOSE_FROM.subnets(new_prefix=20))
@@ -202,6 +204,9 @@ class FakeCloud(Cloud):
             account = self._account
             if uuid not in account.subnets or uuid not in account.firewalls or account.keys.get(uuid) != public_key:
                 raise DependencyError(self.name, "VMs need the cluster's subnet, firewall and SSH key first")
+            unknown = sorted({r.size for r in vms} - self.world.sizes) if self.world.sizes is not None else []
+            if unknown:
+                raise CloudError(self.name, f"size {unknown[0]!r} is not offered in {self.region}")
             out = []
             for request in vms:
                 ours = [vm for vm in account.vms if vm.cluster_uuid == uuid and vm.name == request.name]
@@ -245,26 +250,43 @@ class FakeCloud(Cloud):
             return [self._vm(vm) for vm in self._account.vms
                     if vm.network == target.cluster.uuid and vm.cluster_uuid != target.cluster.uuid]
 
-    def list_resources(self, cluster: ClusterRef) -> list[CloudResource]:
+    def list_resources(self, cluster: ClusterRef) -> list[Owned]:
+        """The inventory, each entry with a deleter that refuses (DependencyError) while what
+        must go first is still there, as a cloud does."""
         self._call("list_resources")
         uuid = cluster.uuid
         with self.world.lock:
             a = self._account
-            found = [CloudResource("network", f"net-{uuid}", a.networks[uuid])] if uuid in a.networks else []
-            found += [CloudResource("subnet", f"subnet-{uuid}", a.subnets[uuid])] if uuid in a.subnets else []
-            found += [CloudResource("firewall", f"fw-{uuid}-{r}", r) for r in sorted(a.firewalls.get(uuid, {}))]
-            found += [CloudResource("key", f"key-{uuid}")] if uuid in a.keys else []
-            found += [CloudResource("vm", vm.cloud_id, vm.name) for vm in a.vms if vm.cluster_uuid == uuid]
+            found = [Owned("network", f"net-{uuid}", a.networks[uuid], after=frozenset({"subnet", "firewall", "vm"}),
+                           delete=partial(self._delete, "network", uuid))] if uuid in a.networks else []
+            found += [Owned("subnet", f"subnet-{uuid}", a.subnets[uuid], after=frozenset({"vm"}),
+                            delete=partial(self._delete, "subnet", uuid))] if uuid in a.subnets else []
+            found += [Owned("firewall", f"fw-{uuid}-{r}", r, after=frozenset({"vm"}),
+                            delete=partial(self._delete, "firewall", uuid, r))
+                      for r in sorted(a.firewalls.get(uuid, {}))]
+            found += [Owned("key", f"key-{uuid}", delete=partial(self._delete, "key", uuid))] if uuid in a.keys else []
+            found += [Owned("vm", vm.cloud_id, vm.name, delete=partial(self._delete, "vm", uuid, vm.cloud_id))
+                      for vm in a.vms if vm.cluster_uuid == uuid]
             return found
 
-    def teardown(self, target: CloudTarget) -> None:
-        self._call("teardown")
-        foreign = self.find_foreign_vms(target)
-        if foreign:
-            raise ForeignVmError(self.name, [f"{vm.name} ({vm.cloud_id})" for vm in foreign])
-        uuid = target.cluster.uuid
+    def _delete(self, kind: str, uuid: str, ident: str = "") -> None:
+        self._call(f"delete {kind}")
         with self.world.lock:
             a = self._account
-            a.vms = [vm for vm in a.vms if vm.cluster_uuid != uuid]
-            for table in (a.networks, a.subnets, a.firewalls, a.keys):
-                table.pop(uuid, None)
+            vms = [vm for vm in a.vms if vm.cluster_uuid == uuid]
+            if kind == "vm":
+                if not any(vm.cloud_id == ident for vm in vms):
+                    raise NotFoundError(self.name, f"vm {ident}")
+                a.vms = [vm for vm in a.vms if vm.cloud_id != ident]
+            elif kind in ("subnet", "firewall") and vms:
+                raise DependencyError(self.name, f"{kind} in use by {len(vms)} VMs")
+            elif kind == "network" and (vms or uuid in a.subnets or a.firewalls.get(uuid)):
+                raise DependencyError(self.name, "network in use")
+            elif kind == "firewall":
+                a.firewalls.get(uuid, {}).pop(ident, None)
+                if not a.firewalls.get(uuid):
+                    a.firewalls.pop(uuid, None)
+            else:
+                table = {"network": a.networks, "subnet": a.subnets, "key": a.keys}[kind]
+                if table.pop(uuid, None) is None:
+                    raise NotFoundError(self.name, f"{kind} of {uuid}")
