@@ -65,6 +65,9 @@ def load_cloud(name: str) -> ModuleType:
     """The module of cloud `name`, with its SDK imported (in the calling thread: first imports
     of one package from several threads can deadlock). Raises KeyError for an unknown cloud."""
     module = importlib.import_module(MODULES[name])
+    prepare = getattr(module, "prepare_sdk", None)  # before the SDK's first import (gcp: gcp_sdk)
+    if prepare is not None:
+        prepare()
     for sdk_module in getattr(module, "SDK_MODULES", ()):
         importlib.import_module(sdk_module)
     return module

@@ -29,10 +29,6 @@ from . import gcp_sdk
 from .api_log import hook_requests_session
 from .loopback import is_loopback
 
-# Every `from google.cloud import compute_v1` of cast gets the package without its root's
-# imports of ~100 service clients (gcp_sdk); registered before any of them runs.
-gcp_sdk.install()
-
 T = TypeVar("T")
 CLOUD = "gcp"
 ENDPOINT_ENV = "CAST_GCP_ENDPOINT"
@@ -104,6 +100,7 @@ class GcpApi:
     """The project, the credentials and per-thread compute clients."""
 
     def __init__(self, *, transient_budget_s: float | None = None, op_timeout_s: float = 600.0):
+        gcp_sdk.install()  # idempotent; for callers that did not come through the registry
         self.transient_budget_s = transient_budget_s
         self.op_timeout_s = op_timeout_s
         self.endpoint = os.environ.get(ENDPOINT_ENV) or None
