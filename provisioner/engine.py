@@ -231,6 +231,7 @@ class Engine:
             host_key_public=public,
             authorized_key=authorized,
             master_mesh_ips=[r.mesh_ip for r in self.store.nodes(cluster.row.uuid) if r.role == "master"],
+            apt_source=cluster.spec.kubernetes,
         )
 
     def _open(self, name: str, plans: Sequence[CloudPlan]) -> dict[str, Cloud]:
