@@ -45,12 +45,13 @@ PACKAGES = (
     "wireguard-tools", "iputils-ping", "nftables", "containerd", "apt-transport-https",
     "ca-certificates", "curl", "gpg",
 )
-# Kernel modules a VM on QEMU's virtio devices never loads: a quarter of the image.
+# Documentation, and kernel modules a VM on QEMU's virtio devices never loads (Debian 12's
+# kernel package installs them under /lib/modules).
 _EXCLUDED = (
     "/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*", "/usr/share/info/*",
-    "/usr/lib/modules/*/kernel/drivers/gpu/*", "/usr/lib/modules/*/kernel/drivers/media/*",
-    "/usr/lib/modules/*/kernel/drivers/net/wireless/*", "/usr/lib/modules/*/kernel/drivers/infiniband/*",
-    "/usr/lib/modules/*/kernel/sound/*", "/usr/lib/modules/*/kernel/drivers/staging/*",
+    *(f"/lib/modules/*/kernel/{tree}/*" for tree in (
+        "drivers/gpu", "drivers/media", "drivers/net/wireless", "drivers/infiniband", "drivers/staging",
+        "drivers/scsi", "drivers/usb", "drivers/bluetooth", "drivers/iio", "drivers/hid", "sound")),
 )
 INITRD_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "virtio_rng", "ext4")
 SWAP_LABEL = "cast-swap"  # each VM gets a small swap disk with this label (vm_guest.py)
@@ -62,6 +63,9 @@ root="$1"
 rm -f "$root"/etc/ssh/ssh_host_*
 # each VM makes its own machine id at first boot
 : > "$root/etc/machine-id"
+# mmdebstrap copies this machine's resolver; the sandbox's network has none, and a resolver
+# that never answers makes every offline download wait for its timeouts
+printf '# no resolver on the sandbox network\\n' > "$root/etc/resolv.conf"
 printf 'datasource_list: [ NoCloud, None ]\\n' > "$root/etc/cloud/cloud.cfg.d/90-cast-datasource.cfg"
 printf 'LANG=en_US.UTF-8\\n' > "$root/etc/default/locale"
 printf 'en_US.UTF-8 UTF-8\\n' > "$root/etc/locale.gen"
@@ -127,9 +131,14 @@ def recipe_key() -> str:
     return hashlib.sha256(json.dumps(recipe(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+CACHE_ENV = "CAST_VM_IMAGE_CACHE"
+
+
 def image_cache(sandbox_directory: Path) -> Path:
-    """Where the images of a sandbox directory are cached."""
-    return sandbox_directory / "vm-images"
+    """Where the images of a sandbox directory are cached: `vm-images` in it, or the folder
+    $CAST_VM_IMAGE_CACHE names (one cache for many sandbox directories, as tests have)."""
+    override = os.environ.get(CACHE_ENV)
+    return Path(override) if override else sandbox_directory / "vm-images"
 
 
 def ensure_image(cache: Path, log: Path | None = None) -> GuestImage:
