@@ -94,6 +94,8 @@ def _check_cloud_init(pool: SshPool, node: NodeAccess) -> None:
     assert "DataSourceNoCloud" in result["v1"]["datasource"]
     failed = _sh(pool, node, "grep -E 'finish: .*: FAIL' /var/log/cloud-init.log || true")
     assert failed == "", failed
+    warnings = _sh(pool, node, "grep -E ' (WARNING|DEPRECATED)' /var/log/cloud-init.log || true")
+    print(f"{node.name}: cloud-init warnings:\n{warnings or '(none)'}")
 
 
 def _check_node(pool: SshPool, node: NodeAccess, user_data: str, key_path: Path) -> None:
