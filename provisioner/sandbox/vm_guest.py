@@ -76,8 +76,9 @@ def probe_accel(image: GuestImage, work: Path) -> Accel:
     text = serial.read_text(errors="replace") if serial.exists() else ""
     if "as init process" in text:
         return Accel("kvm", f"a KVM guest reached userspace in {time.monotonic() - started:.1f}s")
-    err = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-    return Accel("tcg", f"a KVM guest failed: {err[:200]}")
+    # qemu's first complaint names the cause (e.g. "error: failed to set MSR 0x10a to 0x69")
+    err = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0].removeprefix(f"{QEMU}: ")
+    return Accel("tcg", f"a KVM guest failed: {err[:160]}")
 
 
 @dataclass
