@@ -104,7 +104,10 @@ def _check_node(pool: SshPool, node: NodeAccess, user_data: str, key_path: Path)
     assert _sh(pool, node, "ls /etc/ssh/ | grep host_ | sort").split() == [
         "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"]
     assert _sh(pool, node, "cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2] == node.host_key.split()[:2]
-    # root by key only; a password is refused by the server itself
+    # root by key only; a password is refused by the server itself. `sshd -T` is the effective
+    # config: Debian 12's cloud-init 22.4 edits sshd_config itself, Ubuntu 24.04's writes
+    # sshd_config.d/50-cloud-init.conf (and its image adds 60-cloudimg-settings.conf); Ubuntu
+    # also starts sshd from ssh.socket, Debian from ssh.service after cloud-init.
     config = dict(line.split(" ", 1) for line in _sh(pool, node, "sshd -T").splitlines() if " " in line)
     assert config["passwordauthentication"] == "no"
     assert config["permitrootlogin"] in ("prohibit-password", "without-password")
@@ -124,7 +127,8 @@ def _check_node(pool: SshPool, node: NodeAccess, user_data: str, key_path: Path)
     fstab = _sh(pool, node, "cat /etc/fstab").splitlines()
     assert "# off for Kubernetes: LABEL=cast-swap none swap sw,nofail 0 0" in fstab
     assert not [line for line in fstab if " swap " in line and not line.startswith("#")]
-    # modules and sysctls
+    # modules and sysctls (Debian 12's kernel is 6.1, Ubuntu 24.04's 6.8: both build overlay and
+    # br_netfilter as modules, which is why the step loads them)
     modules = _sh(pool, node, "cut -d' ' -f1 /proc/modules").split()
     assert {"overlay", "br_netfilter"} <= set(modules)
     sysctls = _sh(pool, node, "sysctl -n net.bridge.bridge-nf-call-iptables "
