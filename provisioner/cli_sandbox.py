@@ -49,7 +49,8 @@ def sandbox_up(ctx: click.Context, region: str, api_delay_ms: float, boot_delay_
     regions = load_region_map()
     if region not in regions.regions:
         raise InputError("--region", f"unknown region {region!r}", ", ".join(regions.regions))
-    if hosts == "vm":
+    if hosts == "vm" and control.read_state(_sandbox_dir(ctx)) is None:
+        control.check_block(pool)  # bad input: refused before the image is built, nothing written
         _ensure_guest_image(_sandbox_dir(ctx))
     state = control.start(_sandbox_dir(ctx), region, api_delay_ms=api_delay_ms, boot_delay_s=boot_delay_s,
                           pool=pool, hosts=hosts)

@@ -26,7 +26,7 @@ from provisioner.sandbox.vm_image import CACHE_ENV
 
 from .conftest import CACHE, _skip_reason
 
-pytestmark = [pytest.mark.root, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.timeout(1500)]
 PROJECT = Path(__file__).resolve().parents[2]
 BOOT_TIMEOUT_S = 900.0
 
@@ -50,6 +50,7 @@ def _qemu_pids(prefix: str) -> list[int]:
     return found
 
 
+@pytest.mark.root
 def test_a_vm_made_through_the_cloud_api_boots_its_own_user_data(tmp_path: Path) -> None:
     reason = _skip_reason()
     if reason:
@@ -119,3 +120,21 @@ def _text_io(private: bytes):  # type: ignore[no-untyped-def]
     import io
 
     return io.StringIO(private.decode())
+
+
+def test_a_bad_pool_is_refused_before_the_guest_image_is_built(tmp_path: Path) -> None:
+    # no root needed: the pool is checked first, and nothing is written (no image, no state)
+    import ipaddress
+
+    from tests.sandbox.test_sandbox_pools import own_address
+
+    address = own_address()
+    if address is None:
+        pytest.skip("this machine has no IPv4 address besides loopback")
+    block = str(ipaddress.IPv4Network(f"{address}/16", strict=False))
+    home = tmp_path / "home"
+    done = _cast(dict(os.environ, CAST_HOME=str(home)), "sandbox", "up", "--hosts", "vm", "--pool", block,
+                 timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "--pool" in done.stderr
+    assert not home.exists()
