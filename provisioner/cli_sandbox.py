@@ -37,9 +37,13 @@ def _sandbox_dir(ctx: click.Context) -> Path:
 @click.option("--pacing", default="flat", show_default=True, metavar="PROFILE",
               help="flat (the two delays above), or cloud / cloud:F: each cloud's measured latencies per kind "
               "of call, F times faster (default 10).")
+@click.option("--hosts", "hosts", type=click.Choice(["namespace", "vm"]), default="namespace", show_default=True,
+              help="What a VM boots as: a network-namespace host (fast), or a QEMU virtual machine running the "
+              "VM's own cloud-init on a real kernel (KVM where it works, else emulation: minutes per boot; the "
+              "guest image is built once, in about 3 minutes).")
 @click.pass_context
 def sandbox_up(ctx: click.Context, region: str, api_delay_ms: float, boot_delay_s: float, pool: str,
-               pacing: str) -> None:
+               pacing: str, hosts: str) -> None:
     """Start the sandbox in the background (no-op when it runs with the same settings)."""
     from .errors import InputError
     from .regions import load_region_map
@@ -50,18 +54,46 @@ def sandbox_up(ctx: click.Context, region: str, api_delay_ms: float, boot_delay_
     if region not in regions.regions:
         raise InputError("--region", f"unknown region {region!r}", ", ".join(regions.regions))
     parse(pacing)  # InputError (exit 2, nothing started) for a profile that does not exist
+    if hosts == "vm" and control.read_state(_sandbox_dir(ctx)) is None:
+        control.check_block(pool)  # bad input: refused before the image is built, nothing written
+        _ensure_guest_image(_sandbox_dir(ctx))
     state = control.start(_sandbox_dir(ctx), region, api_delay_ms=api_delay_ms, boot_delay_s=boot_delay_s,
-                          pool=pool, pacing=pacing)
+                          pool=pool, pacing=pacing, hosts=hosts)
     paced = ""
     if state.get("pacing", "flat") != "flat":
         paced = f", the clouds' own latencies ({state['pacing']})"
     elif state.get("api_delay_ms") or state.get("boot_delay_s"):
         paced = (f", API calls held {state['api_delay_ms']:g} ms, "
                  f"VMs answer SSH {state['boot_delay_s']:g} s after create")
+    if state.get("hosts") == "vm":
+        paced += f", VMs boot as QEMU guests ({state.get('accel')})"
     console(stderr=True).print(literal(
         f"sandbox up (pid {state['pid']}, delays of {state['region']}{paced}, public IPs from {state.get('pool')}); "
         f'point cast at it with: eval "$(cast sandbox env)"'
     ))
+
+
+def _ensure_guest_image(directory: Path) -> None:
+    """Build the VM hosts' guest image when its recipe has none yet (needs root and the Debian
+    mirror), saying so: the supervisor then finds it cached."""
+    import os
+    import time
+
+    from .sandbox import vm_guest, vm_image
+
+    if os.geteuid() != 0:
+        raise CastError("the sandbox needs root: it makes network namespaces for its VMs")
+    missing = vm_image.missing_tools() + vm_guest.missing_tools()
+    if missing:
+        raise CastError(f"--hosts vm needs {', '.join(sorted(set(missing)))}: apt-get install qemu-system-x86 "
+                        "qemu-utils mmdebstrap genisoimage")
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cache = vm_image.image_cache(directory)
+    if not (cache / vm_image.recipe_key() / "recipe.json").exists():
+        started = time.monotonic()
+        with console(stderr=True).status("building the VM guest image from Debian packages (once per recipe)"):
+            image = vm_image.ensure_image(cache)
+        console(stderr=True).print(literal(f"guest image {image.key} built in {time.monotonic() - started:.0f}s"))
 
 
 @sandbox_group.command("down")

@@ -54,6 +54,48 @@ class Bootstrap:
         return f"Bootstrap(host_key_public={self.host_key_public!r}, authorized_keys={self.authorized_keys!r})"
 
 
+@dataclass(frozen=True)
+class AptSource:
+    """Where a node's apt gets kubeadm, kubelet and kubectl: a repository (a flat one: the
+    sources line is `deb [signed-by=...] <repository> /`) and its signing key, fetched from
+    `key_url` or given as `key_text` (ASCII-armored; written by cloud-init), trusted only when
+    it is exactly one key with `fingerprint`."""
+
+    repository: str
+    fingerprint: str
+    key_url: str = ""
+    key_text: str = ""
+
+
+DEFAULT_APT_SOURCE = AptSource(KUBERNETES_APT_REPOSITORY, KUBERNETES_APT_KEY_FINGERPRINT,
+                               key_url=KUBERNETES_APT_KEY_URL)
+
+
+_URL = re.compile(r"https?://[A-Za-z0-9._~:/?#\[\]@!&()*+,;=%-]+")
+_FINGERPRINT = re.compile(r"[0-9A-F]{40}")
+_ARMOR_LINE = re.compile(r"[A-Za-z0-9+/=:. -]*")
+
+
+def check_apt_source(source: AptSource) -> None:
+    """InputError unless the repository (and key URL) is an http(s) URL of safe characters
+    (they go into shell commands), the fingerprint 40 upper-case hex digits, and exactly one of
+    key_url and key_text given, key_text an ASCII-armored public key block."""
+    for field, value in (("apt_repository", source.repository), ("apt_key", source.key_url)):
+        if (value or field == "apt_repository") and not _URL.fullmatch(value):
+            raise InputError(f"kubernetes.{field}", f"{value!r} is not an http(s) URL", "an http:// or https:// URL")
+    if not _FINGERPRINT.fullmatch(source.fingerprint):
+        raise InputError("kubernetes.apt_key_fingerprint", f"{source.fingerprint!r} is not a key fingerprint",
+                         "40 hexadecimal digits")
+    if bool(source.key_url) == bool(source.key_text):
+        raise InputError("kubernetes.apt_key", "give the key's URL or its file (one of them)", "a URL or a file")
+    lines = source.key_text.strip().splitlines()
+    if source.key_text and not (lines[0] == "-----BEGIN PGP PUBLIC KEY BLOCK-----"
+                                and lines[-1] == "-----END PGP PUBLIC KEY BLOCK-----"
+                                and all(_ARMOR_LINE.fullmatch(line) for line in lines)):
+        raise InputError("kubernetes.apt_key", "the key file is not an ASCII-armored OpenPGP public key",
+                         "the output of gpg --armor --export")
+
+
 @functools.lru_cache(maxsize=8)
 def _environment(templates: Path | None) -> jinja2.Environment:
     """One environment per template directory (None: the templates shipped with cast, read
@@ -116,12 +158,14 @@ def render_user_data(
     authorized_key: str,
     master_mesh_ips: Sequence[str] = (),
     templates: Path | None = None,
+    apt_source: AptSource | None = None,
 ) -> str:
     """The #cloud-config text for one node, from `<role>.yaml.j2` in `templates` (default: the
     templates shipped with cast); already
     checked against `cloud`'s size limit (UserDataTooLargeError). Contains the node's host
     private key: a secret. `master_mesh_ips`: the masters' mesh addresses, the only peers a
-    master's etcd ports are open to on wg0. InputError for a role without a template, an
+    master's etcd ports are open to on wg0. `apt_source`: where kubeadm, kubelet and kubectl
+    come from (default: pkgs.k8s.io for the pinned minor). InputError for a role without a template, an
     address that is not IPv4, and a variable holding a line break (a private key: a line that
     is not PEM), which would add YAML keys such as `bootcmd` to the cloud-config."""
     for field, value in (("cluster", cluster), ("node", node), ("role", role), ("cloud", cloud),
@@ -138,6 +182,8 @@ def render_user_data(
         template = _environment(templates).get_template(f"{role}.yaml.j2")
     except jinja2.TemplateNotFound:
         raise InputError("role", f"no cloud-init template for {role!r}", "master, worker") from None
+    source = apt_source or DEFAULT_APT_SOURCE
+    check_apt_source(source)
     text = template.render(
         cluster=cluster,
         node=node,
@@ -147,9 +193,10 @@ def render_user_data(
         host_key_public=host_key_public,
         authorized_key=authorized_key,
         kubernetes_minor=KUBERNETES_MINOR,
-        apt_repository=KUBERNETES_APT_REPOSITORY,
-        apt_key_url=KUBERNETES_APT_KEY_URL,
-        apt_key_fingerprint=KUBERNETES_APT_KEY_FINGERPRINT,
+        apt_repository=source.repository,
+        apt_key_url=source.key_url,
+        apt_key_text=source.key_text,
+        apt_key_fingerprint=source.fingerprint,
         state_dir=STATE_DIR,
         marker=BOOT_MARKER,
         failures=BOOT_FAILURES,

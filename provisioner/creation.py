@@ -87,6 +87,7 @@ def user_data(ctx: Context, n: NodePlan, authorized: str) -> str:
         host_key_public=public,
         authorized_key=authorized,
         master_mesh_ips=[r.mesh_ip for r in ctx.nodes() if r.role == "master"],
+        apt_source=ctx.cluster.spec.kubernetes,
     )
 
 

@@ -10,12 +10,15 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .errors import InputError
 from .regions import CLOUDS, ROLES, RegionMap
+
+if TYPE_CHECKING:
+    from .cloudinit import AptSource
 
 NAME_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")  # whole string: fullmatch
 NAME_MAX = 30
@@ -48,6 +51,7 @@ class ClusterSpec:
     latency_threshold_ms: float = 10.0
     api_cidrs: tuple[str, ...] = (DEFAULT_API_CIDR,)  # where the Kubernetes API (tcp 6443) may be reached from
     nodeport_cidrs: tuple[str, ...] = ()  # where NodePorts may be reached from: nowhere unless asked
+    kubernetes: AptSource | None = None  # where nodes get kubeadm & co.; None: pkgs.k8s.io
 
     def cloud(self, name: str) -> CloudSpec | None:
         return next((c for c in self.clouds if c.cloud == name), None)
@@ -64,7 +68,13 @@ class ClusterSpec:
             "clouds": {
                 c.cloud: {"masters": c.masters, "workers": c.workers, "sizes": dict(c.sizes)} for c in self.clouds
             },
+            **({"kubernetes": _source_dict(self.kubernetes)} if self.kubernetes else {}),
         }
+
+
+def _source_dict(source: AptSource) -> dict[str, str]:
+    return {"apt_repository": source.repository, "apt_key_url": source.key_url, "apt_key_text": source.key_text,
+            "apt_key_fingerprint": source.fingerprint}
 
 
 # --- raw input -----------------------------------------------------------------------
@@ -159,7 +169,7 @@ def load_spec_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError("-f", f"{path}: expected a mapping at the top, found {type(data).__name__}")
     known = {"name", "region", "clouds", "ssh_cidr", "ssh_cidrs", "api_cidr", "api_cidrs", "nodeport_cidr",
-             "nodeport_cidrs", "latency_threshold_ms"}
+             "nodeport_cidrs", "latency_threshold_ms", "kubernetes"}
     unknown = sorted(set(map(str, data)) - known)
     if unknown:
         raise InputError(f"{path}: {unknown[0]}", "unknown key", ", ".join(sorted(known)))
@@ -271,7 +281,47 @@ def build_spec(
         latency_threshold_ms=float(threshold),
         api_cidrs=api,
         nodeport_cidrs=nodeports,
+        kubernetes=_kubernetes_source(data.get("kubernetes"), file),
     )
+
+
+KUBERNETES_KEYS = ("apt_repository", "apt_key", "apt_key_fingerprint")
+
+
+def _kubernetes_source(raw: Any, file: Path | None) -> AptSource | None:
+    """The spec file's `kubernetes:` section: an apt repository (http or https URL) holding
+    kubeadm, kubelet and kubectl, its signing key (a URL, or a file: relative to the spec
+    file) and the key's fingerprint, all three required; None when the section is absent
+    (pkgs.k8s.io). InputError naming the field otherwise."""
+    if raw is None:
+        return None
+    from .cloudinit import AptSource, check_apt_source
+
+    allowed = ", ".join(KUBERNETES_KEYS)
+    if not isinstance(raw, dict):
+        raise InputError("kubernetes", "expected a mapping", allowed)
+    unknown = sorted(set(map(str, raw)) - set(KUBERNETES_KEYS))
+    if unknown:
+        raise InputError(f"kubernetes.{unknown[0]}", "unknown key", allowed)
+    for key in KUBERNETES_KEYS:
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise InputError(f"kubernetes.{key}", "missing or not a string", allowed)
+    key = raw["apt_key"].strip()
+    fingerprint = re.sub(r"\s+", "", raw["apt_key_fingerprint"]).upper()
+    if re.match(r"https?://", key):
+        source = AptSource(raw["apt_repository"].strip(), fingerprint, key_url=key)
+    else:
+        path = Path(key).expanduser()
+        if not path.is_absolute() and file is not None:
+            path = file.parent / path
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError("kubernetes.apt_key", f"{path}: cannot be read ({type(exc).__name__})",
+                             "an http(s) URL or a readable key file") from None
+        source = AptSource(raw["apt_repository"].strip(), fingerprint, key_text=text)
+    check_apt_source(source)
+    return source
 
 
 def _cidrs(flags: Iterable[str], data: Mapping[str, Any], kind: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -304,7 +354,17 @@ def spec_from_dict(data: Mapping[str, Any]) -> ClusterSpec:
         latency_threshold_ms=float(data["latency_threshold_ms"]),
         api_cidrs=tuple(data.get("api_cidrs", (DEFAULT_API_CIDR,))),  # stored before --api-cidr existed
         nodeport_cidrs=tuple(data.get("nodeport_cidrs", ())),
+        kubernetes=_source_from_dict(data.get("kubernetes")),
     )
+
+
+def _source_from_dict(data: Mapping[str, str] | None) -> AptSource | None:
+    if not data:
+        return None
+    from .cloudinit import AptSource
+
+    return AptSource(data["apt_repository"], data["apt_key_fingerprint"], key_url=data.get("apt_key_url", ""),
+                     key_text=data.get("apt_key_text", ""))
 
 
 def with_counts(spec: ClusterSpec, cloud: str, masters: int, workers: int, sizes: Mapping[str, str]) -> ClusterSpec:

@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(python3 python3-venv python3-pip iproute2 iputils-ping openssh-server openssh-client
-              wireguard-go wireguard-tools procps cloud-init gnupg nftables)
+              wireguard-go wireguard-tools procps cloud-init gnupg nftables
+              qemu-system-x86 qemu-utils mmdebstrap genisoimage)  # the last line: VM hosts, tests/boot
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 

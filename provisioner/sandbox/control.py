@@ -99,22 +99,25 @@ def open_log(directory: Path) -> BinaryIO:
 
 
 def start(directory: Path, region: str, *, api_delay_ms: float = 0.0, boot_delay_s: float = 0.0,
-          pool: str = DEFAULT_BLOCK, pacing: str = "flat") -> dict[str, Any]:
+          pool: str = DEFAULT_BLOCK, pacing: str = "flat", hosts: str = "namespace") -> dict[str, Any]:
     """Start the supervisor in the background and block until it is ready. Needs root.
     `api_delay_ms`: how long every cloud API request waits before it is answered;
     `boot_delay_s`: how long after its create a VM answers SSH (both for the "flat" `pacing`;
     "cloud" or "cloud:F": the clouds' own latencies, see sandbox.pacing); `pool`: the block the public
     addresses of every cloud are carved from (InputError, before anything starts, when this
-    machine uses an address in it). When a sandbox runs already, returns its state, or raises
+    machine uses an address in it); `hosts`: "namespace" or "vm" (QEMU guests: the guest
+    image must be built already, vm_image.ensure_image). When a sandbox runs already, returns its state, or raises
     SandboxError if it was started with other settings."""
     existing = read_state(directory)
     if existing:
         running = (float(existing.get("api_delay_ms", 0.0)), float(existing.get("boot_delay_s", 0.0)),
-                   str(existing.get("pool", DEFAULT_BLOCK)), str(existing.get("pacing", "flat")))
-        if running != (api_delay_ms, boot_delay_s, pool, pacing):
+                   str(existing.get("pool", DEFAULT_BLOCK)), str(existing.get("pacing", "flat")),
+                   str(existing.get("hosts", "namespace")))
+        if running != (api_delay_ms, boot_delay_s, pool, pacing, hosts):
             raise SandboxError(
                 f"a sandbox runs already with --api-delay-ms {running[0]:g} --boot-delay-s {running[1]:g} "
-                f"--pool {running[2]} --pacing {running[3]}; stop it first with `cast sandbox down`"
+                f"--pool {running[2]} --pacing {running[3]} --hosts {running[4]}; stop it first with "
+                "`cast sandbox down`"
             )
         return existing
     check_block(pool)
@@ -126,7 +129,7 @@ def start(directory: Path, region: str, *, api_delay_ms: float = 0.0, boot_delay
         process = subprocess.Popen(
             [sys.executable, "-m", "provisioner.sandbox.supervisor", str(directory), "--region", region,
              "--api-delay-ms", str(api_delay_ms), "--boot-delay-s", str(boot_delay_s), "--pool", pool,
-             "--pacing", pacing],
+             "--pacing", pacing, "--hosts", hosts],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

@@ -110,7 +110,8 @@ class Sandbox:
     its create a VM's host answers SSH."""
 
     def __init__(self, directory: Path, region: str = "us-east", *, api_delay_s: float = 0.0,
-                 boot_delay_s: float = 0.0, pool: str = DEFAULT_BLOCK, pacing: Pacing | None = None):
+                 boot_delay_s: float = 0.0, pool: str = DEFAULT_BLOCK, pacing: Pacing | None = None,
+                 host_kind: str = "namespace"):
         self.directory = directory
         self.pools = pools_of(pool)  # one public /24 per cloud, carved from `pool`
         self.prefix = hosts_prefix(directory)
@@ -123,6 +124,9 @@ class Sandbox:
         self.moto: Any = None
         self.proxy: FaultProxy | None = None
         self.hosts: Any = None
+        self.host_kind = host_kind  # "namespace" (hosts.py) or "vm" (QEMU guests: vm_guest.py)
+        self.vms: Any = None
+        self.accel = ""
         self.boots: dict[str, _Boot] = {}  # host name -> its boot, until its VM is gone
         self.failed: set[str] = set()  # VMs with no cast host key: never booted
         # host name -> (when to try again, its backoff delays) after a failed boot
@@ -150,6 +154,8 @@ class Sandbox:
         for cloud, pool in self.pools.items():
             self.hosts.add_group(cloud, pool)
         self._set_delays()
+        if self.host_kind == "vm":
+            self._start_vms()
         credentials = run_credentials()
         self.moto = MotoSandbox(public_pool=self.pools["aws"], access_key=credentials["AWS_ACCESS_KEY_ID"],
                                 secret_key=credentials["AWS_SECRET_ACCESS_KEY"])
@@ -186,6 +192,16 @@ class Sandbox:
             **credentials,
         }
 
+    def _start_vms(self) -> None:
+        from .vm_guest import VmHosts, probe_accel
+        from .vm_image import ensure_image, image_cache
+
+        image = ensure_image(image_cache(self.directory))  # `cast sandbox up` built it already
+        accel = probe_accel(image, self.hosts.directory)
+        self.accel = f"{accel.name}: {accel.why}"
+        LOG.info("VM hosts: image %s, accelerator %s", image.key, self.accel)
+        self.vms = VmHosts(self.hosts, image, accel)
+
     def _set_delays(self) -> None:
         """A delay line between every two clouds: the region's expected RTT (the published
         figure where there is one, else the physical bound)."""
@@ -203,6 +219,8 @@ class Sandbox:
             self.proxy.stop()
         if self.moto is not None:
             self.moto.stop()
+        if self.vms is not None:
+            self.vms.close()
         if self.hosts is not None:
             self.hosts.close()
 
@@ -275,6 +293,9 @@ class Sandbox:
     def _wire(self, name: str) -> None:
         with self._lock:
             b = self.boots[name]
+        if self.vms is not None:
+            self._boot_vm(name, b)
+            return
         boot = read_bootstrap(b.vm.user_data)
         if boot is None or not boot.authorized_keys:
             LOG.info("VM %s (%s) has no cast host key in its user-data: not booted", b.vm.id, b.cloud)
@@ -299,6 +320,18 @@ class Sandbox:
             self._serve(name)
         else:
             self.wake()  # the loop's timed wait must now include this host's due time
+
+    def _boot_vm(self, name: str, b: _Boot) -> None:
+        """Start the VM's guest, which boots on its own (its cloud-init, its sshd)."""
+        try:
+            self.vms.start(name, b.cloud, b.vm.public_ip, b.vm.user_data, instance_id=b.vm.id)
+        except Exception as exc:
+            self._boot_failed(name, b, exc)
+            return
+        with self._lock:
+            b.phase = "up"
+            self._busy.discard(name)
+        LOG.info("started guest %s: %s VM %s at %s (%s)", name, b.cloud, b.vm.id, b.vm.public_ip, self.accel)
 
     def _serve(self, name: str) -> None:
         with self._lock:
@@ -327,7 +360,10 @@ class Sandbox:
     def _remove(self, name: str) -> None:
         LOG.info("VM gone: removing host %s", name)
         try:
-            self.hosts.remove_host(name)
+            if self.vms is not None:
+                self.vms.stop(name)
+            else:
+                self.hosts.remove_host(name)
         finally:
             with self._lock:
                 self._busy.discard(name)
@@ -387,6 +423,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--boot-delay-s", type=float, default=0.0)
     parser.add_argument("--pool", default=DEFAULT_BLOCK)
     parser.add_argument("--pacing", default="flat", help="flat (the delays above), cloud or cloud:F (sandbox.pacing)")
+    parser.add_argument("--hosts", choices=("namespace", "vm"), default="namespace")
     args = parser.parse_args(argv)
     if args.api_delay_ms < 0 or args.boot_delay_s < 0:
         parser.error("delays cannot be negative")
@@ -394,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     pacing = parse_pacing(args.pacing, args.api_delay_ms / 1000, args.boot_delay_s)
     sandbox = Sandbox(args.directory, args.region, api_delay_s=args.api_delay_ms / 1000,
-                      boot_delay_s=args.boot_delay_s, pool=args.pool, pacing=pacing)
+                      boot_delay_s=args.boot_delay_s, pool=args.pool, pacing=pacing, host_kind=args.hosts)
 
     def finish(*_: object) -> None:
         stop.set()
@@ -410,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
             "pid": os.getpid(), "proc_start": process_start(os.getpid()), "uid": os.geteuid(),
             "region": args.region, "started_at": time.time(), "api_delay_ms": args.api_delay_ms,
             "boot_delay_s": args.boot_delay_s, "pacing": args.pacing, "pool": args.pool, "pools": sandbox.pools,
-            "env": env}).encode())
+            "env": env, "hosts": args.hosts, "accel": sandbox.accel}).encode())
         LOG.info("sandbox ready")
         sandbox.serve(stop)
     finally:

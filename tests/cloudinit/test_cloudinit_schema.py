@@ -50,3 +50,16 @@ def test_a_broken_template_is_rejected(cloud_init: str, render: Render, tmp_path
     assert result.returncode != 0
     assert "packages: 'wireguard-tools" in result.stderr
     assert "is not of type 'array'" in result.stderr
+
+
+def test_user_data_with_a_key_file_is_valid_cloud_config(cloud_init: str, render: Render, tmp_path: Path) -> None:
+    # the cluster spec's kubernetes.apt_key as a file: cloud-init writes it (write_files)
+    from provisioner.cloudinit import AptSource
+
+    armored = ("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ0000BYJKwYBBAHaRw8BAQdA\n=abcd\n"
+               "-----END PGP PUBLIC KEY BLOCK-----\n")
+    source = AptSource("http://mirror.internal/k8s/", "0123456789ABCDEF0123456789ABCDEF01234567", key_text=armored)
+    path = tmp_path / "key-file.yaml"
+    path.write_text(render("master", "gcp", apt_source=source))
+    result = schema_check(cloud_init, path)
+    assert result.returncode == 0, result.stdout + result.stderr
