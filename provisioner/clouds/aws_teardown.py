@@ -79,7 +79,11 @@ def teardown(api: AwsApi, cluster: ClusterRef, *, stall_budget_s: float) -> list
             f"{'cluster ' + v.cluster_uuid if v.cluster_uuid else 'no cast-cluster-uuid tag'})"
             for v in strangers
         ])
-    return delete_in_passes(CLOUD, deletables(api, cluster, inv), stall_budget_s=stall_budget_s)
+    from .aws_lb import deletables as balancer_deletables
+
+    # the load balancer first: it holds an address in the subnet the network waits for
+    done = delete_in_passes(CLOUD, balancer_deletables(api, cluster), stall_budget_s=stall_budget_s)
+    return done + delete_in_passes(CLOUD, deletables(api, cluster, inv), stall_budget_s=stall_budget_s)
 
 
 def deletables(api: AwsApi, cluster: ClusterRef, inv: Inventory) -> list[Deletable]:
