@@ -29,6 +29,7 @@ from .spec import ClusterSpec, spec_from_dict, with_counts
 from .state import ClusterRow, NodeRow, StateStore
 
 if TYPE_CHECKING:
+    from .ingress import IngressSteps
     from .nodes.boot import BootMarker
     from .nodes.latency import LatencyReport
     from .nodes.ssh import NodeAccess, SshPool
@@ -533,6 +534,34 @@ class Engine:
         if masters:
             self._step(cluster, "kubernetes", "remove-node", work)
 
+    # --- ingress (provisioner/ingress.py): load balancers and DNS records -----------------
+
+    def _ingress(self, cluster: Cluster, plan: ClusterPlan, providers: dict[str, Cloud], *,
+                 journal: bool = True) -> IngressSteps | None:
+        """The cluster's ingress steps, or None when its spec asks for no ingress."""
+        from .ingress import IngressSteps
+
+        if plan.ingress is None:
+            return None
+        targets = {cp.cloud: self._target(cluster, cp) for cp in plan.clouds}
+        if journal:
+            return IngressSteps(cluster.ref, plan, targets, providers, partial(self._step, cluster))
+        return IngressSteps(cluster.ref, plan, targets, providers)
+
+    def _ingress_ensure(self, cluster: Cluster, plan: ClusterPlan, providers: dict[str, Cloud], *,
+                        exclude: Iterable[str] = (), dry_run: bool = False, journal: bool = True) -> list[str]:
+        """Every load balancer and the DNS records as planned (see IngressSteps.ensure)."""
+        ingress = self._ingress(cluster, plan, providers, journal=journal)
+        return ingress.ensure(exclude=set(exclude), dry_run=dry_run) if ingress is not None else []
+
+    def _check_dns(self, spec: ClusterSpec, row: ClusterRow | None) -> None:
+        """Read-only: refuse a domain another owner holds (exit 4) or no zone of the DNS
+        provider holds (exit 2), before anything is written."""
+        from .ingress import check_dns
+
+        if spec.ingress is not None and spec.ingress.dns_provider is not None:
+            check_dns(make_plan(spec, self.regions), row.uuid if row else None)
+
     # --- create-cluster ------------------------------------------------------------------
 
     def create_cluster(self, spec: ClusterSpec) -> ClusterRow:
@@ -542,6 +571,7 @@ class Engine:
         with self.store.lock(spec.name, "create-cluster"):
             providers = self._open(spec.name, make_plan(spec, self.regions).clouds)
             row = self._same_region(spec)
+            self._check_dns(spec, row)  # read-only: a name owned by another refuses before anything is made
             if row is None:
                 row = self.store.create_cluster(str(uuidlib.uuid4()), spec.name, spec.region, spec.to_dict())
                 self.progress.line("cluster", "state", "done", f"{spec.name} uuid {row.uuid}")
@@ -554,6 +584,7 @@ class Engine:
             _, authorized = self._client_key(cluster)
             self._on_clouds(plan.clouds, lambda cp: self._build_cloud(cluster, cp, providers[cp.cloud], authorized))
             self._allow_peers(cluster, providers)
+            self._ingress_ensure(cluster, plan, providers)
             with self._ssh(cluster) as pool:
                 markers = self._join_mesh(cluster, pool)
                 self._forget_user_data(cluster, plan.clouds, providers)
@@ -616,6 +647,7 @@ class Engine:
             providers = self._open(name, plan.clouds)  # every cloud's firewall lets the new nodes in
             self._build_cloud(cluster, cp, providers[cloud], authorized)
             self._allow_peers(cluster, providers)
+            self._ingress_ensure(cluster, plan, providers)
             with self._ssh(cluster) as pool:
                 markers = self._join_mesh(cluster, pool)
                 self._forget_user_data(cluster, [cp], providers)
@@ -661,6 +693,7 @@ class Engine:
             providers = self._open(name, plan.clouds)  # every cloud's firewall forgets the node
             cloud = providers[row.cloud]
             target = self._target(cluster, cp)
+            self._ingress_ensure(cluster, plan, providers, exclude={node})  # out of its load balancer first
             self._step(cluster, row.cloud, "remove-vm", lambda: _delete(cloud, target, node))
             current = cluster.spec.cloud(row.cloud)
             assert current is not None
@@ -714,6 +747,10 @@ class Engine:
                     else ForeignVmError(", ".join(f.cloud for f in foreign), [vm for f in foreign for vm in f.vms])
                 )
 
+            ingress = self._ingress(cluster, plan, providers)
+            if ingress is not None:
+                ingress.delete()  # records and load balancers before the networks
+
             def teardown(cp: CloudPlan) -> None:
                 cloud, target = clouds[cp.cloud]
                 self._step(cluster, cp.cloud, "teardown", lambda: _teardown(cloud, target))
@@ -763,6 +800,7 @@ class Engine:
             self._on_clouds(plan.clouds, check)
             if gone and not dry_run:
                 self._allow_peers(cluster, providers)  # the recreated VMs' new addresses
+            report.extend(self._ingress_ensure(cluster, plan, providers, dry_run=dry_run, journal=not dry_run))
             with self._ssh(cluster) as pool:
                 drift, mismatched = self._mesh_drift(cluster, pool, skip=gone)  # recreated nodes join below anyway
                 if mismatched:  # refused (exit 4), dry run or not: nothing is done on any node

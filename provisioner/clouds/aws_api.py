@@ -124,7 +124,7 @@ class AwsApi:
             client = self._clients.get(service)
             if client is None:
                 with self.mapped(f"opening the {service} client"):
-                    client = self.session.client(service, config=self._config)  # type: ignore[call-overload]
+                    client = self.session.client(service, config=self._config)
                 hook_botocore(client)
                 self._clients[service] = client
         with self.mapped(what or operation):

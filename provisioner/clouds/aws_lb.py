@@ -79,7 +79,8 @@ class Balancers(LoadBalancing):
             return None
         return self._checked(cluster, "target group", found, "TargetGroupArn")
 
-    def _checked(self, cluster: ClusterRef, kind: str, found: list[dict[str, Any]], arn_key: str) -> dict[str, Any] | None:
+    def _checked(self, cluster: ClusterRef, kind: str, found: list[dict[str, Any]],
+                 arn_key: str) -> dict[str, Any] | None:
         item = found[0] if found else None
         if item is not None and not self._owned_by(cluster, item[arn_key]):
             # the name holds our short id, but the resource is another cluster's (or the user's)
@@ -182,7 +183,8 @@ class Balancers(LoadBalancing):
             return self.api.call("elbv2", "create_target_group", what=f"creating target group {name}", Name=name,
                                  Protocol="TCP", Port=forward.node_port, VpcId=vpc_id, TargetType="instance",
                                  Tags=tag_list(cluster_tags(cluster, name)), **health)["TargetGroups"][0]
-        differs = (group.get("HealthCheckProtocol") != "HTTP" or str(group.get("HealthCheckPort")) != str(plan.health_port)
+        differs = (group.get("HealthCheckProtocol") != "HTTP"
+                   or str(group.get("HealthCheckPort")) != str(plan.health_port)
                    or group.get("HealthCheckPath") != plan.health_path)
         if differs:
             actions.append(f"repair the health check of {name}")

@@ -170,7 +170,7 @@ class MotoSandbox:
                 made.data = b""
             return made
 
-        IAMRequestBase._create_aws_request = signed_as_sent  # type: ignore[method-assign]
+        IAMRequestBase._create_aws_request = signed_as_sent  # type: ignore[method-assign,assignment]
         create_lb = ELBv2Backend.create_load_balancer
         self._saved["ELBv2Backend.create_load_balancer"] = create_lb
         mapped = self.mapped
@@ -181,7 +181,7 @@ class MotoSandbox:
             mapped[lb.arn] = allocations
             return lb
 
-        ELBv2Backend.create_load_balancer = remember_mappings  # type: ignore[method-assign]
+        ELBv2Backend.create_load_balancer = remember_mappings  # type: ignore[method-assign,assignment]
 
     def mapped_addresses(self, arn: str) -> list[str]:
         """The AllocationIds a load balancer's subnet mappings were created with."""
