@@ -66,11 +66,12 @@ def ami_id(region: str, build: str = BUILDS[-1][0]) -> str:
 
 
 class PublicAddressPool:
-    """Hands moto's network interfaces addresses from `network`: the lowest one that no live
-    interface holds. The network's first host is left for the sandbox's router."""
+    """Hands moto's network interfaces and Elastic IPs addresses from `network`: the lowest one
+    that no live interface or Elastic IP holds. The network's first host is left for the
+    sandbox's router, its last for the sandbox's DNS server (pools.dns_address)."""
 
     def __init__(self, network: str = PUBLIC_POOL):
-        self.hosts = list(ipaddress.ip_network(network).hosts())[1:]
+        self.hosts = list(ipaddress.ip_network(network).hosts())[1:-1]
         self._lock = threading.Lock()
 
     def __call__(self) -> str:
