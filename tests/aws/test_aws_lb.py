@@ -5,6 +5,7 @@ for it. Checked with a plain boto3 client, as any AWS user would look."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import boto3
@@ -13,7 +14,7 @@ import pytest
 from provisioner.clouds.aws import Provider
 from provisioner.clouds.aws_lb import Balancers, lb_name
 from provisioner.clouds.balancing import BalancerPlan, open_balancers
-from provisioner.sandbox.aws_moto import MotoSandbox
+from provisioner.sandbox.aws_moto import PUBLIC_POOL, MotoSandbox
 
 from .conftest import REGION, ZONE, ensure_infra, make_target, requests
 
@@ -58,6 +59,7 @@ def test_load_balancer_is_an_nlb_on_an_elastic_ip_with_the_workers(cluster: Any,
     assert tags["cast-cluster-uuid"] == target.cluster.uuid
     eips = ec2.describe_addresses(Filters=[{"Name": "tag:cast-cluster-uuid", "Values": [target.cluster.uuid]}])
     assert [a["PublicIp"] for a in eips["Addresses"]] == [made.address]
+    assert ipaddress.ip_address(made.address) in ipaddress.ip_network(PUBLIC_POOL)  # the sandbox's pool, not moto's
     listeners = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
     assert sorted((x["Port"], x["Protocol"]) for x in listeners) == [(80, "TCP"), (443, "TCP")]
     ports = {}

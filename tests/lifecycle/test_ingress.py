@@ -24,7 +24,7 @@ import boto3
 import pytest
 
 from provisioner.clouds.balancing import balances, open_balancers
-from provisioner.clouds.base import ClusterRef
+from provisioner.clouds.base import CloudTarget, ClusterRef
 from provisioner.regions import load_region_map
 
 from .conftest import SKIP, wait_for
@@ -203,6 +203,32 @@ def test_a_name_owned_by_another_is_refused_and_nothing_changes(cast, app):
     assert "owned by another owner" in refused.stderr
     assert records(cast) == before
     assert "other" not in [c["name"] for c in json.loads(cast("list", "--output", "json").stdout)]
+
+
+def test_reconcile_repairs_a_balancer_deleted_out_of_band(cast, app):
+    cloud = CLOUDS[0]
+    before = addresses(cast, app)
+    saved = dict(os.environ)
+    os.environ.update(cast.env)
+    try:
+        c = load_region_map().region(REGION).clouds[cloud]
+        target = CloudTarget(ClusterRef("ing", app["uuid"]), c.region, c.zone, "", "", {}, {})
+        open_balancers(cloud, c.region, c.zone).delete_load_balancer(target)  # as a user in the console would
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert balancers(cast, "ing", app["uuid"])[cloud] is None
+    dry = json.loads(cast("reconcile", "ing", "--dry-run", "--output", "json").stdout)["findings"]
+    assert any(line.startswith(f"{cloud}: ") and "load balancer" in line for line in dry), dry
+    assert balancers(cast, "ing", app["uuid"])[cloud] is None  # a dry run changes nothing
+    cast("reconcile", "ing", timeout=300)
+    after = addresses(cast, app)
+    assert set(balancers(cast, "ing", app["uuid"])[cloud].backends) == set(app["workers"][cloud])  # type: ignore
+    assert wait_for(lambda: resolve(cast, APP) == sorted(after.values()) or None, timeout=30,
+                    what="the DNS to hold the repaired addresses")
+    wait_for(lambda: set(answers(after[cloud], 12)) == set(app["workers"][cloud]) or None, timeout=60,
+             what="traffic through the repaired load balancer")
+    assert len(before) == len(after)
 
 
 def test_remove_node_takes_the_worker_out_of_its_balancer_before_it_goes(cast, app):
