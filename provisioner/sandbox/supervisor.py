@@ -51,6 +51,7 @@ LOG = logging.getLogger("cast.sandbox")
 STATE_FILE = "sandbox.json"
 POLL_S = 0.1  # how often the supervisor looks for VMs to boot or remove, at the longest
 INGRESS_POLL_S = 1.0  # how often it reads the load balancers and zones, at the longest
+INGRESS_GAP_S = 0.2  # and at the most often
 BOOT_WORKERS = 8
 
 
@@ -208,7 +209,8 @@ class Sandbox:
                     self.frontends.sync(*collect(view, self.emulators, token))
                 except Exception:
                     LOG.exception("sandbox ingress pass failed")
-                self._ingress_wake.wait(INGRESS_POLL_S)
+                if not self._ingress_stop.wait(INGRESS_GAP_S):  # a burst of API calls: one pass per gap
+                    self._ingress_wake.wait(INGRESS_POLL_S)
 
         self._ingress_thread = threading.Thread(target=serve, name="ingress", daemon=True)
         self._ingress_thread.start()
