@@ -68,7 +68,7 @@ def resolver(zones: Zones) -> Any:
 
     class ZoneResolver(BaseResolver):
         def resolve(self, request: Any, handler: Any) -> Any:
-            reply = request.reply()
+            reply = request.reply(ra=0)  # authoritative only: no recursion
             qname = str(request.q.qname)
             qtype = QTYPE[request.q.qtype]
             zone, records = zones.lookup(qname)
