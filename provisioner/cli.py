@@ -205,6 +205,28 @@ def spec_options(f: Any) -> Any:
             help="Open NodePorts (tcp+udp 30000-32767 on workers) to CIDR; repeatable (default: closed).",
         ),
         click.option(
+            "--ingress",
+            is_flag=True,
+            default=False,
+            help="A load balancer per cloud with workers (tcp 80/443 to the ingress controller's NodePorts).",
+        ),
+        click.option(
+            "--ingress-domain",
+            metavar="DOMAIN",
+            help="The app's DNS name (e.g. apps.example.com): an A record of every load balancer; implies --ingress.",
+        ),
+        click.option(
+            "--dns-provider",
+            metavar="PROVIDER",
+            help="Where the domain's zone is: route53, clouddns, azuredns, digitalocean, or none (cast prints the "
+                 "records to create; the default).",
+        ),
+        click.option(
+            "--acme-email",
+            metavar="EMAIL",
+            help="The e-mail of an ACME (Let's Encrypt) ClusterIssuer for the ingress controller's certificates.",
+        ),
+        click.option(
             "--latency-threshold-ms",
             type=float,
             default=None,
@@ -253,6 +275,10 @@ def create_cluster_cmd(
     ssh_cidrs: tuple[str, ...],
     api_cidrs: tuple[str, ...],
     nodeport_cidrs: tuple[str, ...],
+    ingress: bool,
+    ingress_domain: str | None,
+    dns_provider: str | None,
+    acme_email: str | None,
     latency_threshold_ms: float | None,
     spec_file: Path | None,
     dry_run: bool,
@@ -282,6 +308,10 @@ def create_cluster_cmd(
         nodeport_cidrs=nodeport_cidrs,
         latency_threshold_ms=latency_threshold_ms,
         file=spec_file,
+        ingress=ingress,
+        ingress_domain=ingress_domain,
+        dns_provider=dns_provider,
+        acme_email=acme_email,
     )
     plan = make_plan(spec, regions)
     warn_latency(plan)

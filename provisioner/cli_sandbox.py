@@ -140,7 +140,8 @@ def sandbox_status(ctx: click.Context, output: str) -> None:
         return
     vms = control.vm_hosts(state)
     if output == "json":
-        emit_json({"running": True, "pid": state["pid"], "region": state["region"], "env": state["env"], "vms": vms})
+        emit_json({"running": True, "pid": state["pid"], "region": state["region"], "env": state["env"], "vms": vms,
+                   "dns": state.get("dns")})
         return
     out = console()
     out.print(literal(f"sandbox: running (pid {state['pid']}, up {control.uptime(state):.0f}s, "
@@ -150,3 +151,5 @@ def sandbox_status(ctx: click.Context, output: str) -> None:
             out.print(literal(f"  {key}={value}"))
     for cloud, listed in vms.items():
         out.print(literal(f"  {cloud}: {len(listed) if isinstance(listed, list) else listed} VMs"))
+    if state.get("dns"):
+        out.print(literal(f"  DNS server (the DNS emulators' zones): {state['dns']} port 53"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid as uuidlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING
@@ -44,6 +44,7 @@ from .spec import ClusterSpec, spec_from_dict, with_counts
 from .state import ClusterRow, NodeRow, StateStore
 
 if TYPE_CHECKING:
+    from .ingress import IngressSteps
     from .nodes.latency import LatencyReport
 
 __all__ = ["Engine", "StepError", "MeshError", "KubernetesError", "kubernetes_phase", "describe_kubernetes",
@@ -119,6 +120,38 @@ class Engine:
         targets = {cp.cloud: creation.target(ctx.cluster, cp) for cp in plan.clouds}
         return run_graph(graph, ctx.journal(), targets).results
 
+    # --- ingress (provisioner/ingress.py): load balancers and DNS records -----------------
+
+    def _ingress(self, ctx: Context, plan: ClusterPlan, providers: dict[str, Cloud]) -> IngressSteps | None:
+        """The cluster's ingress steps (journaled in `ctx`), or None when its spec asks for none."""
+        from .ingress import IngressSteps
+
+        if plan.ingress is None:
+            return None
+        targets = {cp.cloud: creation.target(ctx.cluster, cp) for cp in plan.clouds}
+        return IngressSteps(ctx.cluster.ref, plan, targets, providers, ctx.journal().step)
+
+    def _add_ingress(self, graph: Graph, ctx: Context, plan: ClusterPlan, providers: dict[str, Cloud]) -> None:
+        """Declare the load balancers and the DNS records, after every cloud's firewall-peers
+        (the workers run and accept their peers)."""
+        ingress = self._ingress(ctx, plan, providers)
+        if ingress is not None:
+            ingress.add_steps(graph, after=graph.keys("firewall-peers"), dry_run=ctx.dry_run)
+
+    def _ingress_ensure(self, ctx: Context, plan: ClusterPlan, providers: dict[str, Cloud], *,
+                        exclude: Iterable[str] = ()) -> list[str]:
+        """Every load balancer and the DNS records as planned, outside a graph (IngressSteps.ensure)."""
+        ingress = self._ingress(ctx, plan, providers)
+        return ingress.ensure(exclude=set(exclude)) if ingress is not None else []
+
+    def _check_dns(self, spec: ClusterSpec, row: ClusterRow | None) -> None:
+        """Read-only: refuse a domain another owner holds (exit 4) or no zone of the DNS
+        provider holds (exit 2), before anything is written."""
+        from .ingress import check_dns
+
+        if spec.ingress is not None and spec.ingress.dns_provider is not None:
+            check_dns(make_plan(spec, self.regions), row.uuid if row else None)
+
     # --- create-cluster ------------------------------------------------------------------
 
     def create_cluster(self, spec: ClusterSpec) -> ClusterRow:
@@ -128,6 +161,7 @@ class Engine:
         with self.store.lock(spec.name, "create-cluster"):
             providers = self._open(spec.name, make_plan(spec, self.regions).clouds)
             row = self._same_region(spec)
+            self._check_dns(spec, row)  # read-only: a name owned by another refuses before anything is made
             if row is None:
                 row = self.store.create_cluster(str(uuidlib.uuid4()), spec.name, spec.region, spec.to_dict())
                 self.progress.line("cluster", "state", "done", f"{spec.name} uuid {row.uuid}")
@@ -144,6 +178,7 @@ class Engine:
                 for cp in plan.clouds:
                     creation.add_cloud_steps(graph, ctx, cp, providers[cp.cloud], authorized)
                 creation.add_node_phase(graph, ctx, self.regions, nodes, providers, providers, latency=reports)
+                self._add_ingress(graph, ctx, plan, providers)
                 self._run(ctx, plan, graph)
             self.store.update_cluster(row.uuid, status="ready")
             self.progress.line("cluster", "done", "done", f"{len(plan.nodes)} nodes on {len(plan.clouds)} clouds")
@@ -192,6 +227,7 @@ class Engine:
                 graph = Graph()
                 creation.add_cloud_steps(graph, ctx, plan.cloud(cloud), providers[cloud], authorized)
                 creation.add_node_phase(graph, ctx, self.regions, nodes, providers, {cloud: providers[cloud]})
+                self._add_ingress(graph, ctx, plan, providers)
                 self._run(ctx, plan, graph)
             return [n.name for n in plan.nodes if n.name not in before]
 
@@ -234,6 +270,7 @@ class Engine:
             providers = self._open(name, plan.clouds)  # every cloud's firewall forgets the node
             cloud = providers[row.cloud]
             target = creation.target(cluster, plan.cloud(row.cloud))
+            self._ingress_ensure(ctx, plan, providers, exclude={node})  # out of its load balancer first
             ctx.journal().step(row.cloud, "remove-vm", lambda: _delete(cloud, target, node))
             current = cluster.spec.cloud(row.cloud)
             assert current is not None
@@ -293,6 +330,10 @@ class Engine:
                     else ForeignVmError(", ".join(f.cloud for f in foreign), [vm for f in foreign for vm in f.vms])
                 )
 
+            ingress = self._ingress(self._context(cluster), plan, providers)
+            if ingress is not None:
+                ingress.delete()  # records and load balancers before the networks
+
             def teardown(cp: CloudPlan) -> None:
                 cloud, target = clouds[cp.cloud]
                 self._context(cluster).journal().step(cp.cloud, "teardown", lambda: _teardown(cloud, target))
@@ -318,7 +359,8 @@ class Engine:
             if not dry_run:
                 creation.record_plan(ctx, plan)  # a node the spec wants anew (its row was removed) is journaled
             with self._nodes(ctx) as nodes:
-                return reconcile(ctx, self.regions, plan, providers, nodes, authorized)
+                return reconcile(ctx, self.regions, plan, providers, nodes, authorized,
+                                 ingress=self._ingress(ctx, plan, providers))
 
 
 def _delete(cloud: Cloud, target: CloudTarget, node: str) -> Ensured:

@@ -7,13 +7,16 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import clouds, ipam
 from .errors import InputError
 from .preflight import PairCheck, check_pairs, overall
 from .regions import ROLES, RegionMap
 from .spec import ClusterSpec
+
+if TYPE_CHECKING:
+    from .clouds.balancing import BalancerPlan, RecordSet
 
 WIREGUARD_PORT = 51820
 KUBE_API_PORT = 6443
@@ -43,11 +46,14 @@ def firewall_rules(
     api_cidrs: Iterable[str] = (ANYWHERE,),
     nodeport_cidrs: Iterable[str] = (),
     node_ips: Iterable[str] = (),
+    ingress_ports: Iterable[int] = (),
 ) -> tuple[FirewallRule, ...]:
     """The inbound rules of a role: tcp 22 from the SSH CIDRs on both; udp 51820 (WireGuard)
     only from the cluster's own nodes, each public IP as a /32 (no sources while no node has
     an address yet: such a rule is never sent to a cloud, see `enforceable`); masters tcp 6443
-    from the API CIDRs; workers tcp+udp 30000-32767 only from the NodePort CIDRs, if any.
+    from the API CIDRs; workers tcp+udp 30000-32767 only from the NodePort CIDRs, if any, and
+    tcp on each of `ingress_ports` (the ingress controller's NodePorts, behind the cloud's load
+    balancer, which keeps the client's address) from anywhere.
     Everything between nodes beyond WireGuard goes through the mesh (the host firewall on wg0)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
@@ -59,6 +65,8 @@ def firewall_rules(
     if role == "worker" and tuple(nodeport_cidrs):
         rules.append(FirewallRule("tcp", NODEPORT_RANGE, tuple(nodeport_cidrs), "nodeport"))
         rules.append(FirewallRule("udp", NODEPORT_RANGE, tuple(nodeport_cidrs), "nodeport"))
+    if role == "worker":
+        rules += [FirewallRule("tcp", str(port), (ANYWHERE,), "ingress") for port in ingress_ports]
     return tuple(rules)
 
 
@@ -105,6 +113,50 @@ class CloudPlan:
 
 
 @dataclass(frozen=True)
+class IngressPlan:
+    """The cluster's ingress: a load balancer on each cloud with workers (its forwards, health
+    check and backends: that cloud's workers), and the records at the domain, if one is given
+    (on `dns_provider`, or printed for the user to create when None)."""
+
+    domain: str | None
+    dns_provider: str | None
+    email: str | None
+    balancers: tuple[tuple[str, BalancerPlan], ...]  # (cloud, its load balancer)
+
+    def balancer(self, cloud: str) -> BalancerPlan | None:
+        return next((b for c, b in self.balancers if c == cloud), None)
+
+    def records(self, cluster_uuid: str | None, addresses: Mapping[str, str | None]) -> tuple[RecordSet, ...]:
+        """The record sets at the domain (none without one): the A set of every load balancer's
+        address (`addresses`: cloud -> address; an unknown one shows as a placeholder) and the
+        TXT owner record naming the cluster's UUID."""
+        from .ingress_dns import wanted_records
+
+        if self.domain is None:
+            return ()
+        values = [addresses.get(c) or f"<address of the {c} load balancer>" for c, _ in self.balancers]
+        return wanted_records(self.domain, cluster_uuid or "<cluster uuid>", values)
+
+    def to_dict(self, cluster_uuid: str | None = None) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "dns_provider": self.dns_provider,
+            "email": self.email,
+            "load_balancers": [
+                {
+                    "cloud": cloud,
+                    "forwards": [{"port": f.listen, "node_port": f.node_port, "protocol": "tcp"} for f in b.forwards],
+                    "health_check": {"protocol": "http", "port": b.health_port, "path": b.health_path},
+                    "backends": list(b.backends),
+                }
+                for cloud, b in self.balancers
+            ],
+            "records": [{"name": r.name, "type": r.type, "ttl": r.ttl, "values": list(r.values)}
+                        for r in self.records(cluster_uuid, {})],
+        }
+
+
+@dataclass(frozen=True)
 class ClusterPlan:
     """The whole plan of a cluster."""
 
@@ -112,6 +164,7 @@ class ClusterPlan:
     region_name: str
     clouds: tuple[CloudPlan, ...]
     latency: tuple[PairCheck, ...]
+    ingress: IngressPlan | None = None
 
     @property
     def nodes(self) -> tuple[NodePlan, ...]:
@@ -126,7 +179,7 @@ class ClusterPlan:
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as plain data, for `--output json`."""
-        return {
+        data: dict[str, Any] = {
             "name": self.spec.name,
             "region": {"key": self.spec.region, "name": self.region_name},
             "clouds": [
@@ -167,6 +220,9 @@ class ClusterPlan:
                 "pairs": [p.to_dict() for p in self.latency],
             },
         }
+        if self.ingress is not None:
+            data["ingress"] = self.ingress.to_dict()
+        return data
 
 
 def make_plan(
@@ -193,6 +249,8 @@ def make_plan(
     existing = dict(existing_nodes or {})
     taken = {k: set(v) for k, v in (taken_indexes or {}).items()}
     region = regions.region(spec.region)
+    ingress = _ingress_plan(spec)
+    ingress_ports = sorted({f.node_port for _, b in ingress.balancers for f in b.forwards}) if ingress else []
 
     wanted: list[tuple[str, str, int, str]] = []  # cloud, role, index, name
     for c in spec.clouds:
@@ -241,14 +299,38 @@ def make_plan(
                 subnet_cidr=subnet,
                 image=cr.image,
                 firewall={
-                    role: firewall_rules(role, spec.ssh_cidrs, spec.api_cidrs, spec.nodeport_cidrs, node_ips)
+                    role: firewall_rules(role, spec.ssh_cidrs, spec.api_cidrs, spec.nodeport_cidrs, node_ips,
+                                         ingress_ports)
                     for role in ROLES
                 },
                 nodes=nodes,
             )
         )
     latency = tuple(check_pairs(region, [c.cloud for c in spec.clouds], spec.latency_threshold_ms))
-    return ClusterPlan(spec=spec, region_name=region.name, clouds=tuple(cloud_plans), latency=latency)
+    if ingress is not None:
+        ingress = _with_backends(ingress, cloud_plans)
+    return ClusterPlan(spec=spec, region_name=region.name, clouds=tuple(cloud_plans), latency=latency,
+                       ingress=ingress)
+
+
+def _ingress_plan(spec: ClusterSpec) -> IngressPlan | None:
+    """The spec's ingress without backends yet (the load balancers' forwards decide which
+    NodePorts the workers' firewall opens), or None."""
+    from .clouds.balancing import BalancerPlan
+
+    if spec.ingress is None:
+        return None
+    balancers = tuple((c.cloud, BalancerPlan()) for c in spec.clouds if c.workers > 0)
+    return IngressPlan(spec.ingress.domain, spec.ingress.dns_provider, spec.ingress.email, balancers)
+
+
+def _with_backends(ingress: IngressPlan, clouds: Iterable[CloudPlan]) -> IngressPlan:
+    """`ingress` with each load balancer's backends: its cloud's planned workers."""
+    from dataclasses import replace
+
+    workers = {c.cloud: tuple(n.name for n in c.nodes if n.role == "worker") for c in clouds}
+    balancers = tuple((cloud, replace(b, backends=workers.get(cloud, ()))) for cloud, b in ingress.balancers)
+    return replace(ingress, balancers=balancers)
 
 
 def refuse_far_clouds(plan: ClusterPlan) -> None:

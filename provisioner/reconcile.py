@@ -17,6 +17,7 @@ from .plan import CloudPlan, ClusterPlan
 from .regions import RegionMap
 
 if TYPE_CHECKING:
+    from .ingress import IngressSteps
     from .nodes.boot import BootMarker
 
 
@@ -32,10 +33,11 @@ class Findings:
 
 
 def reconcile(ctx: Context, regions: RegionMap, plan: ClusterPlan, providers: dict[str, Cloud],
-              nodes: NodeSide, authorized: str) -> list[str]:
+              nodes: NodeSide, authorized: str, *, ingress: IngressSteps | None = None) -> list[str]:
     """Compare every cloud of `plan` to it and repair what differs; clean up what carries the
     cluster's UUID but is not in the spec; with ctx.dry_run, only report (nothing journaled).
-    Returns one line per finding and what was (or would be) done. Raises
+    Returns one line per finding and what was (or would be) done; `ingress`, when the spec
+    has it: the load balancers and records repaired after the VMs. Raises
     HostKeyMismatchFound (nothing done on any node) when a node shows another host key."""
     dry_run = ctx.dry_run
     kube = kubernetes_steps.kubernetes_phase(ctx.store, ctx.uuid)
@@ -61,6 +63,8 @@ def reconcile(ctx: Context, regions: RegionMap, plan: ClusterPlan, providers: di
     peers = creation.add_firewall_peers(  # the recreated VMs' new addresses
         graph, ctx, regions, providers, after=graph.keys("vms") + graph.keys("strays"),
         when=lambda: bool(seen.gone) and not dry_run)
+    if ingress is not None:
+        ingress.add_steps(graph, after=graph.keys("vms") + peers, dry_run=dry_run)
     graph.add(Step("mesh", "drift", drift, after=peers))
     markers: dict[str, BootMarker] = {}
     mesh = graph.add(Step("mesh", "wireguard", lambda _: mesh_steps.wireguard(ctx, nodes, markers),
@@ -71,7 +75,7 @@ def reconcile(ctx: Context, regions: RegionMap, plan: ClusterPlan, providers: di
                    skip=lambda: kubernetes_steps.skip_reason(markers)))
     outcome = run_graph(graph, ctx.journal(), {cp.cloud: creation.target(ctx.cluster, cp) for cp in plan.clouds})
 
-    report = outcome.actions(cp.cloud for cp in plan.clouds)
+    report = outcome.actions([*(cp.cloud for cp in plan.clouds), "dns"])
     if seen.mismatched:  # refused (exit 4), dry run or not: nothing is done on any node
         raise HostKeyMismatchFound(seen.mismatched, [*report, *seen.drift])
     report.extend(seen.drift if dry_run else [f"{line}: repaired" for line in seen.drift])

@@ -92,6 +92,8 @@ def render_plan(plan: ClusterPlan) -> None:
             text = ", ".join(f"{r.protocol}/{r.ports} from {' '.join(r.sources) or NODES_ONLY}" for r in rules)
             out.print(literal(f"  firewall {role}: {text}"))
         out.print(whole(table))
+    if plan.ingress is not None:
+        render_ingress(plan)
     latency = Table(title=f"latency pre-flight (threshold {spec.latency_threshold_ms:g} ms)", title_justify="left")
     for column in ("pair", "km", "bound ms", "published ms", "verdict"):
         latency.add_column(column)
@@ -99,6 +101,34 @@ def render_plan(plan: ClusterPlan) -> None:
         latency.add_row(*row)
     out.print()
     out.print(whole(latency))
+
+
+def render_ingress(plan: ClusterPlan) -> None:
+    """The plan's load balancers (forwards, health check, backends) and DNS records."""
+    from rich.table import Table
+
+    out = console()
+    ingress = plan.ingress
+    assert ingress is not None
+    table = Table(title="ingress: a load balancer per cloud with workers", title_justify="left")
+    for column in ("cloud", "forwards", "health check", "backends"):
+        table.add_column(column)
+    for cloud, b in ingress.balancers:
+        forwards = ", ".join(f"tcp {f.listen} -> {f.node_port}" for f in b.forwards)
+        table.add_row(*(literal(v) for v in (cloud, forwards, f"http {b.health_port} {b.health_path}",
+                                             ", ".join(b.backends))))
+    out.print()
+    out.print(whole(table))
+    if ingress.domain is None:
+        out.print(literal("  no domain: no DNS record (the load balancers' addresses are shown once they exist)"))
+        return
+    where = (f"in the {ingress.dns_provider} zone holding {ingress.domain}" if ingress.dns_provider
+             else "to create at your DNS provider (no --dns-provider)")
+    out.print(literal(f"  records {where}:"))
+    for r in ingress.records(None, {}):
+        out.print(literal(f"    {r.name} {r.type} {r.ttl} " + " ".join(r.values)))
+    if ingress.email:
+        out.print(literal(f"  ACME ClusterIssuer (HTTP-01) for {ingress.email}"))
 
 
 def render_cluster(cluster: ClusterRow, nodes: list[NodeRow], kubernetes: str | None = None) -> None:

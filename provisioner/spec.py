@@ -41,6 +41,20 @@ class CloudSpec:
 
 
 @dataclass(frozen=True)
+class IngressSpec:
+    """Ingress: a load balancer per cloud with workers; with a `domain`, an A record set there
+    holding every load balancer's address, in the user's zone on DNS `dns_provider` (None: cast
+    prints the records to create); `email` for the ACME ClusterIssuer."""
+
+    domain: str | None = None
+    dns_provider: str | None = None
+    email: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"domain": self.domain, "dns_provider": self.dns_provider, "email": self.email}
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     """A validated cluster spec."""
 
@@ -52,13 +66,14 @@ class ClusterSpec:
     api_cidrs: tuple[str, ...] = (DEFAULT_API_CIDR,)  # where the Kubernetes API (tcp 6443) may be reached from
     nodeport_cidrs: tuple[str, ...] = ()  # where NodePorts may be reached from: nowhere unless asked
     kubernetes: AptSource | None = None  # where nodes get kubeadm & co.; None: pkgs.k8s.io
+    ingress: IngressSpec | None = None  # a load balancer per cloud with workers, and DNS: off unless asked
 
     def cloud(self, name: str) -> CloudSpec | None:
         return next((c for c in self.clouds if c.cloud == name), None)
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain data (stored in the state, shown as JSON)."""
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "region": self.region,
             "ssh_cidrs": list(self.ssh_cidrs),
@@ -70,6 +85,9 @@ class ClusterSpec:
             },
             **({"kubernetes": _source_dict(self.kubernetes)} if self.kubernetes else {}),
         }
+        if self.ingress is not None:
+            data["ingress"] = self.ingress.to_dict()
+        return data
 
 
 def _source_dict(source: AptSource) -> dict[str, str]:
@@ -169,7 +187,7 @@ def load_spec_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError("-f", f"{path}: expected a mapping at the top, found {type(data).__name__}")
     known = {"name", "region", "clouds", "ssh_cidr", "ssh_cidrs", "api_cidr", "api_cidrs", "nodeport_cidr",
-             "nodeport_cidrs", "latency_threshold_ms", "kubernetes"}
+             "nodeport_cidrs", "latency_threshold_ms", "kubernetes", "ingress"}
     unknown = sorted(set(map(str, data)) - known)
     if unknown:
         raise InputError(f"{path}: {unknown[0]}", "unknown key", ", ".join(sorted(known)))
@@ -208,6 +226,10 @@ def build_spec(
     nodeport_cidrs: Iterable[str] = (),
     latency_threshold_ms: float | None = None,
     file: Path | None = None,
+    ingress: bool = False,
+    ingress_domain: str | None = None,
+    dns_provider: str | None = None,
+    acme_email: str | None = None,
 ) -> ClusterSpec:
     """Build and validate a spec from a file (optional) and flags; flags override the file
     (a --cloud flag replaces that cloud's counts). Raises InputError on any problem."""
@@ -273,6 +295,11 @@ def build_spec(
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold <= 0:
         raise InputError("--latency-threshold-ms", f"{threshold!r} is not a positive number", "a number of ms > 0")
 
+    ingress_spec = _ingress(data, source, ingress, ingress_domain, dns_provider, acme_email)
+    if ingress_spec is not None and not any(c.workers for c in specs):
+        raise InputError("--ingress", "the cluster has no worker for a load balancer to send traffic to",
+                         "at least one worker, e.g. --cloud aws:1:2")
+
     return ClusterSpec(
         name=name,
         region=region_key,
@@ -282,6 +309,7 @@ def build_spec(
         api_cidrs=api,
         nodeport_cidrs=nodeports,
         kubernetes=_kubernetes_source(data.get("kubernetes"), file),
+        ingress=ingress_spec,
     )
 
 
@@ -324,6 +352,72 @@ def _kubernetes_source(raw: Any, file: Path | None) -> AptSource | None:
     return source
 
 
+DOMAIN_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+NO_DNS = "none"
+
+
+def dns_provider_names() -> tuple[str, ...]:
+    """The DNS providers `--dns-provider` takes (and `none`)."""
+    from .clouds.balancing import DNS_PROVIDERS  # light: no SDK
+
+    return (*DNS_PROVIDERS, NO_DNS)
+
+
+def _ingress(data: Mapping[str, Any], source: str, flag: bool, domain: Any, provider: Any,
+             email: Any) -> IngressSpec | None:
+    """The ingress spec from `--ingress`, `--ingress-domain`, `--dns-provider` and `--acme-email`
+    (any of them turns ingress on), else the file's `ingress:` (true, or a mapping of domain,
+    dns_provider and email); None when neither asks for it."""
+    raw = data.get("ingress")
+    if raw is True or raw is None or raw is False:
+        body: dict[str, Any] = {}
+    elif isinstance(raw, dict):
+        extra = sorted(set(map(str, raw)) - {"domain", "dns_provider", "email"})
+        if extra:
+            raise InputError(f"{source}: ingress.{extra[0]}", "unknown key", "domain, dns_provider, email")
+        body = dict(raw)
+    else:
+        raise InputError(f"{source}: ingress", f"{raw!r} is not true or a mapping", "true, or domain, dns_provider, "
+                                                                                     "email")
+    wanted = flag or any(v is not None for v in (domain, provider, email)) or raw is True or isinstance(raw, dict)
+    if not wanted:
+        return None
+    domain = domain if domain is not None else body.get("domain")
+    provider = provider if provider is not None else body.get("dns_provider")
+    email = email if email is not None else body.get("email")
+    if domain is not None:
+        domain = _domain(domain)
+    providers = dns_provider_names()
+    if provider is not None:
+        if not isinstance(provider, str) or provider.strip().lower() not in providers:
+            raise InputError("--dns-provider", f"unknown DNS provider {provider!r}", ", ".join(providers))
+        provider = provider.strip().lower()
+        if provider == NO_DNS:
+            provider = None
+        elif domain is None:
+            raise InputError("--dns-provider", f"{provider} needs a domain to hold the records",
+                             "--ingress-domain, e.g. apps.example.com")
+    if email is not None:
+        if not isinstance(email, str) or not EMAIL_RE.fullmatch(email.strip()):
+            raise InputError("--acme-email", f"{email!r} is not an e-mail address", "e.g. ops@example.com")
+        email = email.strip()
+    return IngressSpec(domain=domain, dns_provider=provider, email=email)
+
+
+def _domain(value: Any) -> str:
+    """A fully qualified DNS name of two or more labels, lowercase, without the trailing dot."""
+    allowed = "a DNS name of two or more labels of letters, digits and '-', e.g. apps.example.com"
+    if not isinstance(value, str) or not value.strip():
+        raise InputError("--ingress-domain", f"{value!r} is not a DNS name", allowed)
+    name = value.strip().lower().removesuffix(".")
+    labels = name.split(".")
+    if len(name) > 253 or len(labels) < 2 or not all(DOMAIN_LABEL_RE.fullmatch(label) for label in labels) \
+            or labels[-1].isdigit():
+        raise InputError("--ingress-domain", f"{value!r} is not a DNS name", allowed)
+    return name
+
+
 def _cidrs(flags: Iterable[str], data: Mapping[str, Any], kind: str, default: tuple[str, ...]) -> tuple[str, ...]:
     """The `--<kind>-cidr` flags, else the file's `<kind>_cidrs` or `<kind>_cidr` (one or a
     list), else `default`; each an IPv4 network. InputError naming the flag otherwise."""
@@ -355,6 +449,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> ClusterSpec:
         api_cidrs=tuple(data.get("api_cidrs", (DEFAULT_API_CIDR,))),  # stored before --api-cidr existed
         nodeport_cidrs=tuple(data.get("nodeport_cidrs", ())),
         kubernetes=_source_from_dict(data.get("kubernetes")),
+        ingress=IngressSpec(**data["ingress"]) if data.get("ingress") is not None else None,
     )
 
 

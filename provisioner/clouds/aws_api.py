@@ -7,6 +7,7 @@ what is still failing after those retries becomes TransientError.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,7 +39,9 @@ _CAPACITY = {
 }
 _DEPENDENCY = {"DependencyViolation", "InvalidGroup.InUse", "InvalidNetworkInterface.InUse",
                "VolumeInUse", "ResourceInUse", "IncorrectState", "IncorrectInstanceState"}
-_NOT_FOUND = {"ParameterNotFound", "Gateway.NotAttached", "InvalidKeyPair.NotFound"}
+_NOT_FOUND = {"ParameterNotFound", "Gateway.NotAttached", "InvalidKeyPair.NotFound",
+              "LoadBalancerNotFound", "TargetGroupNotFound", "ListenerNotFound", "NoSuchHostedZone",
+              "NoSuchChange"}
 _AUTH = {
     "AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId", "UnrecognizedClientException",
     "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException", "RequestExpired",
@@ -92,6 +95,9 @@ class AwsApi:
             read_timeout=60 if timeout_s is None else timeout_s,
             max_pool_connections=32,
         )
+        self._config = config
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
         with self.mapped("opening the AWS session"):
             self.session = boto3.session.Session(region_name=region)
             credentials = self.session.get_credentials()
@@ -110,6 +116,19 @@ class AwsApi:
         """Call one SSM operation; SDK errors come out as our errors."""
         with self.mapped(what or operation):
             return getattr(self.ssm_client, operation)(**params)
+
+    def call(self, service: str, operation: str, *, what: str = "", **params: Any) -> Any:
+        """Call one operation of another service (elbv2, route53), its client made on first
+        use; SDK errors come out as our errors."""
+        with self._clients_lock:
+            client = self._clients.get(service)
+            if client is None:
+                with self.mapped(f"opening the {service} client"):
+                    client = self.session.client(service, config=self._config)
+                hook_botocore(client)
+                self._clients[service] = client
+        with self.mapped(what or operation):
+            return getattr(client, operation)(**params)
 
     def describe(self, operation: str, key: str, **params: Any) -> list[dict[str, Any]]:
         """Every item of a describe call, following pages where the call has them."""

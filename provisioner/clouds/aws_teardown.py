@@ -25,7 +25,8 @@ from .aws_owned import owned, tags_of
 from .base import ClusterRef, Owned, Settings
 
 _INSTANCES = frozenset({"instance"})
-_ATTACHED = frozenset({"instance", "volume", "network-interface"})  # what holds a subnet, group or gateway
+# what holds a subnet, group or gateway (a load balancer holds an address in the subnet)
+_ATTACHED = frozenset({"instance", "volume", "network-interface", "load-balancer", "elastic-ip"})
 
 # kind -> (describe operation, result key, id key, extra filters, after)
 _KINDS: dict[str, tuple[str, str, str, tuple[dict[str, Any], ...], frozenset[str]]] = {
@@ -58,6 +59,9 @@ def inventory(api: AwsApi, cluster: ClusterRef, settings: Settings) -> list[Owne
     batch = Batch("instances terminating", CLOUD, _terminator(api, cluster, instances, settings))
     out = [Owned("instance", i, _name(item), delete=batch.deleter(i))
            for i, item in zip(instances, found["instance"], strict=True)]
+    from .aws_lb import inventory as balancer_inventory
+
+    out += balancer_inventory(api, cluster)
     for kind, (_, _, id_key, _, after) in _KINDS.items():
         out += [Owned(kind, item[id_key], _name(item), after=after,
                       delete=functools.partial(_DELETERS[kind], api, item)) for item in found[kind]]

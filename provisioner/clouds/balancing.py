@@ -11,6 +11,7 @@ beside each name it manages and never touches a name it does not own.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -119,3 +120,26 @@ def open_dns(provider: str, domain: str) -> DnsZone:
     imported on first use. Raises KeyError for an unknown provider."""
     zone: type[DnsZone] = importlib.import_module(DNS_PROVIDERS[provider]).Zone
     return zone(domain)  # type: ignore[call-arg]
+
+
+# A cloud's load-balancer module, imported on first use: it exposes `Balancers(region, zone)`.
+LB_MODULES = {
+    "aws": "provisioner.clouds.aws_lb",
+    "gcp": "provisioner.clouds.gcp_lb",
+    "azure": "provisioner.clouds.azure_lb",
+    "digitalocean": "provisioner.clouds.do_lb",
+}
+
+
+def balances(cloud: str) -> bool:
+    """Whether cast can make load balancers on `cloud` (its module is installed)."""
+    return cloud in LB_MODULES and importlib.util.find_spec(LB_MODULES[cloud]) is not None
+
+
+def open_balancers(cloud: str, region: str, zone: str | None = None) -> LoadBalancing:
+    """The load balancing of `cloud` in `region`, its module and SDK imported on first use (in
+    the calling thread). Raises KeyError for a cloud without a load-balancer module."""
+    if not balances(cloud):
+        raise KeyError(cloud)
+    balancers: type[LoadBalancing] = importlib.import_module(LB_MODULES[cloud]).Balancers
+    return balancers(region, zone)  # type: ignore[call-arg]

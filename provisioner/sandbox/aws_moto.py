@@ -66,11 +66,12 @@ def ami_id(region: str, build: str = BUILDS[-1][0]) -> str:
 
 
 class PublicAddressPool:
-    """Hands moto's network interfaces addresses from `network`: the lowest one that no live
-    interface holds. The network's first host is left for the sandbox's router."""
+    """Hands moto's network interfaces and Elastic IPs addresses from `network`: the lowest one
+    that no live interface or Elastic IP holds. The network's first host is left for the
+    sandbox's router, its last for the sandbox's DNS server (pools.dns_address)."""
 
     def __init__(self, network: str = PUBLIC_POOL):
-        self.hosts = list(ipaddress.ip_network(network).hosts())[1:]
+        self.hosts = list(ipaddress.ip_network(network).hosts())[1:-1]
         self._lock = threading.Lock()
 
     def __call__(self) -> str:
@@ -89,6 +90,7 @@ def _public_ips_in_use() -> set[str]:
     for account in list(ec2_backends.values()):
         for backend in list(account.values()):
             used.update(e.public_ip for e in list(backend.enis.values()) if e.public_ip)
+            used.update(a.public_ip for a in list(backend.addresses) if a.public_ip)
     return used
 
 
@@ -117,6 +119,7 @@ class MotoSandbox:
         self._server: Any = None
         self._saved_ip_source: Any = None
         self._saved: dict[str, Any] = {}  # moto settings and hooks to give back on stop
+        self.mapped: dict[str, list[str]] = {}  # load balancer ARN -> its subnet mappings' AllocationIds
 
     @property
     def endpoint(self) -> str:
@@ -141,10 +144,61 @@ class MotoSandbox:
         for name, value in VALIDATIONS.items():
             setattr(settings, name, value)
         instances.InvalidInstanceTypeError = invalid_instance_type  # type: ignore[assignment,misc]
+        self._patch_ingress()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         self.seed()
         return self.endpoint
+
+    def _patch_ingress(self) -> None:
+        """What the load balancers and Route 53 need of moto: Elastic IPs from the sandbox's pool
+        (moto draws them from 127.x.y.z), the Elastic IP of each subnet mapping remembered by
+        load balancer (moto keeps no AllocationId; `mapped_addresses` gives them), and Route 53's
+        bodiless requests (GET, DELETE) signed as sent (moto checks them as if their headers were
+        the payload, refusing every one with SignatureDoesNotMatch)."""
+        import moto.ec2.models.elastic_ip_addresses as eips
+        from moto.elbv2.models import ELBv2Backend
+        from moto.iam.access_control import IAMRequestBase
+
+        self._saved["eips.random_ip"] = eips.random_ip
+        eips.random_ip = self.pool
+        create_aws_request = IAMRequestBase._create_aws_request
+        self._saved["IAMRequestBase._create_aws_request"] = create_aws_request
+
+        def signed_as_sent(request: Any) -> Any:
+            made = create_aws_request(request)
+            if request._service == "route53" and not request._body:
+                made.data = b""
+            return made
+
+        IAMRequestBase._create_aws_request = signed_as_sent  # type: ignore[method-assign,assignment]
+        create_lb = ELBv2Backend.create_load_balancer
+        self._saved["ELBv2Backend.create_load_balancer"] = create_lb
+        mapped = self.mapped
+
+        def remember_mappings(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            lb = create_lb(backend, *args, **kwargs)
+            allocations = [m["AllocationId"] for m in kwargs.get("subnet_mappings") or [] if m.get("AllocationId")]
+            mapped[lb.arn] = allocations
+            return lb
+
+        ELBv2Backend.create_load_balancer = remember_mappings  # type: ignore[method-assign,assignment]
+
+    def mapped_addresses(self, arn: str) -> list[str]:
+        """The AllocationIds a load balancer's subnet mappings were created with."""
+        return list(self.mapped.get(arn, []))
+
+    def _unpatch_ingress(self) -> None:
+        import moto.ec2.models.elastic_ip_addresses as eips
+        from moto.elbv2.models import ELBv2Backend
+        from moto.iam.access_control import IAMRequestBase
+
+        if "eips.random_ip" in self._saved:
+            eips.random_ip = self._saved.pop("eips.random_ip")
+            IAMRequestBase._create_aws_request = self._saved.pop(  # type: ignore[method-assign]
+                "IAMRequestBase._create_aws_request")
+            ELBv2Backend.create_load_balancer = self._saved.pop(  # type: ignore[method-assign]
+                "ELBv2Backend.create_load_balancer")
 
     def stop(self) -> None:
         """Stop the server and give moto back its own address source."""
@@ -156,6 +210,7 @@ class MotoSandbox:
         if self._saved_ip_source is not None:
             enis.random_public_ip = self._saved_ip_source
             self._saved_ip_source = None
+        self._unpatch_ingress()
         if self._saved:
             import moto.ec2.models.instances as instances
             from moto import settings

@@ -347,6 +347,44 @@ class LocalHosts:
             raise
         return host
 
+    def add_endpoint(self, name: str, group: str, public_ip: str) -> Host:
+        """Wire host `name` in `group` with `public_ip` and nothing else: no sshd, no root of its
+        own; for the sandbox's own services (a load balancer, the DNS server), started in it by
+        `run_in`. Removed like any host (remove_host, close). Raises HostError."""
+        address = ipaddress.IPv4Address(public_ip)
+        with self._lock:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", name) or name in self.hosts:
+                raise HostError(f"endpoint {name!r}: a new name of lower-case letters, digits and dashes")
+            if group not in self.groups or address not in self.groups[group].network:
+                raise HostError(f"endpoint {name}: {public_ip} is outside group {group}'s range")
+            if any(h.public_ip == public_ip for h in self.hosts.values()):
+                raise HostError(f"endpoint {name}: {public_ip} is taken")
+            self._counter += 1
+            host = Host(name, group, public_ip, 0, f"{self.prefix}-h-{name}", f"h{self._counter}",
+                        self.directory / "hosts" / name)
+            self.hosts[name] = host
+            others = [g for g in self.groups.values() if g.name != group]
+        try:
+            self._wire(host, self.groups[group], others)
+            host.directory.mkdir(parents=True, mode=0o700)
+        except BaseException:
+            self.remove_host(name)
+            raise
+        return host
+
+    def run_in(self, name: str, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+        """Start `argv` in host `name`'s network namespace (this machine's files, PYTHONPATH
+        set to cast's), output to `log`; its pid is recorded, so remove_host, close and
+        cleanup_leftovers end it."""
+        with self._lock:
+            host = self.hosts[name]
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+        with open(log, "ab") as out:
+            process = subprocess.Popen(["ip", "netns", "exec", host.netns, *argv], stdin=subprocess.DEVNULL,
+                                       stdout=out, stderr=out, env=env, start_new_session=True)
+        _record(host.directory / f"run-{process.pid}.pid", process.pid)
+        return process
+
     def serve_ssh(self, name: str) -> None:
         """Finish booting host `name` (added with serve=False): write its boot marker and
         start its sshd; block until sshd accepts connections. Raises HostError (the host is

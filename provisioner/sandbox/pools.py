@@ -54,6 +54,12 @@ def pools_of(block: str) -> dict[str, str]:
 DEFAULT_POOLS = pools_of(DEFAULT_BLOCK)
 
 
+def dns_address(pools: Mapping[str, str]) -> str:
+    """The sandbox DNS server's address: the last host of the first cloud's pool, which that
+    cloud's emulator never hands out (see aws_moto.PublicAddressPool)."""
+    return str(ipaddress.IPv4Network(pools[CLOUD_ORDER[0]])[-2])
+
+
 @dataclass(frozen=True)
 class InUse:
     """An address (or network) this machine uses, and where that was found."""

@@ -47,11 +47,13 @@ from .aws_fault_proxy import FaultProxy
 from .emulator import CONTROL_TOKEN_ENV, EmulatedVm, EmulatorServer
 from .pacing import Pacing, flat
 from .pacing import parse as parse_pacing
-from .pools import DEFAULT_BLOCK, pools_of, routed
+from .pools import CLOUD_ORDER, DEFAULT_BLOCK, dns_address, pools_of, routed
 
 LOG = logging.getLogger("cast.sandbox")
 STATE_FILE = "sandbox.json"
 POLL_S = 0.1  # how often the supervisor looks for VMs to boot or remove, at the longest
+INGRESS_POLL_S = 1.0  # how often it reads the load balancers and zones, at the longest
+INGRESS_GAP_S = 0.2  # and at the most often
 BOOT_WORKERS = 8
 
 
@@ -135,6 +137,11 @@ class Sandbox:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=BOOT_WORKERS, thread_name_prefix="boot")
+        self.dns = dns_address(self.pools)  # the sandbox DNS server's address
+        self.frontends: Any = None  # the load balancers and the DNS server, run for real (frontends.py)
+        self._ingress_wake = threading.Event()
+        self._ingress_stop = threading.Event()
+        self._ingress_thread: threading.Thread | None = None
 
     # --- start and stop ----------------------------------------------------------------
 
@@ -184,6 +191,7 @@ class Sandbox:
             emulator.pacing = self.pacing.of(emulator.cloud)
             emulator.listeners.append(self.wake)
             emulator.start()
+        self._start_ingress(credentials[CONTROL_TOKEN_ENV])
         return {
             "AWS_ENDPOINT_URL": aws_endpoint,
             "CAST_GCP_ENDPOINT": self.emulators["gcp"].url,
@@ -210,8 +218,34 @@ class Sandbox:
             if pair.expected_ms >= 0.1:
                 self.hosts.set_delay(pair.clouds[0], pair.clouds[1], pair.expected_ms)
 
+    def _start_ingress(self, token: str) -> None:
+        """The DNS server, and a loop that serves the load balancers and zones the APIs report."""
+        from .frontends import Frontends
+        from .ingress_view import MotoView, collect
+
+        self.frontends = Frontends(self.hosts, self.directory, self.pools, self.dns, CLOUD_ORDER[0])
+        self.frontends.start()
+        view = MotoView(self.moto)
+
+        def serve() -> None:
+            while not self._ingress_stop.is_set():
+                self._ingress_wake.clear()
+                try:
+                    self.frontends.sync(*collect(view, self.emulators, token))
+                except Exception:
+                    LOG.exception("sandbox ingress pass failed")
+                if not self._ingress_stop.wait(INGRESS_GAP_S):  # a burst of API calls: one pass per gap
+                    self._ingress_wake.wait(INGRESS_POLL_S)
+
+        self._ingress_thread = threading.Thread(target=serve, name="ingress", daemon=True)
+        self._ingress_thread.start()
+
     def stop(self) -> None:
         """Stop the emulators and remove every host, delay line and namespace."""
+        self._ingress_stop.set()
+        self._ingress_wake.set()
+        if self._ingress_thread is not None:
+            self._ingress_thread.join(timeout=30)
         self._pool.shutdown(wait=True, cancel_futures=True)
         for emulator in self.emulators.values():
             emulator.stop()
@@ -238,8 +272,10 @@ class Sandbox:
         return found
 
     def wake(self) -> None:
-        """Look again now (an API call may have started or deleted a VM)."""
+        """Look again now (an API call may have started or deleted a VM, or changed a load
+        balancer or a record)."""
         self._wake.set()
+        self._ingress_wake.set()
 
     def sync(self) -> None:
         """One pass: wire hosts for new VMs, start the sshd of hosts whose boot is due, remove
@@ -447,7 +483,7 @@ def main(argv: list[str] | None = None) -> None:
             "pid": os.getpid(), "proc_start": process_start(os.getpid()), "uid": os.geteuid(),
             "region": args.region, "started_at": time.time(), "api_delay_ms": args.api_delay_ms,
             "boot_delay_s": args.boot_delay_s, "pacing": args.pacing, "pool": args.pool, "pools": sandbox.pools,
-            "env": env, "hosts": args.hosts, "accel": sandbox.accel}).encode())
+            "dns": sandbox.dns, "env": env, "hosts": args.hosts, "accel": sandbox.accel}).encode())
         LOG.info("sandbox ready")
         sandbox.serve(stop)
     finally:
