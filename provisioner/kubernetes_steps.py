@@ -72,7 +72,12 @@ def bootstrap(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker]) -> 
     first = min((n.name for n in rows if n.role == "master"), default=None)
     if first is None:
         raise KubernetesError("the cluster has no master with an address")
-    result = nodes.bootstrap_kubernetes(ctx.name, [(node_access(n), n) for n in rows], markers[first].kubernetes)
+    from .kube.addons import IngressSettings
+
+    wanted = ctx.cluster.spec.ingress
+    ingress = IngressSettings(email=wanted.email) if wanted is not None else None
+    result = nodes.bootstrap_kubernetes(ctx.name, [(node_access(n), n) for n in rows], markers[first].kubernetes,
+                                        ingress=ingress)
     ctx.store.write_secret(ctx.uuid, KUBECONFIG_SECRET, result.kubeconfig.encode())
     return Ensured(actions=result.actions)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
+    from .kube.addons import IngressSettings
     from .nodes.boot import BootMarker
     from .nodes.kubernetes import KubernetesResult
     from .nodes.latency import LatencyReport
@@ -62,7 +63,7 @@ class NodeSide(ABC):
 
     @abstractmethod
     def bootstrap_kubernetes(self, cluster: str, members: Sequence[tuple[NodeAccess, NodeRow]],
-                             kubernetes_version: str) -> KubernetesResult:
+                             kubernetes_version: str, ingress: IngressSettings | None = None) -> KubernetesResult:
         """nodes.kubernetes.bootstrap_kubernetes."""
 
     @abstractmethod
@@ -117,10 +118,10 @@ class SshNodes(NodeSide):
         return measure_latency(self.pool, nodes, count=count, interval_s=interval_s, threshold_ms=threshold_ms)
 
     def bootstrap_kubernetes(self, cluster: str, members: Sequence[tuple[NodeAccess, NodeRow]],
-                             kubernetes_version: str) -> KubernetesResult:
+                             kubernetes_version: str, ingress: IngressSettings | None = None) -> KubernetesResult:
         from .nodes.kubernetes import bootstrap_kubernetes
 
-        return bootstrap_kubernetes(self.pool, cluster, members, kubernetes_version)
+        return bootstrap_kubernetes(self.pool, cluster, members, kubernetes_version, ingress=ingress)
 
     def forget_kubernetes_node(self, first_master: NodeAccess, node: str) -> None:
         from .nodes.kubernetes import forget_kubernetes_node

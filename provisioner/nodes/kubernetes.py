@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..errors import CastError
 from ..kube import kubeadm, paths
 from ..kube.bootstrap import (
+    IngressSettings,
     KubeNode,
     NodeBootstrap,
     bootstrap_plan,
@@ -61,13 +62,15 @@ def run_node_bootstrap(pool: SshPool, node: NodeAccess, step: NodeBootstrap) -> 
 
 
 def bootstrap_kubernetes(
-    pool: SshPool, cluster: str, members: Sequence[tuple[NodeAccess, NodeRow]], kubernetes_version: str
+    pool: SshPool, cluster: str, members: Sequence[tuple[NodeAccess, NodeRow]], kubernetes_version: str,
+    *, ingress: IngressSettings | None = None
 ) -> KubernetesResult:
     """Make `members` one Kubernetes cluster: init on the first master (skipped when done
     before), then a join for every node that has not joined yet (masters one at a time, then
     workers in parallel). Returns the admin kubeconfig, built afresh from admin.conf's CA (the
     one whose hash pinned the joins) and client credentials, reaching the first master's
-    public address. Raises NodeError or NodesError naming the nodes that failed, and
+    public address. With `ingress`, the first master also applies ingress-nginx and
+    cert-manager after the pod network (kube.addons). Raises NodeError or NodesError naming the nodes that failed, and
     UnsafeKubeconfigError when admin.conf holds anything else."""
     nodes = [KubeNode(row.name, row.role, row.mesh_ip, row.public_ip or "") for _, row in members]
     access = {row.name: a for a, row in members}
@@ -77,7 +80,7 @@ def bootstrap_kubernetes(
     report(f"kubeadm init on {first.name}")
     run_node_bootstrap(
         pool, on_first, init_bootstrap(cluster, nodes, token=token, certificate_key=certificate_key,
-                                       kubernetes_version=kubernetes_version)
+                                       kubernetes_version=kubernetes_version, ingress=ingress)
     )
     ca_hash = kubeadm.ca_cert_hash(pool.check(on_first, f"cat {paths.CA_CERT}", purpose="read CA certificate").encode())
     others = [access[n.name] for n in nodes if n.name != first.name]

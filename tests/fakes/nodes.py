@@ -144,7 +144,7 @@ class FakeNodes(NodeSide):
         return LatencyReport(pairs, threshold_ms, count, interval_s)
 
     def bootstrap_kubernetes(self, cluster: str, members: Sequence[tuple[NodeAccess, NodeRow]],
-                             kubernetes_version: str) -> KubernetesResult:
+                             kubernetes_version: str, ingress: object = None) -> KubernetesResult:
         fresh = 0
         for access, _ in members:
             _, host = self.vm(access)
