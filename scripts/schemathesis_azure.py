@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from provisioner.sandbox.azure_emulator import AzureEmulator  # noqa: E402
 from provisioner.sandbox.azure_specs import default_specs_dir, specs_missing_reason  # noqa: E402
-from tests.azure import conformance  # noqa: E402
+from tests.clouds.azure import conformance  # noqa: E402
 
 
 def main() -> int:

@@ -3,7 +3,7 @@
 description (CAST_DO_SPECS or ../shared/specs/digitalocean): every operation the emulator
 serves, --examples generated requests each; prints each operation's first failure and exits 1
 if there was any. Needs the test extra (schemathesis). The bounded run is
-tests/digitalocean/test_do_schemathesis.py.
+tests/clouds/digitalocean/test_do_schemathesis.py.
 
     .venv/bin/python scripts/schemathesis_do.py --examples 300
 """
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from provisioner.sandbox.do_emulator import DigitalOceanEmulator  # noqa: E402
 from provisioner.sandbox.do_openapi import ENV, default_checker  # noqa: E402
-from tests.digitalocean.schemathesis_run import run  # noqa: E402
+from tests.clouds.digitalocean.schemathesis_run import run  # noqa: E402
 
 
 def main() -> int:

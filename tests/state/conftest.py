@@ -14,7 +14,7 @@ import pytest
 
 from provisioner.sandbox.aws_fault_proxy import FaultProxy
 from provisioner.sandbox.aws_moto import MotoSandbox
-from tests.aws.conftest import credentials_env
+from tests.clouds.aws.conftest import credentials_env
 
 ACCESS_KEY = "AKIACASTSTATE"
 SECRET = "state-tests-not-a-real-secret"

@@ -21,7 +21,7 @@ from provisioner.plan import firewall_rules
 from provisioner.sandbox.aws_fault_proxy import Fault, FaultProxy, throttling
 from provisioner.sandbox.aws_moto import BUILDS, ami_id
 
-from ..reports import reports
+from ...reports import reports
 from .conftest import (
     PEERS,
     PUBLIC_KEY,

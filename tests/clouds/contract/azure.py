@@ -11,7 +11,7 @@ from provisioner.clouds.azure import Provider
 from provisioner.clouds.base import CloudTarget
 from provisioner.sandbox.azure_emulator import AzureEmulator
 
-from ..conftest import cloud_target
+from ...conftest import cloud_target
 from .backend import FAST, Backend
 
 IMAGE = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}

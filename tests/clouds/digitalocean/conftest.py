@@ -18,9 +18,9 @@ from provisioner.clouds.base import CloudTarget, VmRequest
 from provisioner.clouds.digitalocean import Provider
 from provisioner.sandbox.do_emulator import DigitalOceanEmulator
 
-from ..conftest import PEERS as PEERS  # re-exported: the tests import it from here
-from ..conftest import cloud_target
-from ..conftest import vm_requests as node_requests
+from ...conftest import PEERS as PEERS  # re-exported: the tests import it from here
+from ...conftest import cloud_target
+from ...conftest import vm_requests as node_requests
 
 REGION = "nyc1"
 TOKEN = "sandbox-token-not-a-secret"

@@ -18,9 +18,9 @@ from provisioner.clouds.base import CloudTarget, VmRequest
 from provisioner.clouds.gcp import Provider
 from provisioner.sandbox.gcp_emulator import GcpEmulator
 
-from ..conftest import PEERS as PEERS  # re-exported: the tests import it from here
-from ..conftest import cloud_target
-from ..conftest import vm_requests as node_requests
+from ...conftest import PEERS as PEERS  # re-exported: the tests import it from here
+from ...conftest import cloud_target
+from ...conftest import vm_requests as node_requests
 
 REGION, ZONE = "us-central1", "us-central1-a"
 IMAGE = {"project": "ubuntu-os-cloud", "family": "ubuntu-2404-lts-amd64"}

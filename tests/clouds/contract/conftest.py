@@ -15,11 +15,11 @@ import pytest
 from .backend import Backend
 
 IMPLEMENTATIONS = [
-    "tests.contract.aws:Aws",
-    "tests.contract.gcp:Gcp",
-    "tests.contract.azure:Azure",
-    "tests.contract.digitalocean:DigitalOcean",
-    "tests.contract.fake:Fake",  # the engine tests' FakeCloud keeps the same promises
+    "tests.clouds.contract.aws:Aws",
+    "tests.clouds.contract.gcp:Gcp",
+    "tests.clouds.contract.azure:Azure",
+    "tests.clouds.contract.digitalocean:DigitalOcean",
+    "tests.clouds.contract.fake:Fake",  # the engine tests' FakeCloud keeps the same promises
 ]
 
 

@@ -71,7 +71,7 @@ def test_a_typo_in_the_region_map_would_be_refused(emulator, client, change, mes
 
 
 def _refresh_script():
-    path = Path(__file__).resolve().parents[2] / "scripts" / "refresh_do_catalog.py"
+    path = Path(__file__).resolve().parents[3] / "scripts" / "refresh_do_catalog.py"
     spec = importlib.util.spec_from_file_location("refresh_do_catalog", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

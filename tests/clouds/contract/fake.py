@@ -9,8 +9,8 @@ from typing import Any
 
 from provisioner.clouds.base import CloudTarget, VmRequest
 
-from ..conftest import cloud_target
-from ..fakes.cloud import FakeCloud, FakeWorld
+from ...conftest import cloud_target
+from ...fakes.cloud import FakeCloud, FakeWorld
 from .backend import Backend
 
 

@@ -17,7 +17,7 @@ from provisioner.plan import firewall_rules
 from provisioner.sandbox.gcp_emulator import GcpEmulator
 from provisioner.sandbox.pools import DEFAULT_POOLS
 
-from ..reports import reports
+from ...reports import reports
 from .conftest import PEERS, PUBLIC_KEY, REGION, ZONE, build, http, make_target, sdk, vm_requests
 
 PROJECT = "cast-test"

@@ -14,8 +14,8 @@ from provisioner.regions import load_region_map
 from provisioner.sandbox.aws_fault_proxy import FaultProxy
 from provisioner.sandbox.aws_moto import MotoSandbox
 
-from ..conftest import PEERS as PEERS  # re-exported: the tests import it from here
-from ..conftest import cloud_target, vm_requests
+from ...conftest import PEERS as PEERS  # re-exported: the tests import it from here
+from ...conftest import cloud_target, vm_requests
 
 REGION, ZONE = "us-east-1", "us-east-1a"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGn3w9V1z5i0a2bY0a9uL2V6XhkC0qk8b6wq3O0xkQ2j cast"

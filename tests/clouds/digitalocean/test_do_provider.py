@@ -15,7 +15,7 @@ from provisioner.errors import AuthError, CapacityError, ForeignVmError
 from provisioner.plan import firewall_rules
 from provisioner.sandbox.do_emulator import PUBLIC_POOL, DigitalOceanEmulator
 
-from ..reports import reports
+from ...reports import reports
 from .conftest import PEERS, PUBLIC_KEY, REGION, SEEDED_RANGE, build, make_target, public_key_for, raw, vm_requests
 
 

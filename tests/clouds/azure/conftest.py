@@ -15,9 +15,9 @@ from provisioner.clouds.azure import Provider
 from provisioner.clouds.base import CloudTarget, VmRequest
 from provisioner.sandbox.azure_emulator import AzureEmulator
 
-from ..conftest import PEERS as PEERS  # re-exported: the tests import it from here
-from ..conftest import cloud_target
-from ..conftest import vm_requests as node_requests
+from ...conftest import PEERS as PEERS  # re-exported: the tests import it from here
+from ...conftest import cloud_target
+from ...conftest import vm_requests as node_requests
 
 IMAGE = {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
 SUB = "/subscriptions/00000000-0000-0000-0000-000000000000"

@@ -23,7 +23,7 @@ from provisioner.plan import firewall_rules
 from provisioner.sandbox.azure_emulator import AzureEmulator
 from provisioner.sandbox.pools import DEFAULT_POOLS
 
-from ..reports import reports
+from ...reports import reports
 from .conftest import PEERS, PUBLIC_KEY, build_cluster, make_target, vm_requests
 
 VM = "Microsoft.Compute/virtualMachines"

@@ -9,7 +9,7 @@ code and a body the specification declares (`status_code_conformance`,
   so that the 200 bodies are checked, not only the errors;
 - `fuzz`: cases schemathesis generates from the specifications (bodies included), with the
   subscription and resource group pinned to the world so that they reach the resource logic.
-Used by tests/azure/test_azure_schemathesis.py (bounded) and scripts/schemathesis_azure.py.
+Used by tests/clouds/azure/test_azure_schemathesis.py (bounded) and scripts/schemathesis_azure.py.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from provisioner.regions import load_region_map
 from provisioner.sandbox.aws_fault_proxy import FaultProxy
 from provisioner.sandbox.aws_moto import MotoSandbox, ami_id
 
-from ..conftest import cloud_target
+from ...conftest import cloud_target
 from .backend import FAST, Backend
 
 REGION, ZONE = "us-east-1", "us-east-1a"

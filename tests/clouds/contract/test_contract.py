@@ -12,7 +12,7 @@ from provisioner.clouds.base import Cloud, CloudTarget, Vm, VmRequest
 from provisioner.errors import CastError, CloudError, ForeignVmError
 from provisioner.plan import firewall_rules
 
-from ..conftest import PEERS
+from ...conftest import PEERS
 from .backend import Backend
 
 

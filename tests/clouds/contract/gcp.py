@@ -10,7 +10,7 @@ from provisioner.clouds.base import CloudTarget
 from provisioner.clouds.gcp import Provider
 from provisioner.sandbox.gcp_emulator import GcpEmulator
 
-from ..conftest import cloud_target
+from ...conftest import cloud_target
 from .backend import FAST, Backend
 
 REGION, ZONE, PROJECT = "us-central1", "us-central1-a", "cast-contract"

@@ -14,7 +14,7 @@ from typing import Any
 from provisioner.clouds.base import Cloud, CloudTarget, Settings, VmRequest
 from provisioner.keys import new_ed25519
 
-from ..conftest import vm_requests
+from ...conftest import vm_requests
 
 # Short waits: every emulator answers in milliseconds.
 FAST = Settings(vm_timeout_s=30.0, delete_timeout_s=30.0, stall_budget_s=10.0, workers=8,

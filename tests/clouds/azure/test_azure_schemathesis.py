@@ -1,5 +1,5 @@
 """schemathesis, a tool nobody here wrote, checks the Azure emulator's answers against the Azure
-REST API specifications (Swagger 2.0) for every operation the emulator serves (tests/azure/
+REST API specifications (Swagger 2.0) for every operation the emulator serves (tests/clouds/azure/
 conformance.py): status codes, content types and bodies as declared. A bounded run; the longer
 one is scripts/schemathesis_azure.py."""
 

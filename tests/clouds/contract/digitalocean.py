@@ -14,7 +14,7 @@ from provisioner.clouds.base import CloudTarget
 from provisioner.clouds.digitalocean import Provider
 from provisioner.sandbox.do_emulator import DigitalOceanEmulator
 
-from ..conftest import cloud_target
+from ...conftest import cloud_target
 from .backend import FAST, Backend
 
 REGION, TOKEN = "nyc1", "contract-token-not-a-secret"
