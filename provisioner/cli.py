@@ -9,16 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli_common import emit_json, output_option, start_log, store_of
+from .cli_common import emit_json, make_engine, output_option, start_log, store_of
+from .cli_create import create_cluster_cmd
+from .cli_nodes import add_node_cmd, check_latency_cmd, remove_node_cmd
 from .cli_sandbox import sandbox_group
 from .cli_state import cluster_rows, reconcile_all, state_group
-from .completion import SHELLS, complete_cluster, complete_worker
+from .completion import SHELLS, complete_cluster
 from .errors import CastError
-from .render import CLOUD_NAMES, render_cluster, render_doctor, render_latency_matrix, render_plan, render_regions
+from .render import CLOUD_NAMES, render_cluster, render_doctor, render_regions
 from .terminal import clean, console, literal, whole
 
 if TYPE_CHECKING:
-    from .plan import ClusterPlan
+    pass
 
 
 
@@ -161,223 +163,6 @@ def regions_cmd(output: str, latency_threshold_ms: float | None) -> None:
         )
         return
     render_regions(result, threshold)
-
-
-# --- create-cluster --------------------------------------------------------------------
-
-
-def spec_options(f: Any) -> Any:
-    options = [
-        click.option("--region", help="The cast region (see `cast regions`)."),
-        click.option(
-            "--cloud",
-            "clouds",
-            multiple=True,
-            metavar="CLOUD:MASTERS:WORKERS",
-            help="Nodes on one cloud, e.g. aws:1:2. Repeat for each cloud.",
-        ),
-        click.option(
-            "--size",
-            "sizes",
-            multiple=True,
-            metavar="CLOUD:ROLE:SIZE",
-            help="A VM size other than the region's default, e.g. aws:worker:t3.large.",
-        ),
-        click.option(
-            "--ssh-cidr",
-            "ssh_cidrs",
-            multiple=True,
-            metavar="CIDR",
-            help="Where SSH (tcp 22) may come from; repeatable (default 0.0.0.0/0, key-only).",
-        ),
-        click.option(
-            "--api-cidr",
-            "api_cidrs",
-            multiple=True,
-            metavar="CIDR",
-            help="Where the Kubernetes API (tcp 6443 on masters) may be reached from; repeatable (default 0.0.0.0/0).",
-        ),
-        click.option(
-            "--nodeport-cidr",
-            "nodeport_cidrs",
-            multiple=True,
-            metavar="CIDR",
-            help="Open NodePorts (tcp+udp 30000-32767 on workers) to CIDR; repeatable (default: closed).",
-        ),
-        click.option(
-            "--ingress",
-            is_flag=True,
-            default=False,
-            help="A load balancer per cloud with workers (tcp 80/443 to the ingress controller's NodePorts).",
-        ),
-        click.option(
-            "--ingress-domain",
-            metavar="DOMAIN",
-            help="The app's DNS name (e.g. apps.example.com): an A record of every load balancer; implies --ingress.",
-        ),
-        click.option(
-            "--dns-provider",
-            metavar="PROVIDER",
-            help="Where the domain's zone is: route53, clouddns, azuredns, digitalocean, or none (cast prints the "
-                 "records to create; the default).",
-        ),
-        click.option(
-            "--acme-email",
-            metavar="EMAIL",
-            help="The e-mail of an ACME (Let's Encrypt) ClusterIssuer for the ingress controller's certificates.",
-        ),
-        click.option(
-            "--latency-threshold-ms",
-            type=float,
-            default=None,
-            help="The highest cross-cloud round-trip time allowed (default 10).",
-        ),
-        click.option(
-            "-f",
-            "--file",
-            "spec_file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="A cluster YAML file; flags override it.",
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def warn_latency(plan: ClusterPlan) -> None:
-    """Refuse (InputError, before anything is created) pairs over the threshold; warn near it."""
-    from .plan import refuse_far_clouds
-
-    refuse_far_clouds(plan)
-    err = console(stderr=True)
-    for p in plan.latency:
-        if p.verdict == "warn":
-            err.print(
-                literal("warning", "yellow").append(literal(
-                    f": {p.describe()} is within 20% of the {plan.spec.latency_threshold_ms:g} ms threshold"))
-            )
-
-
-@cli.command("create-cluster")
-@click.argument("name", required=False)
-@spec_options
-@click.option("--dry-run", is_flag=True, help="Print the plan and stop: no credentials needed, nothing created.")
-@output_option
-@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-@click.pass_context
-def create_cluster_cmd(
-    ctx: click.Context,
-    name: str | None,
-    region: str | None,
-    clouds: tuple[str, ...],
-    sizes: tuple[str, ...],
-    ssh_cidrs: tuple[str, ...],
-    api_cidrs: tuple[str, ...],
-    nodeport_cidrs: tuple[str, ...],
-    ingress: bool,
-    ingress_domain: str | None,
-    dns_provider: str | None,
-    acme_email: str | None,
-    latency_threshold_ms: float | None,
-    spec_file: Path | None,
-    dry_run: bool,
-    output: str,
-    quiet: bool,
-) -> None:
-    """Create the cluster NAME (or the name in -f FILE) across the given clouds.
-
-    \b
-    Example:
-      cast create-cluster demo --region us-east --cloud aws:1:2 --cloud gcp:0:2 --dry-run
-    Run again after any failure: every step looks up what exists and creates only what is missing.
-    """
-    from .plan import make_plan
-    from .regions import load_region_map
-    from .spec import build_spec
-
-    regions = load_region_map()
-    spec = build_spec(
-        regions,
-        name=name,
-        region=region,
-        cloud_flags=clouds,
-        size_flags=sizes,
-        ssh_cidrs=ssh_cidrs,
-        api_cidrs=api_cidrs,
-        nodeport_cidrs=nodeport_cidrs,
-        latency_threshold_ms=latency_threshold_ms,
-        file=spec_file,
-        ingress=ingress,
-        ingress_domain=ingress_domain,
-        dns_provider=dns_provider,
-        acme_email=acme_email,
-    )
-    plan = make_plan(spec, regions)
-    warn_latency(plan)
-    if dry_run:
-        if output == "json":
-            emit_json(plan.to_dict())
-        else:
-            render_plan(plan)
-        return
-    start_log(ctx, spec.name)
-    engine = make_engine(ctx, regions, quiet=quiet or output == "json")
-    with engine.progress:
-        row = engine.create_cluster(spec)
-    show_cluster(ctx, row.name, output)
-
-
-def make_engine(ctx: click.Context, regions: Any = None, *, quiet: bool = False) -> Any:
-    """The lifecycle engine on this state store, with progress on stderr unless quiet. Run
-    its work inside `with engine.progress:`, so that a live view ends before the result."""
-    from .engine import Engine
-    from .progress import Progress
-    from .regions import load_region_map
-
-    return Engine(
-        store_of(ctx), regions or load_region_map(), progress=Progress(None if quiet else console(stderr=True))
-    )
-
-
-@cli.command("add-node")
-@click.argument("name", shell_complete=complete_cluster)
-@click.option("--cloud", required=True, type=click.Choice(CLOUD_NAMES), help="The cloud to add nodes on.")
-@click.option(
-    "--role",
-    default="worker",
-    show_default=True,
-    type=click.Choice(["master", "worker"]),
-    help="The role; masters are fixed at creation, so only workers can be added.",
-)
-@click.option("--count", default=1, show_default=True, type=click.IntRange(min=1), help="How many nodes.")
-@output_option
-@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-@click.pass_context
-def add_node_cmd(ctx: click.Context, name: str, cloud: str, role: str, count: int, output: str, quiet: bool) -> None:
-    """Add worker nodes to the cluster NAME on one cloud and join them to the mesh."""
-    start_log(ctx, name)
-    engine = make_engine(ctx, quiet=quiet or output == "json")
-    with engine.progress:
-        added = engine.add_node(name, cloud, role, count)
-    if output == "json":
-        emit_json({"added": added})
-    else:
-        console().print(literal(f"added {', '.join(added)}"))
-
-
-@cli.command("remove-node")
-@click.argument("name", shell_complete=complete_cluster)
-@click.argument("node", shell_complete=complete_worker)
-@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-@click.pass_context
-def remove_node_cmd(ctx: click.Context, name: str, node: str, quiet: bool) -> None:
-    """Delete the worker NODE of the cluster NAME; its peer is removed from every other node."""
-    start_log(ctx, name)
-    engine = make_engine(ctx, quiet=quiet)
-    with engine.progress:
-        engine.remove_node(name, node)
-    console().print(literal(f"removed {node}"))
 
 
 @cli.command("delete-cluster")
@@ -625,90 +410,8 @@ def doctor_cmd(ctx: click.Context, clouds: tuple[str, ...], timeout: float, outp
 
 cli.add_command(sandbox_group)
 cli.add_command(state_group)
-
-
-# --- check-latency (nodes over the WireGuard mesh) -------------------------------------
-
-
-@cli.command("check-latency")
-@click.argument("name", required=False, shell_complete=complete_cluster)
-@click.option(
-    "--inventory",
-    "inventory",
-    type=click.Path(dir_okay=False),
-    help="Instead of a cluster: a JSON file listing nodes (name, group or cloud, public_ip, "
-    "mesh_ip, ssh_port, host_key as an OpenSSH public key line).",
-)
-@click.option(
-    "--ssh-key",
-    "ssh_key",
-    type=click.Path(dir_okay=False),
-    help="With --inventory: the SSH private key for root on those nodes.",
-)
-@click.option("--count", default=5, show_default=True, type=click.IntRange(min=1), help="Pings per pair.")
-@click.option(
-    "--interval", default=0.2, show_default=True, type=click.FloatRange(min=0.01), help="Seconds between pings."
-)
-@click.option(
-    "--threshold-ms",
-    default=None,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Highest average round trip allowed between nodes of different clouds (default: the cluster's, else 10).",
-)
-@output_option
-@click.pass_context
-def check_latency_cmd(
-    ctx: click.Context,
-    name: str | None,
-    inventory: str | None,
-    ssh_key: str | None,
-    count: int,
-    interval: float,
-    threshold_ms: float | None,
-    output: str,
-) -> None:
-    """Ping every node's mesh address from every other node of the cluster NAME (through
-    WireGuard, all at once) and judge the pairs between clouds: exit 3, naming them, if any is
-    over the threshold on average or loses packets.
-
-    \b
-    Examples:
-      cast check-latency demo
-      cast check-latency --inventory hosts.json --ssh-key id_ed25519 --output json
-    """
-    from .errors import InputError
-
-    if (name is None) == (inventory is None):
-        raise InputError("NAME", "give a cluster NAME or --inventory FILE (one of them)", "a cluster name")
-    waiting = console(stderr=True).status(f"measuring ({count} pings per pair, {interval:g} s apart)")
-    start_log(ctx, name if name is not None else "inventory")
-    if name is not None:
-        with waiting:
-            report = make_engine(ctx, quiet=True).check_latency(
-                name, count=count, interval_s=interval, threshold_ms=threshold_ms
-            )
-    else:
-        from .nodes.inventory import load_inventory
-        from .nodes.latency import measure_latency
-        from .nodes.ssh import SshPool, load_private_key
-
-        if ssh_key is None:
-            raise InputError("--ssh-key", "--inventory needs the nodes' SSH private key", "a key file")
-        nodes = load_inventory(inventory or "")
-        key = load_private_key(ssh_key)
-        with SshPool(key) as pool, waiting:
-            report = measure_latency(
-                pool,
-                nodes,
-                count=count,
-                interval_s=interval,
-                threshold_ms=threshold_ms if threshold_ms is not None else 10.0,
-            )
-    if output == "json":
-        emit_json(report.to_dict())
-    else:
-        render_latency_matrix(report)
-    report.raise_on_violations()
+for _command in (create_cluster_cmd, add_node_cmd, remove_node_cmd, check_latency_cmd):
+    cli.add_command(_command)
 
 
 def main() -> None:

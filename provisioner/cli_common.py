@@ -53,3 +53,16 @@ def store_of(ctx: click.Context) -> StateStore:
                                              key=params.get("state_key"), lock_wait_s=params.get("lock_wait") or 0.0)
     store: StateStore = root.meta["cast_store"]  # either backend: both keep state.backend's contract
     return store
+
+
+def make_engine(ctx: click.Context, regions: Any = None, *, quiet: bool = False) -> Any:
+    """The lifecycle engine on this state store, with progress on stderr unless quiet. Run
+    its work inside `with engine.progress:`, so that a live view ends before the result."""
+    from .engine import Engine
+    from .progress import Progress
+    from .regions import load_region_map
+    from .terminal import console
+
+    return Engine(
+        store_of(ctx), regions or load_region_map(), progress=Progress(None if quiet else console(stderr=True))
+    )
