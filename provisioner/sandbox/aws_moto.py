@@ -66,20 +66,26 @@ def ami_id(region: str, build: str = BUILDS[-1][0]) -> str:
 
 
 class PublicAddressPool:
-    """Hands moto's network interfaces and Elastic IPs addresses from `network`: the lowest one
-    that no live interface or Elastic IP holds. The network's first host is left for the
-    sandbox's router, its last for the sandbox's DNS server (pools.dns_address)."""
+    """Hands moto's network interfaces and Elastic IPs addresses from `network`: the next one,
+    after the last handed out and round the pool, that no live interface or Elastic IP holds.
+    Not the lowest free one: a cloud does not hand a released address out again at once, and
+    the supervisor may still be taking down the host of the VM that held it. The network's
+    first host is left for the sandbox's router, its last for the sandbox's DNS server
+    (pools.dns_address)."""
 
     def __init__(self, network: str = PUBLIC_POOL):
         self.hosts = list(ipaddress.ip_network(network).hosts())[1:-1]
         self._lock = threading.Lock()
+        self._next = 0
 
     def __call__(self) -> str:
         with self._lock:
             used = _public_ips_in_use()
-            for host in self.hosts:
-                if str(host) not in used:
-                    return str(host)
+            for step in range(len(self.hosts)):
+                index = (self._next + step) % len(self.hosts)
+                if str(self.hosts[index]) not in used:
+                    self._next = index + 1
+                    return str(self.hosts[index])
         raise RuntimeError(f"sandbox AWS address pool exhausted ({len(self.hosts)} addresses)")
 
 
