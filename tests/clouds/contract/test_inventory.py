@@ -11,7 +11,8 @@ import pytest
 from .backend import Backend
 from .test_contract import build
 
-_HELD = frozenset({"instance", "volume", "network-interface"})  # AWS: what holds a subnet, group or gateway
+# AWS: what holds a subnet, group or gateway (a load balancer and its address, when the cluster has one)
+_HELD = frozenset({"instance", "volume", "network-interface", "load-balancer", "elastic-ip"})
 _IN_GROUP = frozenset({"resource-group"})  # Azure: deleted with their resource group
 
 # cloud -> kind -> (how many after a build of one master and one worker, deleted after which kinds)
