@@ -18,6 +18,19 @@ CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "412", "40
 MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 
 
+def aws_client(service: str) -> Any:
+    """A boto3 client of `service` on the standard chain: region from AWS_REGION or
+    AWS_DEFAULT_REGION (else us-east-1), botocore's retry mode (AWS_RETRY_MODE, default
+    standard), short connect and read timeouts: a state write must not hang a command."""
+    import boto3
+    from botocore.config import Config
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    config = Config(retries={"mode": os.environ.get("AWS_RETRY_MODE", "standard")},
+                    connect_timeout=5, read_timeout=20)
+    return boto3.client(service, region_name=region, config=config)
+
+
 class S3Store:
     """The objects under `s3://bucket/prefix`."""
 
@@ -33,13 +46,7 @@ class S3Store:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-            config = Config(retries={"mode": os.environ.get("AWS_RETRY_MODE", "standard")},
-                            connect_timeout=5, read_timeout=20)
-            self._client = boto3.client("s3", region_name=region, config=config)
+            self._client = aws_client("s3")
         return self._client
 
     def _key(self, key: str) -> str:

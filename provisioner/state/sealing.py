@@ -62,13 +62,9 @@ class KmsKeyring:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3
-            from botocore.config import Config
+            from .s3 import aws_client
 
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-            config = Config(retries={"mode": os.environ.get("AWS_RETRY_MODE", "standard")},
-                            connect_timeout=5, read_timeout=20)
-            self._client = boto3.client("kms", region_name=region, config=config)
+            self._client = aws_client("kms")
         return self._client
 
     def _call(self, what: str, **args: Any) -> Any:
