@@ -21,6 +21,7 @@ from .spec import ClusterSpec
 from .state import NodeRow
 
 if TYPE_CHECKING:
+    from .ingress import IngressSteps
     from .node_access import NodeSide
     from .nodes.boot import BootMarker
     from .nodes.latency import LatencyReport
@@ -174,21 +175,25 @@ def add_forget_user_data(graph: Graph, ctx: Context, clouds: dict[str, Cloud], a
 
 
 def add_node_phase(graph: Graph, ctx: Context, regions: RegionMap, nodes: NodeSide, providers: dict[str, Cloud],
-                   user_data_on: dict[str, Cloud], *, latency: list[LatencyReport] | None = None) -> None:
+                   user_data_on: dict[str, Cloud], *, latency: list[LatencyReport] | None = None,
+                   ingress: IngressSteps | None = None) -> None:
     """Declare what follows the VMs in create-cluster and add-node: firewall-peers on every
     cloud of `providers`, once every VM step of the graph is done; the mesh (mesh_steps); the
     user-data taken back on `user_data_on`; the latency check (latency_step, when `latency`
     collects its report); Kubernetes (kubernetes_steps), skipped visibly where no node can
-    run it."""
+    run it. With `ingress`, the load balancers and DNS records once firewall-peers is done,
+    and Kubernetes after them (the controller's Service takes some balancers' addresses)."""
     from . import kubernetes_steps, latency_step, mesh_steps
 
     markers: dict[str, BootMarker] = {}
     peers = add_firewall_peers(graph, ctx, regions, providers, after=graph.keys("vms"))
+    balancers = ingress.add_steps(graph, after=peers, dry_run=ctx.dry_run) if ingress is not None else ()
+    external_ips = ingress.external_ips if ingress is not None else tuple
     mesh = graph.add(Step("mesh", "wireguard", lambda _: mesh_steps.wireguard(ctx, nodes, markers), after=peers)).key
     add_forget_user_data(graph, ctx, user_data_on, after=(mesh,))
     before_kube = mesh
     if latency is not None:
         before_kube = graph.add(Step("mesh", "latency", lambda _: latency_step.latency(ctx, nodes, latency),
                                      after=(mesh,))).key
-    graph.add(Step("kubernetes", "bootstrap", lambda _: kubernetes_steps.bootstrap(ctx, nodes, markers),
-                   after=(before_kube,), skip=lambda: kubernetes_steps.skip_reason(markers)))
+    graph.add(Step("kubernetes", "bootstrap", lambda _: kubernetes_steps.bootstrap(ctx, nodes, markers, external_ips),
+                   after=(before_kube, *balancers), skip=lambda: kubernetes_steps.skip_reason(markers)))

@@ -131,13 +131,6 @@ class Engine:
         targets = {cp.cloud: creation.target(ctx.cluster, cp) for cp in plan.clouds}
         return IngressSteps(ctx.cluster.ref, plan, targets, providers, ctx.journal().step)
 
-    def _add_ingress(self, graph: Graph, ctx: Context, plan: ClusterPlan, providers: dict[str, Cloud]) -> None:
-        """Declare the load balancers and the DNS records, after every cloud's firewall-peers
-        (the workers run and accept their peers)."""
-        ingress = self._ingress(ctx, plan, providers)
-        if ingress is not None:
-            ingress.add_steps(graph, after=graph.keys("firewall-peers"), dry_run=ctx.dry_run)
-
     def _ingress_ensure(self, ctx: Context, plan: ClusterPlan, providers: dict[str, Cloud], *,
                         exclude: Iterable[str] = ()) -> list[str]:
         """Every load balancer and the DNS records as planned, outside a graph (IngressSteps.ensure)."""
@@ -177,8 +170,8 @@ class Engine:
                 graph = Graph()
                 for cp in plan.clouds:
                     creation.add_cloud_steps(graph, ctx, cp, providers[cp.cloud], authorized)
-                creation.add_node_phase(graph, ctx, self.regions, nodes, providers, providers, latency=reports)
-                self._add_ingress(graph, ctx, plan, providers)
+                creation.add_node_phase(graph, ctx, self.regions, nodes, providers, providers, latency=reports,
+                                        ingress=self._ingress(ctx, plan, providers))
                 self._run(ctx, plan, graph)
             self.store.update_cluster(row.uuid, status="ready")
             self.progress.line("cluster", "done", "done", f"{len(plan.nodes)} nodes on {len(plan.clouds)} clouds")
@@ -226,8 +219,8 @@ class Engine:
             with self._nodes(ctx) as nodes:
                 graph = Graph()
                 creation.add_cloud_steps(graph, ctx, plan.cloud(cloud), providers[cloud], authorized)
-                creation.add_node_phase(graph, ctx, self.regions, nodes, providers, {cloud: providers[cloud]})
-                self._add_ingress(graph, ctx, plan, providers)
+                creation.add_node_phase(graph, ctx, self.regions, nodes, providers, {cloud: providers[cloud]},
+                                        ingress=self._ingress(ctx, plan, providers))
                 self._run(ctx, plan, graph)
             return [n.name for n in plan.nodes if n.name not in before]
 

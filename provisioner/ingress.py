@@ -55,6 +55,7 @@ class IngressSteps:
     step: StepRunner = _unjournaled
     open_lb: Callable[[str, str, str | None], LoadBalancing] = open_balancers
     _balancers: dict[str, LoadBalancing] = field(default_factory=dict)
+    _results: dict[str, BalancerEnsured | None] = field(default_factory=dict)  # of add_steps' steps
 
     @property
     def ingress(self) -> IngressPlan:
@@ -106,7 +107,7 @@ class IngressSteps:
         one, after `after` (its backends: the cloud's planned workers; a cloud left without
         any loses its load balancer), then ("dns", "records") after all of them. The graph's
         executor journals them. Returns the keys declared."""
-        results: dict[str, BalancerEnsured | None] = {}
+        results = self._results
 
         def balancer(cloud: str) -> Step:
             self.balancing(cloud)  # opened here, in the calling thread: it imports the SDK
@@ -132,6 +133,13 @@ class IngressSteps:
 
             keys.append(graph.add(Step(*DNS_STEP, records, after=tuple(keys))).key)
         return tuple(keys)
+
+    def external_ips(self) -> tuple[str, ...]:
+        """The addresses of the load balancers add_steps made that deliver on the port they
+        were reached on (LoadBalancing.keeps_port): the ingress controller's Service must take
+        them as externalIPs. Known once those steps ran."""
+        return tuple(sorted(r.address for c, r in self._results.items()
+                            if r is not None and r.address and self.balancing(c).keeps_port))
 
     def _run(self, cloud: str, work: Callable[[], Ensured]) -> BalancerEnsured:
         result = self.step(cloud, LB_STEP, work)

@@ -4,6 +4,7 @@ and joins for the rest (kubernetes/bootstrap), a removed node's Node object dele
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,10 +62,13 @@ def reasons(markers: dict[str, BootMarker]) -> str:
                              if not m.can_run_kubernetes}))
 
 
-def bootstrap(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker]) -> Ensured:
+def bootstrap(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker],
+              external_ips: Callable[[], tuple[str, ...]] = tuple) -> Ensured:
     """The kubernetes/bootstrap step: kubeadm init on the first master over its mesh address,
     joins for every node not yet in, then the admin kubeconfig saved as a secret (0600).
-    Raises KubernetesError naming the nodes that cannot run it (their install failed)."""
+    With ingress, the first master applies the add-ons too, the controller's Service taking
+    `external_ips()` (ingress.IngressSteps.external_ips). Raises KubernetesError naming the
+    nodes that cannot run it (their install failed)."""
     unable = sorted(name for name, m in markers.items() if not m.can_run_kubernetes)
     if unable:
         raise KubernetesError(f"{', '.join(unable)} cannot run Kubernetes: {reasons(markers)}")
@@ -75,7 +79,7 @@ def bootstrap(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker]) -> 
     from .kube.addons import IngressSettings
 
     wanted = ctx.cluster.spec.ingress
-    ingress = IngressSettings(email=wanted.email) if wanted is not None else None
+    ingress = IngressSettings(email=wanted.email, external_ips=external_ips()) if wanted is not None else None
     result = nodes.bootstrap_kubernetes(ctx.name, [(node_access(n), n) for n in rows], markers[first].kubernetes,
                                         ingress=ingress)
     ctx.store.write_secret(ctx.uuid, KUBECONFIG_SECRET, result.kubeconfig.encode())

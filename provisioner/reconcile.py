@@ -63,15 +63,15 @@ def reconcile(ctx: Context, regions: RegionMap, plan: ClusterPlan, providers: di
     peers = creation.add_firewall_peers(  # the recreated VMs' new addresses
         graph, ctx, regions, providers, after=graph.keys("vms") + graph.keys("strays"),
         when=lambda: bool(seen.gone) and not dry_run)
-    if ingress is not None:
-        ingress.add_steps(graph, after=graph.keys("vms") + peers, dry_run=dry_run)
+    balancers = ingress.add_steps(graph, after=graph.keys("vms") + peers, dry_run=dry_run) if ingress else ()
+    external_ips = ingress.external_ips if ingress is not None else tuple
     graph.add(Step("mesh", "drift", drift, after=peers))
     markers: dict[str, BootMarker] = {}
     mesh = graph.add(Step("mesh", "wireguard", lambda _: mesh_steps.wireguard(ctx, nodes, markers),
                           after=(("mesh", "drift"),), when=repair_mesh)).key
     creation.add_forget_user_data(graph, ctx, providers, after=(mesh,), when=lambda: seen.meshed)
-    graph.add(Step("kubernetes", "bootstrap", lambda _: kubernetes_steps.bootstrap(ctx, nodes, markers),
-                   after=(mesh,), when=lambda: seen.meshed and kube_due(),
+    graph.add(Step("kubernetes", "bootstrap", lambda _: kubernetes_steps.bootstrap(ctx, nodes, markers, external_ips),
+                   after=(mesh, *balancers), when=lambda: seen.meshed and kube_due(),
                    skip=lambda: kubernetes_steps.skip_reason(markers)))
     outcome = run_graph(graph, ctx.journal(), {cp.cloud: creation.target(ctx.cluster, cp) for cp in plan.clouds})
 

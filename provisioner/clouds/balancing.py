@@ -55,6 +55,11 @@ class BalancerEnsured(Ensured):
 class LoadBalancing(ABC):
     """The load-balancer half of a provider (mixed into its `Provider` beside `base.Cloud`)."""
 
+    # Whether the balancer delivers packets on the port they arrived on (80/443) rather than on
+    # the NodePorts (GCP's passthrough balancer): the ingress controller's Service then takes its
+    # address as an externalIP, so that kube-proxy hands those packets to the controller.
+    keeps_port: bool = False
+
     @abstractmethod
     def ensure_load_balancer(
         self, target: CloudTarget, plan: BalancerPlan, workers: Sequence[Vm], *, dry_run: bool = False

@@ -63,6 +63,7 @@ class Parts:
 class Balancers(LoadBalancing):
     """The cluster's load balancer in one region (and, for the instance group, one zone)."""
 
+    keeps_port = True  # a passthrough forwarding rule delivers to the backends on 80/443 themselves
     transient_budget_s: float | None = None  # None: retry.retry_budget_s()
     stall_budget_s = 120.0
 

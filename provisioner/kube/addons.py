@@ -5,6 +5,7 @@ applied through a kustomization, as flannel is (cni)."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -20,10 +21,14 @@ class IngressSettings:
     (no ClusterIssuer: the user brings certificates). ValueError on an address that is not one."""
 
     email: str | None = None
+    # load balancers' addresses the controller's Service takes too (balancing.LoadBalancing.keeps_port)
+    external_ips: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.email is not None and not _EMAIL.match(self.email):
             raise ValueError(f"not an e-mail address: {self.email!r}")
+        for address in self.external_ips:
+            ipaddress.IPv4Address(address)  # ValueError: not one
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,6 @@ def addon_files(kubeconfig: str, settings: IngressSettings) -> AddonFiles:
     """ingress-nginx, then cert-manager (and its issuer), with the admin `kubeconfig`."""
     return AddonFiles(
         directories=(paths.INGRESS_NGINX_DIR, paths.CERT_MANAGER_DIR),
-        files=ingress_nginx.files() + cert_manager.files(settings.email),
+        files=ingress_nginx.files(settings.external_ips) + cert_manager.files(settings.email),
         commands=ingress_nginx.commands(kubeconfig) + cert_manager.commands(kubeconfig, settings.email),
     )

@@ -21,6 +21,7 @@ unexpected layout fails the apply instead of patching the wrong container.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..clouds.balancing import HTTP_NODEPORT, HTTPS_NODEPORT
@@ -67,20 +68,22 @@ def metrics_service() -> dict[str, Any]:
     }
 
 
-def service_patch() -> dict[str, Any]:
-    """The controller's Service on the fixed NodePorts (ports merge by `port`)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": CONTROLLER, "namespace": NAMESPACE},
-        "spec": {"type": "NodePort", "ports": [
-            {"name": "http", "port": 80, "protocol": "TCP", "nodePort": HTTP_NODEPORT},
-            {"name": "https", "port": 443, "protocol": "TCP", "nodePort": HTTPS_NODEPORT},
-        ]},
-    }
+def service_patch(external_ips: Sequence[str] = ()) -> dict[str, Any]:
+    """The controller's Service on the fixed NodePorts (ports merge by `port`); with
+    `external_ips`, those addresses too, on ports 80 and 443: a load balancer that delivers
+    packets to the nodes on the port they arrived on (GCP's passthrough one) reaches the
+    controller through them (kube-proxy takes its address's ports 80 and 443)."""
+    spec: dict[str, Any] = {"type": "NodePort", "ports": [
+        {"name": "http", "port": 80, "protocol": "TCP", "nodePort": HTTP_NODEPORT},
+        {"name": "https", "port": 443, "protocol": "TCP", "nodePort": HTTPS_NODEPORT},
+    ]}
+    if external_ips:
+        spec["externalIPs"] = list(external_ips)
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": CONTROLLER, "namespace": NAMESPACE},
+            "spec": spec}
 
 
-def kustomization() -> str:
+def kustomization(external_ips: Sequence[str] = ()) -> str:
     """kustomization.yaml: the pinned manifest and the metrics Service, with the NodePort,
     metrics and default-class patches and every image pinned by digest."""
     container = "/spec/template/spec/containers/0"
@@ -100,7 +103,7 @@ def kustomization() -> str:
         "kind": "Kustomization",
         "resources": ["deploy.yaml", "metrics-service.yaml"],
         "patches": [
-            {"patch": yamltext.dump(service_patch())},
+            {"patch": yamltext.dump(service_patch(external_ips))},
             {"target": {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": NAMESPACE,
                         "name": CONTROLLER},
              "patch": yamltext.dump(controller_patch)},
@@ -117,12 +120,12 @@ def kustomization() -> str:
     return yamltext.dump_all([document], header)
 
 
-def files() -> tuple[tuple[str, str], ...]:
+def files(external_ips: Sequence[str] = ()) -> tuple[tuple[str, str], ...]:
     """The files cast writes (path -> text, public)."""
     return (
         (CHECKSUM, f"{INGRESS_NGINX_MANIFEST_SHA256}  {MANIFEST}\n"),
         (METRICS, yamltext.dump(metrics_service())),
-        (KUSTOMIZATION, kustomization()),
+        (KUSTOMIZATION, kustomization(external_ips)),
     )
 
 

@@ -175,3 +175,12 @@ def test_the_pinned_cert_manager_manifest_runs_only_digest_pinned_images(tmp_pat
     assert set(pod_images(list(yaml.safe_load_all(manifest)))) == {f"{i.name}:{i.tag}" for i in CERT_MANAGER_IMAGES}
     documents = built(tmp_path, {"cert-manager.yaml": manifest, "kustomization.yaml": cert_manager.kustomization()})
     assert set(pod_images(documents)) == {f"{i.name}@{i.digest}" for i in CERT_MANAGER_IMAGES}
+
+
+def test_an_external_ip_that_is_not_an_address_is_refused():
+    import pytest
+
+    from provisioner.kube.addons import IngressSettings
+
+    with pytest.raises(ValueError):
+        IngressSettings(external_ips=("198.18.1.20\nexternalIPs: [1.2.3.4]",))

@@ -87,3 +87,29 @@ def test_a_removed_worker_is_left_out_and_a_cloud_without_workers_loses_its_bala
     assert memories["gcp"].backends is None  # deleted: no worker left there
     s.delete()
     assert memories["aws"].backends is None
+
+
+class Passthrough(Memory):
+    keeps_port = True  # as GCP's: delivers on 80/443, not on the NodePorts
+
+
+def test_the_addresses_of_balancers_that_keep_the_port_become_the_controllers_external_ips():
+    from provisioner.clouds.base import Ensured
+    from provisioner.graph import Graph, Step
+    from provisioner.kube.addons import IngressSettings
+    from provisioner.kube.ingress_nginx import kustomization
+
+    spec = build_spec(REGIONS, name="demo", region="us-east", cloud_flags=["aws:1:1", "gcp:0:1"], ingress=True)
+    plan = make_plan(spec, REGIONS)
+    s = steps(plan, {"aws": Memory("198.18.0.20"), "gcp": Passthrough("198.18.1.20")})
+    graph = Graph()
+    graph.add(Step("aws", "firewall-peers", lambda _: Ensured()))
+    keys = s.add_steps(graph, after=(("aws", "firewall-peers"),))
+    assert sorted(keys) == [("aws", "load-balancer"), ("gcp", "load-balancer")]
+    assert s.external_ips() == ()  # nothing known before the steps ran
+    for key in keys:
+        graph.steps[key].work(None)
+    assert s.external_ips() == ("198.18.1.20",)  # only the balancer that keeps the port
+    settings = IngressSettings(external_ips=s.external_ips())
+    assert "externalIPs:\n" in kustomization(settings.external_ips) and "198.18.1.20" in kustomization(("198.18.1.20",))
+    assert "externalIPs" not in kustomization()
