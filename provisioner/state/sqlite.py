@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -99,6 +100,11 @@ class StateStore(LocalSecrets):
     def __init__(self, root: Path):
         self.root = Path(root)
         self.db_path = self.root / DB_NAME
+        # The first write connection of this store sets WAL mode and the schema, alone: two
+        # threads switching a new database to WAL at once get "database is locked" at once,
+        # without the busy timeout (steps on several clouds journal their first lines together).
+        self._setup = threading.Lock()
+        self._set_up = False
 
     # --- connections -------------------------------------------------------------------
 
@@ -133,8 +139,11 @@ class StateStore(LocalSecrets):
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             if write:
-                conn.execute("PRAGMA journal_mode = WAL")
-                self._migrate(conn)
+                with self._setup:
+                    if not self._set_up:
+                        conn.execute("PRAGMA journal_mode = WAL")
+                        self._migrate(conn)
+                        self._set_up = True
             else:
                 self._check_version(conn)
             yield conn
