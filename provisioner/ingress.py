@@ -77,28 +77,16 @@ class IngressSteps:
 
     def ensure(self, *, exclude: Collection[str] = (), dry_run: bool = False) -> list[str]:
         """Every load balancer as planned (backends: the cloud's planned workers but `exclude`;
-        a cloud left without one loses its load balancer), in parallel, then the DNS records.
-        Returns one line per change (or, with dry_run, per change to make)."""
+        a cloud left without one loses its load balancer), in parallel, each a journaled step,
+        then the DNS records. Returns one line per change (or, with dry_run, per change to make)."""
         clouds = self.clouds()
         for cloud in clouds:
-            self.balancing(cloud)
-        results: dict[str, BalancerEnsured | None] = {}
-
-        def one(cloud: str) -> None:
-            wanted = self._backends(cloud, exclude)
-            if wanted:
-                results[cloud] = self._run(cloud, lambda: self._ensure_balancer(cloud, wanted, dry_run))
-            else:
-                results[cloud] = None
-                if self.balancing(cloud).find_load_balancer(self.ref) is not None:
-                    self._run(cloud, lambda: self._delete_balancer(cloud, dry_run))
-
-        gather(*(partial(one, c) for c in clouds))
-        lines = [f"{c}: {a}" for c in clouds if results.get(c) for a in results[c].actions  # type: ignore[union-attr]
+            self.balancing(cloud)  # opened here, in the calling thread: it imports the SDK
+        done = gather(*(partial(self._run, c, partial(self._balance, c, exclude, dry_run)) for c in clouds))
+        lines = [f"{c}: {a}" for c, made in zip(clouds, done, strict=True) for a in made.actions
                  if not a.startswith("at ")]
-        addresses = [r.address for r in results.values() if r is not None and r.address]
         if self.ingress.domain is not None:
-            dns = self.step(*DNS_STEP, lambda: self._ensure_dns(addresses, dry_run))
+            dns = self.step(*DNS_STEP, lambda: self._ensure_dns(self._addresses(), dry_run))
             lines += [f"dns: {a}" for a in dns.actions if self.ingress.dns_provider is not None]
         return lines
 
@@ -107,32 +95,32 @@ class IngressSteps:
         one, after `after` (its backends: the cloud's planned workers; a cloud left without
         any loses its load balancer), then ("dns", "records") after all of them. The graph's
         executor journals them. Returns the keys declared."""
-        results = self._results
-
         def balancer(cloud: str) -> Step:
             self.balancing(cloud)  # opened here, in the calling thread: it imports the SDK
-
-            def work(_: CloudTarget | None) -> Ensured:
-                wanted = self._backends(cloud, ())
-                if wanted:
-                    made = results[cloud] = self._ensure_balancer(cloud, wanted, dry_run)
-                    changed = [a for a in made.actions if not a.startswith("at ")]
-                    return made if changed else replace(made, actions=())  # in place: nothing to report
-                results[cloud] = None
-                if self.balancing(cloud).find_load_balancer(self.ref) is not None:
-                    return self._delete_balancer(cloud, dry_run)
-                return Ensured()
-
-            return Step(cloud, LB_STEP, work, after=tuple(after))
+            return Step(cloud, LB_STEP, lambda _: self._balance(cloud, (), dry_run), after=tuple(after))
 
         keys = [graph.add(balancer(c)).key for c in self.clouds()]
         if self.ingress.domain is not None:
-            def records(_: CloudTarget | None) -> Ensured:
-                addresses = [r.address for r in results.values() if r is not None and r.address]
-                return self._ensure_dns(addresses, dry_run)
-
-            keys.append(graph.add(Step(*DNS_STEP, records, after=tuple(keys))).key)
+            records = graph.add(Step(*DNS_STEP, lambda _: self._ensure_dns(self._addresses(), dry_run),
+                                     after=tuple(keys)))
+            keys.append(records.key)
         return tuple(keys)
+
+    def _balance(self, cloud: str, exclude: Collection[str], dry_run: bool) -> BalancerEnsured:
+        """One cloud's load-balancer step: its balancer as planned (backends: the planned workers
+        but `exclude`), or deleted when no worker is left; what it made is kept for the DNS step
+        and external_ips. The address line alone (nothing changed) is reported as in place."""
+        wanted = self._backends(cloud, exclude)
+        if not wanted:
+            self._results[cloud] = None
+            if self.balancing(cloud).find_load_balancer(self.ref) is None:
+                return BalancerEnsured()
+            return self._delete_balancer(cloud, dry_run)
+        made = self._results[cloud] = self._ensure_balancer(cloud, wanted, dry_run)
+        return made if any(not a.startswith("at ") for a in made.actions) else replace(made, actions=())
+
+    def _addresses(self) -> list[str]:
+        return [r.address for r in self._results.values() if r is not None and r.address]
 
     def external_ips(self) -> tuple[str, ...]:
         """The addresses of the load balancers add_steps made that deliver on the port they
