@@ -11,7 +11,6 @@ each with an external IP, the cloud-init text in `user-data` and the cluster's k
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -23,7 +22,7 @@ from ..tags import CLUSTER_UUID, NODE, ROLE, vm_tags
 from . import gcp_layout as layout
 from . import gcp_sdk, leaks
 from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Settings, Vm, VmRequest
-from .gcp_api import CLOUD, AlreadyExistsError, GcpApi
+from .gcp_api import CLOUD, AlreadyExistsError, UsesGcpApi
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock).
@@ -42,7 +41,7 @@ SDK_MODULES = (
 prepare_sdk = gcp_sdk.install
 
 
-class Provider(Cloud):
+class Provider(UsesGcpApi, Cloud):
     """Compute Engine in one project, region and zone."""
 
     name = CLOUD
@@ -50,20 +49,6 @@ class Provider(Cloud):
     # compute v1 discovery document, Metadata.items[].value: "their size must be less than
     # or equal to 262144 bytes (256 KiB)".
     user_data_limit = 256 * 1024
-    transient_budget_s: float | None = None  # None: retry.retry_budget_s()
-
-    def __init__(self, region: str, zone: str | None = None):
-        super().__init__(region, zone)
-        self._api: GcpApi | None = None
-        self._api_lock = threading.Lock()
-
-    @property
-    def api(self) -> GcpApi:
-        """The connection, made on first use (so constructing a Provider needs no credentials)."""
-        with self._api_lock:
-            if self._api is None:
-                self._api = GcpApi(transient_budget_s=self.transient_budget_s)
-            return self._api
 
     @staticmethod
     def image_label(image: Mapping[str, str]) -> str:

@@ -210,3 +210,21 @@ class GcpApi:
                 raise map_error(exc, what) from None
 
         return retry_transient(once, budget_s=self.transient_budget_s, what=f"{CLOUD} {what}")
+
+
+class UsesGcpApi:
+    """A part of the GCP provider that talks to Compute Engine through one GcpApi, made on
+    first use (so constructing it needs no credentials). `transient_budget_s` None: the
+    default retry budget (retry.retry_budget_s)."""
+
+    transient_budget_s: float | None = None
+    _api: GcpApi | None = None
+    _api_lock = threading.Lock()  # guards only the first making, for every instance
+
+    @property
+    def api(self) -> GcpApi:
+        """The connection, made on first use."""
+        with self._api_lock:
+            if self._api is None:
+                self._api = GcpApi(transient_budget_s=self.transient_budget_s)
+            return self._api

@@ -19,7 +19,6 @@ port 80 reaches a worker on port 80, where the ingress controller answers for th
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -32,7 +31,7 @@ from ..teardown import delete_inventory
 from . import gcp_layout as layout
 from .balancing import BalancerEnsured, BalancerPlan, LoadBalancing
 from .base import CloudResource, CloudTarget, ClusterRef, Owned, Vm
-from .gcp_api import CLOUD, AlreadyExistsError, GcpApi
+from .gcp_api import CLOUD, AlreadyExistsError, GcpApi, UsesGcpApi
 
 PARTS = ("ip", "hc", "ig", "bs", "fr")  # name suffixes: cast-<shortid>-lb-<part>
 
@@ -60,25 +59,14 @@ class Parts:
     members: tuple[str, ...] = ()
 
 
-class Balancers(LoadBalancing):
+class Balancers(UsesGcpApi, LoadBalancing):
     """The cluster's load balancer in one region (and, for the instance group, one zone)."""
 
     keeps_port = True  # a passthrough forwarding rule delivers to the backends on 80/443 themselves
-    transient_budget_s: float | None = None  # None: retry.retry_budget_s()
     stall_budget_s = 120.0
 
     def __init__(self, region: str, zone: str | None = None):
         self.region, self.zone = region, zone
-        self._api: GcpApi | None = None
-        self._api_lock = threading.Lock()
-
-    @property
-    def api(self) -> GcpApi:
-        """The connection, made on first use."""
-        with self._api_lock:
-            if self._api is None:
-                self._api = GcpApi(transient_budget_s=self.transient_budget_s)
-            return self._api
 
     # --- the contract ------------------------------------------------------------------
 
