@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import re
+import secrets
 import stat
 import subprocess
 import sys
@@ -138,24 +139,29 @@ def test_an_unexpected_exception_is_logged_with_its_traceback_and_named(tmp_path
 def test_the_redaction_filter_catches_keys_tokens_and_pem_blocks(tmp_path):
     pair = new_ed25519("cast")
     private, public = pair.private, pair.public
-    wg_private = base64.b64encode(os.urandom(32)).decode()  # shaped like a WireGuard private key
-    secrets = {
+    # Every secret is made here, at test time, in the shape the real one has.
+    wg_private = base64.b64encode(os.urandom(32)).decode()  # a WireGuard private key
+    bearer = "ya29." + secrets.token_urlsafe(24)  # a Google OAuth access token
+    join_token = f"{secrets.token_hex(3)}.{secrets.token_hex(8)}"  # kubeadm's [a-z0-9]{6}.[a-z0-9]{16}
+    certificate_key = secrets.token_hex(32)
+    access_token, password, signature = secrets.token_hex(12), secrets.token_hex(8), secrets.token_hex(10)
+    leaks = {
         "pem": private.decode(),
         "wg": f"[Interface]\nPrivateKey = {wg_private}\nAddress = 10.4.0.1/32",
-        "bearer": "Authorization: Bearer ya29.a0AfH6SMBx-not-a-real-token",
-        "kubeadm": "kubeadm join 1.2.3.4:6443 --token abcdef.0123456789abcdef --certificate-key 0f1e2d3c4b5a",
-        "json": '{"access_token": "s3cr3t-t0ken-value", "password": "hunter22"}',
-        "url": "GET https://example.com/v1/x?sig=abc123querysecret: 403",
+        "bearer": f"Authorization: Bearer {bearer}",
+        "kubeadm": f"kubeadm join 1.2.3.4:6443 --token {join_token} --certificate-key {certificate_key}",
+        "json": f'{{"access_token": "{access_token}", "password": "{password}"}}',
+        "url": f"GET https://example.com/v1/x?sig={signature}: 403",
     }
     logs.start(tmp_path, "demo", "create-cluster")
-    for name, text in secrets.items():
+    for name, text in leaks.items():
         logs.logger("ssh").info("%s: %s", name, text)
     logs.logger("api").info("public key %s stays", public.split()[1][:20])
     path = logs.finish()
     assert path is not None
     text = path.read_text()
-    for needle in ("PRIVATE KEY", private.decode().splitlines()[1], wg_private, "ya29.a0AfH6SMBx", "abcdef.0123456789abcdef",
-                   "0f1e2d3c4b5a", "s3cr3t-t0ken-value", "hunter22", "abc123querysecret"):
+    for needle in ("PRIVATE KEY", private.decode().splitlines()[1], wg_private, bearer, join_token,
+                   certificate_key, access_token, password, signature):
         assert needle not in text, needle
     assert "GET https://example.com/v1/x?[query left out] 403" in text
     assert "Address = 10.4.0.1/32" in text and "kubeadm join 1.2.3.4:6443" in text and "stays" in text
