@@ -54,11 +54,16 @@ def sandbox_up(ctx: click.Context, region: str, api_delay_ms: float, boot_delay_
     if region not in regions.regions:
         raise InputError("--region", f"unknown region {region!r}", ", ".join(regions.regions))
     parse(pacing)  # InputError (exit 2, nothing started) for a profile that does not exist
+
+    def say(message: str) -> None:
+        console(stderr=True).print(literal(message))
+
     if hosts == "vm" and control.read_state(_sandbox_dir(ctx)) is None:
-        control.check_block(pool)  # bad input: refused before the image is built, nothing written
+        control.choose_pools(pool, say)  # bad input: refused before the image is built, nothing written
         _ensure_guest_image(_sandbox_dir(ctx))
     state = control.start(_sandbox_dir(ctx), region, api_delay_ms=api_delay_ms, boot_delay_s=boot_delay_s,
-                          pool=pool, pacing=pacing, hosts=hosts)
+                          pool=pool, pacing=pacing, hosts=hosts,
+                          say=say)
     paced = ""
     if state.get("pacing", "flat") != "flat":
         paced = f", the clouds' own latencies ({state['pacing']})"
@@ -68,9 +73,20 @@ def sandbox_up(ctx: click.Context, region: str, api_delay_ms: float, boot_delay_
     if state.get("hosts") == "vm":
         paced += f", VMs boot as QEMU guests ({state.get('accel')})"
     console(stderr=True).print(literal(
-        f"sandbox up (pid {state['pid']}, delays of {state['region']}{paced}, public IPs from {state.get('pool')}); "
+        f"sandbox up (pid {state['pid']}, delays of {state['region']}{paced}, public IPs from {_pools_told(state)}); "
         f'point cast at it with: eval "$(cast sandbox env)"'
     ))
+
+
+def _pools_told(state: dict[str, object]) -> str:
+    """The block the sandbox's public IPs come from, and its /24s when not the block's first four
+    (those held something this machine uses)."""
+    from .sandbox.pools import pools_of
+
+    block, pools = str(state.get("pool")), state.get("pools")
+    if not isinstance(pools, dict) or pools == pools_of(block):
+        return block
+    return f"{block}: {', '.join(str(p) for p in pools.values())}"
 
 
 def _ensure_guest_image(directory: Path) -> None:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -16,7 +17,8 @@ from ..errors import CastError
 from ..private_files import UntrustedPathError, read_private_file, trusted_dir
 from ..processes import process_start, process_uid
 from ..retry import DeadlineError, wait_until
-from .pools import DEFAULT_BLOCK, check_block
+from .leftovers import remove_dead_sandboxes
+from .pools import DEFAULT_BLOCK, check_block, pools_of
 from .supervisor import STATE_FILE, hosts_prefix
 
 START_TIMEOUT_S = 120.0
@@ -98,16 +100,30 @@ def open_log(directory: Path) -> BinaryIO:
     return os.fdopen(fd, "ab")
 
 
+def choose_pools(block: str, say: Callable[[str], None] = lambda message: None) -> dict[str, str]:
+    """Each cloud's public /24 from `block` (pools.check_block: InputError when it cannot hold them),
+    after removing, as root, what sandboxes that no longer run left (their routes would hold the
+    block's /24s), each removal told to `say`."""
+    pools_of(block)  # bad input first: nothing is touched for a block that is no block
+    if os.geteuid() == 0:
+        for leftover in remove_dead_sandboxes():
+            say(f"removed what a sandbox that no longer runs left on this machine ({leftover.prefix}: "
+                f"{len(leftover.namespaces)} namespaces{', its uplink and routes' if leftover.uplink else ''})")
+    return check_block(block)
+
+
 def start(directory: Path, region: str, *, api_delay_ms: float = 0.0, boot_delay_s: float = 0.0,
-          pool: str = DEFAULT_BLOCK, pacing: str = "flat", hosts: str = "namespace") -> dict[str, Any]:
+          pool: str = DEFAULT_BLOCK, pacing: str = "flat", hosts: str = "namespace",
+          say: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Start the supervisor in the background and block until it is ready. Needs root.
     `api_delay_ms`: how long every cloud API request waits before it is answered;
     `boot_delay_s`: how long after its create a VM answers SSH (both for the "flat" `pacing`;
     "cloud" or "cloud:F": the clouds' own latencies, see sandbox.pacing); `pool`: the block the public
-    addresses of every cloud are carved from (InputError, before anything starts, when this
-    machine uses an address in it); `hosts`: "namespace" or "vm" (QEMU guests: the guest
+    addresses of every cloud are carved from (its first four /24s that hold nothing this machine
+    uses; InputError, before anything starts, when it has fewer); `hosts`: "namespace" or "vm" (QEMU guests: the guest
     image must be built already, vm_image.ensure_image). When a sandbox runs already, returns its state, or raises
-    SandboxError if it was started with other settings."""
+    SandboxError if it was started with other settings. What sandboxes that no longer run left on
+    the machine (their namespaces and routes) is removed first, each removal told to `say`."""
     existing = read_state(directory)
     if existing:
         running = (float(existing.get("api_delay_ms", 0.0)), float(existing.get("boot_delay_s", 0.0)),
@@ -120,7 +136,7 @@ def start(directory: Path, region: str, *, api_delay_ms: float = 0.0, boot_delay
                 "`cast sandbox down`"
             )
         return existing
-    check_block(pool)
+    pools = choose_pools(pool, say)
     if os.geteuid() != 0:
         raise SandboxError("the sandbox needs root: it makes network namespaces for its VMs")
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -129,7 +145,8 @@ def start(directory: Path, region: str, *, api_delay_ms: float = 0.0, boot_delay
         process = subprocess.Popen(
             [sys.executable, "-m", "provisioner.sandbox.supervisor", str(directory), "--region", region,
              "--api-delay-ms", str(api_delay_ms), "--boot-delay-s", str(boot_delay_s), "--pool", pool,
-             "--pacing", pacing, "--hosts", hosts],
+             "--pacing", pacing, "--hosts", hosts,
+             "--pools", ",".join(f"{cloud}={cidr}" for cloud, cidr in pools.items())],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

@@ -49,6 +49,7 @@ from ..retry import wait_until
 from . import hostroot
 
 RUN_ROOT = Path("/run/cast-hosts")
+OWNER_FILE = "owner"  # in a run's directory: the pid and start time of the process that made the run
 GATEWAY = "169.254.0.1"  # the internet namespace's address on every group bridge
 LINK_BLOCK = ipaddress.IPv4Network("169.254.128.0/17")  # root <-> internet link, a /30 per run
 PROCESS_EXIT_S = 5.0
@@ -251,6 +252,8 @@ class LocalHosts:
         self.uplink = f"{self.prefix}-up"
         cleanup_leftovers(self.prefix, self.run_root)
         self.directory.mkdir(parents=True, mode=0o700)
+        # who made this run (not a .pid file: cleanup ends those): while it lives, the run is alive
+        _record(self.directory / OWNER_FILE, os.getpid())
         try:
             self._make_internet()
         except BaseException:

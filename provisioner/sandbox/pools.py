@@ -3,10 +3,11 @@ user can choose (`cast sandbox up --pool CIDR`), and the check that the block ho
 this machine uses.
 
 The sandbox routes its pools into its own namespace, so while it runs every process on the
-machine reaches those addresses in the sandbox instead. A block that holds the machine's own
-address, a neighbour, a route, or an address the machine resolves for a host it depends on (its
-proxies, its package indexes, /etc/hosts) would cut the machine off from it: that is refused
-before anything starts, naming the address and where it was found.
+machine reaches those addresses in the sandbox instead. A /24 that holds the machine's own
+address, a neighbour, a route (another sandbox's pools among them), or an address the machine
+resolves for a host it depends on (its proxies, its package indexes, /etc/hosts) would cut the
+machine off from it: such a /24 is never a pool, and a block without four others is refused
+before anything starts, naming the addresses and where they were found.
 """
 
 from __future__ import annotations
@@ -94,19 +95,26 @@ class MachineConfig:
 
 
 def check_block(block: str, machine: MachineConfig | None = None) -> dict[str, str]:
-    """The pools of `block` (see pools_of), after checking that it holds nothing this machine
-    uses. InputError (--pool, exit 2) naming the address and where it was found otherwise."""
-    pools = pools_of(block)
+    """One /24 pool per cloud: the first four /24s of `block` that hold nothing this machine uses
+    (a /24 that does is skipped: another sandbox's pools, a VPN's routes). InputError (--pool,
+    exit 2) when fewer than four are free, naming what this machine uses and where it was found."""
+    pools_of(block)  # InputError for a block that is not IPv4 or smaller than a /22
     network = ipaddress.IPv4Network(block, strict=False)
-    for used in addresses_in_use(machine or MachineConfig.of_this_machine()):
-        if used.network.overlaps(network):
-            raise InputError(
-                "--pool",
-                f"{network} holds {_show(used.network)}, which this machine uses ({used.source}): while the "
-                "sandbox runs, the machine could not reach it",
-                "a block none of whose addresses the machine uses, e.g. --pool 198.18.0.0/15 or 100.64.0.0/16",
-            )
-    return pools
+    used = [u for u in addresses_in_use(machine or MachineConfig.of_this_machine()) if u.network.overlaps(network)]
+    free: list[str] = []
+    for candidate in network.subnets(new_prefix=24):
+        if not any(u.network.overlaps(candidate) for u in used):
+            free.append(str(candidate))
+            if len(free) == len(CLOUD_ORDER):
+                return dict(zip(CLOUD_ORDER, free, strict=True))
+    seen = "; ".join(f"{_show(u.network)} ({u.source})" for u in used[:3])
+    raise InputError(
+        "--pool",
+        f"{network} has only {len(free)} /24s free of addresses this machine uses, and the sandbox needs "
+        f"{len(CLOUD_ORDER)} (one per cloud): this machine uses {seen}{' and more' if len(used) > 3 else ''}; while the sandbox "
+        "runs, the machine could not reach those",
+        "a block with four /24s none of whose addresses the machine uses, e.g. --pool 100.64.0.0/16",
+    )
 
 
 def _show(network: ipaddress.IPv4Network) -> str:

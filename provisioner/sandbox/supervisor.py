@@ -30,7 +30,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,9 +113,10 @@ class Sandbox:
 
     def __init__(self, directory: Path, region: str = "us-east", *, api_delay_s: float = 0.0,
                  boot_delay_s: float = 0.0, pool: str = DEFAULT_BLOCK, pacing: Pacing | None = None,
-                 host_kind: str = "namespace"):
+                 host_kind: str = "namespace", pools: Mapping[str, str] | None = None):
         self.directory = directory
-        self.pools = pools_of(pool)  # one public /24 per cloud, carved from `pool`
+        # one public /24 per cloud: the ones `cast sandbox up` chose (pools.check_block), else carved from `pool`
+        self.pools = dict(pools) if pools else pools_of(pool)
         self.prefix = hosts_prefix(directory)
         self.region = region
         self.api_delay_s = api_delay_s
@@ -458,6 +459,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-delay-ms", type=float, default=0.0)
     parser.add_argument("--boot-delay-s", type=float, default=0.0)
     parser.add_argument("--pool", default=DEFAULT_BLOCK)
+    parser.add_argument("--pools", default="", help="cloud=CIDR,...: each cloud's /24 (default: the block's first 4)")
     parser.add_argument("--pacing", default="flat", help="flat (the delays above), cloud or cloud:F (sandbox.pacing)")
     parser.add_argument("--hosts", choices=("namespace", "vm"), default="namespace")
     args = parser.parse_args(argv)
@@ -467,7 +469,8 @@ def main(argv: list[str] | None = None) -> None:
     stop = threading.Event()
     pacing = parse_pacing(args.pacing, args.api_delay_ms / 1000, args.boot_delay_s)
     sandbox = Sandbox(args.directory, args.region, api_delay_s=args.api_delay_ms / 1000,
-                      boot_delay_s=args.boot_delay_s, pool=args.pool, pacing=pacing, host_kind=args.hosts)
+                      boot_delay_s=args.boot_delay_s, pool=args.pool, pacing=pacing, host_kind=args.hosts,
+                      pools=dict(item.split("=", 1) for item in args.pools.split(",") if item))
 
     def finish(*_: object) -> None:
         stop.set()

@@ -3,6 +3,8 @@ Needs root; measures with real ping between namespace hosts, no SSH."""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 import re
 import subprocess
@@ -10,7 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from provisioner.errors import CastError
+from provisioner.retry import wait_until
 from provisioner.sandbox.hosts import LocalHosts, cleanup_leftovers, require_support
+from provisioner.sandbox.leftovers import Leftover, dead_sandboxes, remove_dead_sandboxes
 
 from .conftest import keypair
 
@@ -81,3 +86,41 @@ def test_cleanup_leftovers_removes_what_a_crashed_run_left():
     links = subprocess.run(["ip", "link"], capture_output=True, text=True).stdout
     assert f"{prefix}-up" not in links
     assert not (crashed.directory).exists()
+
+
+def _sandbox_like(prefix: str, block: str) -> LocalHosts:
+    """Hosts named as a sandbox names its own (cs + six hex digits), with one running sshd."""
+    made = LocalHosts(prefix)
+    made.add_group("g", block)
+    made.add_host("h1", "g", str(ipaddress.IPv4Network(block)[2]), keypair()[0], keypair()[1])
+    return made
+
+
+def test_what_a_dead_sandbox_left_is_found_and_removed_and_a_live_one_is_left_alone():
+    live_prefix, dead_prefix = (f"cs{(os.getpid() + n) % 0xFFFFFF:06x}" for n in (0, 1))
+    live = _sandbox_like(live_prefix, "198.19.0.248/29")
+    try:
+        dead = _sandbox_like(dead_prefix, "198.19.0.232/29")
+        sshd = dead.hosts["h1"].sshd
+        assert sshd is not None
+        sshd.kill()  # its supervisor died and took its processes with it; its namespaces stay
+        sshd.wait(timeout=5)
+        found: dict[str, Leftover] = {}
+
+        def dead_one_found() -> bool:  # the host's own processes take a moment to die after its init
+            found.update({leftover.prefix: leftover for leftover in dead_sandboxes()})
+            return dead_prefix in found
+
+        with contextlib.suppress(CastError):
+            wait_until(dead_one_found, what="the dead sandbox's processes to end", timeout_s=10)
+        assert dead_prefix in found and found[dead_prefix].uplink
+        assert live_prefix not in found  # its sshd runs inside its namespace: it may be in use
+        assert dead_prefix in {leftover.prefix for leftover in remove_dead_sandboxes()}
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert f"{dead_prefix}-" not in listed and f"{live_prefix}-" in listed
+        routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+        assert f"{dead_prefix}-up" not in routes
+        assert live.hosts["h1"].sshd is not None and live.hosts["h1"].sshd.poll() is None
+    finally:
+        live.close()
+        cleanup_leftovers(dead_prefix)

@@ -70,16 +70,27 @@ def refusal(block: str, config: MachineConfig) -> str:
     return str(caught.value)
 
 
+SMALL = "198.18.0.0/22"  # exactly four /24s: any address the machine uses in it leaves too few
+
+
 def test_an_etc_hosts_entry_in_the_block_is_refused(tmp_path: Path) -> None:
     config = machine(tmp_path, hosts="127.0.0.1 localhost\n198.18.2.7 mirror.internal  # the team's mirror\n")
-    said = refusal(DEFAULT_BLOCK, config)
+    said = refusal(SMALL, config)
     assert "198.18.2.7" in said and f"{tmp_path / 'hosts'} line 2" in said
+
+
+def test_a_24_the_machine_uses_is_skipped_when_the_block_has_others(tmp_path: Path) -> None:
+    # e.g. another sandbox's routes, or a VPN's: the pools are the block's next free /24s
+    config = machine(tmp_path, hosts="127.0.0.1 localhost\n198.18.2.7 mirror.internal\n")
+    pools = check_block(DEFAULT_BLOCK, config)
+    assert pools == {"aws": "198.18.0.0/24", "gcp": "198.18.1.0/24", "azure": "198.18.3.0/24",
+                     "digitalocean": "198.18.4.0/24"}
 
 
 def test_a_proxy_that_resolves_into_the_block_is_refused(tmp_path: Path) -> None:
     config = machine(tmp_path, environ={"https_proxy": "http://proxy.corp.example:3128"},
                      resolver={"proxy.corp.example": ["198.19.0.40"]})
-    said = refusal(DEFAULT_BLOCK, config)
+    said = refusal("198.19.0.0/22", config)
     assert "198.19.0.40" in said and "proxy.corp.example" in said and "$https_proxy" in said
 
 
@@ -95,13 +106,13 @@ def test_the_package_index_that_resolves_into_the_block_is_refused(tmp_path: Pat
 
 def test_pips_default_index_is_checked_when_none_is_configured(tmp_path: Path) -> None:
     config = machine(tmp_path, resolver={"pypi.org": ["198.18.3.3"]})
-    assert "pypi.org" in refusal(DEFAULT_BLOCK, config)
+    assert "pypi.org" in refusal(SMALL, config)
 
 
 def test_an_apt_mirror_that_resolves_into_the_block_is_refused(tmp_path: Path) -> None:
     config = machine(tmp_path, apt="Types: deb\nURIs: http://deb.mirror.example/debian\nSuites: bookworm\n",
                      resolver={"deb.mirror.example": ["198.18.1.200"]})
-    said = refusal(DEFAULT_BLOCK, config)
+    said = refusal(SMALL, config)
     assert "198.18.1.200" in said and "mirror.sources" in said
 
 
@@ -120,7 +131,7 @@ def test_sandbox_up_refuses_a_block_holding_this_machines_address_and_writes_not
     address = own_address()
     if address is None:
         pytest.skip("this machine has no IPv4 address besides loopback")
-    block = str(ipaddress.IPv4Network(f"{address}/16", strict=False))
+    block = str(ipaddress.IPv4Network(f"{address}/22", strict=False))
     home = tmp_path / "home"
     done = subprocess.run([sys.executable, "-m", "provisioner", "sandbox", "up", "--pool", block],
                           env={**os.environ, "CAST_HOME": str(home)}, capture_output=True, text=True, timeout=60)
