@@ -8,6 +8,7 @@ import ipaddress
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -96,15 +97,26 @@ def _sandbox_like(prefix: str, block: str) -> LocalHosts:
     return made
 
 
+MAKE_AND_DIE = """
+import os, signal, sys
+from provisioner.sandbox.hosts import LocalHosts
+made = LocalHosts(sys.argv[1])
+made.add_group("g", "198.19.0.232/29")
+made.add_host("h1", "g", "198.19.0.234", os.environ["HOST_KEY"], os.environ["AUTHORIZED_KEY"])
+for pid in [int(p) for p in os.popen("ip netns pids " + made.netns_of("h1")).read().split()]:
+    os.kill(pid, signal.SIGKILL)  # its host's processes die with it, as when a session is cut
+os.kill(os.getpid(), signal.SIGKILL)  # and then the process that made the hosts: kill -9
+"""
+
+
 def test_what_a_dead_sandbox_left_is_found_and_removed_and_a_live_one_is_left_alone():
     live_prefix, dead_prefix = (f"cs{(os.getpid() + n) % 0xFFFFFF:06x}" for n in (0, 1))
     live = _sandbox_like(live_prefix, "198.19.0.248/29")
     try:
-        dead = _sandbox_like(dead_prefix, "198.19.0.232/29")
-        sshd = dead.hosts["h1"].sshd
-        assert sshd is not None
-        sshd.kill()  # its supervisor died and took its processes with it; its namespaces stay
-        sshd.wait(timeout=5)
+        host_key, authorized = keypair()
+        died = subprocess.run([sys.executable, "-c", MAKE_AND_DIE, dead_prefix], capture_output=True, text=True,
+                              env={**os.environ, "HOST_KEY": host_key, "AUTHORIZED_KEY": authorized}, timeout=60)
+        assert died.returncode == -9, died.stderr
         found: dict[str, Leftover] = {}
 
         def dead_one_found() -> bool:  # the host's own processes take a moment to die after its init
@@ -114,7 +126,7 @@ def test_what_a_dead_sandbox_left_is_found_and_removed_and_a_live_one_is_left_al
         with contextlib.suppress(CastError):
             wait_until(dead_one_found, what="the dead sandbox's processes to end", timeout_s=10)
         assert dead_prefix in found and found[dead_prefix].uplink
-        assert live_prefix not in found  # its sshd runs inside its namespace: it may be in use
+        assert live_prefix not in found  # the process that made it runs (this one): it may be in use
         assert dead_prefix in {leftover.prefix for leftover in remove_dead_sandboxes()}
         listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         assert f"{dead_prefix}-" not in listed and f"{live_prefix}-" in listed

@@ -1,7 +1,8 @@
 """Two sandboxes on one machine, and what a killed one leaves: a second `cast sandbox up` (another
-state directory) takes the block's next free /24s while the first runs; once the first is killed
-with kill -9 (its supervisor and everything it started), the next `cast sandbox up` removes what
-it left, says so, and gets the block's first /24s again. Needs root (the machine-wide lock)."""
+state directory) takes the block's next free /24s while the first runs; once the first one's
+supervisor is killed with kill -9, the next `cast sandbox up` removes what
+it left (its namespaces, routes and the processes that outlived it), says so, and gets the block's
+first /24s again. Needs root (the machine-wide lock)."""
 
 from __future__ import annotations
 
@@ -49,18 +50,21 @@ def homes(tmp_path: Path) -> Iterator[list[Path]]:
             cast(home, "sandbox", "down")
 
 
-def kill_all_of(home: Path) -> None:
-    """kill -9 of the supervisor and of every process it started (as when its session is cut)."""
+def kill_supervisor(home: Path) -> list[int]:
+    """kill -9 of the supervisor alone; returns the processes it started, which outlive it."""
     supervisor = int(state(home)["pid"])
     started = [int(p) for ns in namespaces(hosts_prefix(home / "sandbox"))
                for p in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()]
-    for pid in (supervisor, *started):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    wait_until(lambda: not Path(f"/proc/{supervisor}").exists() or "Z" in Path(f"/proc/{supervisor}/stat").read_text(),
-               what="the supervisor to die", timeout_s=10)
+    os.kill(supervisor, signal.SIGKILL)
+    wait_until(lambda: not running(supervisor), what="the supervisor to die", timeout_s=10)
+    return started
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
+    except OSError:
+        return False
 
 
 def test_a_second_sandbox_takes_the_next_pools_and_a_killed_ones_leftovers_are_removed(homes: list[Path]) -> None:
@@ -75,9 +79,9 @@ def test_a_second_sandbox_takes_the_next_pools_and_a_killed_ones_leftovers_are_r
     assert len(taken) == 4 and not taken & set(DEFAULT_POOLS.values())
     assert cast(second, "sandbox", "down").returncode == 0
 
-    kill_all_of(first)
-    left = namespaces(hosts_prefix(first / "sandbox"))
-    assert left, "kill -9 leaves the namespaces behind: the case this test is about"
+    orphans = kill_supervisor(first)
+    assert namespaces(hosts_prefix(first / "sandbox")), "kill -9 leaves the namespaces behind: this test's case"
+    assert any(running(pid) for pid in orphans), "and processes it started (its DNS server, a delay line)"
 
     up = cast(third, "sandbox", "up")
     assert up.returncode == 0, up.stderr
@@ -85,4 +89,5 @@ def test_a_second_sandbox_takes_the_next_pools_and_a_killed_ones_leftovers_are_r
     assert hosts_prefix(first / "sandbox") in up.stderr
     assert state(third)["pools"] == DEFAULT_POOLS
     assert not namespaces(hosts_prefix(first / "sandbox"))
+    assert not any(running(pid) for pid in orphans)
     assert cast(third, "sandbox", "down").returncode == 0
