@@ -111,8 +111,8 @@ def check_block(block: str, machine: MachineConfig | None = None) -> dict[str, s
     raise InputError(
         "--pool",
         f"{network} has only {len(free)} /24s free of addresses this machine uses, and the sandbox needs "
-        f"{len(CLOUD_ORDER)} (one per cloud): this machine uses {seen}{' and more' if len(used) > 3 else ''}; while the sandbox "
-        "runs, the machine could not reach those",
+        f"{len(CLOUD_ORDER)} (one per cloud): this machine uses {seen}{' and more' if len(used) > 3 else ''}; "
+        "while the sandbox runs, the machine could not reach those",
         "a block with four /24s none of whose addresses the machine uses, e.g. --pool 100.64.0.0/16",
     )
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.nodes.ssh import NodeAccess, SshPool, load_private_key
+from provisioner.nodes.boot import CLOUD_INIT_RESULT, wait_booted
+from provisioner.nodes.ssh import NodeAccess, NodeError, SshPool, load_private_key
 from provisioner.sandbox.hosts import BOOT_MARKER_PATH
 
 from .conftest import GROUPS, Network, keypair
@@ -49,3 +50,22 @@ def test_a_host_wired_first_refuses_ssh_until_it_serves_then_has_its_marker(netw
     assert refused.value.errno == errno.ECONNREFUSED
     network.hosts.serve_ssh("boot3")
     assert _read_marker(network, NodeAccess("boot3", ip, public)).splitlines() == EXPECTED_MARKER
+
+
+def test_a_node_whose_cloud_init_finished_with_errors_fails_at_once_and_one_without_waits(network: Network) -> None:
+    ip, host_key = network.add("boot4", "azure")
+    access = NodeAccess("boot4", ip, host_key)
+    with SshPool(load_private_key(str(network.ssh_key_path))) as pool:
+        # as on a VM whose cloud-init is still running: no marker, no result yet
+        pool.check(access, f"rm {BOOT_MARKER_PATH}; mkdir -p {Path(CLOUD_INIT_RESULT).parent}")
+        with pytest.raises(NodeError, match="to finish booting"):
+            wait_booted(pool, access, timeout_s=1.5)
+        # cloud-init's last stage ended with an error (its result file, indented as it writes it)
+        result = '{\n "v1": {\n  "datasource": "DataSourceNoCloud",\n  "errors": [\n   "scripts_user failed"\n  ]\n }\n}'
+        pool.check(access, f"cat > {CLOUD_INIT_RESULT} <<'END'\n{result}\nEND")
+        with pytest.raises(NodeError, match="cloud-init failed while booting"):
+            wait_booted(pool, access, timeout_s=60)
+        # a clean result and the marker: booted
+        pool.check(access, f"echo '{{\"v1\": {{\"errors\": []}}}}' > {CLOUD_INIT_RESULT}; "
+                           f"printf 'kubernetes=v1.36.2\\n' > {BOOT_MARKER_PATH}")
+        assert wait_booted(pool, access, timeout_s=30).kubernetes == "v1.36.2"
