@@ -281,6 +281,13 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
     kubeconfig = kubeconfig_path(store, cluster.uuid)
     state = kubernetes_state(store, cluster.uuid)
     kubernetes = {"state": state, "kubeconfig": str(kubeconfig) if kubeconfig else None}
+    from .ingress_status import balancers
+
+    raw = cluster.spec.get("ingress") if isinstance(cluster.spec, dict) else None
+    domain = raw.get("domain") if isinstance(raw, dict) and isinstance(raw.get("domain"), str) else None
+    lbs = balancers(store.journal_entries(cluster.uuid), {n.name for n in nodes})
+    ingress = {"domain": domain, "load_balancers": [{"cloud": b.cloud, "address": b.address,
+                                                      "backends": list(b.backends)} for b in lbs]}
     if output == "json":
         emit_json(
             {
@@ -289,6 +296,7 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
                 "region": cluster.region,
                 "status": cluster.status,
                 "kubernetes": kubernetes,
+                "ingress": ingress if domain or lbs else None,
                 "spec": cluster.spec,
                 "nodes": [
                     {
@@ -311,7 +319,7 @@ def show_cluster(ctx: click.Context, name: str, output: str) -> None:
             }
         )
         return
-    render_cluster(cluster, nodes, state)
+    render_cluster(cluster, nodes, state, ingress=(domain, lbs))
 
 
 @cli.command("status")

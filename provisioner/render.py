@@ -4,6 +4,7 @@ printed as literal text (terminal.literal) and tables never cut one (terminal.wh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .clouds import NAMES as CLOUD_NAMES
@@ -131,8 +132,10 @@ def render_ingress(plan: ClusterPlan) -> None:
         out.print(literal(f"  ACME ClusterIssuer (HTTP-01) for {ingress.email}"))
 
 
-def render_cluster(cluster: ClusterRow, nodes: list[NodeRow], kubernetes: str | None = None) -> None:
-    """A cluster's status line, where its Kubernetes stands, and its nodes."""
+def render_cluster(cluster: ClusterRow, nodes: list[NodeRow], kubernetes: str | None = None,
+                   ingress: tuple[str | None, Sequence[Any]] = (None, ())) -> None:
+    """A cluster's status line, where its Kubernetes stands, its ingress (`ingress`: the domain
+    and each cloud's load balancer, ingress_status.BalancerState), and its nodes."""
     from rich import box
     from rich.table import Table
 
@@ -140,6 +143,10 @@ def render_cluster(cluster: ClusterRow, nodes: list[NodeRow], kubernetes: str | 
     out.print(literal(cluster.name, "bold"), literal(f"{cluster.status} in {cluster.region}, uuid {cluster.uuid}"))
     if kubernetes:
         out.print(literal(f"kubernetes: {kubernetes}"))
+    domain, lbs = ingress
+    if domain or lbs:
+        at = ", ".join(f"{b.cloud} {b.address} ({len(b.backends)} workers)" for b in lbs) or "no load balancer yet"
+        out.print(literal(f"ingress: {domain + ' -> ' if domain else ''}{at}"))
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("node", "cloud", "role", "size", "status", "public ip", "mesh ip"):
         table.add_column(column, no_wrap=column in ("node", "public ip", "mesh ip"))

@@ -169,6 +169,16 @@ def test_the_name_resolves_to_one_address_per_cloud(cast, app):
     assert resolve(cast, USER_RECORD[0]) == [USER_RECORD[1]]  # the user's own record, served as it is
 
 
+def test_status_shows_the_domain_and_each_balancer_with_its_workers(cast, app):
+    by_cloud = addresses(cast, app)
+    shown = json.loads(cast("status", "ing", "--output", "json").stdout)["ingress"]
+    assert shown["domain"] == APP
+    assert {b["cloud"]: b["address"] for b in shown["load_balancers"]} == by_cloud
+    assert {b["cloud"]: sorted(b["backends"]) for b in shown["load_balancers"]} == app["workers"]
+    text = cast("status", "ing").stdout
+    assert f"ingress: {APP} -> " in text and all(address in text for address in by_cloud.values())
+
+
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_each_balancer_sends_only_to_its_own_workers_and_to_every_one(cast, app, cloud):
     address = addresses(cast, app)[cloud]
