@@ -177,6 +177,6 @@ def create_cluster_cmd(
     engine = make_engine(ctx, regions, quiet=quiet or output == "json")
     with engine.progress:
         row = engine.create_cluster(spec)
-    from .cli import show_cluster  # cli imports this module: imported when run
+    from .cli_status import show_cluster
 
     show_cluster(ctx, row.name, output)
