@@ -145,7 +145,7 @@ def render_cluster(cluster: ClusterRow, nodes: list[NodeRow], kubernetes: str | 
         out.print(literal(f"kubernetes: {kubernetes}"))
     domain, lbs = ingress
     if domain or lbs:
-        at = ", ".join(f"{b.cloud} {b.address} ({len(b.backends)} workers)" for b in lbs) or "no load balancer yet"
+        at = "; ".join(f"{b.cloud} {b.address} ({_workers(b.backends)})" for b in lbs) or "no load balancer yet"
         out.print(literal(f"ingress: {domain + ' -> ' if domain else ''}{at}"))
     table = Table(box=box.SIMPLE_HEAD)
     for column in ("node", "cloud", "role", "size", "status", "public ip", "mesh ip"):
@@ -153,6 +153,12 @@ def render_cluster(cluster: ClusterRow, nodes: list[NodeRow], kubernetes: str | 
     for n in nodes:
         table.add_row(*(literal(v) for v in (n.name, n.cloud, n.role, n.size, n.status, n.public_ip or "-", n.mesh_ip)))
     out.print(whole(table))
+
+
+def _workers(names: Sequence[str]) -> str:
+    if not names:
+        return "no worker"
+    return ", ".join(names) if len(names) <= 3 else f"{len(names)} workers"
 
 
 def render_latency_matrix(report: Any) -> None:
