@@ -139,6 +139,31 @@ def test_delete_leaves_nothing_and_a_foreign_vm_makes_it_delete_nothing(engine, 
     assert engine.delete_cluster("demo") is False  # twice is harmless
 
 
+def test_delete_deletes_nothing_before_every_cloud_passed_its_safety_check(store, world, nodes):
+    # One cloud slow to open (its SDK's import): the others check and list meanwhile, but no
+    # deletion starts anywhere before the slow cloud's check is done; a foreign VM there stops all.
+    import time
+
+    def slow_open(name, region, zone=None):
+        if name == "gcp":
+            time.sleep(0.3)
+        return world.open(name, region, zone)
+
+    engine = Engine(store, REGIONS, cloud_factory=slow_open, node_side=nodes.open)
+    row = engine.create_cluster(make_spec("demo"))
+    world.calls.clear()
+    stray = world.run_vm("gcp", name="someone-elses", cluster_uuid=None, network=row.uuid)
+    with pytest.raises(ForeignVmError):
+        engine.delete_cluster("demo")
+    assert not [c for c in world.calls if c[1].startswith("delete")]
+    world.account("gcp").vms.remove(stray)
+    world.calls.clear()
+    assert engine.delete_cluster("demo") is True
+    checks = [i for i, (_, method) in enumerate(world.calls) if method == "find_foreign_vms"]
+    deletes = [i for i, (_, method) in enumerate(world.calls) if method.startswith("delete")]
+    assert len(checks) == 4 and deletes and max(checks) < min(deletes)
+
+
 def make_ref(row):
     from provisioner.clouds.base import ClusterRef
 
