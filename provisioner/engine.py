@@ -21,7 +21,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from . import creation, kubernetes_steps, latency_step, mesh_steps
-from .clouds import import_cost_s, open_cloud
+from .clouds import import_cost_s, open_for_check
 from .clouds.base import Cloud, CloudTarget, ClusterRef, Ensured, Owned, refuse_foreign
 from .cluster_keys import client_key, client_key_path
 from .context import Cluster, Context
@@ -63,7 +63,7 @@ class Engine:
         regions: RegionMap,
         *,
         progress: Progress | None = None,
-        cloud_factory: Callable[[str, str, str | None], Cloud] = open_cloud,
+        cloud_factory: Callable[[str, str, str | None], Cloud] = open_for_check,
         node_side: NodeSideFactory = ssh_nodes,
     ):
         self.store = store

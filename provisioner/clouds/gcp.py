@@ -34,8 +34,9 @@ SDK_MODULES = (
     "google.auth.exceptions",
     "google.api_core.exceptions",
     "google.oauth2.credentials",
-    *gcp_sdk.MODULES,
+    *gcp_sdk.FOR_CHECK,
 )
+SDK_AFTER_CHECK = tuple(m for m in gcp_sdk.MODULES if m not in gcp_sdk.FOR_CHECK)  # Cloud.finish_opening
 # Every `from google.cloud import compute_v1` of cast gets the package without its root's
 # imports of ~100 service clients; registered (by the registry) before any of them runs.
 prepare_sdk = gcp_sdk.install

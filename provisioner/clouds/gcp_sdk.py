@@ -38,6 +38,7 @@ PACKAGE = "google.cloud.compute_v1"
 SERVICES = ("networks", "subnetworks", "firewalls", "instances", "global_operations", "region_operations",
             "zone_operations")
 MODULES = (f"{PACKAGE}.types", *(f"{PACKAGE}.services.{s}" for s in SERVICES))
+FOR_CHECK = (f"{PACKAGE}.types", f"{PACKAGE}.services.networks")  # what the credential check calls
 _installed = threading.Lock()
 _trimmed: set[str] = set()  # the services `types` holds the messages of, once it is trimmed (gcp_types)
 
