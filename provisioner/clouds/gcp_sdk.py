@@ -83,7 +83,8 @@ def _install_types(package: ModuleType, package_dir: Path, services: tuple[str, 
     def resolve(attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
-        value = getattr(importlib.import_module(f"{name}.compute"), attr)
+        compute = importlib.import_module(f"{name}.compute")
+        value = compute if attr == "compute" else getattr(compute, attr)  # the submodule, or a message
         setattr(types, attr, value)
         return value
 

@@ -33,6 +33,7 @@ def test_create_runs_every_declared_step_once_in_dependency_order(engine, store,
         assert position["network"] < position["firewall"] < position["vms"]
         assert position["ssh-key"] < position["vms"] < position["firewall-peers"]
         assert position["firewall-peers"] < ends.index(("mesh", "wireguard"))  # every cloud's, before the mesh
+        assert position["vms"] < ends.index(("mesh", "nodes")) < ends.index(("mesh", "wireguard"))
     assert ("gcp", "user-data") in ends and ("aws", "user-data") not in ends  # only where the cloud can
     assert ends.index(("mesh", "wireguard")) < ends.index(("mesh", "latency"))
     assert store.phases(("kubernetes", "bootstrap")) == [("kubernetes", "bootstrap", "skip")]
@@ -185,8 +186,10 @@ def test_a_node_that_fails_to_boot_fails_the_mesh_step_and_a_rerun_completes(eng
     nodes.fail("wait_booted", "demo-az-w1", NodeError("demo-az-w1", "cloud-init failed while booting"))
     with pytest.raises(StepError) as failed:
         engine.create_cluster(make_spec("demo"))
-    assert str(failed.value).startswith("mesh: step wireguard failed: 1 node(s) failed: node demo-az-w1: cloud-init")
-    assert store.phases(("mesh", "wireguard"))[-1] == ("mesh", "wireguard", "fail")
+    # The step that reaches and boots the nodes (while firewall-peers runs) names it; no mesh is tried.
+    assert str(failed.value).startswith("mesh: step nodes failed: 1 node(s) failed: node demo-az-w1: cloud-init")
+    assert store.phases(("mesh", "nodes"))[-1] == ("mesh", "nodes", "fail")
+    assert not store.phases(("mesh", "wireguard"))
     assert not store.phases(("mesh", "latency"))
     made = {c: vms(world, c) for c in world.accounts}
     assert engine.create_cluster(make_spec("demo")).status == "ready"
