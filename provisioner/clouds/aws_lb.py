@@ -257,9 +257,9 @@ def inventory(api: AwsApi, cluster: ClusterRef) -> list[Owned]:
     forwards = BalancerPlan().forwards
     with ThreadPoolExecutor(max_workers=len(forwards) + 2) as pool:  # the lookups at once
         looked = pool.submit(balancers._load_balancer, cluster)
+        address_found = pool.submit(balancers._address, cluster)
         groups = list(pool.map(lambda forward: balancers._target_group(cluster, forward), forwards))
-        address = balancers._address(cluster)
-        lb = looked.result()
+        lb, address = looked.result(), address_found.result()
     first = frozenset({"load-balancer"})
     if lb is not None:
         items.append(Owned("load-balancer", lb["LoadBalancerArn"], str(lb.get("LoadBalancerName", "")),
