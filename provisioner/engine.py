@@ -88,8 +88,8 @@ class Engine:
         here in the calling thread: opening one imports its SDK, and first imports of a
         shared package from several threads can deadlock. The cheapest SDK is opened first
         and each cloud's check starts as soon as it is open, so that its round trips overlap
-        the next SDK's import; what the providers need only after their checks is imported
-        last (Cloud.finish_opening), while the checks run. `then` (read-only work: it runs
+        the next SDK's import; what a provider needs only after its check is imported while
+        that check is on the wire (Cloud.finish_opening). `then` (read-only work: it runs
         before other clouds are checked) follows each cloud's check in the same thread, once
         that cloud is fully open. Raises the first failure once every cloud's work ended."""
         providers: dict[str, Cloud] = {}
@@ -114,8 +114,7 @@ class Engine:
                 for cp in order:
                     providers[cp.cloud] = self.cloud_factory(cp.cloud, cp.region, cp.zone)
                     checks[cp.cloud] = pool.submit(first, cp)
-                for cp in order:
-                    providers[cp.cloud].finish_opening()
+                    providers[cp.cloud].finish_opening()  # while its check is on the wire
                     opened[cp.cloud].set()
             except BaseException:
                 abandoned.set()
