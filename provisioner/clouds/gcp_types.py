@@ -55,13 +55,23 @@ def trimmed_dir(package_dir: Path, services: tuple[str, ...] = SERVICES) -> Path
     key = hashlib.sha256(f"{FORMAT} {source} {stat.st_size} {stat.st_mtime_ns} {services}".encode()).hexdigest()
     where = cache_root() / "gcp-compute-types" / key[:16]
     if not (where / "compute.py").is_file():
-        where.mkdir(parents=True, exist_ok=True)
+        where.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private(where)
         text = trim(source.read_text(encoding="utf-8"), service_refs(package_dir, services))
         fd, tmp = tempfile.mkstemp(dir=where, prefix=".compute-", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
         os.replace(tmp, where / "compute.py")  # another cast making it at once writes the same
+    _private(where)
+    _private(where / "compute.py")
     return where
+
+
+def _private(path: Path) -> None:
+    """The file is code cast runs: refuse (OSError) one another user could have written."""
+    found = path.stat()
+    if hasattr(os, "getuid") and (found.st_uid != os.getuid() or found.st_mode & 0o022):
+        raise OSError(f"{path} is not private to this user: the SDK's own types are used")
 
 
 def service_refs(package_dir: Path, services: tuple[str, ...] = SERVICES) -> set[str]:

@@ -65,6 +65,13 @@ def test_without_a_writable_cache_the_sdks_own_types_are_used(tmp_path):
     assert got["missing"] == [] and got["has_unused"]
 
 
+def test_a_copy_others_could_have_written_is_not_run(tmp_path):
+    made = Path(probe(str(tmp_path))["file"])
+    made.chmod(0o666)  # as if another user could have put code in it
+    got = probe(str(tmp_path))
+    assert got["file"].endswith("google/cloud/compute_v1/types/compute.py")
+
+
 def test_every_compute_client_cast_makes_is_of_a_service_in_the_list():
     named = set()
     for path in (ROOT / "provisioner").rglob("*.py"):
