@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jinja2
 import yaml
 
 from .errors import ConfigError, InputError
@@ -23,6 +23,9 @@ from .kube.versions import (
     KUBERNETES_MINOR,
 )
 from .textcheck import one_line
+
+if TYPE_CHECKING:
+    import jinja2  # imported where a template is rendered: commands that render none skip it
 
 STATE_DIR = "/var/lib/cast"  # on the node
 BOOT_MARKER = f"{STATE_DIR}/boot-done"  # written last by cloud-init; provisioner/nodes/boot.py reads it
@@ -101,6 +104,8 @@ def _environment(templates: Path | None) -> jinja2.Environment:
     """One environment per template directory (None: the templates shipped with cast, read
     through importlib.resources): it compiles each template once (and reloads one whose file
     changed), so rendering for many nodes costs little."""
+    import jinja2
+
     from .data import CLOUD_INIT_TEMPLATES
 
     loader: jinja2.BaseLoader = (
@@ -178,6 +183,8 @@ def render_user_data(
         masters = sorted(str(ipaddress.IPv4Address(ip)) for ip in master_mesh_ips)
     except ValueError:
         raise InputError("master_mesh_ips", f"{list(master_mesh_ips)!r} holds a non-IPv4 address", "IPv4") from None
+    import jinja2
+
     try:
         template = _environment(templates).get_template(f"{role}.yaml.j2")
     except jinja2.TemplateNotFound:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .node_access import NodeSide
     from .nodes.boot import BootMarker
     from .nodes.latency import LatencyReport
+    from .nodes.wireguard import Prepared
 
 
 def target(cluster: Cluster, cp: CloudPlan) -> CloudTarget:
@@ -178,7 +179,8 @@ def add_node_phase(graph: Graph, ctx: Context, regions: RegionMap, nodes: NodeSi
                    user_data_on: dict[str, Cloud], *, latency: list[LatencyReport] | None = None,
                    ingress: IngressSteps | None = None) -> None:
     """Declare what follows the VMs in create-cluster and add-node: firewall-peers on every
-    cloud of `providers`, once every VM step of the graph is done; the mesh (mesh_steps); the
+    cloud of `providers`, once every VM step of the graph is done; the nodes reached and booted
+    meanwhile, then the mesh once both are done (mesh_steps); the
     user-data taken back on `user_data_on`; the latency check (latency_step, when `latency`
     collects its report); Kubernetes (kubernetes_steps), skipped visibly where no node can
     run it. With `ingress`, the load balancers and DNS records once firewall-peers is done,
@@ -186,10 +188,15 @@ def add_node_phase(graph: Graph, ctx: Context, regions: RegionMap, nodes: NodeSi
     from . import kubernetes_steps, latency_step, mesh_steps
 
     markers: dict[str, BootMarker] = {}
-    peers = add_firewall_peers(graph, ctx, regions, providers, after=graph.keys("vms"))
+    vms = graph.keys("vms")
+    peers = add_firewall_peers(graph, ctx, regions, providers, after=vms)
     balancers = ingress.add_steps(graph, after=peers, dry_run=ctx.dry_run) if ingress is not None else ()
     external_ips = ingress.external_ips if ingress is not None else tuple
-    mesh = graph.add(Step("mesh", "wireguard", lambda _: mesh_steps.wireguard(ctx, nodes, markers), after=peers)).key
+    # The nodes are reached and booted (SSH only) while firewall-peers opens WireGuard to them.
+    ready: dict[str, tuple[BootMarker, Prepared]] = {}
+    booted = graph.add(Step("mesh", "nodes", lambda _: mesh_steps.nodes_step(ctx, nodes, ready), after=vms)).key
+    mesh = graph.add(Step("mesh", "wireguard", lambda _: mesh_steps.wireguard(ctx, nodes, markers, ready),
+                          after=(*peers, booted))).key
     add_forget_user_data(graph, ctx, user_data_on, after=(mesh,))
     before_kube = mesh
     if latency is not None:

@@ -13,6 +13,7 @@ reached in node_access.
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid as uuidlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +21,8 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from . import creation, kubernetes_steps, latency_step, mesh_steps
-from .clouds import import_cost_s, open_cloud
-from .clouds.base import Cloud, CloudTarget, Ensured, refuse_foreign
+from .clouds import import_cost_s, open_for_check
+from .clouds.base import Cloud, CloudTarget, ClusterRef, Ensured, Owned, refuse_foreign
 from .cluster_keys import client_key, client_key_path
 from .context import Cluster, Context
 from .errors import CastError, ForeignVmError, InputError
@@ -62,7 +63,7 @@ class Engine:
         regions: RegionMap,
         *,
         progress: Progress | None = None,
-        cloud_factory: Callable[[str, str, str | None], Cloud] = open_cloud,
+        cloud_factory: Callable[[str, str, str | None], Cloud] = open_for_check,
         node_side: NodeSideFactory = ssh_nodes,
     ):
         self.store = store
@@ -80,26 +81,47 @@ class Engine:
     def _context(self, cluster: Cluster, *, dry_run: bool = False) -> Context:
         return Context(self.store, self.progress, cluster, dry_run=dry_run)
 
-    def _open(self, name: str, plans: Sequence[CloudPlan]) -> dict[str, Cloud]:
+    def _open(self, name: str, plans: Sequence[CloudPlan],
+              then: Callable[[CloudPlan, Cloud], object] | None = None) -> dict[str, Cloud]:
         """The providers of `plans`, with their credentials checked (in parallel) so that a
         missing credential stops the command before anything is made on any cloud. Opened
         here in the calling thread: opening one imports its SDK, and first imports of a
         shared package from several threads can deadlock. The cheapest SDK is opened first
         and each cloud's check starts as soon as it is open, so that its round trips overlap
-        the next SDK's import."""
+        the next SDK's import; what a provider needs only after its check is imported while
+        that check is on the wire (Cloud.finish_opening). `then` (read-only work: it runs
+        before other clouds are checked) follows each cloud's check in the same thread, once
+        that cloud is fully open. Raises the first failure once every cloud's work ended."""
         providers: dict[str, Cloud] = {}
+        opened = {cp.cloud: threading.Event() for cp in plans}
+        abandoned = threading.Event()  # opening a later cloud failed: no `then` starts
 
-        def check(cp: CloudPlan) -> None:
+        def first(cp: CloudPlan) -> None:
+            cloud = providers[cp.cloud]
             try:
-                providers[cp.cloud].check_credentials()
+                cloud.check_credentials()
             except CastError as exc:
                 raise StepError(name, cp.cloud, "credentials", exc, nothing_changed=True) from exc
+            if then is not None:
+                opened[cp.cloud].wait()
+                if not abandoned.is_set():
+                    then(cp, cloud)
 
+        order = sorted(plans, key=lambda cp: import_cost_s(cp.cloud))
         with ThreadPoolExecutor(max_workers=max(1, len(plans)), thread_name_prefix="credentials") as pool:
             checks = {}
-            for cp in sorted(plans, key=lambda cp: import_cost_s(cp.cloud)):
-                providers[cp.cloud] = self.cloud_factory(cp.cloud, cp.region, cp.zone)
-                checks[cp.cloud] = pool.submit(check, cp)
+            try:
+                for cp in order:
+                    providers[cp.cloud] = self.cloud_factory(cp.cloud, cp.region, cp.zone)
+                    checks[cp.cloud] = pool.submit(first, cp)
+                    providers[cp.cloud].finish_opening()  # while its check is on the wire
+                    opened[cp.cloud].set()
+            except BaseException:
+                abandoned.set()
+                raise
+            finally:
+                for event in opened.values():
+                    event.set()
         errors = [e for e in (checks[cp.cloud].exception() for cp in plans) if e is not None]
         if errors:
             raise errors[0]
@@ -297,13 +319,13 @@ class Engine:
             cluster = Cluster(row, spec_from_dict(row.spec))
             plan = make_plan(cluster.spec, self.regions)  # only the clouds and their places matter here
             self.store.update_cluster(row.uuid, status="deleting")
-            providers = self._open(name, plan.clouds)
-            clouds = {cp.cloud: (providers[cp.cloud], creation.target(cluster, cp)) for cp in plan.clouds}
             foreign: list[ForeignVmError] = []
+            listed: dict[str, list[Owned]] = {}
 
-            def check(cp: CloudPlan) -> None:
-                cloud, target = clouds[cp.cloud]
-                found = cloud.find_foreign_vms(target)
+            def survey(cp: CloudPlan, cloud: Cloud) -> None:
+                # Read-only, as soon as the cloud is open: the safety check, then (if it
+                # passed) the inventory, ready for when every cloud has passed its check.
+                found = cloud.find_foreign_vms(creation.target(cluster, cp))
                 self.progress.line(
                     cp.cloud,
                     "safety-check",
@@ -314,9 +336,11 @@ class Engine:
                     refuse_foreign(cp.cloud, found)
                 except ForeignVmError as refused:
                     foreign.append(refused)
+                    return
+                listed[cp.cloud] = cloud.list_resources(cluster.ref)
 
-            self._on_clouds(plan.clouds, check)
-            if foreign:
+            providers = self._open(name, plan.clouds, then=survey)
+            if foreign:  # nothing deleted anywhere: every cloud was checked before this
                 raise (
                     foreign[0]
                     if len(foreign) == 1
@@ -326,10 +350,12 @@ class Engine:
             ingress = self._ingress(self._context(cluster), plan, providers)
             if ingress is not None:
                 ingress.delete()  # records and load balancers before the networks
+                listed.clear()  # what the load balancers held changed: list again
 
             def teardown(cp: CloudPlan) -> None:
-                cloud, target = clouds[cp.cloud]
-                self._context(cluster).journal().step(cp.cloud, "teardown", lambda: _teardown(cloud, target))
+                cloud = providers[cp.cloud]
+                self._context(cluster).journal().step(
+                    cp.cloud, "teardown", lambda: _teardown(cloud, cluster.ref, listed.get(cp.cloud)))
                 self.store.forget_resources(row.uuid, cp.cloud)
 
             self._on_clouds(plan.clouds, teardown)
@@ -361,7 +387,7 @@ def _delete(cloud: Cloud, target: CloudTarget, node: str) -> Ensured:
     return Ensured(actions=(f"deleted {node}",))
 
 
-def _teardown(cloud: Cloud, target: CloudTarget) -> Ensured:
+def _teardown(cloud: Cloud, cluster: ClusterRef, listed: list[Owned] | None) -> Ensured:
     # The safety check ran once per cloud above: here only the inventory, through the one executor.
-    cloud.delete_resources(target.cluster)
+    cloud.delete_resources(cluster, listed)
     return Ensured(actions=("nothing of the cluster left",))

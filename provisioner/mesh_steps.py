@@ -82,12 +82,42 @@ def rotate(ctx: Context, nodes: NodeSide, access: NodeAccess) -> NodeAccess:
     return rotated
 
 
-def wireguard(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker]) -> Ensured:
+def wireguard(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker],
+              ready: dict[str, tuple[BootMarker, Prepared]] | None = None) -> Ensured:
     """The mesh/wireguard step: make every node that has a public IP reachable over SSH
     (host key pinned), booted (its cloud-init done) and one WireGuard full mesh, applied
-    live; fills `markers` with each node's boot marker. Raises MeshError naming the pairs
-    without a handshake, NodesError naming the nodes that failed."""
+    live; fills `markers` with each node's boot marker. `ready`: the nodes as the mesh/nodes
+    step left them (booted_nodes), else they are made ready here. Raises MeshError naming the
+    pairs without a handshake, NodesError naming the nodes that failed."""
     rows = ctx.addressed()
+    mesh = members(ctx)
+    if ready is None:
+        ready = booted_nodes(ctx, nodes, "wireguard")
+    ctx.progress.update("mesh", "wireguard", f"bringing up the mesh of {len(mesh)} nodes")
+    markers.update({name: marker for name, (marker, _) in ready.items()})
+    pinned = members(ctx)  # with the host keys the nodes now present
+    report = nodes.apply_mesh(pinned, {name: prep for name, (_, prep) in ready.items()})
+    for n in ctx.addressed():
+        ctx.store.upsert_node(replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name)))
+    if report.missing_handshakes:
+        pairs = ", ".join(f"{a}-{b}" for a, b in report.missing_handshakes)
+        raise MeshError(f"no WireGuard handshake between {pairs}")
+    started = f"{len(report.started)} brought up" if report.started else ""
+    updated = f"{len(report.updated)} updated live" if report.updated else ""
+    return Ensured(actions=(", ".join(x for x in (started, updated) if x) + f"; {len(rows)} nodes in mesh",))
+
+
+def nodes_step(ctx: Context, nodes: NodeSide, ready: dict[str, tuple[BootMarker, Prepared]]) -> Ensured:
+    """The mesh/nodes step (before the firewalls let the peers in: it needs only SSH):
+    booted_nodes, into `ready` for the mesh/wireguard step."""
+    ready.update(booted_nodes(ctx, nodes, "nodes"))
+    return Ensured(actions=(f"{len(ready)} nodes booted",))
+
+
+def booted_nodes(ctx: Context, nodes: NodeSide, step: str) -> dict[str, tuple[BootMarker, Prepared]]:
+    """Every node that has a public IP reached over SSH (host key pinned), booted (its
+    cloud-init done), its injected host key rotated and prepared for WireGuard: its boot
+    marker and what it prepared, by name; progress shown on mesh/`step`."""
     mesh = members(ctx)
     by_name = {m.name: m for m in mesh}
     counted = threading.Lock()
@@ -101,24 +131,12 @@ def wireguard(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker]) -> 
         result = marker, nodes.prepare(replace(by_name[access.name], access=access))
         with counted:
             up.append(access.name)
-            ctx.progress.update("mesh", "wireguard", f"{len(up)}/{len(mesh)} nodes booted")
+            ctx.progress.update("mesh", step, f"{len(up)}/{len(mesh)} nodes booted")
         return result
 
-    ctx.progress.update("mesh", "wireguard", f"0/{len(mesh)} nodes booted")
+    ctx.progress.update("mesh", step, f"0/{len(mesh)} nodes booted")
     # Every node's boot wait at once: they mostly wait, and a cap would serialize big meshes.
-    ready = nodes.map([m.access for m in mesh], booted, max_workers=len(mesh) or 1)
-    ctx.progress.update("mesh", "wireguard", f"bringing up the mesh of {len(mesh)} nodes")
-    markers.update({name: marker for name, (marker, _) in ready.items()})
-    pinned = members(ctx)  # with the host keys the nodes now present
-    report = nodes.apply_mesh(pinned, {name: prep for name, (_, prep) in ready.items()})
-    for n in ctx.addressed():
-        ctx.store.upsert_node(replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name)))
-    if report.missing_handshakes:
-        pairs = ", ".join(f"{a}-{b}" for a, b in report.missing_handshakes)
-        raise MeshError(f"no WireGuard handshake between {pairs}")
-    started = f"{len(report.started)} brought up" if report.started else ""
-    updated = f"{len(report.updated)} updated live" if report.updated else ""
-    return Ensured(actions=(", ".join(x for x in (started, updated) if x) + f"; {len(rows)} nodes in mesh",))
+    return nodes.map([m.access for m in mesh], booted, max_workers=len(mesh) or 1)
 
 
 def drift(ctx: Context, nodes: NodeSide, skip: set[str]) -> tuple[list[str], list[str]]:

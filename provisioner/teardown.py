@@ -1,9 +1,9 @@
-"""Deleting a set of resources as a graph, in passes.
+"""Deleting a set of resources as a graph.
 
-Each resource names what must be gone before it (`after`). Each pass deletes, in parallel,
-every resource nothing blocks any more. NotFoundError counts as done; DependencyError and
-TransientError are retried in a later pass; a stretch with no progress longer than the
-stall budget ends with an error naming what is left. Cloud modules describe their resources
+Each resource names what must be gone before it (`after`). Each is deleted, in parallel
+with the others, as soon as nothing blocks it any more. NotFoundError counts as done;
+DependencyError and TransientError are retried after a backoff; a stretch with no progress
+longer than the stall budget ends with an error naming what is left. Cloud modules describe their resources
 and how to delete one (an inventory, clouds.base.Owned); this module owns the order and the
 retries.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -107,33 +107,64 @@ def delete_in_passes(
     stall_budget_s: float = 300.0,
     workers: int = 8,
 ) -> list[str]:
-    """Delete every item, honouring `after`; return the keys in the order they went.
-    Raises CloudError naming what is left when no pass makes progress for `stall_budget_s`."""
+    """Delete every item, honouring `after`; return the keys in the order they went. Each
+    item starts as soon as everything it comes after is gone (no pass waits for its slowest
+    item); one refused (in use, transient) is tried again after a backoff, together with the
+    others refused meanwhile (so the members of a Batch share one listing). Raises CloudError
+    naming what is left when nothing goes for `stall_budget_s`."""
     pending = {i.key: i for i in items}
     done: list[str] = []
     last_progress = time.monotonic()
     delays = backoff_delays(0.1, 5.0)
+    running: dict[Future[bool], Deletable] = {}
+    waiting: set[str] = set()  # refused: tried again at `release_at`
+    release_at: float | None = None
+
+    def stalled() -> CloudError | None:
+        if time.monotonic() - last_progress <= stall_budget_s:
+            return None
+        left = ", ".join(sorted(pending))
+        return CloudError(cloud, f"teardown made no progress for {stall_budget_s:.0f}s; left: {left}")
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"teardown-{cloud}") as pool:
         while pending:
-            ready = [i for i in pending.values() if not (i.after & pending.keys())]
-            results = list(pool.map(_try_delete, ready))
-            progressed = False
-            for item, gone in zip(ready, results, strict=True):
-                if gone:
+            if release_at is not None and time.monotonic() >= release_at:
+                waiting.clear()
+                release_at = None
+            busy = {i.key for i in running.values()}
+            for item in pending.values():
+                if item.key not in busy and item.key not in waiting and not (item.after & pending.keys()):
+                    running[pool.submit(_try_delete, item)] = item
+            if not running:  # everything left waits for a retry, or for what cannot go
+                failure = stalled()
+                if failure is not None:
+                    raise failure
+                if release_at is None:
+                    release_at = time.monotonic() + next(delays)
+                time.sleep(max(0.0, release_at - time.monotonic()))
+                continue
+            timeout = None if release_at is None else max(0.0, release_at - time.monotonic())
+            finished, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
+            refused = []
+            for future in finished:
+                item = running.pop(future)
+                if future.result():
                     del pending[item.key]
                     done.append(item.key)
-                    progressed = True
-            if progressed:
-                last_progress = time.monotonic()
-                delays = backoff_delays(0.1, 5.0)
-                continue
-            if time.monotonic() - last_progress > stall_budget_s:
-                left = ", ".join(sorted(pending))
-                raise CloudError(cloud, f"teardown made no progress for {stall_budget_s:.0f}s; left: {left}")
-            wait = next(delays)
-            logs.retry(f"{cloud} teardown", f"still in use or refused: {', '.join(sorted(i.key for i in ready))}",
-                       wait, attempt=0)
-            time.sleep(wait)
+                    last_progress = time.monotonic()
+                    delays = backoff_delays(0.1, 5.0)
+                else:
+                    refused.append(item.key)
+            if refused:
+                failure = stalled()
+                if failure is not None:
+                    raise failure
+                if release_at is None:
+                    wait_s = next(delays)
+                    release_at = time.monotonic() + wait_s
+                    logs.retry(f"{cloud} teardown", f"still in use or refused: {', '.join(sorted(refused))}",
+                               wait_s, attempt=0)
+                waiting.update(refused)
     return done
 
 

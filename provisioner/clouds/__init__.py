@@ -61,20 +61,30 @@ def import_cost_s(name: str) -> float:
     return IMPORT_COST_S.get(name, 1.0)
 
 
-def load_cloud(name: str) -> ModuleType:
+def load_cloud(name: str, *, complete: bool = True) -> ModuleType:
     """The module of cloud `name`, with its SDK imported (in the calling thread: first imports
-    of one package from several threads can deadlock). Raises KeyError for an unknown cloud."""
+    of one package from several threads can deadlock); without `complete`, only what its
+    credential check needs (SDK_MODULES; the rest, SDK_AFTER_CHECK, is Cloud.finish_opening's).
+    Raises KeyError for an unknown cloud."""
     module = importlib.import_module(MODULES[name])
     prepare = getattr(module, "prepare_sdk", None)  # before the SDK's first import (gcp: gcp_sdk)
     if prepare is not None:
         prepare()
-    for sdk_module in getattr(module, "SDK_MODULES", ()):
+    for sdk_module in (*getattr(module, "SDK_MODULES", ()), *(getattr(module, "SDK_AFTER_CHECK", ()) if complete
+                                                              else ())):
         importlib.import_module(sdk_module)
     return module
 
 
-def open_cloud(name: str, region: str, zone: str | None = None) -> Cloud:
+def open_cloud(name: str, region: str, zone: str | None = None, *, complete: bool = True) -> Cloud:
     """The provider for cloud `name` in `region`, importing its module and its SDK (in the
-    calling thread) on first use. Raises KeyError for an unknown cloud."""
-    provider: type[Cloud] = load_cloud(name).Provider
+    calling thread) on first use; without `complete`, only what its credential check needs
+    (the caller then calls its finish_opening). Raises KeyError for an unknown cloud."""
+    provider: type[Cloud] = load_cloud(name, complete=complete).Provider
     return provider(region=region, zone=zone)
+
+
+def open_for_check(name: str, region: str, zone: str | None = None) -> Cloud:
+    """open_cloud without what comes after the credential check (the engine's way: it calls
+    finish_opening while the checks run)."""
+    return open_cloud(name, region, zone, complete=False)

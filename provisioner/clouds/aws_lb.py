@@ -250,22 +250,27 @@ def inventory(api: AwsApi, cluster: ClusterRef) -> list[Owned]:
     """The cluster's load-balancer resources on AWS as inventory entries: the load balancer
     (its listeners go with it) first, then its target groups and its Elastic IP (the subnet,
     the gateway and the VPC wait for the kinds "load-balancer" and "elastic-ip")."""
+    from concurrent.futures import ThreadPoolExecutor
+
     balancers = Balancers(api.region, api=api)
     items: list[Owned] = []
-    lb = balancers._load_balancer(cluster)
+    forwards = BalancerPlan().forwards
+    with ThreadPoolExecutor(max_workers=len(forwards) + 2) as pool:  # the lookups at once
+        looked = pool.submit(balancers._load_balancer, cluster)
+        address_found = pool.submit(balancers._address, cluster)
+        groups = list(pool.map(lambda forward: balancers._target_group(cluster, forward), forwards))
+        lb, address = looked.result(), address_found.result()
     first = frozenset({"load-balancer"})
     if lb is not None:
         items.append(Owned("load-balancer", lb["LoadBalancerArn"], str(lb.get("LoadBalancerName", "")),
                            delete=functools.partial(_delete_lb, api, lb["LoadBalancerArn"])))
-    for forward in BalancerPlan().forwards:
-        group = balancers._target_group(cluster, forward)
+    for forward, group in zip(forwards, groups, strict=True):
         if group is not None:
             items.append(Owned("target-group", group["TargetGroupArn"], tg_name(cluster, forward), after=first,
                                delete=functools.partial(
                                    api.call, "elbv2", "delete_target_group",
                                    what=f"deleting target group {tg_name(cluster, forward)}",
                                    TargetGroupArn=group["TargetGroupArn"])))
-    address = balancers._address(cluster)
     if address is not None:
         items.append(Owned("elastic-ip", address["AllocationId"], str(address.get("PublicIp", "")), after=first,
                            delete=functools.partial(api.ec2, "release_address",

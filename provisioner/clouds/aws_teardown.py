@@ -52,16 +52,18 @@ def inventory(api: AwsApi, cluster: ClusterRef, settings: Settings) -> list[Owne
         operation, key, _, more, _ = _KINDS[kind]
         return kind, api.describe(operation, key, Filters=owned(cluster, *more))
 
+    from .aws_lb import inventory as balancer_inventory
+
     kinds = ["instance", *_KINDS]
-    with ThreadPoolExecutor(max_workers=len(kinds)) as pool:
+    with ThreadPoolExecutor(max_workers=len(kinds) + 1) as pool:
+        balancers = pool.submit(balancer_inventory, api, cluster)  # its lookups alongside the kinds'
         found = dict(pool.map(one, kinds))
+        out_balancers = balancers.result()
     instances = [i["InstanceId"] for i in found["instance"]]
     batch = Batch("instances terminating", CLOUD, _terminator(api, cluster, instances, settings))
     out = [Owned("instance", i, _name(item), delete=batch.deleter(i))
            for i, item in zip(instances, found["instance"], strict=True)]
-    from .aws_lb import inventory as balancer_inventory
-
-    out += balancer_inventory(api, cluster)
+    out += out_balancers
     for kind, (_, _, id_key, _, after) in _KINDS.items():
         out += [Owned(kind, item[id_key], _name(item), after=after,
                       delete=functools.partial(_DELETERS[kind], api, item)) for item in found[kind]]

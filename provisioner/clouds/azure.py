@@ -16,7 +16,7 @@ from ..parallel import gather
 from . import azure_build as build
 from . import leaks
 from .api_log import TRANSPORT_MODULES
-from .azure_session import CLOUD, AzureSession, mapped_errors, uses_loopback, wait_for
+from .azure_session import CLOUD, AzureSession, mapped_errors, serialize_first_model_use, uses_loopback, wait_for
 from .azure_vms import VmOps, has_uuid
 from .base import (
     Cloud,
@@ -34,19 +34,24 @@ from .base import (
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock: azure-core is
 # shared with pydo). azure-identity is imported by the Provider, in the same thread, only
-# where it is used: not for the emulator on loopback.
+# where it is used: not for the emulator on loopback. The credential check needs only the
+# resources client; the compute and network clients (about 0.4 s) are imported after it has
+# started, in the same caller's thread (Cloud.finish_opening): they share only azure-core and
+# azure-mgmt-core with it, imported before.
 SDK_MODULES = (
     "azure.core.credentials",
     "azure.core.exceptions",
     "azure.core.pipeline.policies",
     "azure.mgmt.core.policies",
+    "azure.mgmt.resource.resources",
+    "azure.mgmt.resource.resources.models",
+    *TRANSPORT_MODULES,
+)
+SDK_AFTER_CHECK = (
     "azure.mgmt.compute",
     "azure.mgmt.compute.models",
     "azure.mgmt.network",
     "azure.mgmt.network.models",
-    "azure.mgmt.resource.resources",
-    "azure.mgmt.resource.resources.models",
-    *TRANSPORT_MODULES,
 )
 
 
@@ -188,6 +193,10 @@ class Provider(Cloud):
     def check_credentials(self) -> None:
         rc = self.session.resources
         self.call("list resource groups", lambda: next(iter(rc.resource_groups.list(top=1)), None))
+
+    def finish_opening(self) -> None:
+        super().finish_opening()
+        serialize_first_model_use()  # the compute and network models, before any thread makes one
 
     def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
         cluster, actions = target.cluster, []

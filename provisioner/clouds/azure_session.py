@@ -65,15 +65,13 @@ def serialize_first_model_use() -> None:
     its class hierarchy: two threads doing that at once (parallel calls deserializing the same
     kind of resource) fail with "dictionary changed size during iteration". This wraps each
     model base's __new__ so that the first instantiation of a class holds a lock; later ones
-    take no lock. Idempotent; a model base without that table is left alone."""
-    import importlib
+    take no lock. Idempotent; a model base without that table, or not imported yet (an SDK
+    whose client is not made yet: called again as each client is made), is left alone."""
+    import sys
 
     with _models_guarded:
         for module_name in _MODEL_BASES:
-            try:
-                model = getattr(importlib.import_module(module_name), "Model", None)
-            except ImportError:  # an older SDK (msrest models): nothing of this kind to guard
-                continue
+            model = getattr(sys.modules.get(module_name), "Model", None)
             calculated = getattr(model, "_calculated", None)
             if model is None or not isinstance(calculated, set) or getattr(model, "_cast_guarded", False):
                 continue
@@ -176,6 +174,7 @@ class AzureSession:
             if self.endpoint:
                 kwargs["base_url"] = self.endpoint
             client = factory(self._credential, self.subscription_id, **kwargs)
+            serialize_first_model_use()  # the client's SDK is imported: its models are guarded before use
             setattr(self._local, key, client)
         return client
 

@@ -272,6 +272,16 @@ class Cloud(ABC):
         """Make one cheap authenticated call. Blocks briefly. Raises AuthError naming the
         credential source tried and how to fix it."""
 
+    def finish_opening(self) -> None:
+        """Import what the provider needs beyond check_credentials: its module's
+        SDK_AFTER_CHECK (module names), in the calling thread, while the check runs in
+        another (the engine calls this once every cloud's check has started). Idempotent."""
+        import importlib
+        import sys
+
+        for name in getattr(sys.modules.get(type(self).__module__), "SDK_AFTER_CHECK", ()):
+            importlib.import_module(name)
+
     @abstractmethod
     def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
         """The cluster's network: AWS VPC with internet gateway and default route; GCP
@@ -335,15 +345,17 @@ class Cloud(ABC):
         """The cluster's inventory: everything on this cloud carrying its UUID, VMs included,
         each with the kinds it must be deleted after and its deleter. Lists; deletes nothing."""
 
-    def delete_resources(self, cluster: ClusterRef) -> list[str]:
+    def delete_resources(self, cluster: ClusterRef, listed: Sequence[Owned] | None = None) -> list[str]:
         """Delete the cluster's inventory through provisioner.teardown (dependency order, in
         parallel passes: not found is done, in use is retried, no progress within
         `settings.stall_budget_s` raises CloudError naming what is left). No safety check:
         the caller has made it (teardown, or the engine once per cloud). Blocks until nothing
-        of the cluster is left; harmless when nothing exists. Returns the keys in the order
-        they went."""
-        return delete_inventory(self.name, self.list_resources(cluster),
-                                stall_budget_s=self.settings.stall_budget_s, workers=self.settings.workers)
+        of the cluster is left; harmless when nothing exists. `listed`: the inventory as
+        list_resources gave it moments ago (else it is listed now). Returns the keys in the
+        order they went."""
+        items = self.list_resources(cluster) if listed is None else listed
+        return delete_inventory(self.name, items, stall_budget_s=self.settings.stall_budget_s,
+                                workers=self.settings.workers)
 
     def teardown(self, target: CloudTarget) -> None:
         """Delete everything of the cluster: first the safety check (ForeignVmError when

@@ -357,9 +357,10 @@ class Provider(Cloud):
 
     def list_resources(self, cluster: ClusterRef) -> list[Owned]:
         uuid_tag = do_tags.uuid_tag_string(cluster.uuid)
-        vpcs, droplets, firewalls, keys, uuid_tags = gather(
+        vpcs, droplets, firewalls, keys, uuid_tags, balancers = gather(
             lambda: self._our_vpcs(cluster), lambda: self._droplets(uuid_tag), lambda: self._firewalls(cluster),
-            lambda: self._keys(cluster), lambda: self._uuid_tags(cluster))
+            lambda: self._keys(cluster), lambda: self._uuid_tags(cluster),
+            lambda: do_lb.inventory(self.api, cluster))  # every lookup at once
         # One destroy-by-tag for every droplet; each is gone when the tag lists it no more.
         batch = Batch(f"droplets tagged {uuid_tag}", CLOUD, lambda: self.api.call(
             f"delete droplets tagged {uuid_tag}", lambda c: c.droplets.destroy_by_tag, tag_name=uuid_tag),
@@ -371,7 +372,7 @@ class Provider(Cloud):
                   for fs in firewalls.values() for f in fs]
         found += [Owned("ssh-key", str(k["id"]), k["name"], delete=self._deleter(
             f"ssh-key {k['name']}", lambda c: c.ssh_keys.delete, int(k["id"]))) for k in keys]
-        found += do_lb.inventory(self.api, cluster)
+        found += balancers
         found += [Owned("vpc", str(v["id"]), str(v["name"]), {"ip_range": v.get("ip_range")},
                         after=frozenset({"droplet", "load-balancer"}), delete=self._vpc_deleter(cluster, v))
                   for v in vpcs]

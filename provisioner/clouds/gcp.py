@@ -34,8 +34,9 @@ SDK_MODULES = (
     "google.auth.exceptions",
     "google.api_core.exceptions",
     "google.oauth2.credentials",
-    *gcp_sdk.MODULES,
+    *gcp_sdk.FOR_CHECK,
 )
+SDK_AFTER_CHECK = tuple(m for m in gcp_sdk.MODULES if m not in gcp_sdk.FOR_CHECK)  # Cloud.finish_opening
 # Every `from google.cloud import compute_v1` of cast gets the package without its root's
 # imports of ~100 service clients; registered (by the registry) before any of them runs.
 prepare_sdk = gcp_sdk.install
@@ -266,9 +267,10 @@ class Provider(UsesGcpApi, Cloud):
         from . import gcp_lb
 
         api, project = self.api, self.api.project
-        networks, subnetworks, firewalls, instances = gather(
+        networks, subnetworks, firewalls, instances, balancing = gather(
             lambda: self._networks(cluster), lambda: self._subnetworks(cluster, self.region),
-            lambda: self._firewalls(cluster), lambda: self._cluster_instances(cluster))
+            lambda: self._firewalls(cluster), lambda: self._cluster_instances(cluster),
+            lambda: gcp_lb.inventory(api, cluster, self.region, self.zone))  # every lookup at once
 
         def deleter(what: str, client: str, request: Any) -> Callable[[], None]:
             return _bind(api.mutate, what, api.client(client).delete_unary, request)
@@ -282,7 +284,7 @@ class Provider(UsesGcpApi, Cloud):
                 f"delete subnetwork {s.name}", "SubnetworksClient",
                 compute_v1.DeleteSubnetworkRequest(project=project, region=self.region, subnetwork=s.name)))
               for s in subnetworks),
-            *gcp_lb.inventory(api, cluster, self.region, self.zone),
+            *balancing,
             *(_owned("network", n, frozenset({"instance", "firewall", "subnetwork", *gcp_lb.KINDS}), deleter(
                 f"delete network {n.name}", "NetworksClient",
                 compute_v1.DeleteNetworkRequest(project=project, network=n.name))) for n in networks),

@@ -33,6 +33,7 @@ def test_create_runs_every_declared_step_once_in_dependency_order(engine, store,
         assert position["network"] < position["firewall"] < position["vms"]
         assert position["ssh-key"] < position["vms"] < position["firewall-peers"]
         assert position["firewall-peers"] < ends.index(("mesh", "wireguard"))  # every cloud's, before the mesh
+        assert position["vms"] < ends.index(("mesh", "nodes")) < ends.index(("mesh", "wireguard"))
     assert ("gcp", "user-data") in ends and ("aws", "user-data") not in ends  # only where the cloud can
     assert ends.index(("mesh", "wireguard")) < ends.index(("mesh", "latency"))
     assert store.phases(("kubernetes", "bootstrap")) == [("kubernetes", "bootstrap", "skip")]
@@ -139,6 +140,31 @@ def test_delete_leaves_nothing_and_a_foreign_vm_makes_it_delete_nothing(engine, 
     assert engine.delete_cluster("demo") is False  # twice is harmless
 
 
+def test_delete_deletes_nothing_before_every_cloud_passed_its_safety_check(store, world, nodes):
+    # One cloud slow to open (its SDK's import): the others check and list meanwhile, but no
+    # deletion starts anywhere before the slow cloud's check is done; a foreign VM there stops all.
+    import time
+
+    def slow_open(name, region, zone=None):
+        if name == "gcp":
+            time.sleep(0.3)
+        return world.open(name, region, zone)
+
+    engine = Engine(store, REGIONS, cloud_factory=slow_open, node_side=nodes.open)
+    row = engine.create_cluster(make_spec("demo"))
+    world.calls.clear()
+    stray = world.run_vm("gcp", name="someone-elses", cluster_uuid=None, network=row.uuid)
+    with pytest.raises(ForeignVmError):
+        engine.delete_cluster("demo")
+    assert not [c for c in world.calls if c[1].startswith("delete")]
+    world.account("gcp").vms.remove(stray)
+    world.calls.clear()
+    assert engine.delete_cluster("demo") is True
+    checks = [i for i, (_, method) in enumerate(world.calls) if method == "find_foreign_vms"]
+    deletes = [i for i, (_, method) in enumerate(world.calls) if method.startswith("delete")]
+    assert len(checks) == 4 and deletes and max(checks) < min(deletes)
+
+
 def make_ref(row):
     from provisioner.clouds.base import ClusterRef
 
@@ -160,8 +186,10 @@ def test_a_node_that_fails_to_boot_fails_the_mesh_step_and_a_rerun_completes(eng
     nodes.fail("wait_booted", "demo-az-w1", NodeError("demo-az-w1", "cloud-init failed while booting"))
     with pytest.raises(StepError) as failed:
         engine.create_cluster(make_spec("demo"))
-    assert str(failed.value).startswith("mesh: step wireguard failed: 1 node(s) failed: node demo-az-w1: cloud-init")
-    assert store.phases(("mesh", "wireguard"))[-1] == ("mesh", "wireguard", "fail")
+    # The step that reaches and boots the nodes (while firewall-peers runs) names it; no mesh is tried.
+    assert str(failed.value).startswith("mesh: step nodes failed: 1 node(s) failed: node demo-az-w1: cloud-init")
+    assert store.phases(("mesh", "nodes"))[-1] == ("mesh", "nodes", "fail")
+    assert not store.phases(("mesh", "wireguard"))
     assert not store.phases(("mesh", "latency"))
     made = {c: vms(world, c) for c in world.accounts}
     assert engine.create_cluster(make_spec("demo")).status == "ready"

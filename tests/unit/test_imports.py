@@ -78,4 +78,5 @@ def test_a_one_cloud_command_imports_that_cloud_only_and_gcp_without_its_package
     assert sdks(modules) == {"google.cloud.compute_v1", "google.auth", "google.api_core"}
     assert "google.cloud.compute_v1.services.instances" in modules
     assert UNUSED_GCP_SERVICE not in modules
+    assert "jinja2" not in modules  # renders no user-data: the template engine stays out
     assert StateStore(Path(state)).cluster("onecloud") is None  # the command did its work

@@ -53,6 +53,20 @@ def test_items_go_after_what_they_name_and_in_parallel_otherwise() -> None:
     assert sorted(cloud.calls) == sorted(["vm a", "vm b", "subnet", "network"])  # each asked once
 
 
+def test_an_item_goes_as_soon_as_what_it_names_is_gone_not_after_a_slow_neighbour() -> None:
+    went: list[str] = []
+
+    def slow() -> None:
+        time.sleep(0.5)  # a load balancer's delete that waits until it is gone
+        went.append("slow")
+
+    items = [Deletable("slow", slow), Deletable("vm", lambda: went.append("vm")),
+             Deletable("subnet", lambda: went.append("subnet"), frozenset({"vm"}))]
+
+    assert delete_in_passes("test", items, stall_budget_s=5)[-1] == "slow"
+    assert went == ["vm", "subnet", "slow"]
+
+
 def test_already_gone_counts_as_done() -> None:
     cloud = Cloud({"network"})
     items = [Deletable("subnet", cloud.deleter("subnet")),

@@ -1,6 +1,8 @@
 """The Azure SDK's models compute a field table on a class's first instantiation; two threads
 doing that at once failed with "dictionary changed size during iteration" (seen as a failed
-`vms` step when cast created Azure resources in parallel). A session guards it."""
+`vms` step when cast created Azure resources in parallel). A session guards the models of the
+SDKs imported when it is made, and again as each of its clients is made (the provider's
+finish_opening, after its compute and network SDKs are imported, likewise)."""
 
 import subprocess
 import sys
@@ -8,8 +10,8 @@ import sys
 RACE = """
 import threading
 from provisioner.clouds.azure_session import AzureSession
-AzureSession("sub", None, object(), {})
 import azure.mgmt.network.models as models
+AzureSession("sub", None, object(), {})
 classes = [c for c in vars(models).values() if isinstance(c, type) and hasattr(c, "_calculated")]
 errors = []
 start = threading.Barrier(8)

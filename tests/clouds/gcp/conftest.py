@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from provisioner.clouds import gcp_sdk, gcp_types
 from provisioner.clouds.base import CloudTarget, VmRequest
 from provisioner.clouds.gcp import Provider
 from provisioner.sandbox.gcp_emulator import GcpEmulator
@@ -21,6 +22,12 @@ from provisioner.sandbox.gcp_emulator import GcpEmulator
 from ...conftest import PEERS as PEERS  # re-exported: the tests import it from here
 from ...conftest import cloud_target
 from ...conftest import vm_requests as node_requests
+
+# google-cloud-compute as cast imports it (no package root, only the messages of the services
+# called: gcp_sdk, gcp_types), before any test module's `from google.cloud import compute_v1`;
+# with the services the catalog tests call besides cast's (test_gcp_catalog).
+CATALOG_SERVICES = ("zones", "regions", "machine_types", "images", "disk_types", "disks")
+gcp_sdk.install((*gcp_types.SERVICES, *CATALOG_SERVICES))
 
 REGION, ZONE = "us-central1", "us-central1-a"
 IMAGE = {"project": "ubuntu-os-cloud", "family": "ubuntu-2404-lts-amd64"}
