@@ -7,17 +7,20 @@ error mapping in azure_session; the SDK models in azure_build.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .. import tags
-from ..errors import NotFoundError
+from ..errors import DependencyError, NotFoundError
 from ..parallel import gather
+from ..retry import wait_until
+from ..teardown import delete_inventory
 from . import azure_build as build
 from . import leaks
 from .api_log import TRANSPORT_MODULES
 from .azure_session import CLOUD, AzureSession, mapped_errors, uses_loopback, wait_for
-from .azure_vms import VmOps, has_uuid
+from .azure_vms import MAX_HINT_S, VmOps, has_uuid
 from .base import (
     Cloud,
     CloudResource,
@@ -96,6 +99,16 @@ class Provider(Cloud):
         # network and firewall steps left them: the VM step needs them, without reading again.
         self.vnet_ids: dict[str, str] = {}
         self.nsg_ids: dict[str, dict[str, str]] = {}
+        # cluster uuid -> the resource groups the safety check just listed: the teardown that
+        # follows it deletes them without listing again (ensure_network forgets them).
+        self._checked: dict[str, list[Any]] = {}
+        # What this command made in a resource group it created itself (empty before): the
+        # later steps know it without reading it back. cluster uuid -> the subnet made with the
+        # VNet (its id and prefix), the security groups made (role -> id, name and rules), and
+        # whether the group has had no VM step yet (nothing but the network in it).
+        self._made_subnet: dict[str, tuple[str, str]] = {}
+        self._made_nsgs: dict[str, dict[str, tuple[str, str, Any]]] = {}
+        self.fresh_groups: set[str] = set()
 
     @property
     def session(self) -> AzureSession:
@@ -192,6 +205,10 @@ class Provider(Cloud):
     def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
         cluster, actions = target.cluster, []
         labels = tags.cluster_tags(cluster.name, cluster.uuid)
+        self._checked.pop(cluster.uuid, None)  # a group made now is not in the safety check's list
+        for made in (self._made_subnet, self._made_nsgs):
+            made.pop(cluster.uuid, None)  # known again only of a group made now
+        self.fresh_groups.discard(cluster.uuid)
         group = self.group_of(cluster, fresh=True)  # the step that owns the group: a leak shows here
         vnet = None
         if group is None:
@@ -204,6 +221,8 @@ class Provider(Cloud):
             self.call(f"create resource group {group}", lambda: rc.resource_groups.create_or_update(
                 group, build.resource_group(self.region, labels)))
             self._groups[cluster.uuid] = group  # new and empty: no VNet to look for
+            self.fresh_groups.add(cluster.uuid)
+            self._made_nsgs[cluster.uuid] = {}
         else:
             vnet = self.vnet_of(group, cluster)
         group_id = f"/subscriptions/{self.session.subscription_id}/resourceGroups/{group}"
@@ -232,6 +251,8 @@ class Provider(Cloud):
                 vnet_id, firewall = gather(vnet, lambda: self.ensure_firewall(target))
                 found.append(CloudResource("vnet", vnet_id, name))
                 self.vnet_ids[cluster.uuid] = vnet_id
+                self._made_subnet[cluster.uuid] = (f"{vnet_id}/subnets/{build.subnet_name(cluster)}",
+                                                   target.subnet_cidr)
                 found.extend(firewall.resources)
                 actions.extend(firewall.actions)
         return Ensured(resources=tuple(found), actions=tuple(actions))
@@ -240,6 +261,10 @@ class Provider(Cloud):
         cluster = target.cluster
         name = build.subnet_name(cluster)
         action = f"create subnet {name} {target.subnet_cidr}"
+        made = self._made_subnet.pop(cluster.uuid, None)
+        if made is not None and made[1] == target.subnet_cidr:  # made with the VNet by this command
+            self._made_subnet[cluster.uuid] = made
+            return Ensured(resources=(CloudResource("subnet", made[0], name),))
         group = self.group_of(cluster)
         vnet = self.vnet_of(group, cluster) if group else None
         if vnet is None:
@@ -264,22 +289,29 @@ class Provider(Cloud):
     def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
         cluster = target.cluster
         group = self.group_of(cluster)
-        existing = self.nsgs_of(group, cluster) if group else {}
+        # role -> (id, name, rule keys) as they are: as this command made them in its own
+        # group (nothing to read), else as listed.
+        known = self._made_nsgs.get(cluster.uuid)
+        if known is not None and not dry_run:
+            existing = {role: (i, n, build.wanted_rule_keys(rules)) for role, (i, n, rules) in known.items()}
+        else:
+            found = self.nsgs_of(group, cluster) if group else {}
+            existing = {role: (n.id, n.name, build.existing_rule_keys(n)) for role, n in found.items()}
         work: list[tuple[str, str, str]] = []  # role, name, action
         for role, rules in sorted(target.firewall.items()):
             nsg = existing.get(role)
-            name = nsg.name if nsg is not None else build.nsg_name(cluster, role)
+            name = nsg[1] if nsg is not None else build.nsg_name(cluster, role)
             if nsg is None:
                 work.append((role, name, f"create network security group {name} ({len(rules)} rules)"))
                 continue
-            have, want = build.existing_rule_keys(nsg), build.wanted_rule_keys(rules)
+            have, want = nsg[2], build.wanted_rule_keys(rules)
             if have != want:
                 work.append((role, name, f"repair network security group {name}: {len(want - have)} rules to add, "
                                          f"{len(have - want)} to remove"))
         if dry_run or not work:
-            kept = tuple(CloudResource("network-security-group", n.id, n.name) for n in existing.values())
+            kept = tuple(CloudResource("network-security-group", i, n) for i, n, _ in existing.values())
             if not dry_run:
-                self.nsg_ids[cluster.uuid] = {role: n.id for role, n in existing.items()}
+                self.nsg_ids[cluster.uuid] = {role: i for role, (i, _, _) in existing.items()}
             return Ensured(resources=kept, actions=tuple(a for _, _, a in work))
         if group is None:
             raise NotFoundError(CLOUD, f"no resource group of cluster {cluster.name}; ensure the network first")
@@ -292,10 +324,16 @@ class Provider(Cloud):
                               lambda polling: net.network_security_groups.begin_create_or_update(
                                   group, name, model, polling=polling),
                               group, "Microsoft.Network/networkSecurityGroups", name)
+            if known is not None:
+                known[role] = (nsg_id, name, target.firewall[role])
             return CloudResource("network-security-group", nsg_id, name)
 
-        made = gather(*(lambda w=w: put(w[0], w[1]) for w in work))
-        result = {role: CloudResource("network-security-group", n.id, n.name) for role, n in existing.items()}
+        try:
+            made = gather(*(lambda w=w: put(w[0], w[1]) for w in work))
+        except BaseException:
+            self._made_nsgs.pop(cluster.uuid, None)  # a put that failed half-way: read them next time
+            raise
+        result = {role: CloudResource("network-security-group", i, n) for role, (i, n, _) in existing.items()}
         result.update({w[0]: m for w, m in zip(work, made, strict=True)})
         self.nsg_ids[cluster.uuid] = {role: r.id for role, r in result.items()}
         return Ensured(resources=tuple(result.values()), actions=tuple(a for _, _, a in work))
@@ -319,8 +357,14 @@ class Provider(Cloud):
             self.vms.delete(group, target.cluster, names)
 
     def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
-        group = self.group_of(target.cluster)
-        return self.vms.foreign(group, target.cluster) if group else []
+        cluster = target.cluster
+        groups = self.groups_of(cluster)  # listed afresh: the check must see what is there now
+        group = only_one(groups, "resource group")
+        self._checked[cluster.uuid] = groups
+        if group is None:
+            return []
+        self._groups[cluster.uuid] = group.name
+        return self.vms.foreign(group.name, cluster)
 
     # --- inventory (teardown: base.Cloud.teardown) ------------------------------
 
@@ -339,6 +383,18 @@ class Provider(Cloud):
                        for s in (vnet.subnets or [] if vnet else []))
         return out
 
+    def delete_resources(self, cluster: ClusterRef) -> list[str]:
+        """Delete the cluster's resource groups (everything in one goes with it: listing their
+        contents would only name them), as the safety check just listed them when it ran in
+        this command, else listed now. Each group: one DELETE, then one look at the group
+        after the operation's Retry-After (again with backoff while it is still deleting)."""
+        groups = self._checked.pop(cluster.uuid, None)
+        if groups is None:
+            groups = self.groups_of(cluster)
+        items = [Owned("resource-group", g.id, g.name, delete=self._group_deleter(cluster, g.name)) for g in groups]
+        return delete_inventory(self.name, items, stall_budget_s=self.settings.stall_budget_s,
+                                workers=self.settings.workers)
+
     def _resources_in(self, rc: Any, group: str, cluster: ClusterRef) -> list[Any]:
         return self.call(f"list resources in {group}",
                          lambda: list(rc.resources.list_by_resource_group(group, filter=uuid_filter(cluster))))
@@ -348,6 +404,25 @@ class Provider(Cloud):
 
         def delete() -> None:
             self._groups.pop(cluster.uuid, None)  # found again by the next ensure_network
-            self.lro(f"delete resource group {name}", lambda: rc.resource_groups.begin_delete(name))
+            polling = self.session.hint_polling()
+            self.call(f"delete resource group {name}", lambda: rc.resource_groups.begin_delete(name, polling=polling))
+            # ARM works on the deletion whether its operation is polled or not: the group
+            # itself, read after the operation's own estimate, says when it is gone.
+            time.sleep(min(polling.retry_after or 0.0, MAX_HINT_S))
+            wait_until(lambda: self._group_gone(name), what=f"resource group {name} deleted",
+                       timeout_s=self.settings.stall_budget_s, initial=0.5, maximum=self.settings.poll_max_s)
 
         return delete
+
+    def _group_gone(self, name: str) -> bool:
+        """True once the group is gone; False while it is being deleted. DependencyError when
+        it is there and no longer being deleted (its deletion failed: the teardown retries)."""
+        rc = self.session.resources
+        try:
+            group = self.call(f"read resource group {name}", lambda: rc.resource_groups.get(name))
+        except NotFoundError:
+            return True
+        state = build.text(group.properties.provisioning_state if group.properties else None)
+        if state.lower() == "deleting":
+            return False
+        raise DependencyError(CLOUD, f"resource group {name} is {state or 'there'} again: its deletion failed")
