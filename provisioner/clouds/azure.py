@@ -15,7 +15,6 @@ from .. import tags
 from ..errors import DependencyError, NotFoundError
 from ..parallel import gather
 from ..retry import wait_until
-from ..teardown import delete_inventory
 from . import azure_build as build
 from . import leaks
 from .api_log import TRANSPORT_MODULES
@@ -99,9 +98,10 @@ class Provider(Cloud):
         # network and firewall steps left them: the VM step needs them, without reading again.
         self.vnet_ids: dict[str, str] = {}
         self.nsg_ids: dict[str, dict[str, str]] = {}
-        # cluster uuid -> the resource groups the safety check just listed: the teardown that
-        # follows it deletes them without listing again (ensure_network forgets them).
-        self._checked: dict[str, list[Any]] = {}
+        # cluster uuid -> the resource groups the safety check just listed and what it listed in
+        # them (VMs, VNet): the teardown's inventory, without listing again (ensure_network
+        # and list_resources forget it).
+        self._checked: dict[str, tuple[list[Any], tuple[list[Any], Any]]] = {}
         # What this command made in a resource group it created itself (empty before): the
         # later steps know it without reading it back. cluster uuid -> the subnet made with the
         # VNet (its id and prefix), the security groups made (role -> id, name and rules), and
@@ -360,40 +360,46 @@ class Provider(Cloud):
         cluster = target.cluster
         groups = self.groups_of(cluster)  # listed afresh: the check must see what is there now
         group = only_one(groups, "resource group")
-        self._checked[cluster.uuid] = groups
         if group is None:
+            self._checked[cluster.uuid] = (groups, ([], None))
             return []
         self._groups[cluster.uuid] = group.name
-        return self.vms.foreign(group.name, cluster)
+        found, seen = self.vms.foreign(group.name, cluster)
+        if not found:  # the teardown that follows deletes what the check saw (list_resources)
+            self._checked[cluster.uuid] = (groups, seen)
+        return found
 
     # --- inventory (teardown: base.Cloud.teardown) ------------------------------
 
     def list_resources(self, cluster: ClusterRef) -> list[Owned]:
+        """The inventory (base.Cloud.list_resources). Right after a safety check of this
+        command that found no foreign VM (the teardown's case), made of what the check listed
+        and no call: the groups, their VMs and VNet with its subnets; the rest of a group
+        goes with it, unnamed. Otherwise listed: the groups, each one's resources carrying
+        the cluster's UUID, its VNet's subnets."""
+        checked = self._checked.pop(cluster.uuid, None)
+        if checked is not None:
+            groups, (vms, vnet) = checked
+            return [item for group in groups for item in self._group_inventory(cluster, group, vms, vnet)]
         rc = self.session.resources
         out = []
         for group in self.groups_of(cluster):
-            # The group's deletion deletes everything in it: its contents are gone once it is.
-            out.append(Owned("resource-group", group.id, group.name, delete=self._group_deleter(cluster, group.name)))
-            inside = frozenset({"resource-group"})
             found = self._resources_in(rc, group.name, cluster)
-            out.extend(Owned(KINDS.get(r.type.lower(), r.type), r.id, r.name, after=inside,
-                             delete=goes_with_its_container) for r in found)
-            vnet = self.vnet_of(group.name, cluster)
-            out.extend(Owned("subnet", s.id, s.name, after=inside, delete=goes_with_its_container)
-                       for s in (vnet.subnets or [] if vnet else []))
+            out.extend(self._group_inventory(cluster, group, found, self.vnet_of(group.name, cluster)))
         return out
 
-    def delete_resources(self, cluster: ClusterRef) -> list[str]:
-        """Delete the cluster's resource groups (everything in one goes with it: listing their
-        contents would only name them), as the safety check just listed them when it ran in
-        this command, else listed now. Each group: one DELETE, then one look at the group
-        after the operation's Retry-After (again with backoff while it is still deleting)."""
-        groups = self._checked.pop(cluster.uuid, None)
-        if groups is None:
-            groups = self.groups_of(cluster)
-        items = [Owned("resource-group", g.id, g.name, delete=self._group_deleter(cluster, g.name)) for g in groups]
-        return delete_inventory(self.name, items, stall_budget_s=self.settings.stall_budget_s,
-                                workers=self.settings.workers)
+    def _group_inventory(self, cluster: ClusterRef, group: Any, found: Sequence[Any], vnet: Any | None) -> list[Owned]:
+        # The group's deletion deletes everything in it: its contents are gone once it is.
+        inside = frozenset({"resource-group"})
+        out = [Owned("resource-group", group.id, group.name, delete=self._group_deleter(cluster, group.name))]
+        ours = [r for r in found if has_uuid(r, cluster)]
+        if vnet is not None and vnet.id.lower() not in {r.id.lower() for r in ours}:
+            ours.append(vnet)
+        out.extend(Owned(KINDS.get(r.type.lower(), r.type), r.id, r.name, after=inside,
+                         delete=goes_with_its_container) for r in ours)
+        out.extend(Owned("subnet", s.id, s.name, after=inside, delete=goes_with_its_container)
+                   for s in (vnet.subnets or [] if vnet is not None else []))
+        return out
 
     def _resources_in(self, rc: Any, group: str, cluster: ClusterRef) -> list[Any]:
         return self.call(f"list resources in {group}",

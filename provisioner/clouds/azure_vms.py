@@ -294,17 +294,18 @@ class VmOps:
 
     # --- safety ----------------------------------------------------------------------
 
-    def foreign(self, group: str, cluster: ClusterRef) -> list[Vm]:
+    def foreign(self, group: str, cluster: ClusterRef) -> tuple[list[Vm], tuple[list[Any], Any]]:
         """VMs in the cluster's resource group, or attached to its VNet from elsewhere, that do
-        not carry the cluster's UUID. Two lists (the group's VMs, its VNets with their
-        subnets' IP configurations); a NIC on the subnets that none of the group's VMs holds
-        is read, and its VM if that is not one of them (none when nobody else is there)."""
+        not carry the cluster's UUID; and what was listed (the group's VMs and its VNet or
+        None, SDK models). Two lists (the group's VMs, its VNets with their subnets' IP configurations);
+        a NIC on the subnets that none of the group's VMs holds is read, and its VM if that is
+        not one of them (none when nobody else is there)."""
         compute, net = self.p.session.compute, self.p.session.network
 
         vms, vnet = gather(partial(self._list_vms, group), lambda: self.p.vnet_of(group, cluster))
         out = [self._as_vm(vm, {}, {}) for vm in vms if not has_uuid(vm, cluster)]
         if vnet is None:
-            return out
+            return out, (vms, None)
         known = {vm.id.lower() for vm in vms}
         held = {ref.id.lower() for vm in vms if vm.network_profile
                 for ref in vm.network_profile.network_interfaces or [] if ref.id}
@@ -319,7 +320,7 @@ class VmOps:
             vm = self._get(f"read VM {vm_id}", compute.virtual_machines, vm_id)
             if not has_uuid(vm, cluster):
                 out.append(self._as_vm(vm, {}, {}))
-        return out
+        return out, (vms, vnet)
 
     def _get(self, what: str, operations: Any, rid: str) -> Any:
         group, name = _split_id(rid)

@@ -399,3 +399,18 @@ def test_a_new_cluster_is_made_without_reading_back_what_the_command_made(provid
 
     again = Provider("eastus", "1")  # a later command reads what is there, and finds nothing to do
     assert again.ensure_subnet(target).actions == () and again.ensure_firewall(target).actions == ()
+
+
+def test_the_inventory_after_a_passed_safety_check_is_what_the_check_listed(provider, emulator):
+    target = make_target("checked")
+    build_cluster(provider, target, masters=1, workers=1)
+    deleting = Provider("eastus", "1")  # delete-cluster's own provider
+    assert deleting.find_foreign_vms(target) == []
+    emulator.calls.clear()
+
+    inventory = deleting.list_resources(target.cluster)
+
+    assert sum(emulator.calls.values()) == 0
+    assert sorted(r.kind for r in inventory) == ["resource-group", "subnet", "vm", "vm", "vnet"]
+    assert {r.kind for r in deleting.list_resources(target.cluster)} >= {"public-ip", "network-interface"}  # listed
+    provider.teardown(target)
