@@ -82,14 +82,21 @@ def rotate(ctx: Context, nodes: NodeSide, access: NodeAccess) -> NodeAccess:
     return rotated
 
 
-def wireguard(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker]) -> Ensured:
+def wireguard(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker], *, grow: bool = False) -> Ensured:
     """The mesh/wireguard step: make every node that has a public IP reachable over SSH
     (host key pinned), booted (its cloud-init done) and one WireGuard full mesh, applied
-    live; fills `markers` with each node's boot marker. Raises MeshError naming the pairs
+    live; fills `markers` with each node's boot marker. With `grow` (add-node), the nodes
+    already meshed (but the first master, whose marker Kubernetes reads) are taken as the
+    state has them: each only gets its new peers, and only the new pairs are waited for
+    (what the others' mesh lacks is reconcile's to find). Raises MeshError naming the pairs
     without a handshake, NodesError naming the nodes that failed."""
     rows = ctx.addressed()
     mesh = members(ctx)
     by_name = {m.name: m for m in mesh}
+    settled = {n.name: n.wg_public_key for n in rows if grow and n.status == "meshed" and n.wg_public_key}
+    joining = [m for m in mesh if m.name not in settled] if grow else None
+    first = min((n.name for n in rows if n.role == "master"), default=None)
+    settled.pop(first or "", None)
     counted = threading.Lock()
     up: list[str] = []
 
@@ -104,15 +111,22 @@ def wireguard(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker]) -> 
             ctx.progress.update("mesh", "wireguard", f"{len(up)}/{len(mesh)} nodes booted")
         return result
 
-    ctx.progress.update("mesh", "wireguard", f"0/{len(mesh)} nodes booted")
+    waited = [m for m in mesh if m.name not in settled]
+    ctx.progress.update("mesh", "wireguard", f"0/{len(waited)} nodes booted")
     # Every node's boot wait at once: they mostly wait, and a cap would serialize big meshes.
-    ready = nodes.map([m.access for m in mesh], booted, max_workers=len(mesh) or 1)
+    ready = nodes.map([m.access for m in waited], booted, max_workers=len(waited) or 1)
     ctx.progress.update("mesh", "wireguard", f"bringing up the mesh of {len(mesh)} nodes")
     markers.update({name: marker for name, (marker, _) in ready.items()})
+    from .nodes.wireguard import Prepared
+
+    prepared = {name: prep for name, (_, prep) in ready.items()}
+    peers = frozenset(settled.values())
+    prepared.update({name: Prepared(key, "updated", peers - {key}) for name, key in settled.items()})
     pinned = members(ctx)  # with the host keys the nodes now present
-    report = nodes.apply_mesh(pinned, {name: prep for name, (_, prep) in ready.items()})
+    report = nodes.apply_mesh(pinned, prepared, None if joining is None else [m.name for m in joining])
     for n in ctx.addressed():
-        ctx.store.upsert_node(replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name)))
+        if n.name not in settled:
+            ctx.store.upsert_node(replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name)))
     if report.missing_handshakes:
         pairs = ", ".join(f"{a}-{b}" for a, b in report.missing_handshakes)
         raise MeshError(f"no WireGuard handshake between {pairs}")
