@@ -7,19 +7,18 @@ error mapping in azure_session; the SDK models in azure_build.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .. import tags
-from ..errors import DependencyError, NotFoundError
+from ..errors import NotFoundError
 from ..parallel import gather
-from ..retry import wait_until
 from . import azure_build as build
 from . import leaks
 from .api_log import TRANSPORT_MODULES
 from .azure_session import CLOUD, AzureSession, mapped_errors, uses_loopback, wait_for
-from .azure_vms import MAX_HINT_S, VmOps, has_uuid
+from .azure_teardown import group_inventory
+from .azure_vms import VmOps, has_uuid
 from .base import (
     Cloud,
     CloudResource,
@@ -30,7 +29,6 @@ from .base import (
     Settings,
     Vm,
     VmRequest,
-    goes_with_its_container,
 )
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
@@ -53,15 +51,6 @@ SDK_MODULES = (
 
 
 T = TypeVar("T")
-KINDS = {
-    "microsoft.network/virtualnetworks": "vnet",
-    "microsoft.network/networksecuritygroups": "network-security-group",
-    "microsoft.network/publicipaddresses": "public-ip",
-    "microsoft.network/networkinterfaces": "network-interface",
-    "microsoft.compute/virtualmachines": "vm",
-    "microsoft.compute/disks": "disk",
-    "microsoft.network/loadbalancers": "load-balancer",
-}
 
 
 def uuid_filter(cluster: ClusterRef) -> str:
@@ -371,6 +360,10 @@ class Provider(Cloud):
 
     # --- inventory (teardown: base.Cloud.teardown) ------------------------------
 
+    def forget_group(self, cluster: ClusterRef) -> None:
+        """Forget the cluster's group (it is being deleted): the next ensure_network finds it again."""
+        self._groups.pop(cluster.uuid, None)
+
     def list_resources(self, cluster: ClusterRef) -> list[Owned]:
         """The inventory (base.Cloud.list_resources). Right after a safety check of this
         command that found no foreign VM (the teardown's case), made of what the check listed
@@ -380,55 +373,14 @@ class Provider(Cloud):
         checked = self._checked.pop(cluster.uuid, None)
         if checked is not None:
             groups, (vms, vnet) = checked
-            return [item for group in groups for item in self._group_inventory(cluster, group, vms, vnet)]
+            return [item for group in groups for item in group_inventory(self, cluster, group, vms, vnet)]
         rc = self.session.resources
         out = []
         for group in self.groups_of(cluster):
             found = self._resources_in(rc, group.name, cluster)
-            out.extend(self._group_inventory(cluster, group, found, self.vnet_of(group.name, cluster)))
-        return out
-
-    def _group_inventory(self, cluster: ClusterRef, group: Any, found: Sequence[Any], vnet: Any | None) -> list[Owned]:
-        # The group's deletion deletes everything in it: its contents are gone once it is.
-        inside = frozenset({"resource-group"})
-        out = [Owned("resource-group", group.id, group.name, delete=self._group_deleter(cluster, group.name))]
-        ours = [r for r in found if has_uuid(r, cluster)]
-        if vnet is not None and vnet.id.lower() not in {r.id.lower() for r in ours}:
-            ours.append(vnet)
-        out.extend(Owned(KINDS.get(r.type.lower(), r.type), r.id, r.name, after=inside,
-                         delete=goes_with_its_container) for r in ours)
-        out.extend(Owned("subnet", s.id, s.name, after=inside, delete=goes_with_its_container)
-                   for s in (vnet.subnets or [] if vnet is not None else []))
+            out.extend(group_inventory(self, cluster, group, found, self.vnet_of(group.name, cluster)))
         return out
 
     def _resources_in(self, rc: Any, group: str, cluster: ClusterRef) -> list[Any]:
         return self.call(f"list resources in {group}",
                          lambda: list(rc.resources.list_by_resource_group(group, filter=uuid_filter(cluster))))
-
-    def _group_deleter(self, cluster: ClusterRef, name: str) -> Callable[[], None]:
-        rc = self.session.resources
-
-        def delete() -> None:
-            self._groups.pop(cluster.uuid, None)  # found again by the next ensure_network
-            polling = self.session.hint_polling()
-            self.call(f"delete resource group {name}", lambda: rc.resource_groups.begin_delete(name, polling=polling))
-            # ARM works on the deletion whether its operation is polled or not: the group
-            # itself, read after the operation's own estimate, says when it is gone.
-            time.sleep(min(polling.retry_after or 0.0, MAX_HINT_S))
-            wait_until(lambda: self._group_gone(name), what=f"resource group {name} deleted",
-                       timeout_s=self.settings.stall_budget_s, initial=0.5, maximum=self.settings.poll_max_s)
-
-        return delete
-
-    def _group_gone(self, name: str) -> bool:
-        """True once the group is gone; False while it is being deleted. DependencyError when
-        it is there and no longer being deleted (its deletion failed: the teardown retries)."""
-        rc = self.session.resources
-        try:
-            group = self.call(f"read resource group {name}", lambda: rc.resource_groups.get(name))
-        except NotFoundError:
-            return True
-        state = build.text(group.properties.provisioning_state if group.properties else None)
-        if state.lower() == "deleting":
-            return False
-        raise DependencyError(CLOUD, f"resource group {name} is {state or 'there'} again: its deletion failed")
