@@ -347,13 +347,22 @@ class Provider(Cloud):
 
     def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
         cluster = target.cluster
-        groups = self.groups_of(cluster)  # listed afresh: the check must see what is there now
+        named = build.group_name(cluster)
+
+        def guessed() -> tuple[list[Any], Any] | None:
+            try:  # the group cast names, listed while the groups are: one round trip, not two
+                return self.vms.listing(named, cluster)
+            except NotFoundError:
+                return None
+
+        # The groups listed afresh: the check must see what is there now.
+        groups, listed = gather(lambda: self.groups_of(cluster), guessed)
         group = only_one(groups, "resource group")
         if group is None:
             self._checked[cluster.uuid] = (groups, ([], None))
             return []
         self._groups[cluster.uuid] = group.name
-        found, seen = self.vms.foreign(group.name, cluster)
+        found, seen = self.vms.foreign(group.name, cluster, listed if group.name.lower() == named.lower() else None)
         if not found:  # the teardown that follows deletes what the check saw (list_resources)
             self._checked[cluster.uuid] = (groups, seen)
         return found

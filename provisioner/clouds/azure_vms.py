@@ -294,15 +294,17 @@ class VmOps:
 
     # --- safety ----------------------------------------------------------------------
 
-    def foreign(self, group: str, cluster: ClusterRef) -> tuple[list[Vm], tuple[list[Any], Any]]:
+    def foreign(self, group: str, cluster: ClusterRef,
+                listed: tuple[list[Any], Any] | None = None) -> tuple[list[Vm], tuple[list[Any], Any]]:
         """VMs in the cluster's resource group, or attached to its VNet from elsewhere, that do
         not carry the cluster's UUID; and what was listed (the group's VMs and its VNet or
-        None, SDK models). Two lists (the group's VMs, its VNets with their subnets' IP configurations);
-        a NIC on the subnets that none of the group's VMs holds is read, and its VM if that is
-        not one of them (none when nobody else is there)."""
+        None, SDK models; `listed`: those, listed already). Two lists (the group's VMs, its
+        VNets with their subnets' IP configurations); a NIC on the subnets that none of the
+        group's VMs holds is read, and its VM if that is not one of them (none when nobody
+        else is there)."""
         compute, net = self.p.session.compute, self.p.session.network
 
-        vms, vnet = gather(partial(self._list_vms, group), lambda: self.p.vnet_of(group, cluster))
+        vms, vnet = listed or self.listing(group, cluster)
         out = [self._as_vm(vm, {}, {}) for vm in vms if not has_uuid(vm, cluster)]
         if vnet is None:
             return out, (vms, None)
@@ -321,6 +323,11 @@ class VmOps:
             if not has_uuid(vm, cluster):
                 out.append(self._as_vm(vm, {}, {}))
         return out, (vms, vnet)
+
+    def listing(self, group: str, cluster: ClusterRef) -> tuple[list[Any], Any]:
+        """The group's VMs and the cluster's VNet in it (or None), listed at once."""
+        vms, vnet = gather(partial(self._list_vms, group), lambda: self.p.vnet_of(group, cluster))
+        return vms, vnet
 
     def _get(self, what: str, operations: Any, rid: str) -> Any:
         group, name = _split_id(rid)
