@@ -7,6 +7,7 @@ error mapping in azure_session; the SDK models in azure_build.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -51,6 +52,7 @@ SDK_MODULES = (
 
 
 T = TypeVar("T")
+GROUPS_FRESH_S = 5.0  # how long the credential check's listing of the groups stands for a new one
 
 
 def uuid_filter(cluster: ClusterRef) -> str:
@@ -91,6 +93,7 @@ class Provider(Cloud):
         # them (VMs, VNet): the teardown's inventory, without listing again (ensure_network
         # and list_resources forget it).
         self._checked: dict[str, tuple[list[Any], tuple[list[Any], Any]]] = {}
+        self._cast_groups: tuple[float, list[Any]] | None = None  # check_credentials' listing, and when
         # What this command made in a resource group it created itself (empty before): the
         # later steps know it without reading it back. cluster uuid -> the subnet made with the
         # VNet (its id and prefix), the security groups made (role -> id, name and rules), and
@@ -138,7 +141,12 @@ class Provider(Cloud):
     # --- lookups ---------------------------------------------------------------------
 
     def groups_of(self, cluster: ClusterRef) -> list[Any]:
-        """Every resource group carrying the cluster's UUID (one ARM call)."""
+        """Every resource group carrying the cluster's UUID (one ARM call; none when the
+        credential check listed the groups cast made less than GROUPS_FRESH_S ago: that
+        listing serves once)."""
+        listed, self._cast_groups = self._cast_groups, None
+        if listed is not None and time.monotonic() - listed[0] < GROUPS_FRESH_S:
+            return [g for g in listed[1] if has_uuid(g, cluster)]
         rc = self.session.resources
         return self.call("list resource groups", lambda: list(rc.resource_groups.list(filter=uuid_filter(cluster))))
 
@@ -188,8 +196,12 @@ class Provider(Cloud):
     # --- ensure ----------------------------------------------------------------------
 
     def check_credentials(self) -> None:
+        # The cheap authenticated call is also the next step's lookup: the groups cast made
+        # (by tag name: one per cluster), kept a moment for groups_of.
         rc = self.session.resources
-        self.call("list resource groups", lambda: next(iter(rc.resource_groups.list(top=1)), None))
+        cast_made = f"tagName eq '{tags.CLUSTER_UUID}'"
+        found = self.call("list resource groups", lambda: list(rc.resource_groups.list(filter=cast_made)))
+        self._cast_groups = (time.monotonic(), found)
 
     def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
         cluster, actions = target.cluster, []

@@ -414,3 +414,34 @@ def test_the_inventory_after_a_passed_safety_check_is_what_the_check_listed(prov
     assert sorted(r.kind for r in inventory) == ["resource-group", "subnet", "vm", "vm", "vnet"]
     assert {r.kind for r in deleting.list_resources(target.cluster)} >= {"public-ip", "network-interface"}  # listed
     provider.teardown(target)
+
+
+def test_delete_cluster_on_azure_takes_five_calls_after_the_credential_check(provider, emulator):
+    target = make_target("five")
+    build_cluster(provider, target, masters=1, workers=2)
+    deleting = Provider("eastus", "1")  # delete-cluster's own provider
+    emulator.calls.clear()
+
+    deleting.check_credentials()  # lists the groups cast made: the safety check's lookup too
+    deleting.teardown(target)
+
+    calls = sorted(route.split(" ", 1)[0] + " " + route.rsplit("/", 1)[1]
+                   for route, n in emulator.calls.items() for _ in range(n))
+    # the groups; the group's VMs and VNets (the safety check); its DELETE and one look at it
+    assert calls == ["DELETE {group}", "GET resourcegroups", "GET virtualMachines", "GET virtualNetworks",
+                     "GET {group}"]
+    with emulator.lock:
+        assert build.group_name(target.cluster).lower() not in emulator.state.groups
+
+
+def test_a_stale_credential_check_is_not_the_safety_checks_lookup(provider, emulator, monkeypatch):
+    target = make_target("stale")
+    checking = Provider("eastus", "1")
+    checking.check_credentials()  # before the cluster's group exists
+    build_cluster(provider, target, masters=1, workers=0)
+    monkeypatch.setattr("provisioner.clouds.azure.GROUPS_FRESH_S", 0.0)
+
+    assert checking.find_foreign_vms(target) == []
+    checking.teardown(target)
+    with emulator.lock:
+        assert build.group_name(target.cluster).lower() not in emulator.state.groups
