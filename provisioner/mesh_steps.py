@@ -108,13 +108,19 @@ def wireguard(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker], *, 
         result = marker, nodes.prepare(replace(by_name[access.name], access=access))
         with counted:
             up.append(access.name)
-            ctx.progress.update("mesh", "wireguard", f"{len(up)}/{len(mesh)} nodes booted")
+            ctx.progress.update("mesh", "wireguard", f"{len(up)}/{len(mesh) - len(settled)} nodes booted")
         return result
 
-    waited = [m for m in mesh if m.name not in settled]
-    ctx.progress.update("mesh", "wireguard", f"0/{len(waited)} nodes booted")
+    def booted_or_reached(access: NodeAccess) -> tuple[BootMarker, Prepared] | None:
+        if access.name in settled:  # only its connection, opened while the new nodes boot
+            reach(ctx, nodes, access)
+            return None
+        return booted(access)
+
+    ctx.progress.update("mesh", "wireguard", f"0/{len(mesh) - len(settled)} nodes booted")
     # Every node's boot wait at once: they mostly wait, and a cap would serialize big meshes.
-    ready = nodes.map([m.access for m in waited], booted, max_workers=len(waited) or 1)
+    done = nodes.map([m.access for m in mesh], booted_or_reached, max_workers=len(mesh) or 1)
+    ready = {name: result for name, result in done.items() if result is not None}
     ctx.progress.update("mesh", "wireguard", f"bringing up the mesh of {len(mesh)} nodes")
     markers.update({name: marker for name, (marker, _) in ready.items()})
     from .nodes.wireguard import Prepared
