@@ -107,13 +107,18 @@ def vm_requests(ctx: Context, cp: CloudPlan, cloud: Cloud, authorized: str,
 
 
 def record_vms(ctx: Context, vms: Iterable[Vm]) -> None:
-    """The nodes of these VMs are running, at the VMs' addresses."""
+    """The nodes of these VMs are running, at the VMs' addresses; a meshed node whose VM and
+    addresses are unchanged stays meshed (add-node leaves it alone: mesh_steps.wireguard)."""
     by_name = {n.name: n for n in ctx.nodes()}
     for vm in vms:
         row = by_name.get(vm.name)
         if row:
+            same = (row.cloud_id, row.public_ip, row.private_ip) == (vm.cloud_id, vm.public_ip, vm.private_ip)
+            status = row.status if same and row.status == "meshed" else "running"
+            if same and status == row.status:
+                continue  # nothing to write (a big cloud's add-node: most of its VMs)
             ctx.store.upsert_node(
-                replace(row, status="running", cloud_id=vm.cloud_id, public_ip=vm.public_ip, private_ip=vm.private_ip)
+                replace(row, status=status, cloud_id=vm.cloud_id, public_ip=vm.public_ip, private_ip=vm.private_ip)
             )
 
 
@@ -177,14 +182,15 @@ def add_forget_user_data(graph: Graph, ctx: Context, clouds: dict[str, Cloud], a
 
 def add_node_phase(graph: Graph, ctx: Context, regions: RegionMap, nodes: NodeSide, providers: dict[str, Cloud],
                    user_data_on: dict[str, Cloud], *, latency: list[LatencyReport] | None = None,
-                   ingress: IngressSteps | None = None) -> None:
+                   ingress: IngressSteps | None = None, grow: bool = False) -> None:
     """Declare what follows the VMs in create-cluster and add-node: firewall-peers on every
     cloud of `providers`, once every VM step of the graph is done; the nodes reached and booted
     meanwhile, then the mesh once both are done (mesh_steps); the
     user-data taken back on `user_data_on`; the latency check (latency_step, when `latency`
     collects its report); Kubernetes (kubernetes_steps), skipped visibly where no node can
     run it. With `ingress`, the load balancers and DNS records once firewall-peers is done,
-    and Kubernetes after them (the controller's Service takes some balancers' addresses)."""
+    and Kubernetes after them (the controller's Service takes some balancers' addresses).
+    `grow` (add-node): the mesh step touches the meshed nodes only to give them their new peers."""
     from . import kubernetes_steps, latency_step, mesh_steps
 
     markers: dict[str, BootMarker] = {}
@@ -194,8 +200,9 @@ def add_node_phase(graph: Graph, ctx: Context, regions: RegionMap, nodes: NodeSi
     external_ips = ingress.external_ips if ingress is not None else tuple
     # The nodes are reached and booted (SSH only) while firewall-peers opens WireGuard to them.
     ready: dict[str, tuple[BootMarker, Prepared]] = {}
-    booted = graph.add(Step("mesh", "nodes", lambda _: mesh_steps.nodes_step(ctx, nodes, ready), after=vms)).key
-    mesh = graph.add(Step("mesh", "wireguard", lambda _: mesh_steps.wireguard(ctx, nodes, markers, ready),
+    booted = graph.add(Step("mesh", "nodes", lambda _: mesh_steps.nodes_step(ctx, nodes, ready, grow=grow),
+                            after=vms)).key
+    mesh = graph.add(Step("mesh", "wireguard", lambda _: mesh_steps.wireguard(ctx, nodes, markers, ready, grow=grow),
                           after=(*peers, booted))).key
     add_forget_user_data(graph, ctx, user_data_on, after=(mesh,))
     before_kube = mesh

@@ -242,7 +242,7 @@ class Engine:
                 graph = Graph()
                 creation.add_cloud_steps(graph, ctx, plan.cloud(cloud), providers[cloud], authorized)
                 creation.add_node_phase(graph, ctx, self.regions, nodes, providers, {cloud: providers[cloud]},
-                                        ingress=self._ingress(ctx, plan, providers))
+                                        ingress=self._ingress(ctx, plan, providers), grow=True)
                 self._run(ctx, plan, graph)
             return [n.name for n in plan.nodes if n.name not in before]
 

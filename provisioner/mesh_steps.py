@@ -82,23 +82,46 @@ def rotate(ctx: Context, nodes: NodeSide, access: NodeAccess) -> NodeAccess:
     return rotated
 
 
+def settled_nodes(ctx: Context, grow: bool) -> dict[str, str]:
+    """With `grow` (add-node): the nodes already meshed, by name, with their WireGuard public
+    keys, but the first master (Kubernetes reads its boot marker); they are taken as the state
+    has them. Without: none."""
+    if not grow:
+        return {}
+    rows = ctx.addressed()
+    settled = {n.name: n.wg_public_key for n in rows if n.status == "meshed" and n.wg_public_key}
+    first = min((n.name for n in rows if n.role == "master"), default=None)
+    settled.pop(first or "", None)
+    return settled
+
+
 def wireguard(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker],
-              ready: dict[str, tuple[BootMarker, Prepared]] | None = None) -> Ensured:
+              ready: dict[str, tuple[BootMarker, Prepared]] | None = None, *, grow: bool = False) -> Ensured:
     """The mesh/wireguard step: make every node that has a public IP reachable over SSH
     (host key pinned), booted (its cloud-init done) and one WireGuard full mesh, applied
     live; fills `markers` with each node's boot marker. `ready`: the nodes as the mesh/nodes
-    step left them (booted_nodes), else they are made ready here. Raises MeshError naming the
-    pairs without a handshake, NodesError naming the nodes that failed."""
+    step left them (booted_nodes), else they are made ready here. With `grow` (add-node), the
+    settled nodes (settled_nodes) only get their new peers, and only the new pairs are waited
+    for (what the others' mesh lacks is reconcile's to find). Raises MeshError naming the pairs
+    without a handshake, NodesError naming the nodes that failed."""
+    from .nodes.wireguard import Prepared
+
     rows = ctx.addressed()
     mesh = members(ctx)
+    settled = settled_nodes(ctx, grow)
     if ready is None:
-        ready = booted_nodes(ctx, nodes, "wireguard")
+        ready = booted_nodes(ctx, nodes, "wireguard", grow=grow)
     ctx.progress.update("mesh", "wireguard", f"bringing up the mesh of {len(mesh)} nodes")
     markers.update({name: marker for name, (marker, _) in ready.items()})
+    prepared = {name: prep for name, (_, prep) in ready.items() if name not in settled}
+    peers = frozenset(settled.values())
+    prepared.update({name: Prepared(key, "updated", peers - {key}) for name, key in settled.items()})
+    joining = [m.name for m in mesh if m.name not in settled] if grow else None
     pinned = members(ctx)  # with the host keys the nodes now present
-    report = nodes.apply_mesh(pinned, {name: prep for name, (_, prep) in ready.items()})
+    report = nodes.apply_mesh(pinned, prepared, joining)
     for n in ctx.addressed():
-        ctx.store.upsert_node(replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name)))
+        if n.name not in settled:
+            ctx.store.upsert_node(replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name)))
     if report.missing_handshakes:
         pairs = ", ".join(f"{a}-{b}" for a, b in report.missing_handshakes)
         raise MeshError(f"no WireGuard handshake between {pairs}")
@@ -107,23 +130,32 @@ def wireguard(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker],
     return Ensured(actions=(", ".join(x for x in (started, updated) if x) + f"; {len(rows)} nodes in mesh",))
 
 
-def nodes_step(ctx: Context, nodes: NodeSide, ready: dict[str, tuple[BootMarker, Prepared]]) -> Ensured:
+def nodes_step(ctx: Context, nodes: NodeSide, ready: dict[str, tuple[BootMarker, Prepared]], *,
+               grow: bool = False) -> Ensured:
     """The mesh/nodes step (before the firewalls let the peers in: it needs only SSH):
     booted_nodes, into `ready` for the mesh/wireguard step."""
-    ready.update(booted_nodes(ctx, nodes, "nodes"))
+    ready.update(booted_nodes(ctx, nodes, "nodes", grow=grow))
     return Ensured(actions=(f"{len(ready)} nodes booted",))
 
 
-def booted_nodes(ctx: Context, nodes: NodeSide, step: str) -> dict[str, tuple[BootMarker, Prepared]]:
+def booted_nodes(ctx: Context, nodes: NodeSide, step: str, *,
+                 grow: bool = False) -> dict[str, tuple[BootMarker, Prepared]]:
     """Every node that has a public IP reached over SSH (host key pinned), booted (its
     cloud-init done), its injected host key rotated and prepared for WireGuard: its boot
-    marker and what it prepared, by name; progress shown on mesh/`step`."""
+    marker and what it prepared, by name; progress shown on mesh/`step`. With `grow`, the
+    settled nodes (settled_nodes) are only reached (their connection opened while the new
+    nodes boot) and left out of the result."""
     mesh = members(ctx)
     by_name = {m.name: m for m in mesh}
+    settled = settled_nodes(ctx, grow)
+    booting = len(mesh) - len(settled)
     counted = threading.Lock()
     up: list[str] = []
 
-    def booted(access: NodeAccess) -> tuple[BootMarker, Prepared]:
+    def booted(access: NodeAccess) -> tuple[BootMarker, Prepared] | None:
+        if access.name in settled:  # only its connection, opened while the new nodes boot
+            reach(ctx, nodes, access)
+            return None
         # Each node gets ready for the mesh as soon as it is up, while others still boot.
         access = reach(ctx, nodes, access)
         marker = nodes.wait_booted(access)
@@ -131,12 +163,13 @@ def booted_nodes(ctx: Context, nodes: NodeSide, step: str) -> dict[str, tuple[Bo
         result = marker, nodes.prepare(replace(by_name[access.name], access=access))
         with counted:
             up.append(access.name)
-            ctx.progress.update("mesh", step, f"{len(up)}/{len(mesh)} nodes booted")
+            ctx.progress.update("mesh", step, f"{len(up)}/{booting} nodes booted")
         return result
 
-    ctx.progress.update("mesh", step, f"0/{len(mesh)} nodes booted")
+    ctx.progress.update("mesh", step, f"0/{booting} nodes booted")
     # Every node's boot wait at once: they mostly wait, and a cap would serialize big meshes.
-    return nodes.map([m.access for m in mesh], booted, max_workers=len(mesh) or 1)
+    done = nodes.map([m.access for m in mesh], booted, max_workers=len(mesh) or 1)
+    return {name: result for name, result in done.items() if result is not None}
 
 
 def drift(ctx: Context, nodes: NodeSide, skip: set[str]) -> tuple[list[str], list[str]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -49,7 +49,8 @@ class NodeSide(ABC):
         """nodes.wireguard.prepare_node."""
 
     @abstractmethod
-    def apply_mesh(self, nodes: list[MeshNodeAccess], prepared: dict[str, Prepared]) -> MeshReport:
+    def apply_mesh(self, nodes: list[MeshNodeAccess], prepared: dict[str, Prepared],
+                   joining: Collection[str] | None = None) -> MeshReport:
         """nodes.wireguard.apply_mesh."""
 
     @abstractmethod
@@ -101,10 +102,11 @@ class SshNodes(NodeSide):
 
         return prepare_node(self.pool, node)
 
-    def apply_mesh(self, nodes: list[MeshNodeAccess], prepared: dict[str, Prepared]) -> MeshReport:
+    def apply_mesh(self, nodes: list[MeshNodeAccess], prepared: dict[str, Prepared],
+                   joining: Collection[str] | None = None) -> MeshReport:
         from .nodes.wireguard import apply_mesh
 
-        return apply_mesh(nodes, self.pool, prepared=prepared)
+        return apply_mesh(nodes, self.pool, prepared=prepared, joining=joining)
 
     def current_peers(self, node: NodeAccess) -> frozenset[str] | None:
         from .nodes.wireguard import current_peers

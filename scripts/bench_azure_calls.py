@@ -5,12 +5,14 @@
         [--op-seconds 0] [--json]
 
 For each node count (one master, the rest workers) it runs, on a fresh emulator over HTTP:
-create = ensure_network, ensure_subnet, ensure_firewall, ensure_vms; then teardown. Every
+create = ensure_network, ensure_subnet, ensure_firewall, ensure_vms; then the calls of
+`cast delete-cluster` on Azure, on a fresh provider as the command has it: the credential check
+(`check`), the foreign-VM safety check (`safety`), the deletion (`delete`), and their sum
+(`delete-all`, per cluster). Every
 long-running operation works `--op-seconds` (polled or not, as on ARM) and, when polled,
 answers InProgress at least `--lro-polls` times, with a Retry-After of at least `--retry-after`
 seconds (the time it still needs), so the times include the waits the way ARM's pacing would.
-Target (issue 19): at most 6 calls per node on create; deleting the cluster is the group's
-DELETE and its polls, plus the lookups and the safety check.
+Target (issue 19): at most 6 calls per node on create, at most 2 per cluster on delete.
 """
 
 from __future__ import annotations
@@ -77,11 +79,21 @@ def run(nodes: int, retry_after: int, lro_polls: int, op_seconds: float = 0.0) -
 
         created = _measure(emu, create)
         rerun = _measure(emu, create)
-        torn = _measure(emu, lambda: provider.teardown(target))
+        # delete-cluster opens a provider of its own: nothing remembered from the create.
+        deleter = Provider("eastus", "1")
+        check = _measure(emu, deleter.check_credentials)
+        found: list = []
+        safety = _measure(emu, lambda: found.extend(deleter.find_foreign_vms(target)))
+        if found:
+            raise SystemExit(f"foreign VMs found: {found}")
+        delete = _measure(emu, lambda: deleter.delete_resources(cluster))
         if emu.errors:
             raise SystemExit(f"specification violations: {emu.errors}")
         created["per_node"] = round(created["calls"] / nodes, 2)
-        return {"nodes": nodes, "create": created, "rerun": rerun, "teardown": torn}
+        total = {k: sum(m.get(k, 0) for m in (check, safety, delete)) for k in {*check, *safety, *delete}}
+        total["seconds"] = round(total["seconds"], 2)
+        return {"nodes": nodes, "create": created, "rerun": rerun, "check": check, "safety": safety,
+                "delete": delete, "delete-all": total}
 
 
 def main() -> None:
@@ -99,13 +111,13 @@ def main() -> None:
     print(f"emulator: operations work {args.op_seconds:g}s, Retry-After at least {args.retry_after}s, "
           f"at least {args.lro_polls} InProgress polls per polled operation")
     header = ("nodes", "phase", "seconds", "calls", "reads", "writes", "deletes", "polls", "/node")
-    print("{:>5} {:<9} {:>8} {:>6} {:>6} {:>7} {:>8} {:>6} {:>6}".format(*header))
+    print("{:>5} {:<10} {:>8} {:>6} {:>6} {:>7} {:>8} {:>6} {:>6}".format(*header))
     for r in results:
-        for phase in ("create", "rerun", "teardown"):
+        for phase in ("create", "rerun", "check", "safety", "delete", "delete-all"):
             m = r[phase]
-            print(f"{r['nodes']:>5} {phase:<9} {m['seconds']:>8.2f} {m['calls']:>6} {m.get('reads', 0):>6} "
-                  f"{m.get('writes', 0):>7} {m.get('deletes', 0):>8} {m.get('polls', 0):>6} "
-                  f"{m['calls'] / r['nodes']:>6.2f}")
+            per = f"{m['calls'] / r['nodes']:>6.2f}" if phase in ("create", "rerun") else "     -"
+            print(f"{r['nodes']:>5} {phase:<10} {m['seconds']:>8.2f} {m['calls']:>6} {m.get('reads', 0):>6} "
+                  f"{m.get('writes', 0):>7} {m.get('deletes', 0):>8} {m.get('polls', 0):>6} {per}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ error mapping in azure_session; the SDK models in azure_build.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ from . import azure_build as build
 from . import leaks
 from .api_log import TRANSPORT_MODULES
 from .azure_session import CLOUD, AzureSession, mapped_errors, serialize_first_model_use, uses_loopback, wait_for
+from .azure_teardown import group_inventory
 from .azure_vms import VmOps, has_uuid
 from .base import (
     Cloud,
@@ -28,7 +30,6 @@ from .base import (
     Settings,
     Vm,
     VmRequest,
-    goes_with_its_container,
 )
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
@@ -56,15 +57,7 @@ SDK_AFTER_CHECK = (
 
 
 T = TypeVar("T")
-KINDS = {
-    "microsoft.network/virtualnetworks": "vnet",
-    "microsoft.network/networksecuritygroups": "network-security-group",
-    "microsoft.network/publicipaddresses": "public-ip",
-    "microsoft.network/networkinterfaces": "network-interface",
-    "microsoft.compute/virtualmachines": "vm",
-    "microsoft.compute/disks": "disk",
-    "microsoft.network/loadbalancers": "load-balancer",
-}
+GROUPS_FRESH_S = 5.0  # how long the credential check's listing of the groups stands for a new one
 
 
 def uuid_filter(cluster: ClusterRef) -> str:
@@ -101,6 +94,18 @@ class Provider(Cloud):
         # network and firewall steps left them: the VM step needs them, without reading again.
         self.vnet_ids: dict[str, str] = {}
         self.nsg_ids: dict[str, dict[str, str]] = {}
+        # cluster uuid -> the resource groups the safety check just listed and what it listed in
+        # them (VMs, VNet): the teardown's inventory, without listing again (ensure_network
+        # and list_resources forget it).
+        self._checked: dict[str, tuple[list[Any], tuple[list[Any], Any]]] = {}
+        self._cast_groups: tuple[float, list[Any]] | None = None  # check_credentials' listing, and when
+        # What this command made in a resource group it created itself (empty before): the
+        # later steps know it without reading it back. cluster uuid -> the subnet made with the
+        # VNet (its id and prefix), the security groups made (role -> id, name and rules), and
+        # whether the group has had no VM step yet (nothing but the network in it).
+        self._made_subnet: dict[str, tuple[str, str]] = {}
+        self._made_nsgs: dict[str, dict[str, tuple[str, str, Any]]] = {}
+        self.fresh_groups: set[str] = set()
 
     @property
     def session(self) -> AzureSession:
@@ -141,7 +146,12 @@ class Provider(Cloud):
     # --- lookups ---------------------------------------------------------------------
 
     def groups_of(self, cluster: ClusterRef) -> list[Any]:
-        """Every resource group carrying the cluster's UUID (one ARM call)."""
+        """Every resource group carrying the cluster's UUID (one ARM call; none when the
+        credential check listed the groups cast made less than GROUPS_FRESH_S ago: that
+        listing serves once)."""
+        listed, self._cast_groups = self._cast_groups, None
+        if listed is not None and time.monotonic() - listed[0] < GROUPS_FRESH_S:
+            return [g for g in listed[1] if has_uuid(g, cluster)]
         rc = self.session.resources
         return self.call("list resource groups", lambda: list(rc.resource_groups.list(filter=uuid_filter(cluster))))
 
@@ -191,8 +201,12 @@ class Provider(Cloud):
     # --- ensure ----------------------------------------------------------------------
 
     def check_credentials(self) -> None:
+        # The cheap authenticated call is also the next step's lookup: the groups cast made
+        # (by tag name: one per cluster), kept a moment for groups_of.
         rc = self.session.resources
-        self.call("list resource groups", lambda: next(iter(rc.resource_groups.list(top=1)), None))
+        cast_made = f"tagName eq '{tags.CLUSTER_UUID}'"
+        found = self.call("list resource groups", lambda: list(rc.resource_groups.list(filter=cast_made)))
+        self._cast_groups = (time.monotonic(), found)
 
     def finish_opening(self) -> None:
         super().finish_opening()
@@ -201,6 +215,10 @@ class Provider(Cloud):
     def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
         cluster, actions = target.cluster, []
         labels = tags.cluster_tags(cluster.name, cluster.uuid)
+        self._checked.pop(cluster.uuid, None)  # a group made now is not in the safety check's list
+        for made in (self._made_subnet, self._made_nsgs):
+            made.pop(cluster.uuid, None)  # known again only of a group made now
+        self.fresh_groups.discard(cluster.uuid)
         group = self.group_of(cluster, fresh=True)  # the step that owns the group: a leak shows here
         vnet = None
         if group is None:
@@ -213,6 +231,8 @@ class Provider(Cloud):
             self.call(f"create resource group {group}", lambda: rc.resource_groups.create_or_update(
                 group, build.resource_group(self.region, labels)))
             self._groups[cluster.uuid] = group  # new and empty: no VNet to look for
+            self.fresh_groups.add(cluster.uuid)
+            self._made_nsgs[cluster.uuid] = {}
         else:
             vnet = self.vnet_of(group, cluster)
         group_id = f"/subscriptions/{self.session.subscription_id}/resourceGroups/{group}"
@@ -241,6 +261,8 @@ class Provider(Cloud):
                 vnet_id, firewall = gather(vnet, lambda: self.ensure_firewall(target))
                 found.append(CloudResource("vnet", vnet_id, name))
                 self.vnet_ids[cluster.uuid] = vnet_id
+                self._made_subnet[cluster.uuid] = (f"{vnet_id}/subnets/{build.subnet_name(cluster)}",
+                                                   target.subnet_cidr)
                 found.extend(firewall.resources)
                 actions.extend(firewall.actions)
         return Ensured(resources=tuple(found), actions=tuple(actions))
@@ -249,6 +271,10 @@ class Provider(Cloud):
         cluster = target.cluster
         name = build.subnet_name(cluster)
         action = f"create subnet {name} {target.subnet_cidr}"
+        made = self._made_subnet.pop(cluster.uuid, None)
+        if made is not None and made[1] == target.subnet_cidr:  # made with the VNet by this command
+            self._made_subnet[cluster.uuid] = made
+            return Ensured(resources=(CloudResource("subnet", made[0], name),))
         group = self.group_of(cluster)
         vnet = self.vnet_of(group, cluster) if group else None
         if vnet is None:
@@ -273,22 +299,29 @@ class Provider(Cloud):
     def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
         cluster = target.cluster
         group = self.group_of(cluster)
-        existing = self.nsgs_of(group, cluster) if group else {}
+        # role -> (id, name, rule keys) as they are: as this command made them in its own
+        # group (nothing to read), else as listed.
+        known = self._made_nsgs.get(cluster.uuid)
+        if known is not None and not dry_run:
+            existing = {role: (i, n, build.wanted_rule_keys(rules)) for role, (i, n, rules) in known.items()}
+        else:
+            found = self.nsgs_of(group, cluster) if group else {}
+            existing = {role: (n.id, n.name, build.existing_rule_keys(n)) for role, n in found.items()}
         work: list[tuple[str, str, str]] = []  # role, name, action
         for role, rules in sorted(target.firewall.items()):
             nsg = existing.get(role)
-            name = nsg.name if nsg is not None else build.nsg_name(cluster, role)
+            name = nsg[1] if nsg is not None else build.nsg_name(cluster, role)
             if nsg is None:
                 work.append((role, name, f"create network security group {name} ({len(rules)} rules)"))
                 continue
-            have, want = build.existing_rule_keys(nsg), build.wanted_rule_keys(rules)
+            have, want = nsg[2], build.wanted_rule_keys(rules)
             if have != want:
                 work.append((role, name, f"repair network security group {name}: {len(want - have)} rules to add, "
                                          f"{len(have - want)} to remove"))
         if dry_run or not work:
-            kept = tuple(CloudResource("network-security-group", n.id, n.name) for n in existing.values())
+            kept = tuple(CloudResource("network-security-group", i, n) for i, n, _ in existing.values())
             if not dry_run:
-                self.nsg_ids[cluster.uuid] = {role: n.id for role, n in existing.items()}
+                self.nsg_ids[cluster.uuid] = {role: i for role, (i, _, _) in existing.items()}
             return Ensured(resources=kept, actions=tuple(a for _, _, a in work))
         if group is None:
             raise NotFoundError(CLOUD, f"no resource group of cluster {cluster.name}; ensure the network first")
@@ -301,10 +334,16 @@ class Provider(Cloud):
                               lambda polling: net.network_security_groups.begin_create_or_update(
                                   group, name, model, polling=polling),
                               group, "Microsoft.Network/networkSecurityGroups", name)
+            if known is not None:
+                known[role] = (nsg_id, name, target.firewall[role])
             return CloudResource("network-security-group", nsg_id, name)
 
-        made = gather(*(lambda w=w: put(w[0], w[1]) for w in work))
-        result = {role: CloudResource("network-security-group", n.id, n.name) for role, n in existing.items()}
+        try:
+            made = gather(*(lambda w=w: put(w[0], w[1]) for w in work))
+        except BaseException:
+            self._made_nsgs.pop(cluster.uuid, None)  # a put that failed half-way: read them next time
+            raise
+        result = {role: CloudResource("network-security-group", i, n) for role, (i, n, _) in existing.items()}
         result.update({w[0]: m for w, m in zip(work, made, strict=True)})
         self.nsg_ids[cluster.uuid] = {role: r.id for role, r in result.items()}
         return Ensured(resources=tuple(result.values()), actions=tuple(a for _, _, a in work))
@@ -328,35 +367,50 @@ class Provider(Cloud):
             self.vms.delete(group, target.cluster, names)
 
     def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
-        group = self.group_of(target.cluster)
-        return self.vms.foreign(group, target.cluster) if group else []
+        cluster = target.cluster
+        named = build.group_name(cluster)
+
+        def guessed() -> tuple[list[Any], Any] | None:
+            try:  # the group cast names, listed while the groups are: one round trip, not two
+                return self.vms.listing(named, cluster)
+            except NotFoundError:
+                return None
+
+        # The groups listed afresh: the check must see what is there now.
+        groups, listed = gather(lambda: self.groups_of(cluster), guessed)
+        group = only_one(groups, "resource group")
+        if group is None:
+            self._checked[cluster.uuid] = (groups, ([], None))
+            return []
+        self._groups[cluster.uuid] = group.name
+        found, seen = self.vms.foreign(group.name, cluster, listed if group.name.lower() == named.lower() else None)
+        if not found:  # the teardown that follows deletes what the check saw (list_resources)
+            self._checked[cluster.uuid] = (groups, seen)
+        return found
 
     # --- inventory (teardown: base.Cloud.teardown) ------------------------------
 
+    def forget_group(self, cluster: ClusterRef) -> None:
+        """Forget the cluster's group (it is being deleted): the next ensure_network finds it again."""
+        self._groups.pop(cluster.uuid, None)
+
     def list_resources(self, cluster: ClusterRef) -> list[Owned]:
+        """The inventory (base.Cloud.list_resources). Right after a safety check of this
+        command that found no foreign VM (the teardown's case), made of what the check listed
+        and no call: the groups, their VMs and VNet with its subnets; the rest of a group
+        goes with it, unnamed. Otherwise listed: the groups, each one's resources carrying
+        the cluster's UUID, its VNet's subnets."""
+        checked = self._checked.pop(cluster.uuid, None)
+        if checked is not None:
+            groups, (vms, vnet) = checked
+            return [item for group in groups for item in group_inventory(self, cluster, group, vms, vnet)]
         rc = self.session.resources
         out = []
         for group in self.groups_of(cluster):
-            # The group's deletion deletes everything in it: its contents are gone once it is.
-            out.append(Owned("resource-group", group.id, group.name, delete=self._group_deleter(cluster, group.name)))
-            inside = frozenset({"resource-group"})
             found = self._resources_in(rc, group.name, cluster)
-            out.extend(Owned(KINDS.get(r.type.lower(), r.type), r.id, r.name, after=inside,
-                             delete=goes_with_its_container) for r in found)
-            vnet = self.vnet_of(group.name, cluster)
-            out.extend(Owned("subnet", s.id, s.name, after=inside, delete=goes_with_its_container)
-                       for s in (vnet.subnets or [] if vnet else []))
+            out.extend(group_inventory(self, cluster, group, found, self.vnet_of(group.name, cluster)))
         return out
 
     def _resources_in(self, rc: Any, group: str, cluster: ClusterRef) -> list[Any]:
         return self.call(f"list resources in {group}",
                          lambda: list(rc.resources.list_by_resource_group(group, filter=uuid_filter(cluster))))
-
-    def _group_deleter(self, cluster: ClusterRef, name: str) -> Callable[[], None]:
-        rc = self.session.resources
-
-        def delete() -> None:
-            self._groups.pop(cluster.uuid, None)  # found again by the next ensure_network
-            self.lro(f"delete resource group {name}", lambda: rc.resource_groups.begin_delete(name))
-
-        return delete

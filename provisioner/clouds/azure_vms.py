@@ -129,7 +129,12 @@ class VmOps:
         group = self.p.require_group(cluster)
         # What runs, and what a missing VM would be made with, in one round of lookups (the
         # VNet and the security groups as this command's earlier steps left them, if they ran).
-        vms, nics, pips, vnet_id, nsg_ids = gather(*self._inventory_calls(group), lambda: self._vnet_id(group, cluster),
+        if cluster.uuid in self.p.fresh_groups:  # made by this command and no VM step yet: nothing to list
+            self.p.fresh_groups.discard(cluster.uuid)
+            lists: tuple[Any, ...] = (list, list, list)
+        else:
+            lists = self._inventory_calls(group)
+        vms, nics, pips, vnet_id, nsg_ids = gather(*lists, lambda: self._vnet_id(group, cluster),
                                                    lambda: self._nsg_ids(group, cluster))
         have = _by_node(vms, cluster, "VM")
         missing = [r for r in requests if r.name not in have]
@@ -289,24 +294,27 @@ class VmOps:
 
     # --- safety ----------------------------------------------------------------------
 
-    def foreign(self, group: str, cluster: ClusterRef) -> list[Vm]:
+    def foreign(self, group: str, cluster: ClusterRef,
+                listed: tuple[list[Any], Any] | None = None) -> tuple[list[Vm], tuple[list[Any], Any]]:
         """VMs in the cluster's resource group, or attached to its VNet from elsewhere, that do
-        not carry the cluster's UUID."""
+        not carry the cluster's UUID; and what was listed (the group's VMs and its VNet or
+        None, SDK models; `listed`: those, listed already). Two lists (the group's VMs, its
+        VNets with their subnets' IP configurations); a NIC on the subnets that none of the
+        group's VMs holds is read, and its VM if that is not one of them (none when nobody
+        else is there)."""
         compute, net = self.p.session.compute, self.p.session.network
 
-        vms, vnet, nics = gather(partial(self._list_vms, group), lambda: self.p.vnet_of(group, cluster),
-                                 partial(self._list_nics, group))
+        vms, vnet = listed or self.listing(group, cluster)
         out = [self._as_vm(vm, {}, {}) for vm in vms if not has_uuid(vm, cluster)]
         if vnet is None:
-            return out
+            return out, (vms, None)
         known = {vm.id.lower() for vm in vms}
-        ours = {n.id.lower(): n for n in nics}
+        held = {ref.id.lower() for vm in vms if vm.network_profile
+                for ref in vm.network_profile.network_interfaces or [] if ref.id}
         nic_ids = {c.id.lower().split("/ipconfigurations/")[0]
                    for s in vnet.subnets or [] for c in s.ip_configurations or [] if c.id}
-        for nic_id in sorted(nic_ids):
-            nic = ours.get(nic_id)
-            if nic is None:
-                nic = self._get(f"read network interface {nic_id}", net.network_interfaces, nic_id)
+        for nic_id in sorted(nic_ids - held):
+            nic = self._get(f"read network interface {nic_id}", net.network_interfaces, nic_id)
             vm_id = nic.virtual_machine.id if nic.virtual_machine else None
             if not vm_id or vm_id.lower() in known:
                 continue
@@ -314,7 +322,12 @@ class VmOps:
             vm = self._get(f"read VM {vm_id}", compute.virtual_machines, vm_id)
             if not has_uuid(vm, cluster):
                 out.append(self._as_vm(vm, {}, {}))
-        return out
+        return out, (vms, vnet)
+
+    def listing(self, group: str, cluster: ClusterRef) -> tuple[list[Any], Any]:
+        """The group's VMs and the cluster's VNet in it (or None), listed at once."""
+        vms, vnet = gather(partial(self._list_vms, group), lambda: self.p.vnet_of(group, cluster))
+        return vms, vnet
 
     def _get(self, what: str, operations: Any, rid: str) -> Any:
         group, name = _split_id(rid)

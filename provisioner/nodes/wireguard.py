@@ -17,7 +17,7 @@ import functools
 import json
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,15 +181,18 @@ def prepare_node(pool: SshPool, node: MeshNodeAccess) -> Prepared:
 
 def apply_mesh(nodes: list[MeshNodeAccess], pool: SshPool, *,
                handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
-               prepared: dict[str, Prepared] | None = None) -> MeshReport:
+               prepared: dict[str, Prepared] | None = None,
+               joining: Collection[str] | None = None) -> MeshReport:
     """Make `nodes` a WireGuard full mesh, first bring-up or live update alike (idempotent):
     prepare every node not in `prepared` (see prepare_node), then give every node its full
     config at once and apply it with `wg syncconf` (peers added or removed without
     restarting sessions), then wait up to `handshake_timeout_s` for every pair to have a
     working session (see wait_for_handshakes); pairs still without one are in the report,
-    not raised. Nodes left out of `nodes` are dropped from every config. Blocks; raises
-    NodesError if a node fails, InputError if the plan is invalid (e.g. two nodes share a
-    mesh address)."""
+    not raised. Nodes left out of `nodes` are dropped from every config. With `joining`
+    (add-node: the nodes new to a mesh that works), only the pairs with a joining node are
+    waited for, each looked at from the joining side (the others' sessions are not touched).
+    Blocks; raises NodesError if a node fails, InputError if the plan is invalid (e.g. two
+    nodes share a mesh address)."""
     by_name = {n.name: n for n in nodes}
     ready = dict(prepared or {})
     ready.update(pool.map([n.access for n in nodes if n.name not in ready],
@@ -206,7 +209,7 @@ def apply_mesh(nodes: list[MeshNodeAccess], pool: SshPool, *,
     pool.map([n.access for n in nodes], sync)
     established = {name: set(ready[name].had_peers) for name in by_name}
     missing = wait_for_handshakes(pool, list(by_name.values()), keys, handshake_timeout_s,
-                                  established)
+                                  established, only=joining)
     return MeshReport(
         public_keys=keys,
         started=tuple(sorted(n for n in by_name if ready[n].state == "started")),
@@ -255,7 +258,7 @@ def probe_peers(pool: SshPool, node: MeshNodeAccess, ping: Sequence[str] = (),
 
 def wait_for_handshakes(pool: SshPool, nodes: list[MeshNodeAccess], keys: dict[str, str],
                         timeout_s: float, established: dict[str, set[str]] | None = None,
-                        ) -> tuple[tuple[str, str], ...]:
+                        only: Collection[str] | None = None) -> tuple[tuple[str, str], ...]:
     """Wait until every node has a working session with every other: a recent handshake,
     and a ping over it answered (right after bring-up a session can have a handshake and
     still drop its first packets; a latency check then would see losses). Returns the
@@ -267,8 +270,13 @@ def wait_for_handshakes(pool: SshPool, nodes: list[MeshNodeAccess], keys: dict[s
     yet working; from the second round on, it first re-adds those peers (see probe_peers;
     a pair at most every NUDGE_EVERY_S, so that a slow handshake can finish), except the
     peers in `established` ({node: public keys it had before this apply}): an
-    existing session is never restarted, only pinged again."""
-    lacking = {n.name: [p for p in nodes if p.name > n.name] for n in nodes}
+    existing session is never restarted, only pinged again. With `only`, just the pairs with
+    a node of `only`, probed from that node (from the first by name when both are)."""
+    if only is None:
+        lacking = {n.name: [p for p in nodes if p.name > n.name] for n in nodes}
+    else:
+        lacking = {n.name: [p for p in nodes if n.name in only and p.name != n.name
+                            and (p.name not in only or p.name > n.name)] for n in nodes}
     rounds = [0]
     nudged: dict[tuple[str, str], float] = {}  # (node, peer) -> when it was last re-added
 

@@ -103,6 +103,20 @@ def test_add_node_makes_the_worker_and_every_peer_knows_it(engine, store, world,
     assert store.cluster("demo").spec["clouds"]["gcp"]["workers"] == 2
 
 
+def test_add_node_waits_only_for_the_new_node_and_the_first_master(engine, store, world, nodes):
+    row = engine.create_cluster(make_spec("demo"))
+    first = min(n.name for n in store.nodes(row.uuid) if n.role == "master")
+    nodes.booted.clear()
+
+    engine.add_node("demo", "gcp", "worker", 1)
+
+    assert sorted(nodes.booted) == sorted([first, "demo-gcp-w2"])  # the meshed others are not probed
+    keys = {n.name: n.wg_public_key for n in store.nodes(row.uuid)}
+    assert all(n.status == "meshed" and keys[n.name] for n in store.nodes(row.uuid))
+    for name in keys:
+        assert nodes.host(name).peers == {k for other, k in keys.items() if other != name}
+
+
 def test_remove_node_deletes_its_vm_and_its_peer_everywhere(engine, store, world, nodes):
     row = engine.create_cluster(make_spec("demo"))
     key = next(n.wg_public_key for n in store.nodes(row.uuid) if n.name == "demo-gcp-w1")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -59,6 +59,7 @@ class FakeNodes(NodeSide):
     deleted_nodes: list[str] = field(default_factory=list)  # Node objects deleted from Kubernetes
     client_keys: list[Path] = field(default_factory=list)
     faults: dict[tuple[str, str], Exception] = field(default_factory=dict)  # (method, node) -> raised once
+    booted: list[str] = field(default_factory=list)  # the nodes waited for, in order
 
     def fail(self, method: str, node: str, error: Exception) -> None:
         """The next `method` call on `node` raises `error`."""
@@ -100,6 +101,7 @@ class FakeNodes(NodeSide):
     def wait_booted(self, node: NodeAccess) -> BootMarker:
         self._fault("wait_booted", node.name)
         self.vm(node)
+        self.booted.append(node.name)
         return BootMarker(self.kubernetes, self.reason)
 
     def rotate_host_key(self, node: NodeAccess, record_pending: Callable[[str], None]) -> NodeAccess:
@@ -120,7 +122,8 @@ class FakeNodes(NodeSide):
         host.up = True
         return Prepared(host.wg_key, state, had)
 
-    def apply_mesh(self, nodes: list[MeshNodeAccess], prepared: dict[str, Prepared]) -> MeshReport:
+    def apply_mesh(self, nodes: list[MeshNodeAccess], prepared: dict[str, Prepared],
+                   joining: Collection[str] | None = None) -> MeshReport:
         ready = dict(prepared)
         ready.update(self.map([n.access for n in nodes if n.name not in ready],
                               lambda a: self.prepare(next(n for n in nodes if n.name == a.name))))

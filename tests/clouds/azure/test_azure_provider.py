@@ -10,6 +10,7 @@ import pytest
 
 from provisioner import tags
 from provisioner.clouds import azure_build as build
+from provisioner.clouds.azure import Provider
 from provisioner.errors import (
     AuthError,
     CapacityError,
@@ -129,7 +130,7 @@ def test_rerun_after_a_crash_mid_create_waits_for_the_unfinished_vm(provider, em
     compute.virtual_machines.begin_create_or_update(group, req.name, model, polling=False)
     emulator.calls.clear()
 
-    [vm] = provider.ensure_vms(target, [req], PUBLIC_KEY)
+    [vm] = Provider("eastus", "1").ensure_vms(target, [req], PUBLIC_KEY)  # the re-run: a command of its own
 
     assert vm.state == "running" and vm.public_ip == pip.ip_address
     assert not [route for route in emulator.calls if route.startswith("PUT ")]
@@ -151,6 +152,12 @@ def test_quota_on_vm_create_names_region_and_size(provider, emulator):
     assert caught.value.exit_code == 1
 
 
+def _group_calls(emulator: AzureEmulator) -> list[str]:
+    """The requests on a resource group itself (folded routes), one entry per request."""
+    return sorted(route for route, n in emulator.calls.items() for _ in range(n)
+                  if route.lower().endswith("/resourcegroups/{group}"))
+
+
 def test_teardown_removes_everything_after_a_long_running_delete(provider, emulator):
     target = make_target("epsilon")
     build_cluster(provider, target, masters=1, workers=1)
@@ -158,13 +165,36 @@ def test_teardown_removes_everything_after_a_long_running_delete(provider, emula
 
     provider.teardown(target)
 
+    # The groups, VMs and VNets the safety check lists; the group's DELETE and one look at it.
+    assert _group_calls(emulator) == ["DELETE /subscriptions/{sub}/resourcegroups/{group}",
+                                      "GET /subscriptions/{sub}/resourcegroups/{group}"]
+    assert _ops_polls(emulator, "operationresults") == 0 and sum(emulator.calls.values()) == 5
     assert provider.list_resources(target.cluster) == []
     assert provider.list_vms(target.cluster) == []
     with emulator.lock:
         assert build.group_name(target.cluster).lower() not in emulator.state.groups
         assert emulator.state.in_group(build.group_name(target.cluster)) == []
-    assert _ops_polls(emulator, "operationresults") == emulator.lro_polls + 1  # InProgress twice, then done
     provider.teardown(target)  # harmless when nothing is left
+
+
+def test_teardown_looks_at_the_group_after_the_deletes_retry_after_until_it_is_gone():
+    # The deletion works 1.2 s: its Retry-After says 1 s, the look after it finds the group
+    # still deleting, the next one (after backoff) finds it gone.
+    with AzureEmulator(lro_polls=0, retry_after=0, op_seconds=1.2) as emu, pytest.MonkeyPatch.context() as mp:
+        assert isinstance(emu, AzureEmulator)
+        mp.setenv("CAST_AZURE_ENDPOINT", emu.url)
+        provider, target = Provider("eastus", "1"), make_target("epsilon2")
+        provider.ensure_network(target)
+        emu.calls.clear()
+        started = time.monotonic()
+        provider.teardown(target)
+        took = time.monotonic() - started
+        with emu.lock:
+            assert build.group_name(target.cluster).lower() not in emu.state.groups
+        assert emu.errors == []
+    assert _group_calls(emu) == ["DELETE /subscriptions/{sub}/resourcegroups/{group}",
+                                 *["GET /subscriptions/{sub}/resourcegroups/{group}"] * 2]
+    assert 1.2 <= took < 4.0
 
 
 def test_teardown_leaves_another_cluster_untouched(provider, emulator):
@@ -180,29 +210,32 @@ def test_teardown_leaves_another_cluster_untouched(provider, emulator):
     provider.teardown(kept)
 
 
-def _foreign_vm(provider, target, group: str, name: str) -> None:
-    """A VM on the cluster's subnet that does not carry the cluster's UUID (made with the SDK)."""
+def _foreign_vm(provider, target, group: str, name: str, nic_group: str | None = None) -> None:
+    """A VM on the cluster's subnet that does not carry the cluster's UUID (made with the SDK),
+    its NIC and public IP in `nic_group` (default: the VM's)."""
     net, compute = provider.session.network, provider.session.compute
     subnet_id = provider.subnet_id(build.group_name(target.cluster), target.cluster)
     other = {"owner": "someone-else"}
-    pip = net.public_ip_addresses.begin_create_or_update(group, f"{name}-ip", build.public_ip("eastus", other, None)).result()
+    nic_group = nic_group or group
+    pip = net.public_ip_addresses.begin_create_or_update(
+        nic_group, f"{name}-ip", build.public_ip("eastus", other, None)).result()
     nsg = provider.nsgs_of(build.group_name(target.cluster), target.cluster)["worker"]
     nic = net.network_interfaces.begin_create_or_update(
-        group, f"{name}-nic", build.network_interface("eastus", other, subnet_id, pip.id, nsg.id)).result()
+        nic_group, f"{name}-nic", build.network_interface("eastus", other, subnet_id, pip.id, nsg.id)).result()
     model = build.virtual_machine("eastus", None, other, name, "Standard_B2s", target.image, "#cloud-config\n",
                                   PUBLIC_KEY, nic.id)
     compute.virtual_machines.begin_create_or_update(group, name, model).result()
 
 
-@pytest.mark.parametrize("elsewhere", [False, True], ids=["in-group", "other-group-same-vnet"])
-def test_untagged_vm_refuses_teardown_and_deletes_nothing(provider, emulator, elsewhere):
+@pytest.mark.parametrize("where", ["in-group", "other-group-same-vnet", "other-group-nic-in-group"])
+def test_untagged_vm_refuses_teardown_and_deletes_nothing(provider, emulator, where):
     target = make_target("theta")
     build_cluster(provider, target, masters=1, workers=0)
-    group = build.group_name(target.cluster)
-    if elsewhere:
+    group = ours = build.group_name(target.cluster)
+    if where != "in-group":
         group = f"other-{target.cluster.short_id}"
         provider.session.resources.resource_groups.create_or_update(group, build.resource_group("eastus", {}))
-    _foreign_vm(provider, target, group, "stranger")
+    _foreign_vm(provider, target, group, "stranger", nic_group=ours if where == "other-group-nic-in-group" else None)
     before = sorted(r.id for r in provider.list_resources(target.cluster))
 
     with pytest.raises(ForeignVmError) as caught:
@@ -237,12 +270,13 @@ def test_firewall_drift_is_repaired(provider, emulator):
     nsg.security_rules = nsg.security_rules[:1]  # someone removed two rules by hand
     net.network_security_groups.begin_create_or_update(group, nsg.name, nsg).result()
 
-    actions = provider.ensure_firewall(target).actions
+    later = Provider("eastus", "1")  # the next command (reconcile, create again) reads what is there
+    actions = later.ensure_firewall(target).actions
 
     assert actions == ("repair network security group kappa-master-nsg: 2 rules to add, 0 to remove",)
     ports = sorted(r.destination_port_range for r in net.network_security_groups.get(group, nsg.name).security_rules)
     assert ports == ["22", "51820", "6443"]
-    assert provider.ensure_firewall(target).actions == ()
+    assert later.ensure_firewall(target).actions == ()
 
 
 def test_wireguard_sources_follow_the_nodes_in_place(provider, emulator):
@@ -347,3 +381,70 @@ def test_vms_are_made_in_batches_without_polling_each_operation(provider, emulat
     assert puts == 3 * 6  # a public IP, a NIC and a VM per node, each sent once
     assert sum(emulator.calls.values()) <= 3 * 6 + 12  # the lookups, one list per batch, the VM watch
     assert took >= 3 * 0.8  # three batches, each waited for (its Retry-After)
+
+
+def test_a_new_cluster_is_made_without_reading_back_what_the_command_made(provider, emulator):
+    target = make_target("fresh")
+    emulator.calls.clear()
+
+    vms = build_cluster(provider, target, masters=1, workers=4)
+
+    assert [v.state for v in vms] == ["running"] * 5
+    lists = sorted(route.rsplit("/", 1)[1] for route, n in emulator.calls.items() for _ in range(n)
+                   if route.startswith("GET ") and "/locations/" not in route)
+    # The groups (by UUID), then one list per batch (public IPs, NICs: two pages each here) and
+    # the VM watch: the subnet, the security groups and an empty group's VMs are known, not read.
+    assert set(lists) == {"resourcegroups", "publicIPAddresses", "networkInterfaces", "virtualMachines"}
+    assert lists.count("resourcegroups") == 1
+
+    again = Provider("eastus", "1")  # a later command reads what is there, and finds nothing to do
+    assert again.ensure_subnet(target).actions == () and again.ensure_firewall(target).actions == ()
+
+
+def test_the_inventory_after_a_passed_safety_check_is_what_the_check_listed(provider, emulator):
+    target = make_target("checked")
+    build_cluster(provider, target, masters=1, workers=1)
+    deleting = Provider("eastus", "1")  # delete-cluster's own provider
+    assert deleting.find_foreign_vms(target) == []
+    emulator.calls.clear()
+
+    inventory = deleting.list_resources(target.cluster)
+
+    assert sum(emulator.calls.values()) == 0
+    assert sorted(r.kind for r in inventory) == ["resource-group", "subnet", "vm", "vm", "vnet"]
+    assert {r.kind for r in deleting.list_resources(target.cluster)} >= {"public-ip", "network-interface"}  # listed
+    provider.teardown(target)
+
+
+def test_delete_cluster_on_azure_takes_five_calls_after_the_credential_check(provider, emulator):
+    target = make_target("five")
+    build_cluster(provider, target, masters=1, workers=2)
+    deleting = Provider("eastus", "1")  # delete-cluster's own provider
+    # the module's other clusters' groups are cast's too: the check lists them, page by page
+    cast_made = f"tagName eq '{tags.CLUSTER_UUID}'"
+    pages = -(-len(list(deleting.session.resources.resource_groups.list(filter=cast_made))) // 3)
+    emulator.calls.clear()
+
+    deleting.check_credentials()  # lists the groups cast made: the safety check's lookup too
+    deleting.teardown(target)
+
+    calls = sorted(route.split(" ", 1)[0] + " " + route.rsplit("/", 1)[1]
+                   for route, n in emulator.calls.items() for _ in range(n))
+    # the groups; the group's VMs and VNets (the safety check); its DELETE and one look at it
+    assert calls == sorted(["DELETE {group}", *["GET resourcegroups"] * pages, "GET virtualMachines",
+                            "GET virtualNetworks", "GET {group}"])
+    with emulator.lock:
+        assert build.group_name(target.cluster).lower() not in emulator.state.groups
+
+
+def test_a_stale_credential_check_is_not_the_safety_checks_lookup(provider, emulator, monkeypatch):
+    target = make_target("stale")
+    checking = Provider("eastus", "1")
+    checking.check_credentials()  # before the cluster's group exists
+    build_cluster(provider, target, masters=1, workers=0)
+    monkeypatch.setattr("provisioner.clouds.azure.GROUPS_FRESH_S", 0.0)
+
+    assert checking.find_foreign_vms(target) == []
+    checking.teardown(target)
+    with emulator.lock:
+        assert build.group_name(target.cluster).lower() not in emulator.state.groups

@@ -1,0 +1,77 @@
+"""The Azure cluster's teardown: its inventory (the resource groups, what they hold going with
+them) and deleting a resource group: one DELETE, then a look at the group itself after the
+operation's Retry-After (ARM works on the deletion whether its operation is polled or not),
+again with backoff while it is still being deleted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DependencyError, NotFoundError
+from ..retry import wait_until
+from . import azure_build as build
+from .azure_session import CLOUD
+from .azure_vms import MAX_HINT_S, has_uuid
+from .base import ClusterRef, Owned, goes_with_its_container
+
+if TYPE_CHECKING:
+    from .azure import Provider
+
+KINDS = {
+    "microsoft.network/virtualnetworks": "vnet",
+    "microsoft.network/networksecuritygroups": "network-security-group",
+    "microsoft.network/publicipaddresses": "public-ip",
+    "microsoft.network/networkinterfaces": "network-interface",
+    "microsoft.compute/virtualmachines": "vm",
+    "microsoft.compute/disks": "disk",
+    "microsoft.network/loadbalancers": "load-balancer",
+}
+
+
+def group_inventory(p: Provider, cluster: ClusterRef, group: Any, found: Sequence[Any],
+                    vnet: Any | None) -> list[Owned]:
+    """The inventory of one resource group (an SDK model): the group, with its deleter; then,
+    to be deleted with it, what of `found` (SDK models) carries the cluster's UUID, the VNet
+    (or None) and its subnets."""
+    inside = frozenset({"resource-group"})
+    out = [Owned("resource-group", group.id, group.name, delete=group_deleter(p, cluster, group.name))]
+    ours = [r for r in found if has_uuid(r, cluster)]
+    if vnet is not None and vnet.id.lower() not in {r.id.lower() for r in ours}:
+        ours.append(vnet)
+    out.extend(Owned(KINDS.get(r.type.lower(), r.type), r.id, r.name, after=inside,
+                     delete=goes_with_its_container) for r in ours)
+    out.extend(Owned("subnet", s.id, s.name, after=inside, delete=goes_with_its_container)
+               for s in (vnet.subnets or [] if vnet is not None else []))
+    return out
+
+
+def group_deleter(p: Provider, cluster: ClusterRef, name: str) -> Callable[[], None]:
+    """The deleter of resource group `name`: blocks until it is gone (NotFoundError from the
+    DELETE when it is gone already); DependencyError when its deletion failed."""
+    def delete() -> None:
+        p.forget_group(cluster)
+        rc = p.session.resources
+        polling = p.session.hint_polling()
+        p.call(f"delete resource group {name}", lambda: rc.resource_groups.begin_delete(name, polling=polling))
+        time.sleep(min(polling.retry_after or 0.0, MAX_HINT_S))  # the operation's own estimate
+        wait_until(lambda: _gone(p, name), what=f"resource group {name} deleted",
+                   timeout_s=p.settings.stall_budget_s, initial=0.5, maximum=p.settings.poll_max_s)
+
+    return delete
+
+
+def _gone(p: Provider, name: str) -> bool:
+    """True once the group is gone; False while it is being deleted. DependencyError when it
+    is there and no longer being deleted (its deletion failed: the teardown retries it)."""
+    rc = p.session.resources
+    try:
+        group = p.call(f"read resource group {name}", lambda: rc.resource_groups.get(name))
+    except NotFoundError:
+        return True
+    state = build.text(group.properties.provisioning_state if group.properties else None)
+    if state.lower() == "deleting":
+        return False
+    raise DependencyError(CLOUD, f"resource group {name} is {state or 'there'} again: its deletion failed")
