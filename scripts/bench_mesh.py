@@ -9,11 +9,17 @@ tests (198.19.0.0/24) and the sandbox's pools. Run:
 Both phases open fresh SSH connections, as a command would. Targets: both grow no faster
 than linearly with the node count (from 50 to 100 hosts at most 2.2x, issue 19);
 check-latency for 50 nodes within count x interval + 5 s.
+
+Each phase also shows the CPU it cost, which does not depend on how busy the machine is:
+cast's own (this process, every thread) and the hosts' wireguard-go processes'. cast's work
+grows with the nodes; WireGuard's with the pairs (a handshake per pair on bring-up,
+count x 2 packets per ordered pair on check-latency), n^2 on one machine for all the nodes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
 import sys
@@ -41,6 +47,30 @@ def keypair() -> tuple[str, str]:
     return pair.private.decode(), pair.public
 
 
+def wireguard_cpu_s(hosts: LocalHosts) -> float:
+    """CPU seconds (user + system) the wireguard-go processes of `hosts` have used so far."""
+    ours = set()
+    for name in hosts.hosts:
+        with contextlib.suppress(OSError):
+            ours.add(f"net:[{os.stat(f'/run/netns/{hosts.netns_of(name)}').st_ino}]")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or (entry / "comm").read_text().strip() != "wireguard-go":
+                continue
+            if os.readlink(entry / "ns" / "net") in ours:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+        except OSError:
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def cast_cpu_s() -> float:
+    """CPU seconds (user + system) this process has used so far, every thread."""
+    return sum(os.times()[:2])
+
+
 def run_size(n: int, key_path: Path, ssh_public: str, count: int, interval: float) -> dict[str, float]:
     groups = list(GROUPS)
     with LocalHosts(f"bm{os.getpid() % 100000}n{n}") as hosts:
@@ -59,19 +89,21 @@ def run_size(n: int, key_path: Path, ssh_public: str, count: int, interval: floa
         nodes = [MeshNodeAccess(NodeAccess(name, ip, public), group, f"10.4.0.{index}")
                  for name, group, ip, _, public, index in specs]
 
-        started = time.monotonic()
+        started, cast, wireguard = time.monotonic(), cast_cpu_s(), wireguard_cpu_s(hosts)
         with SshPool(load_private_key(str(key_path))) as pool:
             report = apply_mesh(nodes, pool, handshake_timeout_s=60)
         bring_up = time.monotonic() - started
+        up_cpu = {"up_cast": cast_cpu_s() - cast, "up_wg": wireguard_cpu_s(hosts) - wireguard}
         if not report.ok:
             print(f"  {n} nodes: pairs without handshake: {report.missing_handshakes}")
 
-        started = time.monotonic()
+        started, cast, wireguard = time.monotonic(), cast_cpu_s(), wireguard_cpu_s(hosts)
         with SshPool(load_private_key(str(key_path))) as pool:
             latency = measure_latency(pool, nodes, count=count, interval_s=interval)
         check = time.monotonic() - started
         lost = sum(1 for p in latency.pairs if p.loss)
-        return {"setup": setup, "bring_up": bring_up, "check": check,
+        return {"setup": setup, "bring_up": bring_up, "check": check, **up_cpu,
+                "check_cast": cast_cpu_s() - cast, "check_wg": wireguard_cpu_s(hosts) - wireguard,
                 "pairs": len(latency.pairs), "lossy": lost, "handshakes_ok": float(report.ok)}
 
 
@@ -85,6 +117,7 @@ def main() -> None:
     if reason:
         sys.exit(f"bench_mesh: {reason}")
     sizes = [int(s) for s in args.sizes.split(",")]
+    print("load average before: {:.2f} {:.2f} {:.2f} ({} CPUs)".format(*os.getloadavg(), os.cpu_count()))
     private, public = keypair()
     with tempfile.TemporaryDirectory() as tmp:
         key_path = Path(tmp) / "key"
@@ -102,7 +135,23 @@ def main() -> None:
               f"{r['bring_up'] / results[base]['bring_up']:>5.2f} {r['check']:>8.2f} "
               f"{r['check'] / results[base]['check']:>5.2f} {n / base:>7.2f} "
               f"{int(r['lossy']):>5} {'all' if r['handshakes_ok'] else 'MISSING':>10}")
+    print(f"\nCPU seconds per phase (cast: this process; wg: the hosts' wireguard-go)\n"
+          f"{'nodes':>5} {'bring-up cast':>13} {'wg':>7} {'check cast':>10} {'wg':>7}")
+    for n in sizes:
+        r = results[n]
+        print(f"{n:>5} {r['up_cast']:>13.2f} {r['up_wg']:>7.2f} {r['check_cast']:>10.2f} {r['check_wg']:>7.2f}")
     if 50 in results and 100 in results:
+        a, b = results[50], results[100]
+        print(f"100 / 50 hosts: nodes 2.00x, pairs {b['pairs'] / a['pairs']:.2f}x; CPU of cast "
+              f"{b['up_cast'] / a['up_cast']:.2f}x (bring-up) {b['check_cast'] / a['check_cast']:.2f}x (check), "
+              f"of wireguard-go {b['up_wg'] / max(a['up_wg'], 0.01):.2f}x (bring-up) "
+              f"{b['check_wg'] / max(a['check_wg'], 0.01):.2f}x (check)")
+        for n, r in ((50, a), (100, b)):
+            packets = r["pairs"] * args.count * 2  # every echo and its reply cross the tunnel
+            print(f"{n} hosts: wireguard-go CPU {r['up_wg'] / (r['pairs'] / 2) * 1e3:.2f} ms per pair "
+                  f"on bring-up, {r['check_wg'] / packets * 1e6:.0f} us per packet on check "
+                  f"({packets} packets in about {args.count * args.interval:g} s)")
+        print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         for phase in ("bring_up", "check"):
             ratio = results[100][phase] / results[50][phase]
             ok = ratio <= 2.2 and results[100]["handshakes_ok"] and not results[100]["lossy"]

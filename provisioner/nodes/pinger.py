@@ -41,6 +41,23 @@ def echo(ident: int, seq: int) -> bytes:
     return struct.pack("!BBHHH", ECHO_REQUEST, 0, checksum(header + payload), ident, seq) + payload
 
 
+def receive(sock: socket.socket, ident: int) -> tuple:
+    """One packet from the raw socket: (source, sequence, kernel receive time in ns); source
+    is None for any ICMP packet but an echo reply to this pinger (the socket sees them all:
+    other nodes' echo requests too)."""
+    data, ancillary, _, (source, _) = sock.recvmsg(2048, 64)
+    received = time.time_ns()
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            seconds, nanos = struct.unpack("qq", value[:16])
+            received = seconds * 1_000_000_000 + nanos
+    icmp = data[(data[0] & 0x0F) * 4:]
+    kind, _, _, reply_id, seq = struct.unpack("!BBHHH", icmp[:8])
+    if kind != ECHO_REPLY or reply_id != ident:
+        return None, 0, received
+    return source, seq, received
+
+
 def measure(targets: list[str], count: int, interval_s: float, wait_s: float) -> dict:
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -55,6 +72,9 @@ def measure(targets: list[str], count: int, interval_s: float, wait_s: float) ->
     start = time.monotonic()
     next_seq = 0
     deadline = start + (count - 1) * interval_s + wait_s
+    # A reply counts when the node's kernel got it by the deadline, even if this process, on
+    # a busy node, reads it later: the replies already queued are read before it stops.
+    deadline_ns = time.time_ns() + int(((count - 1) * interval_s + wait_s) * 1e9)
     while True:
         now = time.monotonic()
         if next_seq < count and now >= start + next_seq * interval_s:
@@ -65,21 +85,21 @@ def measure(targets: list[str], count: int, interval_s: float, wait_s: float) ->
             next_seq += 1
             continue
         done = next_seq == count and complete == len(rtts)
-        if done or now >= deadline:
+        late = now >= deadline
+        if done:
             break
         wake = start + next_seq * interval_s if next_seq < count else deadline
-        if not select.select([sock], [], [], max(0.0, wake - now))[0]:
+        if not select.select([sock], [], [], 0.0 if late else max(0.0, wake - now))[0]:
+            if late:
+                break
             continue
-        data, ancillary, _, (source, _) = sock.recvmsg(2048, 64)
-        received = time.time_ns()
-        for level, kind, value in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                seconds, nanos = struct.unpack("qq", value[:16])
-                received = seconds * 1_000_000_000 + nanos
-        icmp = data[(data[0] & 0x0F) * 4:]
-        kind, _, _, reply_id, seq = struct.unpack("!BBHHH", icmp[:8])
-        if kind != ECHO_REPLY or reply_id != ident:
-            continue  # the socket sees every ICMP packet: other nodes' echo requests too
+        source, seq, received = receive(sock, ident)
+        if received > deadline_ns:
+            if late:
+                break  # every packet queued by the deadline is read
+            continue
+        if source is None:
+            continue
         sent = sent_at.pop((source, seq), None)
         if sent is not None:
             rtts[source].append((received - sent) / 1e6)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_S = 10.0
+IDLE_WAKE_S = 1.0
 COMMAND_TIMEOUT_S = 120.0
 MAX_WORKERS = 32
 STDERR_SHOWN = 400
@@ -163,6 +164,10 @@ def connect(node: NodeAccess, key: paramiko.PKey,
         client.close()
         raise NodeError(node.name, f"cannot connect to {node.host}:{node.port} "
                         f"({type(exc).__name__}: {exc})") from None
+    # paramiko's reader thread wakes at each socket timeout (0.1 s) only to see whether it
+    # should stop; idle connections to 100 nodes cost cast 50 ms of CPU a second that way.
+    # Connected, it wakes once a second (close does not wait for it).
+    sock.settimeout(IDLE_WAKE_S)
     return client
 
 

@@ -14,7 +14,8 @@ with serve=False wires it (its address answers, port 22 refuses), `serve_ssh` st
         one bridge per group ("cloud"), a public range per group, forwarding between groups;
         no default route: nothing outside the public ranges is reachable
     host namespace <prefix>-h-<name>: eth0 on its group's bridge, one public /32 address,
-        routes to the public ranges in use and to cast's link address only
+        routes, all through the gateway (its only neighbour), to the public ranges in use and to
+        cast's link address only
 
 A delay line between two groups sends their traffic through a TUN device in the internet
 namespace, read by a forwarder process (delayline.py) that holds each packet.
@@ -275,8 +276,12 @@ class LocalHosts:
         self.link_root, self.link_inet = _free_link(self.prefix)
         _ip(None, "netns", "add", self.inet)
         _ip(self.inet, "link", "set", "lo", "up")
+        # No redirects (all and every bridge made from default): the router forwards traffic
+        # between hosts of one group back onto their bridge, and a redirect would make the
+        # host learn its peer as a neighbour again (see _wire).
         for key in ("net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter",
-                    "net.ipv4.conf.default.rp_filter", "net.ipv4.conf.all.send_redirects"):
+                    "net.ipv4.conf.default.rp_filter", "net.ipv4.conf.all.send_redirects",
+                    "net.ipv4.conf.default.send_redirects"):
             _sysctl(self.inet, key, "1" if key.endswith("ip_forward") else "0")
         _ip(None, "link", "add", self.uplink, "type", "veth", "peer", "name", "up0",
             "netns", self.inet)
@@ -416,8 +421,12 @@ class LocalHosts:
         _ip(host.netns, "addr", "add", f"{host.public_ip}/32", "dev", "eth0")
         _ip(host.netns, "link", "set", "eth0", "up")
         _ip(host.netns, "route", "add", GATEWAY, "dev", "eth0")
-        _ip(host.netns, "route", "add", str(group.network), "dev", "eth0")
-        for net in [*(g.network for g in others), f"{self.link_root}/32"]:
+        # Like a cloud VM, a host reaches every public address, its own group's too, through
+        # the gateway, never on-link: its only neighbour is the gateway. On-link peers made a
+        # neighbour entry per pair in a group, and the kernel's neighbour table is one for all
+        # namespaces (gc_thresh3, 1024 by default): at 100 hosts it overflowed, and packets
+        # to peers without an entry were dropped (no WireGuard session formed).
+        for net in [group.network, *(g.network for g in others), f"{self.link_root}/32"]:
             _ip(host.netns, "route", "add", str(net), "via", GATEWAY)
 
     def _write_sshd_files(self, host: Host, host_key: str, authorized_key: str) -> None:

@@ -73,6 +73,16 @@ def test_hosts_reach_nothing_outside_the_public_ranges(hosts):
     assert done.returncode != 0
 
 
+def test_a_host_s_only_neighbour_is_its_gateway_even_for_peers_of_its_group(hosts):
+    # The kernel's neighbour table is shared by all namespaces (1024 entries by default):
+    # a neighbour per pair of a group overflowed it at 100 hosts and packets were dropped.
+    assert rtt_ms(hosts, "e1", "198.19.0.195") < 5  # e2, in e1's group
+    assert rtt_ms(hosts, "e1", "198.19.0.210") < 5  # w1, another group
+    neighbours = subprocess.run(["ip", "-4", "-n", hosts.netns_of("e1"), "neigh", "show"],
+                                capture_output=True, text=True, check=True).stdout.split("\n")
+    assert [line.split()[0] for line in neighbours if line.strip()] == ["169.254.0.1"]
+
+
 def test_cleanup_leftovers_removes_what_a_crashed_run_left():
     prefix = f"cr{os.getpid() % 1000000}"
     crashed = LocalHosts(prefix)  # never closed: as if the process had died
