@@ -369,6 +369,7 @@ class Provider(Cloud):
     def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
         cluster = target.cluster
         named = build.group_name(cluster)
+        self._checked.pop(cluster.uuid, None)  # an earlier check's listing never outlives this check
 
         def guessed() -> tuple[list[Any], Any] | None:
             try:  # the group cast names, listed while the groups are: one round trip, not two

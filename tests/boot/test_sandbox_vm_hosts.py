@@ -131,7 +131,8 @@ def test_a_bad_pool_is_refused_before_the_guest_image_is_built(tmp_path: Path) -
     address = own_address()
     if address is None:
         pytest.skip("this machine has no IPv4 address besides loopback")
-    block = str(ipaddress.IPv4Network(f"{address}/16", strict=False))
+    # a /22 holding the machine's address: fewer than the four free /24s the sandbox needs
+    block = str(ipaddress.IPv4Network(f"{address}/22", strict=False))
     home = tmp_path / "home"
     done = _cast(dict(os.environ, CAST_HOME=str(home)), "sandbox", "up", "--hosts", "vm", "--pool", block,
                  timeout=60)
