@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,10 +58,13 @@ def new_key(gnupg: Path, uid: str) -> tuple[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, bytes]]:
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, bytes]]]:
     gnupg = tmp_path_factory.mktemp("gnupg")
     gnupg.chmod(0o700)
-    return {name: new_key(gnupg, f"cast test {name} <{name}@example.invalid>") for name in ("pinned", "other")}
+    try:
+        yield {name: new_key(gnupg, f"cast test {name} <{name}@example.invalid>") for name in ("pinned", "other")}
+    finally:  # making a key starts a gpg-agent for this home: end it, it outlives the test otherwise
+        subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "all"], capture_output=True, timeout=30)
 
 
 def run_key_step(render: Render, tmp_path: Path, served: bytes, pinned: str) -> tuple[Path, str]:
