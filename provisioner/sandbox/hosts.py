@@ -155,14 +155,21 @@ def _end(pids: list[int]) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def _end_recorded(pidfile: Path) -> None:
-    """End the process recorded in `pidfile` if it is still the one we started."""
+def recorded_pid(pidfile: Path) -> int | None:
+    """The pid recorded in `pidfile` (`pid start-time`, see _record) while it is still that
+    process and has not exited; None otherwise."""
     try:
         pid_text, started = pidfile.read_text().split()
     except (OSError, ValueError):
-        return
+        return None
     pid = int(pid_text)
-    if _start_time(pid) == started:
+    return pid if _start_time(pid) == started and _alive(pid) else None
+
+
+def _end_recorded(pidfile: Path) -> None:
+    """End the process recorded in `pidfile` if it is still the one we started."""
+    pid = recorded_pid(pidfile)
+    if pid is not None:
         _end([pid])
     pidfile.unlink(missing_ok=True)
 
@@ -181,7 +188,13 @@ def _children(pid: int) -> list[int]:
     return children
 
 
-def _namespace_pids(ns: str) -> list[int]:
+def namespaces() -> list[str]:
+    """The names of this machine's network namespaces."""
+    return [line.split()[0] for line in _run("ip", "netns", "list", check=False).stdout.splitlines() if line.split()]
+
+
+def namespace_pids(ns: str) -> list[int]:
+    """The processes running in network namespace `ns`."""
     done = _ip(None, "netns", "pids", ns, check=False)
     return [int(p) for p in done.stdout.split()]
 
@@ -495,7 +508,7 @@ class LocalHosts:
             return
         _end_recorded(host.directory / "sshd.pid")
         _reap(host.sshd)
-        _end(_namespace_pids(host.netns))
+        _end(namespace_pids(host.netns))
         _ip(None, "netns", "del", host.netns, check=False)
         _ip(self.inet, "link", "del", host.link, check=False)
         shutil.rmtree(host.directory, ignore_errors=True)
@@ -599,10 +612,9 @@ def cleanup_leftovers(prefix: str, run_root: Path = RUN_ROOT) -> None:
     if directory.is_dir():
         for pidfile in directory.rglob("*.pid"):
             _end_recorded(pidfile)
-    listed = _run("ip", "netns", "list", check=False).stdout.splitlines()
-    ours = [line.split()[0] for line in listed if line.startswith(f"{prefix}-")]
+    ours = [ns for ns in namespaces() if ns.startswith(f"{prefix}-")]
     for ns in ours:
-        _end(_namespace_pids(ns))
+        _end(namespace_pids(ns))
     for ns in ours:
         _ip(None, "netns", "del", ns, check=False)
     _ip(None, "link", "del", f"{prefix}-up", check=False)

@@ -19,8 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..processes import process_start
-from .hosts import OWNER_FILE, RUN_ROOT, cleanup_leftovers
+from .hosts import OWNER_FILE, RUN_ROOT, cleanup_leftovers, namespace_pids, namespaces, recorded_pid
 
 SANDBOX_NAME = re.compile(r"^(cs[0-9a-f]{6})-")
 SUPERVISOR_MODULE = "provisioner.sandbox.supervisor"
@@ -33,16 +32,6 @@ class Leftover:
     prefix: str
     namespaces: tuple[str, ...]
     uplink: bool
-
-
-def _namespace_names() -> list[str]:
-    """The names of this machine's network namespaces (`ip netns list`: "name (id: N)")."""
-    try:
-        out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10,
-                             check=False).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.split()[0] for line in out.splitlines() if line.split()]
 
 
 def running_supervisors() -> set[str]:
@@ -64,46 +53,29 @@ def running_supervisors() -> set[str]:
     return found
 
 
-def _runs(pidfile: Path) -> bool:
-    """True when the process recorded in `pidfile` (`pid start-time`) is still that process."""
-    try:
-        pid, started = pidfile.read_text().split()
-    except (OSError, ValueError):
-        return False
-    return process_start(int(pid)) == started and not _zombie(int(pid))
-
-
-def _alive(prefix: str, namespaces: tuple[str, ...], run_root: Path) -> bool:
+def _alive(prefix: str, mine: tuple[str, ...], run_root: Path) -> bool:
     """Whether the run with `prefix` may still be in use: its owner (the process that made it)
     runs; or, for a run that recorded no owner, any process in its namespaces or of its records."""
     directory = run_root / prefix
     if (directory / OWNER_FILE).exists():
-        return _runs(directory / OWNER_FILE)
+        return recorded_pid(directory / OWNER_FILE) is not None
     recorded = directory.rglob("*.pid") if directory.is_dir() else iter(())
-    return any(_has_processes(ns) for ns in namespaces) or any(_runs(p) for p in recorded)
-
-
-def _zombie(pid: int) -> bool:
-    """True when `pid` has exited and only waits to be reaped (state Z or X in /proc/PID/stat)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in {"Z", "X"}
-    except (OSError, IndexError):
-        return True
+    return any(namespace_pids(ns) for ns in mine) or any(recorded_pid(p) is not None for p in recorded)
 
 
 def dead_sandboxes(run_root: Path = RUN_ROOT) -> list[Leftover]:
     """What each sandbox that no longer runs left on this machine (needs root to see it all)."""
-    namespaces = _namespace_names()
+    listed = namespaces()
     links = _link_names()
     prefixes: set[str] = set()
-    for name in [*namespaces, *links, *(p.name + "-" for p in _run_dirs(run_root))]:
+    for name in [*listed, *links, *(p.name + "-" for p in _run_dirs(run_root))]:
         match = SANDBOX_NAME.match(name)
         if match:
             prefixes.add(match.group(1))
     alive = running_supervisors()
     found = []
     for prefix in sorted(prefixes - alive):
-        mine = tuple(ns for ns in namespaces if ns.startswith(prefix + "-"))
+        mine = tuple(ns for ns in listed if ns.startswith(prefix + "-"))
         if _alive(prefix, mine, run_root):
             continue
         found.append(Leftover(prefix, mine, f"{prefix}-up" in links))
@@ -125,15 +97,6 @@ def _run_dirs(run_root: Path) -> list[Path]:
         return [p for p in run_root.iterdir() if p.is_dir()]
     except OSError:
         return []
-
-
-def _has_processes(namespace: str) -> bool:
-    try:
-        out = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True, timeout=10,
-                             check=False).stdout
-    except (OSError, subprocess.SubprocessError):
-        return True  # cannot tell: treat it as alive, never remove what might run
-    return bool(out.split())
 
 
 def remove_dead_sandboxes(run_root: Path = RUN_ROOT) -> list[Leftover]:
