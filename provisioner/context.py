@@ -56,4 +56,10 @@ class Context:
 
     def addressed(self) -> list[NodeRow]:
         """The cluster's nodes that have a public IP (a VM that ran)."""
-        return [n for n in self.store.nodes(self.uuid) if n.public_ip]
+        return [n for n in self.nodes() if n.public_ip]
+
+
+def first_master_of(rows: list[NodeRow]) -> str | None:
+    """The cluster's first master among `rows` (the lowest name), or None: the node Kubernetes
+    is set up from and reached through."""
+    return min((n.name for n in rows if n.role == "master"), default=None)

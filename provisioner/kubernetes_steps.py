@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from .clouds.base import Ensured
 from .cluster_keys import KUBECONFIG_SECRET
-from .context import Context
+from .context import Context, first_master_of
 from .errors import CastError
 from .mesh_steps import node_access
 from .node_access import NodeSide
@@ -73,7 +73,7 @@ def bootstrap(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker],
     if unable:
         raise KubernetesError(f"{', '.join(unable)} cannot run Kubernetes: {reasons(markers)}")
     rows = ctx.addressed()
-    first = min((n.name for n in rows if n.role == "master"), default=None)
+    first = first_master_of(rows)
     if first is None:
         raise KubernetesError("the cluster has no master with an address")
     from .kube.addons import IngressSettings
@@ -88,12 +88,13 @@ def bootstrap(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker],
 
 def first_master(ctx: Context) -> str | None:
     """The first master with an address, by name, or None."""
-    return min((n.name for n in ctx.addressed() if n.role == "master"), default=None)
+    return first_master_of(ctx.addressed())
 
 
 def forget_node(ctx: Context, nodes: NodeSide, node: str) -> Ensured:
     """The kubernetes/remove-node step: delete a removed node's Node object through the first
     master (there is one: see first_master)."""
-    master = next(n for n in ctx.addressed() if n.name == first_master(ctx))
+    rows = ctx.addressed()
+    master = next(n for n in rows if n.name == first_master_of(rows))
     nodes.forget_kubernetes_node(node_access(master), node)
     return Ensured(actions=(f"node {node} deleted from Kubernetes",))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from .clouds.base import Ensured
 from .cluster_keys import forget_host_key, pin
-from .context import Context
+from .context import Context, first_master_of
 from .errors import CastError
 from .node_access import NodeSide
 
@@ -90,8 +90,7 @@ def settled_nodes(ctx: Context, grow: bool) -> dict[str, str]:
         return {}
     rows = ctx.addressed()
     settled = {n.name: n.wg_public_key for n in rows if n.status == "meshed" and n.wg_public_key}
-    first = min((n.name for n in rows if n.role == "master"), default=None)
-    settled.pop(first or "", None)
+    settled.pop(first_master_of(rows) or "", None)
     return settled
 
 
