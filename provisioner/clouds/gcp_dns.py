@@ -8,11 +8,10 @@ The SDK is imported lazily.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from ..errors import CloudError, InputError
-from ..retry import DeadlineError, backoff_delays, retry_transient
+from ..retry import retry_transient, wait_until
 from .api_log import hook_requests_session
 from .balancing import DnsZone, RecordSet
 from .gcp_api import CLOUD, GcpApi, map_error
@@ -119,13 +118,14 @@ class Zone(DnsZone):
     def _apply(self, changes: Any, what: str) -> None:
         """Send one change and block until Cloud DNS says it is done."""
         self._call(what, changes.create)
-        deadline = time.monotonic() + CHANGE_TIMEOUT_S
-        delays = backoff_delays(0.05, 2.0)
-        while changes.status != "done":
-            if time.monotonic() > deadline:
-                raise DeadlineError(f"timed out after {CHANGE_TIMEOUT_S:.0f}s waiting for {what}")
-            time.sleep(next(delays))
+        if changes.status == "done":
+            return
+
+        def done() -> bool:
             self._call(f"wait for {what}", changes.reload)
+            return bool(changes.status == "done")
+
+        wait_until(done, what=what, timeout_s=CHANGE_TIMEOUT_S, initial=0.05, maximum=2.0)
 
 
 def _is_sdk_error(exc: Exception) -> bool:
