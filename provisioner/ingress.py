@@ -75,18 +75,18 @@ class IngressSteps:
 
     # --- ensure ----------------------------------------------------------------------------
 
-    def ensure(self, *, exclude: Collection[str] = (), dry_run: bool = False) -> list[str]:
+    def ensure(self, *, exclude: Collection[str] = ()) -> list[str]:
         """Every load balancer as planned (backends: the cloud's planned workers but `exclude`;
         a cloud left without one loses its load balancer), in parallel, each a journaled step,
-        then the DNS records. Returns one line per change (or, with dry_run, per change to make)."""
+        then the DNS records. Returns one line per change."""
         clouds = self.clouds()
         for cloud in clouds:
             self.balancing(cloud)  # opened here, in the calling thread: it imports the SDK
-        done = gather(*(partial(self._run, c, partial(self._balance, c, exclude, dry_run)) for c in clouds))
+        done = gather(*(partial(self._run, c, partial(self._balance, c, exclude, False)) for c in clouds))
         lines = [f"{c}: {a}" for c, made in zip(clouds, done, strict=True) for a in made.actions
                  if not a.startswith("at ")]
         if self.ingress.domain is not None:
-            dns = self.step(*DNS_STEP, lambda: self._ensure_dns(self._addresses(), dry_run))
+            dns = self.step(*DNS_STEP, lambda: self._ensure_dns(self._addresses(), False))
             lines += [f"dns: {a}" for a in dns.actions if self.ingress.dns_provider is not None]
         return lines
 
@@ -147,10 +147,11 @@ class IngressSteps:
         where = f"at {made.address or 'an address to be allocated'}: {', '.join(made.backends) or 'no backend'}"
         return replace(made, actions=(*made.actions, where))
 
-    def _delete_balancer(self, cloud: str, dry_run: bool) -> BalancerEnsured:
+    def _delete_balancer(self, cloud: str, dry_run: bool,
+                         why: str = "delete the load balancer: the cloud has no worker left") -> BalancerEnsured:
         if not dry_run:
             self.balancing(cloud).delete_load_balancer(self.targets[cloud])
-        return BalancerEnsured(actions=("delete the load balancer: the cloud has no worker left",))
+        return BalancerEnsured(actions=(why,))
 
     def _ensure_dns(self, addresses: Sequence[str], dry_run: bool) -> Ensured:
         domain, provider = self.ingress.domain, self.ingress.dns_provider
@@ -179,10 +180,7 @@ class IngressSteps:
 
         def one(cloud: str) -> None:
             if self.balancing(cloud).find_load_balancer(self.ref) is not None:
-                self._run(cloud, lambda: self._delete_balancer_for_good(cloud))
+                self._run(cloud, lambda: self._delete_balancer(cloud, False, why="deleted the load balancer"))
 
         gather(*(partial(one, c) for c in clouds))
 
-    def _delete_balancer_for_good(self, cloud: str) -> BalancerEnsured:
-        self.balancing(cloud).delete_load_balancer(self.targets[cloud])
-        return BalancerEnsured(actions=("deleted the load balancer",))
