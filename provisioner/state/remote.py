@@ -337,9 +337,7 @@ class RemoteStateStore(SealedSecrets):
         try:
             # The fence goes up at once: from here a run whose lease this took over cannot write.
             self._mutate(cluster, lambda doc: None, create=True)
-            if lease.taken_from is not None and (self.cluster(cluster) is not None):
-                row = self.cluster(cluster)
-                assert row is not None
+            if lease.taken_from is not None and (row := self.cluster(cluster)) is not None:
                 self.journal(row.uuid, "cluster", "lease", "takeover", f"from {lease.taken_from.describe()}")
             yield
         finally:
