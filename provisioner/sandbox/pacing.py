@@ -29,7 +29,7 @@ Instance termination is not paced: the emulators (moto for AWS) end instances at
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..errors import InputError
 
@@ -117,5 +117,5 @@ def parse(text: str, api_delay_s: float = 0.0, boot_delay_s: float = 0.0) -> Pac
         if factor < 1:
             raise InputError("--pacing", f"compression {factor_text!r} is not a number of 1 or more",
                              "cloud:10")
-        return replace(Pacing("cloud", factor, {c: p.scaled(factor) for c, p in CLOUD_LIKE.items()}))
+        return Pacing("cloud", factor, {c: p.scaled(factor) for c, p in CLOUD_LIKE.items()})
     raise InputError("--pacing", f"unknown pacing {text!r}", "flat, cloud, cloud:F")

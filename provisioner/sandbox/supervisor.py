@@ -119,8 +119,6 @@ class Sandbox:
         self.pools = dict(pools) if pools else pools_of(pool)
         self.prefix = hosts_prefix(directory)
         self.region = region
-        self.api_delay_s = api_delay_s
-        self.boot_delay_s = boot_delay_s
         # per cloud and kind of call (sandbox.pacing); flat: api_delay_s and boot_delay_s for all
         self.pacing = pacing or flat(api_delay_s, boot_delay_s)
         self.emulators: dict[str, EmulatorServer] = {}

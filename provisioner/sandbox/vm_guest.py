@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from .hosts import HostError, LocalHosts, _end_recorded, _ip, _record, _start_time
+from .hosts import HostError, LocalHosts, _end_recorded, _ip, _record
 from .vm_image import SWAP_LABEL, GuestImage, overlay
 
 QEMU = "qemu-system-x86_64"
@@ -196,14 +196,13 @@ class VmHosts:
             guest.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                              start_new_session=True)
         guest.started_at = time.time()
-        # ip netns exec execs qemu in place: the pid is qemu's
-        deadline = time.monotonic() + 5
-        while _start_time(guest.process.pid) is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # ip netns exec execs qemu in place: the pid is qemu's (its /proc entry is there from the fork)
         _record(d / "qemu.pid", guest.process.pid)
-        time.sleep(0.3)
-        if guest.process.poll() is not None:
-            raise HostError(f"VM {guest.name}: qemu exited: {(d / 'qemu.log').read_text(errors='replace')[-500:]}")
+        try:  # a qemu that refuses its arguments exits at once: say so here, not at the SSH deadline
+            guest.process.wait(timeout=0.3)
+        except subprocess.TimeoutExpired:
+            return
+        raise HostError(f"VM {guest.name}: qemu exited: {(d / 'qemu.log').read_text(errors='replace')[-500:]}")
 
     def stop(self, name: str) -> None:
         """Stop VM `name` (its qemu: the guest is gone at once, like a terminated instance) and
