@@ -6,7 +6,7 @@ taken back where a cloud allows it; and the node phase that follows the VMs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -93,15 +93,19 @@ def user_data(ctx: Context, n: NodePlan, authorized: str) -> str:
     )
 
 
-def vm_requests(ctx: Context, cp: CloudPlan, cloud: Cloud, authorized: str,
-                names: Sequence[str]) -> list[VmRequest]:
+def vm_requests(ctx: Context, cp: CloudPlan, cloud: Cloud, authorized: str, names: Sequence[str],
+                listed: Collection[str] | None = None) -> list[VmRequest]:
     """A request per planned node of `cp` named in `names`. A node whose injected host key
     was rotated away (no secret left) gets new user-data only if its VM is gone; a running
-    one keeps its key and needs none."""
+    one keeps its key and needs none. `listed`: the nodes that have a VM, when known (else
+    the cloud is asked, only if a key was rotated)."""
     named = set(names)
     wanted = [n for n in cp.nodes if n.name in named]
     rotated = {n.name for n in wanted if not has_host_key(ctx.store, ctx.uuid, n.name)}
-    running = {vm.name for vm in cloud.list_vms(ctx.cluster.ref)} if rotated else set()
+    if listed is not None:
+        running = set(listed)
+    else:
+        running = {vm.name for vm in cloud.list_vms(ctx.cluster.ref)} if rotated else set()
     return [VmRequest(n.name, n.role, n.size, "" if n.name in rotated & running else user_data(ctx, n, authorized))
             for n in wanted]
 
@@ -123,17 +127,20 @@ def record_vms(ctx: Context, vms: Iterable[Vm]) -> None:
 
 
 def add_cloud_steps(graph: Graph, ctx: Context, cp: CloudPlan, cloud: Cloud, authorized: str, *,
-                    repair: bool = False, after: Sequence[Key] = ()) -> tuple[Key, ...]:
+                    repair: bool = False, after: Sequence[Key] = (),
+                    running: Collection[str] | None = None) -> tuple[Key, ...]:
     """Declare the creation steps the cloud of `cp` contributes (Cloud.creation_steps), each
     after the steps it needs (and, for those that need none, after `after`). With `repair`
     (reconcile) the VMs step names what was missing; the context's dry_run goes to every step.
+    `running`: the planned nodes that have a VM, filled by a step in `after` (StepInputs.running).
     A step's VMs are recorded in the state as it ends (not in a dry run). Returns the keys."""
     inputs = StepInputs(
         public_key=authorized,
         nodes=tuple(n.name for n in cp.nodes),
-        requests=lambda names: vm_requests(ctx, cp, cloud, authorized, names),
+        requests=lambda names: vm_requests(ctx, cp, cloud, authorized, names, running),
         dry_run=ctx.dry_run,
         repair=repair,
+        running=running,
     )
 
     def run(ensure: Callable[[CloudTarget, StepInputs], Ensured]) -> Callable[[CloudTarget | None], Ensured]:

@@ -58,8 +58,9 @@ def reconcile(ctx: Context, regions: RegionMap, plan: ClusterPlan, providers: di
     graph = Graph()
     for cp in plan.clouds:
         strays = _strays(graph, ctx, cp, providers[cp.cloud], seen)
+        # what runs is known before anything is made: the strays step lists it, the vms step reuses it
         creation.add_cloud_steps(graph, ctx, cp, providers[cp.cloud], authorized, repair=True,
-                                 after=(strays,))  # what runs is known before anything is made
+                                 after=(strays,), running=seen.running.setdefault(cp.cloud, set()))
     peers = creation.add_firewall_peers(  # the recreated VMs' new addresses
         graph, ctx, regions, providers, after=graph.keys("vms") + graph.keys("strays"),
         when=lambda: bool(seen.gone) and not dry_run)

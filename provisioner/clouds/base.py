@@ -21,7 +21,7 @@ lazily. They do not repeat these docstrings. Rules that hold for every call:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,6 +142,8 @@ class StepInputs:
     `requests(names)`: the VM requests of those of `nodes` (user-data made then: it pins host
     keys in the state, so never called in a dry run). `dry_run`: change nothing, say what would
     be done. `repair` (reconcile): name what was missing rather than only how much runs.
+    `running`: the nodes of `nodes` that have a VM, when an earlier step of the command has
+    listed them (reconcile's strays step fills it before the vms step runs); else listed here.
     """
 
     public_key: str
@@ -149,6 +151,7 @@ class StepInputs:
     requests: Callable[[Sequence[str]], Sequence[VmRequest]]
     dry_run: bool = False
     repair: bool = False
+    running: Collection[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,7 @@ class Cloud(ABC):
         if not (inputs.repair or inputs.dry_run):
             vms = self.ensure_vms(target, inputs.requests(inputs.nodes), inputs.public_key)
             return Ensured(actions=(f"{len(vms)} running",), vms=tuple(vms))
-        running = {vm.name for vm in self.list_vms(target.cluster)}
+        running = inputs.running if inputs.running is not None else {vm.name for vm in self.list_vms(target.cluster)}
         missing = [n for n in inputs.nodes if n not in running]
         if not missing:
             return Ensured()

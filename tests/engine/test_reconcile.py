@@ -41,6 +41,15 @@ def test_nothing_to_do_reports_nothing_and_is_journaled(engine, store, cluster):
     assert ("mesh", "wireguard") not in ends  # nothing drifted: the mesh is left alone
 
 
+def test_each_clouds_vms_are_listed_once_by_a_reconcile_that_recreates_one(engine, store, world, cluster):
+    gone = next(vm for vm in world.account("gcp").vms if vm.name == "heal-gcp-w1")
+    world.account("gcp").vms.remove(gone)
+    world.calls.clear()
+    assert "gcp: recreated missing VMs: heal-gcp-w1" in engine.reconcile("heal")
+    listed = [cloud for cloud, method in world.calls if method == "list_vms"]
+    assert sorted(listed) == sorted(world.accounts)  # the strays step's listing serves the vms step too
+
+
 def test_a_deleted_vm_is_found_by_a_dry_run_that_writes_nothing_then_recreated(engine, store, world, nodes,
                                                                                 cluster):
     gone = next(vm for vm in world.account("azure").vms if vm.name == "heal-az-w1")
