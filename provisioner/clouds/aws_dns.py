@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import InputError, NotFoundError
 from ..retry import wait_until
 from .aws_api import AwsApi
-from .balancing import DnsZone, RecordSet
+from .balancing import DnsZone, RecordSet, zone_for
 
 GLOBAL_REGION = "us-east-1"  # Route 53 is global; boto3 signs it in us-east-1
 INSYNC_TIMEOUT_S = 300.0
@@ -52,12 +52,11 @@ class Zone(DnsZone):
             marker = {"Marker": page["NextMarker"]}
         wanted = _absolute(self.domain)
         public = [z for z in zones if not z.get("Config", {}).get("PrivateZone")]
-        matching = [z for z in public if wanted == z["Name"] or wanted.endswith("." + z["Name"])]
-        if not matching:
+        best = zone_for(wanted, public, name=lambda z: str(z["Name"]))
+        if best is None:
             names = ", ".join(sorted(z["Name"].rstrip(".") for z in public)) or "none"
             raise InputError("--ingress-domain", f"no public Route 53 hosted zone of this account holds "
                                                  f"{self.domain}", f"a domain in one of the zones: {names}")
-        best = max(matching, key=lambda z: len(z["Name"]))
         return best["Id"].split("/")[-1], best["Name"].rstrip(".")
 
     def record_sets(self, name: str) -> list[RecordSet]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import InputError
 from .azure_session import AzureSession, mapped_errors
-from .balancing import DnsZone, RecordSet
+from .balancing import DnsZone, RecordSet, zone_for
 
 TXT_CHUNK = 255  # a TXT record's value is a list of strings of at most 255 characters each
 
@@ -27,12 +27,12 @@ class Zone(DnsZone):
         client = self.session.dns
         with mapped_errors("list DNS zones"):
             zones = [z for z in client.zones.list() if (z.zone_type or "Public").lower() == "public"]
-        holding = [z for z in zones if self.domain == z.name.lower() or self.domain.endswith("." + z.name.lower())]
-        if not holding:
+        holding = zone_for(self.domain, zones, name=lambda z: str(z.name))
+        if holding is None:
             raise InputError("ingress.domain", f"no Azure DNS zone in subscription {self.session.subscription_id} "
                                                f"holds {self.domain} (provider azuredns)",
                              ", ".join(sorted(z.name for z in zones)) or "none: create the zone")
-        self.zone: Any = max(holding, key=lambda z: len(z.name))
+        self.zone: Any = holding
         self.group = self.zone.id.split("/")[4]
 
     def _relative(self, name: str) -> str:

@@ -13,10 +13,26 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .base import CloudTarget, ClusterRef, Ensured, Vm
+
+Z = TypeVar("Z")
+
+
+def zone_for(domain: str, zones: Iterable[Z], name: Callable[[Z], str] = str) -> Z | None:
+    """The one of `zones` whose name (`name(zone)`, trailing dot or not) is `domain` itself or
+    its longest suffix by whole labels; None when none is. Every DNS provider finds the zone
+    holding a domain this way."""
+    wanted = domain.lower().rstrip(".")
+
+    def label(zone: Z) -> str:
+        return name(zone).lower().rstrip(".")
+
+    fits = [z for z in zones if label(z) and (wanted == label(z) or wanted.endswith("." + label(z)))]
+    return max(fits, key=lambda z: len(label(z)), default=None)
 
 HTTP_NODEPORT = 30080  # the ingress controller's fixed NodePorts on every worker
 HTTPS_NODEPORT = 30443

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import InputError, NotFoundError
 from .balancing import DnsZone, RecordSet
+from .balancing import zone_for as balancing_zone_for
 from .do_client import DoApi
 
 PROVIDER = "digitalocean"
@@ -20,9 +21,8 @@ PROVIDER = "digitalocean"
 
 def zone_for(domain: str, zones: Iterable[str]) -> str | None:
     """The longest of `zones` that is `domain` itself or a suffix of it (by whole labels)."""
-    domain = domain.lower().rstrip(".")
-    fits = [z for z in (z.lower().rstrip(".") for z in zones) if domain == z or domain.endswith(f".{z}")]
-    return max(fits, key=len, default=None)
+    found = balancing_zone_for(domain, zones)
+    return found.lower().rstrip(".") if found is not None else None
 
 
 class Zone(DnsZone):

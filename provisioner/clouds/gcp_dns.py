@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import CloudError, InputError
 from ..retry import retry_transient, wait_until
 from .api_log import hook_requests_session
-from .balancing import DnsZone, RecordSet
+from .balancing import DnsZone, RecordSet, zone_for
 from .gcp_api import CLOUD, GcpApi, map_error
 
 DNS_SCOPES = ["https://www.googleapis.com/auth/ndev.clouddns.readwrite"]
@@ -48,13 +48,12 @@ class Zone(DnsZone):
         self._api = GcpApi(transient_budget_s=transient_budget_s)
         self._client = self._make_client()
         zones = self._call("list managed zones", lambda: list(self._client.list_zones()))
-        suffixes = [z for z in zones if (z.dns_name or "") and (
-            _fqdn(self.domain) == z.dns_name.lower() or _fqdn(self.domain).endswith("." + z.dns_name.lower()))]
-        if not suffixes:
+        found = zone_for(self.domain, zones, name=lambda z: str(z.dns_name or ""))
+        if found is None:
             raise InputError("ingress.domain", f"no Cloud DNS managed zone in project {self._api.project} holds "
                                                f"{self.domain} (provider clouddns)",
                              ", ".join(sorted(z.dns_name.rstrip(".") for z in zones)) or "none: create the zone")
-        self.zone: Any = max(suffixes, key=lambda z: len(z.dns_name))
+        self.zone: Any = found
 
     def _make_client(self) -> Any:
         from google.cloud import dns  # type: ignore[attr-defined]
