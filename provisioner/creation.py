@@ -64,13 +64,14 @@ def record_plan(ctx: Context, plan: ClusterPlan) -> None:
     """Journal the planned nodes and their allocations before any cloud call."""
     uuid = ctx.uuid
     known = {n.name for n in ctx.nodes()}
+    rows = []
     for n in plan.nodes:
         if n.name in known:
             continue
         _, host_public = host_key(ctx.store, uuid, n.name)
-        ctx.store.upsert_node(
-            NodeRow(uuid, n.name, n.cloud, n.role, n.mesh_ip, n.size, "planned", None, None, None, host_public, None)
-        )
+        rows.append(NodeRow(uuid, n.name, n.cloud, n.role, n.mesh_ip, n.size, "planned", None, None, None,
+                            host_public, None))
+    ctx.store.upsert_nodes(rows)
     ctx.store.allocate(uuid, "mesh", {n.mesh_ip: n.name for n in plan.nodes})
     ctx.store.allocate(uuid, "node-index", {f"{n.cloud}/{n.role}/{n.index}": n.name for n in plan.nodes})
 
@@ -114,6 +115,7 @@ def record_vms(ctx: Context, vms: Iterable[Vm]) -> None:
     """The nodes of these VMs are running, at the VMs' addresses; a meshed node whose VM and
     addresses are unchanged stays meshed (add-node leaves it alone: mesh_steps.wireguard)."""
     by_name = {n.name: n for n in ctx.nodes()}
+    changed = []
     for vm in vms:
         row = by_name.get(vm.name)
         if row:
@@ -121,9 +123,9 @@ def record_vms(ctx: Context, vms: Iterable[Vm]) -> None:
             status = row.status if same and row.status == "meshed" else "running"
             if same and status == row.status:
                 continue  # nothing to write (a big cloud's add-node: most of its VMs)
-            ctx.store.upsert_node(
-                replace(row, status=status, cloud_id=vm.cloud_id, public_ip=vm.public_ip, private_ip=vm.private_ip)
-            )
+            changed.append(
+                replace(row, status=status, cloud_id=vm.cloud_id, public_ip=vm.public_ip, private_ip=vm.private_ip))
+    ctx.store.upsert_nodes(changed)
 
 
 def add_cloud_steps(graph: Graph, ctx: Context, cp: CloudPlan, cloud: Cloud, authorized: str, *,

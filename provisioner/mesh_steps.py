@@ -118,9 +118,8 @@ def wireguard(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker],
     joining = [m.name for m in mesh if m.name not in settled] if grow else None
     pinned = members(ctx)  # with the host keys the nodes now present
     report = nodes.apply_mesh(pinned, prepared, joining)
-    for n in ctx.addressed():
-        if n.name not in settled:
-            ctx.store.upsert_node(replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name)))
+    ctx.store.upsert_nodes([replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name))
+                            for n in ctx.addressed() if n.name not in settled])
     if report.missing_handshakes:
         pairs = ", ".join(f"{a}-{b}" for a, b in report.missing_handshakes)
         raise MeshError(f"no WireGuard handshake between {pairs}")

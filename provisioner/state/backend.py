@@ -9,6 +9,7 @@ and is refused (LeaseLostError, exit 4) once another run has taken the lease ove
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,6 +53,11 @@ class StateBackend(Protocol):
 
     # nodes, allocations, resources
     def upsert_node(self, node: NodeRow) -> None: ...
+
+    def upsert_nodes(self, nodes: Sequence[NodeRow]) -> None:
+        """Insert or update these node rows of one cluster in one write (one round trip on a
+        remote store)."""
+        ...
 
     def nodes(self, cluster_uuid: str) -> list[NodeRow]: ...
 

@@ -24,7 +24,7 @@ import json
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +222,13 @@ class RemoteStateStore(SealedSecrets):
     # --- nodes, allocations, resources -----------------------------------------------------
 
     def upsert_node(self, node: NodeRow) -> None:
-        self._by_uuid(node.cluster_uuid, lambda doc: doc["nodes"].__setitem__(node.name, node.__dict__.copy()))
+        self.upsert_nodes([node])
+
+    def upsert_nodes(self, nodes: Sequence[NodeRow]) -> None:
+        """Insert or update these node rows (of one cluster) in one conditional write."""
+        if nodes:
+            self._by_uuid(nodes[0].cluster_uuid,
+                          lambda doc: doc["nodes"].update({n.name: n.__dict__.copy() for n in nodes}))
 
     def nodes(self, cluster_uuid: str) -> list[NodeRow]:
         from ..regions import CLOUDS, ROLES

@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -279,27 +279,19 @@ class StateStore(LocalSecrets):
     # --- nodes -------------------------------------------------------------------------
 
     def upsert_node(self, node: NodeRow) -> None:
+        self.upsert_nodes([node])
+
+    def upsert_nodes(self, nodes: Sequence[NodeRow]) -> None:
+        """Insert or update these node rows in one transaction."""
         with self.transaction() as conn:
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (cluster_uuid, name) DO UPDATE SET status = excluded.status, "
                 "cloud_id = excluded.cloud_id, public_ip = excluded.public_ip, "
                 "private_ip = excluded.private_ip, wg_public_key = excluded.wg_public_key, "
                 "size = excluded.size, host_key = excluded.host_key",
-                (
-                    node.cluster_uuid,
-                    node.name,
-                    node.cloud,
-                    node.role,
-                    node.mesh_ip,
-                    node.size,
-                    node.status,
-                    node.cloud_id,
-                    node.public_ip,
-                    node.private_ip,
-                    node.host_key,
-                    node.wg_public_key,
-                ),
+                [(n.cluster_uuid, n.name, n.cloud, n.role, n.mesh_ip, n.size, n.status, n.cloud_id, n.public_ip,
+                  n.private_ip, n.host_key, n.wg_public_key) for n in nodes],
             )
 
     def nodes(self, cluster_uuid: str) -> list[NodeRow]:

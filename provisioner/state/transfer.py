@@ -43,9 +43,7 @@ def move(source: StateBackend, target: StateBackend, name: str, command: str, *,
             target.create_cluster(row.uuid, row.name, row.region, row.spec)
         target.update_cluster(row.uuid, status=row.status, spec=row.spec)
         known = {n.name: n for n in target.nodes(row.uuid)}
-        for node in source.nodes(row.uuid):
-            if known.get(node.name) != node:
-                target.upsert_node(node)
+        target.upsert_nodes([node for node in source.nodes(row.uuid) if known.get(node.name) != node])
         for kind, values in source.all_allocations(row.uuid).items():
             target.allocate(row.uuid, kind, values)
         by_cloud: dict[str, list[tuple[str, str, str]]] = {}

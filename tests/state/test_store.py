@@ -218,3 +218,24 @@ def test_a_long_journal_moves_its_old_entries_out_and_keeps_them_all(aws, tmp_pa
     assert fresh.last_journal(uuid, "aws", "step19") == ("end", "19")
     archives = s3.list_objects_v2(Bucket=bucket, Prefix="team/clusters/demo/journal/")["Contents"]
     assert len(archives) == 4  # 26 entries, 10 at most kept: four times 5 moved out, 6 left
+
+
+def test_many_node_rows_are_one_conditional_write(aws, tmp_path, bucket, kms_key):
+    from provisioner.keys import new_ed25519
+    from provisioner.state import NodeRow
+
+    host_key = new_ed25519("many").public
+    store = remote(tmp_path, bucket, kms_key)
+    uuid = "7d6f3c9e-1111-4222-8333-944455556666"
+    with store.lock("many", "test"):
+        store.create_cluster(uuid, "many", "us-east", {"name": "many"})
+        rows = [NodeRow(uuid, f"many-aws-w{i}", "aws", "worker", f"10.4.0.{i}", "t3.medium", "planned",
+                        None, None, None, host_key, None) for i in range(1, 21)]
+        aws.clear_calls()
+        store.upsert_node(rows[0])
+        one = dict(aws.calls)
+        aws.clear_calls()
+        store.upsert_nodes(rows[1:])
+        many = dict(aws.calls)
+    assert many == one, (one, many)  # nineteen rows cost what one row costs: one conditional write
+    assert sorted(n.name for n in store.nodes(uuid)) == sorted(r.name for r in rows)
