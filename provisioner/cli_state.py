@@ -145,7 +145,7 @@ def reconcile_all(ctx: click.Context, *, dry_run: bool, watch: bool, interval_s:
 
     store = store_of(ctx)
     outcomes = (service.watch(store, run, interval_s, stop=threading.Event()) if watch
-                else iter(service.reconcile_due(store, run, interval_s if watch else 0.0)))
+                else iter(service.reconcile_due(store, run, 0.0)))
     for outcome in outcomes:
         if output == "json":
             emit_json({"cluster": outcome.cluster, "phase": outcome.phase, "findings": list(outcome.lines)})

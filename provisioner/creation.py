@@ -76,9 +76,10 @@ def record_plan(ctx: Context, plan: ClusterPlan) -> None:
     ctx.store.allocate(uuid, "node-index", {f"{n.cloud}/{n.role}/{n.index}": n.name for n in plan.nodes})
 
 
-def user_data(ctx: Context, n: NodePlan, authorized: str) -> str:
+def user_data(ctx: Context, n: NodePlan, authorized: str, master_mesh_ips: Sequence[str]) -> str:
     """The user-data of a VM about to be made: its host key is the cluster's secret for the
-    node (a new one when the last was rotated away), pinned in the node's row."""
+    node (a new one when the last was rotated away), pinned in the node's row; the masters'
+    mesh addresses are `master_mesh_ips`."""
     private, public = host_key(ctx.store, ctx.uuid, n.name)
     pin(ctx.store, ctx.uuid, n.name, public)
     return render_user_data(
@@ -89,7 +90,7 @@ def user_data(ctx: Context, n: NodePlan, authorized: str) -> str:
         host_key_private=private,
         host_key_public=public,
         authorized_key=authorized,
-        master_mesh_ips=[r.mesh_ip for r in ctx.nodes() if r.role == "master"],
+        master_mesh_ips=list(master_mesh_ips),
         apt_source=ctx.cluster.spec.kubernetes,
     )
 
@@ -107,7 +108,9 @@ def vm_requests(ctx: Context, cp: CloudPlan, cloud: Cloud, authorized: str, name
         running = set(listed)
     else:
         running = {vm.name for vm in cloud.list_vms(ctx.cluster.ref)} if rotated else set()
-    return [VmRequest(n.name, n.role, n.size, "" if n.name in rotated & running else user_data(ctx, n, authorized))
+    masters = [r.mesh_ip for r in ctx.nodes() if r.role == "master"]  # read once for every request
+    return [VmRequest(n.name, n.role, n.size,
+                      "" if n.name in rotated & running else user_data(ctx, n, authorized, masters))
             for n in wanted]
 
 

@@ -106,16 +106,15 @@ def wireguard(ctx: Context, nodes: NodeSide, markers: dict[str, BootMarker],
     from .nodes.wireguard import Prepared
 
     rows = ctx.addressed()
-    mesh = members(ctx)
     settled = settled_nodes(ctx, grow)
     if ready is None:
         ready = booted_nodes(ctx, nodes, "wireguard", grow=grow)
-    ctx.progress.update("mesh", "wireguard", f"bringing up the mesh of {len(mesh)} nodes")
+    ctx.progress.update("mesh", "wireguard", f"bringing up the mesh of {len(rows)} nodes")
     markers.update({name: marker for name, (marker, _) in ready.items()})
     prepared = {name: prep for name, (_, prep) in ready.items() if name not in settled}
     peers = frozenset(settled.values())
     prepared.update({name: Prepared(key, "updated", peers - {key}) for name, key in settled.items()})
-    joining = [m.name for m in mesh if m.name not in settled] if grow else None
+    joining = [n.name for n in rows if n.name not in settled] if grow else None
     pinned = members(ctx)  # with the host keys the nodes now present
     report = nodes.apply_mesh(pinned, prepared, joining)
     ctx.store.upsert_nodes([replace(n, status="meshed", wg_public_key=report.public_keys.get(n.name))
