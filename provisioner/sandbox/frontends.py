@@ -12,12 +12,13 @@ import hashlib
 import ipaddress
 import json
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from ..private_files import write_private_file
 
 LOG = logging.getLogger("cast.sandbox")
 DNS_HOST = "dns"
@@ -36,9 +37,7 @@ def _write(path: Path, document: Any) -> bool:
             return False
     except OSError:
         pass
-    temporary = path.with_name(path.name + ".new")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    write_private_file(path, text.encode())
     return True
 
 
