@@ -180,14 +180,15 @@ class GcpState:
         return Response(200, body)
 
     def _aggregated(self, request: Request, project: str, items: list[dict[str, Any]], kind: str,
-                    field_name: str) -> Response:
-        """An aggregatedList: every zone scope, those without items on this page with the
-        API's NO_RESULTS_ON_PAGE warning."""
+                    field_name: str, *, scope_kind: str = "zone", names: Iterable[str] | None = None) -> Response:
+        """An aggregatedList: every scope (`scope_kind` "zone": every zone; "region": every
+        region of `names`), those without items on this page with the API's NO_RESULTS_ON_PAGE
+        warning."""
         page, following = self._page(request, items)
         scopes: dict[str, dict[str, Any]] = {}
-        for zone in gcp_catalog.zones():
-            scope = f"zones/{zone}"
-            found = [i for i in page if i["zone"].rsplit("/", 1)[-1] == zone]
+        for name in names if names is not None else gcp_catalog.zones():
+            scope = f"{scope_kind}s/{name}"
+            found = [i for i in page if i[scope_kind].rsplit("/", 1)[-1] == name]
             scopes[scope] = {field_name: found} if found else {"warning": {
                 "code": "NO_RESULTS_ON_PAGE", "message": f"There are no results for scope '{scope}' on this page.",
                 "data": [{"key": "scope", "value": scope}]}}
@@ -199,21 +200,10 @@ class GcpState:
 
     def _regional_aggregated(self, request: Request, project: str, table: dict[str, dict[str, Any]], kind: str,
                              field_name: str) -> Response:
-        """An aggregatedList of a regional collection: every region scope, as `_aggregated`."""
+        """An aggregatedList of a regional collection (`table`): every region scope."""
         items = [v for k, v in table.items() if k.startswith(f"projects/{project}/")]
-        page, following = self._page(request, items)
-        scopes: dict[str, dict[str, Any]] = {}
-        for region in sorted(gcp_catalog.ZONE_LETTERS):
-            scope = f"regions/{region}"
-            found = [i for i in page if i["region"].rsplit("/", 1)[-1] == region]
-            scopes[scope] = {field_name: found} if found else {"warning": {
-                "code": "NO_RESULTS_ON_PAGE", "message": f"There are no results for scope '{scope}' on this page.",
-                "data": [{"key": "scope", "value": scope}]}}
-        where = f"projects/{project}/aggregated/{field_name}"
-        body: dict[str, Any] = {"kind": kind, "id": where, "items": scopes, "selfLink": link(where)}
-        if following:
-            body["nextPageToken"] = following
-        return Response(200, body)
+        return self._aggregated(request, project, items, kind, field_name, scope_kind="region",
+                                names=sorted(gcp_catalog.ZONE_LETTERS))
 
     @staticmethod
     def _get(table: dict[str, dict[str, Any]], key: str) -> Response:
