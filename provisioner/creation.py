@@ -197,9 +197,9 @@ def add_node_phase(graph: Graph, ctx: Context, regions: RegionMap, nodes: NodeSi
                    ingress: IngressSteps | None = None, grow: bool = False) -> None:
     """Declare what follows the VMs in create-cluster and add-node: firewall-peers on every
     cloud of `providers`, once every VM step of the graph is done; the nodes reached and booted
-    meanwhile, then the mesh once both are done (mesh_steps); the
-    user-data taken back on `user_data_on`; the latency check (latency_step, when `latency`
-    collects its report); Kubernetes (kubernetes_steps), skipped visibly where no node can
+    meanwhile, then the mesh once both are done (mesh_steps); the user-data taken back on
+    `user_data_on` once the nodes are booted (their host keys rotated); the latency check
+    (latency_step, when `latency` collects its report); Kubernetes (kubernetes_steps), skipped visibly where no node can
     run it. With `ingress`, the load balancers and DNS records once firewall-peers is done,
     and Kubernetes after them (the controller's Service takes some balancers' addresses).
     `grow` (add-node): the mesh step touches the meshed nodes only to give them their new peers."""
@@ -216,7 +216,9 @@ def add_node_phase(graph: Graph, ctx: Context, regions: RegionMap, nodes: NodeSi
                             after=vms)).key
     mesh = graph.add(Step("mesh", "wireguard", lambda _: mesh_steps.wireguard(ctx, nodes, markers, ready, grow=grow),
                           after=(*peers, booted))).key
-    add_forget_user_data(graph, ctx, user_data_on, after=(mesh,))
+    # The first host key is gone from every node once they are booted: the user-data that
+    # holds it goes while the mesh comes up.
+    add_forget_user_data(graph, ctx, user_data_on, after=(booted,))
     before_kube = mesh
     if latency is not None:
         before_kube = graph.add(Step("mesh", "latency", lambda _: latency_step.latency(ctx, nodes, latency),

@@ -196,6 +196,18 @@ def test_bad_input_to_add_node_writes_nothing(engine, store, world):
     assert store.rows == [] and len(world.calls) == calls
 
 
+def test_the_first_host_keys_user_data_is_taken_back_even_when_the_mesh_fails(engine, store, world, nodes):
+    nodes.fail("apply_mesh", "demo-aws-m1", NodeError("demo-aws-m1", "wireguard-go did not start"))
+    with pytest.raises(StepError) as failed:
+        engine.create_cluster(make_spec("demo"))
+    assert str(failed.value).startswith("mesh: step wireguard failed")
+    # Every node is booted and its injected host key rotated: the user-data holding that key
+    # is no longer served, whatever happens to the mesh.
+    assert store.phases(("gcp", "user-data"))[-1] == ("gcp", "user-data", "end")
+    gcp = [vm for vm in world.account("gcp").vms if vm.name.startswith("demo-")]
+    assert gcp and all(vm.user_data == "" for vm in gcp)
+
+
 def test_a_node_that_fails_to_boot_fails_the_mesh_step_and_a_rerun_completes(engine, store, world, nodes):
     nodes.fail("wait_booted", "demo-az-w1", NodeError("demo-az-w1", "cloud-init failed while booting"))
     with pytest.raises(StepError) as failed:

@@ -124,6 +124,8 @@ class FakeNodes(NodeSide):
 
     def apply_mesh(self, nodes: list[MeshNodeAccess], prepared: dict[str, Prepared],
                    joining: Collection[str] | None = None) -> MeshReport:
+        for n in nodes:
+            self._fault("apply_mesh", n.name)
         ready = dict(prepared)
         ready.update(self.map([n.access for n in nodes if n.name not in ready],
                               lambda a: self.prepare(next(n for n in nodes if n.name == a.name))))
