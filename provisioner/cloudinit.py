@@ -5,6 +5,7 @@ authorized keys; nothing else in user-data is acted on). Pure."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import ipaddress
 import re
@@ -150,6 +151,20 @@ def encode_user_data(cloud: str, text: str) -> str:
     if provider_class(cloud).user_data_base64:
         return base64.b64encode(text.encode()).decode("ascii")
     return text
+
+
+def prepare_templates(templates: Path | None = None) -> None:
+    """Import the template engine and compile the role templates of `templates` (as in
+    render_user_data), so that the first VM request renders at once: a create calls it on a
+    thread of its own while the networks are made. Never raises: a template that is missing
+    or does not compile is left for render_user_data to report."""
+    from .regions import ROLES
+
+    with contextlib.suppress(Exception):  # anything wrong here is render_user_data's to report
+        environment = _environment(templates)
+        for role in ROLES:
+            with contextlib.suppress(Exception):
+                environment.get_template(f"{role}.yaml.j2")
 
 
 def render_user_data(

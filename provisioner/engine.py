@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING
 
-from . import creation, kubernetes_steps, latency_step, mesh_steps
+from . import cloudinit, creation, kubernetes_steps, latency_step, mesh_steps
 from .clouds import import_cost_s, open_for_check
 from .clouds.base import Cloud, CloudTarget, ClusterRef, Ensured, Owned, refuse_foreign
 from .cluster_keys import client_key, client_key_path
@@ -187,6 +187,7 @@ class Engine:
             plan = creation.plan_for(ctx, self.regions, spec)
             creation.record_plan(ctx, plan)
             _, authorized = client_key(self.store, row.uuid, row.name)
+            _prepare_templates()
             reports: list[LatencyReport] = []
             with self._nodes(ctx) as nodes:
                 graph = Graph()
@@ -238,6 +239,7 @@ class Engine:
             ctx = ctx.with_spec(spec)
             _, authorized = client_key(self.store, ctx.uuid, ctx.name)
             providers = self._open(name, plan.clouds)  # every cloud's firewall lets the new nodes in
+            _prepare_templates()
             with self._nodes(ctx) as nodes:
                 graph = Graph()
                 creation.add_cloud_steps(graph, ctx, plan.cloud(cloud), providers[cloud], authorized)
@@ -391,3 +393,9 @@ def _teardown(cloud: Cloud, cluster: ClusterRef, listed: list[Owned] | None) -> 
     # The safety check ran once per cloud above: here only the inventory, through the one executor.
     cloud.delete_resources(cluster, listed)
     return Ensured(actions=("nothing of the cluster left",))
+
+
+def _prepare_templates() -> None:
+    """Have the cloud-init templates compiled on a thread of their own, while the first steps
+    (the networks) wait on the clouds: the VM steps then render their user-data at once."""
+    threading.Thread(target=cloudinit.prepare_templates, name="templates", daemon=True).start()
