@@ -4,6 +4,7 @@ into aws_*.py beside this file; this class only wires them to the contract."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -44,6 +45,7 @@ class Provider(Cloud):
         self.settings = settings or self.settings
         self._api: AwsApi | None = None
         self._amis: dict[tuple[tuple[str, str], ...], str] = {}
+        self._ami_locks: dict[tuple[tuple[str, str], ...], threading.Lock] = {}
         self._lock = threading.Lock()
 
     @property
@@ -58,7 +60,9 @@ class Provider(Cloud):
         self.api.ec2("describe_availability_zones", what="checking AWS credentials", **zones)
 
     def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
-        return ensure_network(self.api, target, dry_run)
+        # A new VPC: VMs follow, and their image, which needs no network, is looked up meanwhile.
+        return ensure_network(self.api, target, dry_run, on_new_vpc=lambda: threading.Thread(
+            target=self._ami_early, args=(target,), name="aws-image", daemon=True).start())
 
     def ensure_subnet(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
         return ensure_subnet(self.api, target, dry_run)
@@ -77,15 +81,20 @@ class Provider(Cloud):
         return ensure_vms(self.api, target, vms, lambda: self.ami(target), self.settings)
 
     def ami(self, target: CloudTarget) -> str:
-        """The Ubuntu 24.04 AMI for this region, looked up once per provider."""
+        """The Ubuntu 24.04 AMI for this region, looked up once per provider (a caller while
+        the lookup runs waits for it)."""
         key = tuple(sorted(target.image.items()))
         with self._lock:
-            if key in self._amis:
-                return self._amis[key]
-        ami = find_ami(self.api, target.image)
-        with self._lock:
-            self._amis[key] = ami
-        return ami
+            lock = self._ami_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._amis:
+                self._amis[key] = find_ami(self.api, target.image)
+            return self._amis[key]
+
+    def _ami_early(self, target: CloudTarget) -> None:
+        # A failure here is the VM step's to report: it looks again.
+        with contextlib.suppress(Exception):
+            self.ami(target)
 
     def list_vms(self, cluster: ClusterRef) -> list[Vm]:
         return [to_vm(i) for i in live_instances(self.api, cluster)]

@@ -5,6 +5,7 @@ other (VPC and gateway; attaching the gateway and making the route table)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import NotFoundError
@@ -41,8 +42,10 @@ def find_gateway(api: AwsApi, cluster: ClusterRef) -> dict[str, Any] | None:
     return at_most_one("internet gateway", items, "InternetGatewayId", cluster)
 
 
-def ensure_network(api: AwsApi, target: CloudTarget, dry_run: bool) -> Ensured:
-    """VPC, internet gateway (attached) and a route table with the default route to it."""
+def ensure_network(api: AwsApi, target: CloudTarget, dry_run: bool,
+                   on_new_vpc: Callable[[], object] | None = None) -> Ensured:
+    """VPC, internet gateway (attached) and a route table with the default route to it.
+    `on_new_vpc` is called when a VPC is about to be made (not in a dry run)."""
     cluster = target.cluster
     name = f"cast-{cluster.name}-{cluster.short_id}"
     actions: list[str] = []
@@ -52,6 +55,8 @@ def ensure_network(api: AwsApi, target: CloudTarget, dry_run: bool) -> Ensured:
                              lambda: find_route_table(api, cluster))
     if vpc is None:
         actions.append(f"create VPC {name} {target.network_cidr}")
+        if on_new_vpc is not None and not dry_run:
+            on_new_vpc()
         if dry_run:
             actions += ["create internet gateway", "create route table with 0.0.0.0/0 route"]
             return Ensured(actions=tuple(actions))

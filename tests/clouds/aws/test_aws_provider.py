@@ -112,6 +112,19 @@ def test_second_run_changes_nothing(aws_env: FaultProxy) -> None:
     p.teardown(t)
 
 
+def test_the_image_is_looked_up_once_per_command(aws_env: FaultProxy) -> None:
+    p, t = Provider(REGION, ZONE), make_target()
+    ensure_infra(p, t)  # a new VPC: the image is looked up meanwhile, on a thread of its own
+    first = p.ensure_vms(t, requests("demo", 1, 1), PUBLIC_KEY)  # which the VM step waits for
+    assert aws_env.calls["GetParameter"] == 1 and aws_env.calls["RunInstances"] == 2
+    aws_env.clear()
+    again = Provider(REGION, ZONE)  # a later command: the VPC is there, nothing to launch
+    ensure_infra(again, t)
+    assert [v.cloud_id for v in again.ensure_vms(t, requests("demo", 1, 1), PUBLIC_KEY)] == [v.cloud_id for v in first]
+    assert aws_env.calls["GetParameter"] == 1 and "RunInstances" not in aws_env.calls
+    p.teardown(t)
+
+
 def test_rerun_after_a_crash_mid_network_and_mid_vms_makes_no_duplicates(
         aws_env: FaultProxy, ec2: Any) -> None:
     p, t = Provider(REGION, ZONE), make_target()
