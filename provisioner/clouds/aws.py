@@ -13,12 +13,12 @@ from . import aws_instances
 from .aws_api import AwsApi
 from .aws_firewall import ensure_firewall
 from .aws_image import find_ami
-from .aws_instances import delete_vms, ensure_vms, foreign_vms, live_instances, to_vm
+from .aws_instances import delete_vms, ensure_vms, foreign_vms, known_from, live_instances, to_vm
 from .aws_keys import ensure_ssh_key
 from .aws_network import ensure_network, ensure_subnet
 from .aws_owned import owned
 from .aws_teardown import inventory
-from .base import Cloud, CloudTarget, ClusterRef, Ensured, Owned, Settings, Vm, VmRequest
+from .base import Cloud, CloudResource, CloudTarget, ClusterRef, Ensured, Owned, Settings, Vm, VmRequest
 
 # The SDK modules this cloud imports lazily; the registry imports them in the caller's thread
 # (concurrent first imports of one package from several threads can deadlock).
@@ -47,6 +47,9 @@ class Provider(Cloud):
         self._amis: dict[tuple[tuple[str, str], ...], str] = {}
         self._ami_locks: dict[tuple[tuple[str, str], ...], threading.Lock] = {}
         self._lock = threading.Lock()
+        # What this command's steps ensured in a VPC it made itself, by cluster UUID: the VM
+        # step launches into them without reading them back (aws_instances.Known).
+        self._made: dict[str, dict[str, CloudResource]] = {}
 
     @property
     def api(self) -> AwsApi:
@@ -60,25 +63,46 @@ class Provider(Cloud):
         self.api.ec2("describe_availability_zones", what="checking AWS credentials", **zones)
 
     def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
-        # A new VPC: VMs follow, and their image, which needs no network, is looked up meanwhile.
-        return ensure_network(self.api, target, dry_run, on_new_vpc=lambda: threading.Thread(
-            target=self._ami_early, args=(target,), name="aws-image", daemon=True).start())
+        uuid = target.cluster.uuid
+        with self._lock:
+            self._made.pop(uuid, None)
+
+        def new_vpc() -> None:
+            # VMs follow, and their image, which needs no network, is looked up meanwhile.
+            threading.Thread(target=self._ami_early, args=(target,), name="aws-image", daemon=True).start()
+            with self._lock:
+                self._made[uuid] = {}
+
+        return ensure_network(self.api, target, dry_run, on_new_vpc=new_vpc)
 
     def ensure_subnet(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
-        return ensure_subnet(self.api, target, dry_run)
+        return self._remember(target, ensure_subnet(self.api, target, dry_run))
 
     def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
-        return ensure_firewall(self.api, target, dry_run)
+        return self._remember(target, ensure_firewall(self.api, target, dry_run))
 
     def ensure_ssh_key(self, target: CloudTarget, public_key: str, *,
                        dry_run: bool = False) -> Ensured:
         return ensure_ssh_key(self.api, target, public_key, dry_run)
 
+    def _remember(self, target: CloudTarget, ensured: Ensured) -> Ensured:
+        """Keep what the subnet or firewall step ensured in a VPC this command made (for the VM
+        step; its key pair, which the VM step comes after, has a known name)."""
+        with self._lock:
+            made = self._made.get(target.cluster.uuid)
+            if made is not None:
+                for r in ensured.resources:
+                    made[f"{r.kind}/{r.extra.get('role', '')}"] = r
+        return ensured
+
     def ensure_vms(self, target: CloudTarget, vms: Sequence[VmRequest], public_key: str) -> list[Vm]:
         # public_key is already in the cluster's key pair (ensure_ssh_key).
         if not vms:
             return []
-        return ensure_vms(self.api, target, vms, lambda: self.ami(target), self.settings)
+        with self._lock:
+            made = self._made.pop(target.cluster.uuid, None)
+        known = known_from(made, target.cluster)
+        return ensure_vms(self.api, target, vms, lambda: self.ami(target), self.settings, known)
 
     def ami(self, target: CloudTarget) -> str:
         """The Ubuntu 24.04 AMI for this region, looked up once per provider (a caller while

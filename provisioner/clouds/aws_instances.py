@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -25,10 +26,10 @@ from ..retry import wait_until
 from . import leaks
 from .aws_api import CLOUD, AwsApi
 from .aws_firewall import find_groups
-from .aws_keys import find_key
+from .aws_keys import find_key, key_name
 from .aws_network import find_subnet
 from .aws_owned import LIVE_INSTANCE_STATES, owned, tag_specs, tags_of
-from .base import CloudTarget, ClusterRef, Settings, Vm, VmRequest
+from .base import CloudResource, CloudTarget, ClusterRef, Settings, Vm, VmRequest
 
 LAUNCH_WORKERS = 16
 FILTER_VALUES_MAX = 200  # EC2 accepts at most 200 values in one filter
@@ -77,14 +78,39 @@ def by_node(cluster: ClusterRef, items: Iterable[dict[str, Any]]) -> dict[str, d
                               lambda i: str(i["InstanceId"]))
 
 
+@dataclass(frozen=True)
+class Known:
+    """What the VM step launches into, as the earlier steps of this command made it in a VPC
+    they made (so the cluster has no instance yet): nothing is read back."""
+
+    subnet: dict[str, Any]
+    groups: dict[str, dict[str, Any]]
+    key: dict[str, Any]
+
+
+def known_from(made: dict[str, CloudResource] | None, cluster: ClusterRef) -> Known | None:
+    """Known from the resources the subnet and firewall steps ensured in a VPC this command
+    made (keyed "kind/role"), and the key pair's name (the ssh-key step, which the VM step
+    comes after, ensured it); None without a subnet (then the VM step looks)."""
+    if not made or "subnet/" not in made:
+        return None
+    groups = {r.extra["role"]: {"GroupId": r.id, "GroupName": r.name}
+              for r in made.values() if r.kind == "security-group"}
+    return Known({"SubnetId": made["subnet/"].id}, groups, {"KeyName": key_name(cluster)})
+
+
 def ensure_vms(api: AwsApi, target: CloudTarget, vms: Sequence[VmRequest], ami: Callable[[], str],
-               settings: Settings = SETTINGS) -> list[Vm]:
+               settings: Settings = SETTINGS, known: Known | None = None) -> list[Vm]:
     """Run the missing VMs, start stopped ones, wait for all to run with addresses. `ami`
-    finds the image (called once, beside the other lookups)."""
+    finds the image (called once, beside the other lookups). `known`: the subnet, groups and
+    key of a VPC this command made, with no instance in it: then only the image is looked up."""
     cluster = target.cluster
-    live, subnet, groups, key, image = gather(
-        lambda: live_instances(api, cluster), lambda: find_subnet(api, cluster), lambda: find_groups(api, cluster),
-        lambda: find_key(api, cluster), ami)
+    if known is not None and all(v.role in known.groups for v in vms):
+        live, subnet, groups, key, image = [], known.subnet, known.groups, known.key, ami()
+    else:
+        live, subnet, groups, key, image = gather(
+            lambda: live_instances(api, cluster), lambda: find_subnet(api, cluster),
+            lambda: find_groups(api, cluster), lambda: find_key(api, cluster), ami)
     existing = by_node(cluster, live)
     ids = {v.name: existing[v.name]["InstanceId"] for v in vms if v.name in existing}
     stopped = [ids[v.name] for v in vms if v.name in existing

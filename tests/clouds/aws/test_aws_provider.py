@@ -112,13 +112,29 @@ def test_second_run_changes_nothing(aws_env: FaultProxy) -> None:
     p.teardown(t)
 
 
-def test_the_image_is_looked_up_once_per_command(aws_env: FaultProxy) -> None:
+def test_a_new_vpc_is_launched_into_without_reading_back_what_this_command_made(
+        aws_env: FaultProxy, ec2: Any) -> None:
     p, t = Provider(REGION, ZONE), make_target()
     ensure_infra(p, t)  # a new VPC: the image is looked up meanwhile, on a thread of its own
-    first = p.ensure_vms(t, requests("demo", 1, 1), PUBLIC_KEY)  # which the VM step waits for
-    assert aws_env.calls["GetParameter"] == 1 and aws_env.calls["RunInstances"] == 2
     aws_env.clear()
-    again = Provider(REGION, ZONE)  # a later command: the VPC is there, nothing to launch
+    first = p.ensure_vms(t, requests("demo", 1, 1), PUBLIC_KEY)
+    assert {a: aws_env.calls[a] for a in ("DescribeSubnets", "DescribeSecurityGroups", "DescribeKeyPairs")} == \
+        {"DescribeSubnets": 0, "DescribeSecurityGroups": 0, "DescribeKeyPairs": 0}
+    assert aws_env.calls["GetParameter"] <= 1 and aws_env.calls["RunInstances"] == 2
+    # ... and each VM is where the steps put it: the cluster's subnet, its role's group, key pair
+    (subnet,) = ec2.describe_subnets(Filters=[{"Name": "tag:cast-cluster-uuid", "Values": [t.cluster.uuid]}])["Subnets"]
+    groups = {g["GroupId"]: g["GroupName"] for g in ec2.describe_security_groups(
+        Filters=[{"Name": "tag:cast-cluster-uuid", "Values": [t.cluster.uuid]}])["SecurityGroups"]}
+    launched = [i for r in ec2.describe_instances(InstanceIds=[v.cloud_id for v in first])["Reservations"]
+                for i in r["Instances"]]
+    for instance in launched:
+        role = {x["Key"]: x["Value"] for x in instance["Tags"]}["cast-role"]
+        assert instance["SubnetId"] == subnet["SubnetId"]
+        assert [groups[g["GroupId"]] for g in instance["NetworkInterfaces"][0]["Groups"]] == [f"cast-demo-{t.cluster.short_id}-{role}"]
+        assert instance["KeyName"] == f"cast-demo-{t.cluster.short_id}"
+
+    aws_env.clear()
+    again = Provider(REGION, ZONE)  # a later command: the VPC is there, so it looks; nothing to launch
     ensure_infra(again, t)
     assert [v.cloud_id for v in again.ensure_vms(t, requests("demo", 1, 1), PUBLIC_KEY)] == [v.cloud_id for v in first]
     assert aws_env.calls["GetParameter"] == 1 and "RunInstances" not in aws_env.calls
