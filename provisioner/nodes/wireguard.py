@@ -3,10 +3,12 @@
 Each node makes its own key pair (`wg genkey` into a 0600 file on the node); only the public
 key comes back. cast renders every node's wg0.conf from the pure plan (provisioner/mesh.py),
 sends it (it holds no private key: the node splices its own key in, see _SPLICE), and applies
-it in two rounds: each node's interface, if down, comes up without peers (`wg-quick up`) as
-soon as the node is up; then every node gets its peers with `wg syncconf`, so live tunnels are
-never restarted and no first handshake goes to a peer that is not up yet. Then every pair must show a working
-session (a recent handshake and an answered ping over the mesh). Nodes need wireguard-tools,
+it in rounds: each node's interface, if down, comes up without peers (`wg-quick up`) as
+soon as the node is up; then every node gets its peers with `wg syncconf` (live tunnels are
+never restarted), new peers without keepalive, so nothing is sent yet; then one side of each
+new pair starts its session, to a peer that knows it; then the keepalives go on (see
+apply_mesh). Every pair must show a working session (a recent handshake and an answered
+ping over the mesh). Nodes need wireguard-tools,
 bash, awk and python3 (the pinger; every cloud image that runs cloud-init has python3).
 """
 
@@ -184,11 +186,13 @@ def apply_mesh(nodes: list[MeshNodeAccess], pool: SshPool, *,
                prepared: dict[str, Prepared] | None = None,
                joining: Collection[str] | None = None) -> MeshReport:
     """Make `nodes` a WireGuard full mesh, first bring-up or live update alike (idempotent):
-    prepare every node not in `prepared` (see prepare_node), then give every node its full
-    config at once and apply it with `wg syncconf` (peers added or removed without
-    restarting sessions), then wait up to `handshake_timeout_s` for every pair to have a
-    working session (see wait_for_handshakes); pairs still without one are in the report,
-    not raised. Nodes left out of `nodes` are dropped from every config. With `joining`
+    prepare every node not in `prepared` (see prepare_node), then give every node its peers
+    with `wg syncconf` (peers added or removed without restarting sessions; the new ones
+    without keepalive), then wait up to `handshake_timeout_s` for every pair to have a
+    working session, started from one side (see wait_for_handshakes), then install every
+    node's full config, keepalives on. No node sends a handshake initiation before every
+    node has its peers. Pairs still without a session are in the report, not raised.
+    Nodes left out of `nodes` are dropped from every config. With `joining`
     (add-node: the nodes new to a mesh that works), only the pairs with a joining node are
     waited for, each looked at from the joining side (the others' sessions are not touched).
     Blocks; raises NodesError if a node fails, InputError if the plan is invalid (e.g. two
@@ -202,14 +206,24 @@ def apply_mesh(nodes: list[MeshNodeAccess], pool: SshPool, *,
                for n in nodes]
     plans = mesh.plan_mesh(members)
 
-    def sync(access: NodeAccess) -> None:
-        text = mesh.render_wg_quick(plans[access.name])
+    established = {name: set(ready[name].had_peers) for name in by_name}
+
+    def sync(access: NodeAccess, config: mesh.NodeConfig) -> None:
+        text = mesh.render_wg_quick(config)
         pool.check(access, f"bash -c {shlex.quote(_SYNC_SCRIPT)}", stdin=text.encode(), purpose="sync wg0 peers")
 
-    pool.map([n.access for n in nodes], sync)
-    established = {name: set(ready[name].had_peers) for name in by_name}
+    # Three rounds, so that no handshake initiation is wasted: a node whose peer does not
+    # know it yet has its initiation dropped and retries only after REKEY_TIMEOUT (5 s),
+    # and two nodes starting at once cross their handshakes. First every node gets all its
+    # peers, the new ones without PersistentKeepalive (which would start a handshake at
+    # once); nothing is sent yet. Then one side of each new pair starts its session
+    # (wait_for_handshakes pings from it), now that both sides know each other. Last, every
+    # node gets its full config, keepalives on: each sends one keepalive over a live session.
+    pool.map([n.access for n in nodes],
+             lambda a: sync(a, mesh.without_keepalive(plans[a.name], established[a.name])))
     missing = wait_for_handshakes(pool, list(by_name.values()), keys, handshake_timeout_s,
                                   established, only=joining)
+    pool.map([n.access for n in nodes], lambda a: sync(a, plans[a.name]))
     return MeshReport(
         public_keys=keys,
         started=tuple(sorted(n for n in by_name if ready[n].state == "started")),
@@ -268,7 +282,8 @@ def wait_for_handshakes(pool: SshPool, nodes: list[MeshNodeAccess], keys: dict[s
     echo proves both directions, and nudging from both sides at once makes crossing
     handshakes that can leave a session silent for 15 s. Each round pings the pairs not
     yet working; from the second round on, it first re-adds those peers (see probe_peers;
-    a pair at most every NUDGE_EVERY_S, so that a slow handshake can finish), except the
+    a pair at most every NUDGE_EVERY_S, counted from its first ping, so that a slow
+    handshake can finish: re-adding a peer drops the session it was making), except the
     peers in `established` ({node: public keys it had before this apply}): an
     existing session is never restarted, only pinged again. With `only`, just the pairs with
     a node of `only`, probed from that node (from the first by name when both are)."""
@@ -290,8 +305,10 @@ def wait_for_handshakes(pool: SshPool, nodes: list[MeshNodeAccess], keys: dict[s
             peers = lacking[node.name]
             old = (established or {}).get(node.name, set())
             now = time.monotonic()
+            if not nudge:  # the first ping starts the handshake as a nudge would
+                nudged.update({(node.name, p.name): now for p in peers})
             due = [p for p in peers if nudge and keys[p.name] not in old
-                   and now - nudged.get((node.name, p.name), -NUDGE_EVERY_S) >= NUDGE_EVERY_S]
+                   and now - nudged[(node.name, p.name)] >= NUDGE_EVERY_S]
             nudged.update({(node.name, p.name): now for p in due})
             restart = [keys[p.name] for p in due]
             seen = probe_peers(pool, node, [p.mesh_ip for p in peers], restart)
