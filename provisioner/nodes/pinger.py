@@ -9,6 +9,7 @@ reply). Round trips use the kernel's receive timestamp, so a busy node adds no d
 Every node first sends one unmeasured echo to each peer (it starts any WireGuard handshake
 that is due), then all start measuring at START_AT (unix time), so that no node measures
 while others are still starting their pinger: a start-up burst would count as latency.
+START_AT 0: no warm-up, measuring at once (a probe for an answer, not a latency).
 """
 
 import contextlib
@@ -131,6 +132,7 @@ def wait_for_start(start_at: float) -> None:
 
 if __name__ == "__main__":
     count, interval, wait, start_at = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-    warm_up(sys.argv[5:])
-    wait_for_start(start_at)
+    if start_at:  # handshakes done before a common start; at once (a probe), nothing to wait for
+        warm_up(sys.argv[5:])
+        wait_for_start(start_at)
     print(json.dumps(measure(sys.argv[5:], count, interval, wait)))

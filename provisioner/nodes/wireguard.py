@@ -18,7 +18,6 @@ import contextlib
 import functools
 import json
 import shlex
-import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +28,8 @@ from .ssh import NodeAccess, NodeError, SshPool
 
 HANDSHAKE_TIMEOUT_S = 30.0
 PINGER = Path(__file__).with_name("pinger.py")  # run on nodes: one process pings many peers
-NUDGE_WAIT_S = 0.4  # how long a probe waits for echo replies: many RTTs of a 10 ms mesh
+PROBE_WAIT_S = 0.4  # how long a probe waits for echo replies: many RTTs of a 10 ms mesh
 RECENT_S = 180  # WireGuard drops a session 180 s after its handshake (REJECT_AFTER_TIME)
-# A pair is re-added (nudged) at most this often: WireGuard itself retries an unanswered
-# handshake after REKEY_TIMEOUT (5 s), and re-adding a peer cancels the handshake under way:
-# nudging every round livelocks a busy mesh (100 nodes on one machine), where handshakes take
-# longer than a round.
-NUDGE_EVERY_S = 5.0
 
 # Makes the node's key pair on first use (a 0600 file, never read back) and prints the public key.
 _MAKE_KEY = """if [ ! -s "$key" ]; then
@@ -118,8 +112,9 @@ def pinger_source() -> bytes:
 
 def pinger_command(targets: Sequence[str], count: int, interval_s: float, wait_s: float, start_at: float) -> str:
     """The node's command that runs the pinger (pinger_source on its stdin): `count` echoes
-    `interval_s` apart to each of `targets`, from `start_at` (unix time; 0: at once),
-    waiting `wait_s` for the last replies. It prints a JSON object by target."""
+    `interval_s` apart to each of `targets`, from `start_at` (unix time, after one unmeasured
+    echo each; 0: at once, without), waiting `wait_s` for the last replies. It prints a JSON
+    object by target."""
     args = " ".join(shlex.quote(t) for t in targets)
     return f"python3 - {count} {interval_s:g} {wait_s:g} {start_at:.3f} {args}"
 
@@ -221,8 +216,7 @@ def apply_mesh(nodes: list[MeshNodeAccess], pool: SshPool, *,
     # node gets its full config, keepalives on: each sends one keepalive over a live session.
     pool.map([n.access for n in nodes],
              lambda a: sync(a, mesh.without_keepalive(plans[a.name], established[a.name])))
-    missing = wait_for_handshakes(pool, list(by_name.values()), keys, handshake_timeout_s,
-                                  established, only=joining)
+    missing = wait_for_handshakes(pool, list(by_name.values()), keys, handshake_timeout_s, only=joining)
     pool.map([n.access for n in nodes], lambda a: sync(a, plans[a.name]))
     return MeshReport(
         public_keys=keys,
@@ -242,18 +236,12 @@ class PeerProbe:
     answered: frozenset[str]
 
 
-def probe_peers(pool: SshPool, node: MeshNodeAccess, ping: Sequence[str] = (),
-                restart: Sequence[str] = ()) -> PeerProbe:
-    """Look at `node`'s peers. First, nudges: re-adds the peers whose public keys are in
-    `restart` (a new peer starts a handshake at once, while a peer whose first attempt went
-    unanswered waits 5 s to retry, and a session left silent by crossing handshakes waits
-    15 s; call it only for peers without a working session: there is nothing to cut), then
-    pings each mesh address in `ping` once, all from one pinger process (traffic starts a
-    handshake, and an answer proves the session carries data both ways)."""
-    removals = "".join(f"wg set {mesh.INTERFACE} peer {shlex.quote(k)} remove\n" for k in restart)
-    readd = f"{_SPLICE}{removals}{_SYNC}\n" if restart else ""
-    pings = f"{pinger_command(ping, 1, 0.2, NUDGE_WAIT_S, 0)} || echo '{{}}'\n" if ping else "echo '{}'\n"
-    script = f"{readd}{pings}date +%s\nwg show {mesh.INTERFACE} latest-handshakes\n"
+def probe_peers(pool: SshPool, node: MeshNodeAccess, ping: Sequence[str] = ()) -> PeerProbe:
+    """Look at `node`'s peers: ping each mesh address in `ping` once, all from one pinger
+    process (traffic starts a handshake where there is no session, and an answer proves
+    the session carries data both ways), then read the latest handshakes."""
+    pings = f"{pinger_command(ping, 1, 0.2, PROBE_WAIT_S, 0)} || echo '{{}}'\n" if ping else "echo '{}'\n"
+    script = f"{pings}date +%s\nwg show {mesh.INTERFACE} latest-handshakes\n"
     out = pool.check(node.access, f"bash -c {shlex.quote(script)}",
                      stdin=pinger_source() if ping else None, purpose="probe wg0 peers")
     lines = out.split("\n")
@@ -271,47 +259,32 @@ def probe_peers(pool: SshPool, node: MeshNodeAccess, ping: Sequence[str] = (),
 
 
 def wait_for_handshakes(pool: SshPool, nodes: list[MeshNodeAccess], keys: dict[str, str],
-                        timeout_s: float, established: dict[str, set[str]] | None = None,
-                        only: Collection[str] | None = None) -> tuple[tuple[str, str], ...]:
+                        timeout_s: float, only: Collection[str] | None = None) -> tuple[tuple[str, str], ...]:
     """Wait until every node has a working session with every other: a recent handshake,
     and a ping over it answered (right after bring-up a session can have a handshake and
     still drop its first packets; a latency check then would see losses). Returns the
     pairs (sorted names) still not working after `timeout_s` (empty: all good).
 
     Each pair is probed from one side only, the node whose name sorts first: an answered
-    echo proves both directions, and nudging from both sides at once makes crossing
-    handshakes that can leave a session silent for 15 s. Each round pings the pairs not
-    yet working; from the second round on, it first re-adds those peers (see probe_peers;
-    a pair at most every NUDGE_EVERY_S, counted from its first ping, so that a slow
-    handshake can finish: re-adding a peer drops the session it was making), except the
-    peers in `established` ({node: public keys it had before this apply}): an
-    existing session is never restarted, only pinged again. With `only`, just the pairs with
-    a node of `only`, probed from that node (from the first by name when both are)."""
+    echo proves both directions, and a handshake started from both sides at once crosses.
+    Each round pings the pairs not yet working. A peer is never re-added to hurry its
+    handshake: that drops the handshake under way, and WireGuard itself retries an
+    unanswered one after REKEY_TIMEOUT (5 s), as long as the pings keep coming. With `only`,
+    just the pairs with a node of `only`, probed from that node (from the first by name
+    when both are)."""
     if only is None:
         lacking = {n.name: [p for p in nodes if p.name > n.name] for n in nodes}
     else:
         lacking = {n.name: [p for p in nodes if n.name in only and p.name != n.name
                             and (p.name not in only or p.name > n.name)] for n in nodes}
-    rounds = [0]
-    nudged: dict[tuple[str, str], float] = {}  # (node, peer) -> when it was last re-added
 
     def round_() -> bool:
         todo = [n for n in nodes if lacking[n.name]]
-        nudge = rounds[0] > 0
-        rounds[0] += 1
 
         def probe(access: NodeAccess) -> list[MeshNodeAccess]:
             node = next(n for n in todo if n.name == access.name)
             peers = lacking[node.name]
-            old = (established or {}).get(node.name, set())
-            now = time.monotonic()
-            if not nudge:  # the first ping starts the handshake as a nudge would
-                nudged.update({(node.name, p.name): now for p in peers})
-            due = [p for p in peers if nudge and keys[p.name] not in old
-                   and now - nudged[(node.name, p.name)] >= NUDGE_EVERY_S]
-            nudged.update({(node.name, p.name): now for p in due})
-            restart = [keys[p.name] for p in due]
-            seen = probe_peers(pool, node, [p.mesh_ip for p in peers], restart)
+            seen = probe_peers(pool, node, [p.mesh_ip for p in peers])
             fresh = {k for k, ts in seen.handshakes.items() if ts and seen.now - ts <= RECENT_S}
             return [p for p in peers if keys[p.name] not in fresh or p.mesh_ip not in seen.answered]
 
