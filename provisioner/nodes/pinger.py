@@ -25,6 +25,7 @@ import time
 
 SO_TIMESTAMPNS = 35
 SO_RCVBUFFORCE = 33  # root may exceed net.core.rmem_max
+SOL_RAW, ICMP_FILTER = 255, 1  # a raw ICMP socket's filter: a bit per ICMP type to drop
 RECEIVE_BUFFER = 8 << 20
 ECHO_REQUEST, ECHO_REPLY = 8, 0
 
@@ -68,6 +69,10 @@ def measure(targets: list[str], count: int, interval_s: float, wait_s: float) ->
     # 49 peers pinging at once the default buffer (~200 KB) overflows and replies are lost.
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+    # Only echo replies reach this process: the kernel drops the rest (the peers' own echo
+    # requests: as many as the replies, each a wake-up and a read here).
+    with contextlib.suppress(OSError):
+        sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~(1 << ECHO_REPLY) & 0xFFFFFFFF))
     ident = os.getpid() & 0xFFFF
     sent_at: dict = {}
     rtts: dict = {t: [] for t in targets}

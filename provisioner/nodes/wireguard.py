@@ -28,7 +28,12 @@ from .ssh import NodeAccess, NodeError, SshPool
 
 HANDSHAKE_TIMEOUT_S = 30.0
 PINGER = Path(__file__).with_name("pinger.py")  # run on nodes: one process pings many peers
-PROBE_WAIT_S = 0.4  # how long a probe waits for echo replies: many RTTs of a 10 ms mesh
+# How long a probe waits for its echo replies. The pinger stops once every peer answered (a
+# round trip, a handshake first if there was no session), so a long wait costs nothing on a
+# working mesh; while handshakes queue (100 nodes on one machine), waiting here instead of
+# probing again saves a pinger per node per round. Above REKEY_TIMEOUT (5 s): an echo staged
+# behind a lost initiation goes out with WireGuard's own retry.
+PROBE_WAIT_S = 6.0
 RECENT_S = 180  # WireGuard drops a session 180 s after its handshake (REJECT_AFTER_TIME)
 
 # Makes the node's key pair on first use (a 0600 file, never read back) and prints the public key.
