@@ -13,7 +13,9 @@ check-latency for 50 nodes within count x interval + 5 s.
 Each phase also shows the CPU it cost, which does not depend on how busy the machine is:
 cast's own (this process, every thread) and the hosts' wireguard-go processes'. cast's work
 grows with the nodes; WireGuard's with the pairs (a handshake per pair on bring-up,
-count x 2 packets per ordered pair on check-latency), n^2 on one machine for all the nodes.
+count x 2 packets per pair on check-latency), n^2 on one machine for all the nodes. The
+router counts the WireGuard messages by type (nftables), so a wasted initiation (one
+without a response) or a repeated handshake shows as a figure.
 """
 
 from __future__ import annotations
