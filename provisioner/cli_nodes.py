@@ -96,9 +96,9 @@ def check_latency_cmd(
     threshold_ms: float | None,
     output: str,
 ) -> None:
-    """Ping every node's mesh address from every other node of the cluster NAME (through
-    WireGuard, all at once) and judge the pairs between clouds: exit 3, naming them, if any is
-    over the threshold on average or loses packets.
+    """Ping every pair of nodes of the cluster NAME over the mesh (through WireGuard, all at
+    once; each pair from one side, shown both ways) and judge the pairs between clouds: exit
+    3, naming them, if any is over the threshold on average or loses packets.
 
     \b
     Examples:

@@ -214,7 +214,7 @@ class Engine:
     def check_latency(
         self, name: str, *, count: int = 5, interval_s: float = 0.2, threshold_ms: float | None = None
     ) -> LatencyReport:
-        """Ping every node's mesh address from every other node, over WireGuard. Returns the
+        """Ping every pair of nodes over WireGuard (nodes.latency). Returns the
         report; the caller decides what a violation means (the CLI exits 3)."""
         ctx = self._context(self._load(name))
         with self._nodes(ctx) as nodes:

@@ -1,4 +1,4 @@
-"""The latency check over the mesh: every node pings every other's mesh address at once. The
+"""The latency check over the mesh: every pair of nodes pings at once (nodes.latency). The
 create flow runs it as the step mesh/latency; `cast check-latency` measures on its own."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def measure(ctx: Context, nodes: NodeSide, count: int, interval_s: float,
             threshold_ms: float | None = None) -> LatencyReport:
-    """Ping every node's mesh address from every other node, over WireGuard, against
+    """Ping every pair of nodes over WireGuard (once, from one side: nodes.latency), against
     `threshold_ms` (default: the spec's). Blocks for about count x interval_s."""
     threshold = threshold_ms if threshold_ms is not None else ctx.cluster.spec.latency_threshold_ms
     return nodes.measure_latency(members(ctx), count=count, interval_s=interval_s, threshold_ms=threshold)

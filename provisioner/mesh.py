@@ -11,8 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, replace
 
 from .errors import InputError
 from .ipam import MESH
@@ -116,6 +116,14 @@ def plan_mesh(members: Iterable[MeshMember]) -> dict[str, NodeConfig]:
     return plans
 
 
+def without_keepalive(config: NodeConfig, keep: Collection[str] = ()) -> NodeConfig:
+    """`config` with PersistentKeepalive off for every peer but those whose public keys are
+    in `keep`. Setting a keepalive on a live interface sends at once (a handshake initiation
+    when there is no session yet), so new peers get theirs only once their sessions exist."""
+    peers = tuple(p if p.public_key in keep else replace(p, keepalive_s=0) for p in config.peers)
+    return replace(config, peers=peers)
+
+
 def interface_only(name: str, mesh_ip: str) -> NodeConfig:
     """A node's interface without peers: what it comes up with before the mesh is known."""
     return NodeConfig(name, f"{mesh_ip}/{MESH.prefixlen}", LISTEN_PORT, MTU, ())
@@ -139,8 +147,9 @@ def _check_lines(config: NodeConfig) -> None:
 
 
 def render_wg_quick(config: NodeConfig) -> str:
-    """The node's /etc/wireguard/wg0.conf in wg-quick format. It holds no PrivateKey: PostUp
-    loads the key from PRIVATE_KEY_PATH on the node."""
+    """The node's /etc/wireguard/wg0.conf in wg-quick format (a peer's keepalive of 0: no
+    PersistentKeepalive line). It holds no PrivateKey: PostUp loads the key from
+    PRIVATE_KEY_PATH on the node."""
     _check_lines(config)
     lines = [
         f"# Managed by cast: node {config.name}. The private key never leaves the node;",
@@ -162,6 +171,7 @@ def render_wg_quick(config: NodeConfig) -> str:
             f"PublicKey = {peer.public_key}",
             f"Endpoint = {peer.endpoint}",
             f"AllowedIPs = {', '.join(peer.allowed_ips)}",
-            f"PersistentKeepalive = {peer.keepalive_s}",
         ]
+        if peer.keepalive_s:
+            lines.append(f"PersistentKeepalive = {peer.keepalive_s}")
     return "\n".join(lines) + "\n"

@@ -13,7 +13,9 @@ check-latency for 50 nodes within count x interval + 5 s.
 Each phase also shows the CPU it cost, which does not depend on how busy the machine is:
 cast's own (this process, every thread) and the hosts' wireguard-go processes'. cast's work
 grows with the nodes; WireGuard's with the pairs (a handshake per pair on bring-up,
-count x 2 packets per ordered pair on check-latency), n^2 on one machine for all the nodes.
+count x 2 packets per pair on check-latency), n^2 on one machine for all the nodes. The
+router counts the WireGuard messages by type (nftables), so a wasted initiation (one
+without a response) or a repeated handshake shows as a figure.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import contextlib
 import ipaddress
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,6 +69,32 @@ def wireguard_cpu_s(hosts: LocalHosts) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+# WireGuard's message types (the first byte of its UDP payload), counted as the router forwards them.
+MESSAGES = {1: "init", 2: "resp", 3: "cookie", 4: "data"}
+
+
+def count_messages(hosts: LocalHosts) -> None:
+    """Count every WireGuard message the hosts send each other, by type, in nftables
+    counters on the router namespace's forward hook (every packet between hosts crosses it)."""
+    rules = ["add table ip castbench", "add chain ip castbench counted { type filter hook forward priority 0 ; }"]
+    rules += [f"add rule ip castbench counted udp dport {51820} @th,64,8 {kind} counter comment \"{name}\""
+              for kind, name in MESSAGES.items()]
+    subprocess.run(["ip", "netns", "exec", hosts.inet, "nft", "-f", "-"], input="\n".join(rules) + "\n",
+                   text=True, check=True)
+
+
+def messages(hosts: LocalHosts) -> dict[str, int]:
+    """The WireGuard messages counted so far (count_messages), by type name."""
+    out = subprocess.run(["ip", "netns", "exec", hosts.inet, "nft", "list", "chain", "ip", "castbench", "counted"],
+                         capture_output=True, text=True, check=True).stdout
+    found = {name: 0 for name in MESSAGES.values()}
+    for line in out.splitlines():
+        words = line.split()
+        if "packets" in words and "comment" in words:
+            found[words[-1].strip('"')] = int(words[words.index("packets") + 1])
+    return found
+
+
 def cast_cpu_s() -> float:
     """CPU seconds (user + system) this process has used so far, every thread."""
     return sum(os.times()[:2])
@@ -89,11 +118,13 @@ def run_size(n: int, key_path: Path, ssh_public: str, count: int, interval: floa
         nodes = [MeshNodeAccess(NodeAccess(name, ip, public), group, f"10.4.0.{index}")
                  for name, group, ip, _, public, index in specs]
 
+        count_messages(hosts)
         started, cast, wireguard = time.monotonic(), cast_cpu_s(), wireguard_cpu_s(hosts)
         with SshPool(load_private_key(str(key_path))) as pool:
             report = apply_mesh(nodes, pool, handshake_timeout_s=60)
         bring_up = time.monotonic() - started
         up_cpu = {"up_cast": cast_cpu_s() - cast, "up_wg": wireguard_cpu_s(hosts) - wireguard}
+        up_messages = messages(hosts)
         if not report.ok:
             print(f"  {n} nodes: pairs without handshake: {report.missing_handshakes}")
 
@@ -102,9 +133,12 @@ def run_size(n: int, key_path: Path, ssh_public: str, count: int, interval: floa
             latency = measure_latency(pool, nodes, count=count, interval_s=interval)
         check = time.monotonic() - started
         lost = sum(1 for p in latency.pairs if p.loss)
+        total = messages(hosts)
+        counted = {f"up_{k}": float(v) for k, v in up_messages.items()}
+        counted.update({f"check_{k}": float(total[k] - v) for k, v in up_messages.items()})
         return {"setup": setup, "bring_up": bring_up, "check": check, **up_cpu,
                 "check_cast": cast_cpu_s() - cast, "check_wg": wireguard_cpu_s(hosts) - wireguard,
-                "pairs": len(latency.pairs), "lossy": lost, "handshakes_ok": float(report.ok)}
+                "pairs": len(latency.pairs), "lossy": lost, "handshakes_ok": float(report.ok), **counted}
 
 
 def main() -> None:
@@ -140,6 +174,14 @@ def main() -> None:
     for n in sizes:
         r = results[n]
         print(f"{n:>5} {r['up_cast']:>13.2f} {r['up_wg']:>7.2f} {r['check_cast']:>10.2f} {r['check_wg']:>7.2f}")
+    print("\nWireGuard messages between the hosts per phase (init: handshake initiations, resp: "
+          "responses; an initiation without a response was wasted)")
+    print(f"{'nodes':>5} {'pairs':>5} " + " ".join(f"{'up ' + k:>9}" for k in MESSAGES.values())
+          + " " + " ".join(f"{'check ' + k:>11}" for k in MESSAGES.values()))
+    for n in sizes:
+        r = results[n]
+        print(f"{n:>5} {int(r['pairs']) // 2:>5} " + " ".join(f"{int(r['up_' + k]):>9}" for k in MESSAGES.values())
+              + " " + " ".join(f"{int(r['check_' + k]):>11}" for k in MESSAGES.values()))
     if 50 in results and 100 in results:
         a, b = results[50], results[100]
         print(f"100 / 50 hosts: nodes 2.00x, pairs {b['pairs'] / a['pairs']:.2f}x; CPU of cast "
@@ -147,7 +189,7 @@ def main() -> None:
               f"of wireguard-go {b['up_wg'] / max(a['up_wg'], 0.01):.2f}x (bring-up) "
               f"{b['check_wg'] / max(a['check_wg'], 0.01):.2f}x (check)")
         for n, r in ((50, a), (100, b)):
-            packets = r["pairs"] * args.count * 2  # every echo and its reply cross the tunnel
+            packets = int(r["check_data"]) or 1  # as counted at the router: echoes, replies, keepalives
             print(f"{n} hosts: wireguard-go CPU {r['up_wg'] / (r['pairs'] / 2) * 1e3:.2f} ms per pair "
                   f"on bring-up, {r['check_wg'] / packets * 1e6:.0f} us per packet on check "
                   f"({packets} packets in about {args.count * args.interval:g} s)")

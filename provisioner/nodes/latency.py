@@ -1,6 +1,12 @@
-"""check-latency: from every node, ping every peer's mesh address (through WireGuard, never
-the public addresses), all at once; min/avg/max/loss per ordered pair, and a verdict. Each
-node runs one pinger process for all its peers (pinger.py).
+"""check-latency: every pair of nodes pings over the mesh (through WireGuard, never the
+public addresses), all at once; min/avg/max/loss per ordered pair, and a verdict. Each node
+runs one pinger process for all the peers it measures (pinger.py).
+
+A round trip has no direction (A -> B -> A crosses the same links and the same two
+WireGuard ends as B -> A -> B), so each pair is measured once, from one side, and reported
+both ways: half the packets of measuring it from both ends, which on one machine running
+every node (the sandbox) is most of the check's cost. Each node measures about half its
+peers (measured_from), so the work stays spread evenly over the nodes.
 
 A pair of nodes in different groups (clouds) violates the check when its average round trip
 is above the threshold or when it lost packets. Pairs inside one group are measured and shown
@@ -11,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -105,17 +112,34 @@ def start_lead_s(nodes: int) -> float:
     return 0.15 + 0.005 * nodes
 
 
+def measured_from(names: Sequence[str]) -> dict[str, list[str]]:
+    """The peers each node pings: every pair of `names` exactly once, from one side, each
+    node taking the (n - 1) / 2 peers that follow it in sorted order (round the circle), and
+    with an even count the one opposite it for the first half of the nodes."""
+    ordered = sorted(names)
+    n = len(ordered)
+    targets = {}
+    for i, name in enumerate(ordered):
+        picks = [ordered[(i + k) % n] for k in range(1, (n - 1) // 2 + 1)]
+        if n % 2 == 0 and i < n // 2:
+            picks.append(ordered[i + n // 2])
+        targets[name] = picks
+    return targets
+
+
 def measure_latency(pool: SshPool, nodes: list[MeshNodeAccess], *,
                     count: int = DEFAULT_COUNT, interval_s: float = DEFAULT_INTERVAL_S,
                     threshold_ms: float = DEFAULT_THRESHOLD_MS) -> LatencyReport:
-    """Ping every other node's mesh address from every node, all nodes at once, `count`
-    pings `interval_s` apart, all starting at one moment (start_lead_s ahead); blocks for about
-    that lead plus count × interval_s.
+    """Ping every pair of nodes over the mesh, from one side (measured_from), all nodes at
+    once, `count` pings `interval_s` apart, all starting at one moment (start_lead_s ahead);
+    every ordered pair in the report, a pair's figures both ways. Blocks for about that lead
+    plus count × interval_s.
     Raises NodesError if a node cannot be reached (a peer that does not answer is a
     measured 100 % loss, not an error)."""
     if count < 1 or interval_s < 0.002:
         raise ValueError("count must be >= 1 and interval >= 0.002 s")
-    by_ip = {n.mesh_ip: n for n in nodes}
+    by_name = {n.name: n for n in nodes}
+    measured = measured_from(list(by_name))
     workers = min(len(nodes), MAX_PARALLEL_NODES) or 1
     # Every connection is open before the common start is set: opened while early pingers
     # already ran, the last ones started seconds late on a busy machine (100 nodes on 2 cores),
@@ -124,8 +148,9 @@ def measure_latency(pool: SshPool, nodes: list[MeshNodeAccess], *,
     start_at = time.time() + start_lead_s(len(nodes))
 
     def measure(access: NodeAccess) -> list[PairLatency]:
-        me = next(n for n in nodes if n.name == access.name)
-        targets = [n.mesh_ip for n in nodes if n.name != me.name]
+        me = by_name[access.name]
+        peers = [by_name[name] for name in measured[me.name]]
+        targets = [peer.mesh_ip for peer in peers]
         if not targets:
             return []
         timeout = count * interval_s + REPLY_WAIT_S + start_lead_s(len(nodes)) + 30
@@ -137,14 +162,13 @@ def measure_latency(pool: SshPool, nodes: list[MeshNodeAccess], *,
         except json.JSONDecodeError:
             raise NodeError(me.name, "the pinger printed no result") from None
         result = []
-        for ip in targets:
-            peer = by_ip[ip]
-            sent, received, low, avg, high = figures.get(ip) or (count, 0, None, None, None)
-            result.append(PairLatency(me.name, peer.name, me.group, peer.group,
-                                      sent, received, low, avg, high))
+        for peer in peers:
+            sent, received, low, avg, high = figures.get(peer.mesh_ip) or (count, 0, None, None, None)
+            result += [PairLatency(me.name, peer.name, me.group, peer.group, sent, received, low, avg, high),
+                       PairLatency(peer.name, me.name, peer.group, me.group, sent, received, low, avg, high)]
         return result
 
-    measured = pool.map([n.access for n in nodes], measure, max_workers=workers)
-    pairs = sorted((p for ps in measured.values() for p in ps),
+    done = pool.map([n.access for n in nodes], measure, max_workers=workers)
+    pairs = sorted((p for ps in done.values() for p in ps),
                    key=lambda p: (p.source_group, p.source, p.target_group, p.target))
     return LatencyReport(tuple(pairs), threshold_ms, count, interval_s)

@@ -6,9 +6,11 @@ measurement itself). Every cloud image that runs cloud-init has python3.
     python3 - COUNT INTERVAL_S WAIT_S START_AT ADDRESS... < pinger.py
 prints one JSON object: {address: [sent, received, min_ms, avg_ms, max_ms]} (None when no
 reply). Round trips use the kernel's receive timestamp, so a busy node adds no delay to them.
-Every node first sends one unmeasured echo to each peer (it starts any WireGuard handshake
-that is due), then all start measuring at START_AT (unix time), so that no node measures
-while others are still starting their pinger: a start-up burst would count as latency.
+Every node first sends one unmeasured echo to each peer whose session may need a handshake
+(it starts the handshake), then all start measuring at START_AT (unix time), so that no node
+measures while others are still starting their pinger: a start-up burst would count as
+latency.
+START_AT 0: no warm-up, measuring at once (a probe for an answer, not a latency).
 """
 
 import contextlib
@@ -17,11 +19,13 @@ import os
 import select
 import socket
 import struct
+import subprocess
 import sys
 import time
 
 SO_TIMESTAMPNS = 35
 SO_RCVBUFFORCE = 33  # root may exceed net.core.rmem_max
+SOL_RAW, ICMP_FILTER = 255, 1  # a raw ICMP socket's filter: a bit per ICMP type to drop
 RECEIVE_BUFFER = 8 << 20
 ECHO_REQUEST, ECHO_REPLY = 8, 0
 
@@ -65,6 +69,10 @@ def measure(targets: list[str], count: int, interval_s: float, wait_s: float) ->
     # 49 peers pinging at once the default buffer (~200 KB) overflows and replies are lost.
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+    # Only echo replies reach this process: the kernel drops the rest (the peers' own echo
+    # requests: as many as the replies, each a wake-up and a read here).
+    with contextlib.suppress(OSError):
+        sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~(1 << ECHO_REPLY) & 0xFFFFFFFF))
     ident = os.getpid() & 0xFFFF
     sent_at: dict = {}
     rtts: dict = {t: [] for t in targets}
@@ -111,6 +119,27 @@ def measure(targets: list[str], count: int, interval_s: float, wait_s: float) ->
 MAX_START_WAIT_S = 10.0  # a node whose clock is far off starts at once rather than hang
 
 
+REKEY_AFTER_S = 120  # WireGuard starts a new handshake on a session older than this
+
+
+def due(targets: list) -> list:
+    """The targets whose WireGuard session may need a handshake first: those without one
+    younger than REKEY_AFTER_S in `wg show all dump` (all of them if `wg` cannot tell). A
+    live mesh's keepalives keep every session young, so a check on it warms up nothing."""
+    try:
+        dump = subprocess.run(["wg", "show", "all", "dump"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return targets
+    now = time.time()
+    fresh: set = set()
+    for line in dump.splitlines():
+        fields = line.split("\t")  # a peer: interface, key, psk, endpoint, allowed-ips, handshake, ...
+        if len(fields) == 9 and fields[5].isdigit() and 0 < now - int(fields[5]) < REKEY_AFTER_S:
+            fresh.update(ip.split("/")[0] for ip in fields[4].split(","))
+    return [t for t in targets if t not in fresh]
+
+
 def warm_up(targets: list) -> None:
     """One unmeasured echo to every target (another ident, so its replies are ignored): it
     starts any WireGuard handshake that is due, which the measured echoes must not wait for."""
@@ -131,6 +160,7 @@ def wait_for_start(start_at: float) -> None:
 
 if __name__ == "__main__":
     count, interval, wait, start_at = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-    warm_up(sys.argv[5:])
-    wait_for_start(start_at)
+    if start_at:  # handshakes done before a common start; at once (a probe), nothing to wait for
+        warm_up(due(sys.argv[5:]))
+        wait_for_start(start_at)
     print(json.dumps(measure(sys.argv[5:], count, interval, wait)))

@@ -3,10 +3,12 @@
 Each node makes its own key pair (`wg genkey` into a 0600 file on the node); only the public
 key comes back. cast renders every node's wg0.conf from the pure plan (provisioner/mesh.py),
 sends it (it holds no private key: the node splices its own key in, see _SPLICE), and applies
-it in two rounds: each node's interface, if down, comes up without peers (`wg-quick up`) as
-soon as the node is up; then every node gets its peers with `wg syncconf`, so live tunnels are
-never restarted and no first handshake goes to a peer that is not up yet. Then every pair must show a working
-session (a recent handshake and an answered ping over the mesh). Nodes need wireguard-tools,
+it in rounds: each node's interface, if down, comes up without peers (`wg-quick up`) as
+soon as the node is up; then every node gets its peers with `wg syncconf` (live tunnels are
+never restarted), new peers without keepalive, so nothing is sent yet; then one side of each
+new pair starts its session, to a peer that knows it; then the keepalives go on (see
+apply_mesh). Every pair must show a working session (a recent handshake and an answered
+ping over the mesh). Nodes need wireguard-tools,
 bash, awk and python3 (the pinger; every cloud image that runs cloud-init has python3).
 """
 
@@ -16,7 +18,6 @@ import contextlib
 import functools
 import json
 import shlex
-import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,13 +28,13 @@ from .ssh import NodeAccess, NodeError, SshPool
 
 HANDSHAKE_TIMEOUT_S = 30.0
 PINGER = Path(__file__).with_name("pinger.py")  # run on nodes: one process pings many peers
-NUDGE_WAIT_S = 0.4  # how long a probe waits for echo replies: many RTTs of a 10 ms mesh
+# How long a probe waits for its echo replies. The pinger stops once every peer answered (a
+# round trip, a handshake first if there was no session), so a long wait costs nothing on a
+# working mesh; while handshakes queue (100 nodes on one machine), waiting here instead of
+# probing again saves a pinger per node per round. Above REKEY_TIMEOUT (5 s): an echo staged
+# behind a lost initiation goes out with WireGuard's own retry.
+PROBE_WAIT_S = 6.0
 RECENT_S = 180  # WireGuard drops a session 180 s after its handshake (REJECT_AFTER_TIME)
-# A pair is re-added (nudged) at most this often: WireGuard itself retries an unanswered
-# handshake after REKEY_TIMEOUT (5 s), and re-adding a peer cancels the handshake under way:
-# nudging every round livelocks a busy mesh (100 nodes on one machine), where handshakes take
-# longer than a round.
-NUDGE_EVERY_S = 5.0
 
 # Makes the node's key pair on first use (a 0600 file, never read back) and prints the public key.
 _MAKE_KEY = """if [ ! -s "$key" ]; then
@@ -116,8 +117,9 @@ def pinger_source() -> bytes:
 
 def pinger_command(targets: Sequence[str], count: int, interval_s: float, wait_s: float, start_at: float) -> str:
     """The node's command that runs the pinger (pinger_source on its stdin): `count` echoes
-    `interval_s` apart to each of `targets`, from `start_at` (unix time; 0: at once),
-    waiting `wait_s` for the last replies. It prints a JSON object by target."""
+    `interval_s` apart to each of `targets`, from `start_at` (unix time, after one unmeasured
+    echo each; 0: at once, without), waiting `wait_s` for the last replies. It prints a JSON
+    object by target."""
     args = " ".join(shlex.quote(t) for t in targets)
     return f"python3 - {count} {interval_s:g} {wait_s:g} {start_at:.3f} {args}"
 
@@ -184,11 +186,13 @@ def apply_mesh(nodes: list[MeshNodeAccess], pool: SshPool, *,
                prepared: dict[str, Prepared] | None = None,
                joining: Collection[str] | None = None) -> MeshReport:
     """Make `nodes` a WireGuard full mesh, first bring-up or live update alike (idempotent):
-    prepare every node not in `prepared` (see prepare_node), then give every node its full
-    config at once and apply it with `wg syncconf` (peers added or removed without
-    restarting sessions), then wait up to `handshake_timeout_s` for every pair to have a
-    working session (see wait_for_handshakes); pairs still without one are in the report,
-    not raised. Nodes left out of `nodes` are dropped from every config. With `joining`
+    prepare every node not in `prepared` (see prepare_node), then give every node its peers
+    with `wg syncconf` (peers added or removed without restarting sessions; the new ones
+    without keepalive), then wait up to `handshake_timeout_s` for every pair to have a
+    working session, started from one side (see wait_for_handshakes), then install every
+    node's full config, keepalives on. No node sends a handshake initiation before every
+    node has its peers. Pairs still without a session are in the report, not raised.
+    Nodes left out of `nodes` are dropped from every config. With `joining`
     (add-node: the nodes new to a mesh that works), only the pairs with a joining node are
     waited for, each looked at from the joining side (the others' sessions are not touched).
     Blocks; raises NodesError if a node fails, InputError if the plan is invalid (e.g. two
@@ -202,14 +206,23 @@ def apply_mesh(nodes: list[MeshNodeAccess], pool: SshPool, *,
                for n in nodes]
     plans = mesh.plan_mesh(members)
 
-    def sync(access: NodeAccess) -> None:
-        text = mesh.render_wg_quick(plans[access.name])
+    established = {name: set(ready[name].had_peers) for name in by_name}
+
+    def sync(access: NodeAccess, config: mesh.NodeConfig) -> None:
+        text = mesh.render_wg_quick(config)
         pool.check(access, f"bash -c {shlex.quote(_SYNC_SCRIPT)}", stdin=text.encode(), purpose="sync wg0 peers")
 
-    pool.map([n.access for n in nodes], sync)
-    established = {name: set(ready[name].had_peers) for name in by_name}
-    missing = wait_for_handshakes(pool, list(by_name.values()), keys, handshake_timeout_s,
-                                  established, only=joining)
+    # Three rounds, so that no handshake initiation is wasted: a node whose peer does not
+    # know it yet has its initiation dropped and retries only after REKEY_TIMEOUT (5 s),
+    # and two nodes starting at once cross their handshakes. First every node gets all its
+    # peers, the new ones without PersistentKeepalive (which would start a handshake at
+    # once); nothing is sent yet. Then one side of each new pair starts its session
+    # (wait_for_handshakes pings from it), now that both sides know each other. Last, every
+    # node gets its full config, keepalives on: each sends one keepalive over a live session.
+    pool.map([n.access for n in nodes],
+             lambda a: sync(a, mesh.without_keepalive(plans[a.name], established[a.name])))
+    missing = wait_for_handshakes(pool, list(by_name.values()), keys, handshake_timeout_s, only=joining)
+    pool.map([n.access for n in nodes], lambda a: sync(a, plans[a.name]))
     return MeshReport(
         public_keys=keys,
         started=tuple(sorted(n for n in by_name if ready[n].state == "started")),
@@ -228,18 +241,12 @@ class PeerProbe:
     answered: frozenset[str]
 
 
-def probe_peers(pool: SshPool, node: MeshNodeAccess, ping: Sequence[str] = (),
-                restart: Sequence[str] = ()) -> PeerProbe:
-    """Look at `node`'s peers. First, nudges: re-adds the peers whose public keys are in
-    `restart` (a new peer starts a handshake at once, while a peer whose first attempt went
-    unanswered waits 5 s to retry, and a session left silent by crossing handshakes waits
-    15 s; call it only for peers without a working session: there is nothing to cut), then
-    pings each mesh address in `ping` once, all from one pinger process (traffic starts a
-    handshake, and an answer proves the session carries data both ways)."""
-    removals = "".join(f"wg set {mesh.INTERFACE} peer {shlex.quote(k)} remove\n" for k in restart)
-    readd = f"{_SPLICE}{removals}{_SYNC}\n" if restart else ""
-    pings = f"{pinger_command(ping, 1, 0.2, NUDGE_WAIT_S, 0)} || echo '{{}}'\n" if ping else "echo '{}'\n"
-    script = f"{readd}{pings}date +%s\nwg show {mesh.INTERFACE} latest-handshakes\n"
+def probe_peers(pool: SshPool, node: MeshNodeAccess, ping: Sequence[str] = ()) -> PeerProbe:
+    """Look at `node`'s peers: ping each mesh address in `ping` once, all from one pinger
+    process (traffic starts a handshake where there is no session, and an answer proves
+    the session carries data both ways), then read the latest handshakes."""
+    pings = f"{pinger_command(ping, 1, 0.2, PROBE_WAIT_S, 0)} || echo '{{}}'\n" if ping else "echo '{}'\n"
+    script = f"{pings}date +%s\nwg show {mesh.INTERFACE} latest-handshakes\n"
     out = pool.check(node.access, f"bash -c {shlex.quote(script)}",
                      stdin=pinger_source() if ping else None, purpose="probe wg0 peers")
     lines = out.split("\n")
@@ -257,44 +264,32 @@ def probe_peers(pool: SshPool, node: MeshNodeAccess, ping: Sequence[str] = (),
 
 
 def wait_for_handshakes(pool: SshPool, nodes: list[MeshNodeAccess], keys: dict[str, str],
-                        timeout_s: float, established: dict[str, set[str]] | None = None,
-                        only: Collection[str] | None = None) -> tuple[tuple[str, str], ...]:
+                        timeout_s: float, only: Collection[str] | None = None) -> tuple[tuple[str, str], ...]:
     """Wait until every node has a working session with every other: a recent handshake,
     and a ping over it answered (right after bring-up a session can have a handshake and
     still drop its first packets; a latency check then would see losses). Returns the
     pairs (sorted names) still not working after `timeout_s` (empty: all good).
 
     Each pair is probed from one side only, the node whose name sorts first: an answered
-    echo proves both directions, and nudging from both sides at once makes crossing
-    handshakes that can leave a session silent for 15 s. Each round pings the pairs not
-    yet working; from the second round on, it first re-adds those peers (see probe_peers;
-    a pair at most every NUDGE_EVERY_S, so that a slow handshake can finish), except the
-    peers in `established` ({node: public keys it had before this apply}): an
-    existing session is never restarted, only pinged again. With `only`, just the pairs with
-    a node of `only`, probed from that node (from the first by name when both are)."""
+    echo proves both directions, and a handshake started from both sides at once crosses.
+    Each round pings the pairs not yet working. A peer is never re-added to hurry its
+    handshake: that drops the handshake under way, and WireGuard itself retries an
+    unanswered one after REKEY_TIMEOUT (5 s), as long as the pings keep coming. With `only`,
+    just the pairs with a node of `only`, probed from that node (from the first by name
+    when both are)."""
     if only is None:
         lacking = {n.name: [p for p in nodes if p.name > n.name] for n in nodes}
     else:
         lacking = {n.name: [p for p in nodes if n.name in only and p.name != n.name
                             and (p.name not in only or p.name > n.name)] for n in nodes}
-    rounds = [0]
-    nudged: dict[tuple[str, str], float] = {}  # (node, peer) -> when it was last re-added
 
     def round_() -> bool:
         todo = [n for n in nodes if lacking[n.name]]
-        nudge = rounds[0] > 0
-        rounds[0] += 1
 
         def probe(access: NodeAccess) -> list[MeshNodeAccess]:
             node = next(n for n in todo if n.name == access.name)
             peers = lacking[node.name]
-            old = (established or {}).get(node.name, set())
-            now = time.monotonic()
-            due = [p for p in peers if nudge and keys[p.name] not in old
-                   and now - nudged.get((node.name, p.name), -NUDGE_EVERY_S) >= NUDGE_EVERY_S]
-            nudged.update({(node.name, p.name): now for p in due})
-            restart = [keys[p.name] for p in due]
-            seen = probe_peers(pool, node, [p.mesh_ip for p in peers], restart)
+            seen = probe_peers(pool, node, [p.mesh_ip for p in peers])
             fresh = {k for k, ts in seen.handshakes.items() if ts and seen.now - ts <= RECENT_S}
             return [p for p in peers if keys[p.name] not in fresh or p.mesh_ip not in seen.answered]
 

@@ -45,3 +45,16 @@ def test_violations_are_the_cross_cloud_pairs_over_threshold_or_losing(pairs, vi
 def test_loss_is_a_share_of_pings_sent():
     assert pair("a1", "g1", 1.0, received=4).loss == pytest.approx(0.2)
     assert PairLatency("a1", "g1", "aws", "gcp", 0, 0, None, None, None).loss == 1.0
+
+
+@pytest.mark.parametrize("n", range(1, 13))
+def test_each_pair_is_measured_once_and_the_nodes_share_the_work(n):
+    from provisioner.nodes.latency import measured_from
+
+    names = [f"node-{i:02}" for i in reversed(range(n))]  # the order given does not matter
+    targets = measured_from(names)
+    assert set(targets) == set(names)
+    measured = [frozenset((a, b)) for a, peers in targets.items() for b in peers]
+    assert all(a not in peers for a, peers in targets.items())
+    assert len(measured) == len(set(measured)) == n * (n - 1) // 2  # every pair, once
+    assert {len(peers) for peers in targets.values()} <= {(n - 1) // 2, n // 2}
