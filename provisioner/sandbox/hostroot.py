@@ -142,12 +142,14 @@ def private_paths(directory: Path, paths: tuple[str, ...], root: str) -> list[st
     return commands
 
 
-def boot_script(directory: Path, name: str, private: tuple[str, ...] = ()) -> str:
+def boot_script(directory: Path, name: str, private: tuple[str, ...] = (), *, gated: bool = False) -> str:
     """The shell script that, run as the first process of the host's new PID, mount, UTS
     and IPC namespaces (mounts private), builds the root of the host whose directory is
     `directory` (with `skeleton/` written), enters it and execs sshd in the foreground.
-    One simple command a line, under `set -e`: any step that fails ends the host before
-    sshd starts (a command inside an && list would not)."""
+    `gated`: its standard input is a pipe (the gate), and it waits for a line on it between
+    entering the root and starting sshd; at end of file (nobody will open the gate) it ends
+    without starting sshd. One simple command a line, under `set -e`: any
+    step that fails ends the host before sshd starts (a command inside an && list would not)."""
     root = str(directory / "root")
     r = shlex.quote(root)
     tops = [t for t in TOP_LEVEL if Path("/", t).is_dir() and not Path("/", t).is_symlink()]
@@ -181,6 +183,7 @@ def boot_script(directory: Path, name: str, private: tuple[str, ...] = ()) -> st
         "pivot_root . .old",
         "umount -l .old",
         "rmdir .old",
+        *(["read -r gate", "exec </dev/null"] if gated else []),
         f"exec setpriv --inh-caps=-all --ambient-caps=-all --bounding-set={drop} "
         f"/usr/sbin/sshd -D -e -f {SSHD_CONFIG}",
     ])
