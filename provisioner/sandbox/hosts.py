@@ -273,6 +273,7 @@ class LocalHosts:
         if reason:
             raise HostError(reason)
         self._lock = threading.Lock()
+        self._template_lock = threading.Lock()
         self._counter = 0
         self.directory = self.run_root / self.prefix
         self.inet = f"{self.prefix}-inet"
@@ -460,6 +461,18 @@ class LocalHosts:
             *(f"route add {net} via {GATEWAY}" for net in routes),
         ])
 
+    def _template(self) -> Path:
+        """The part of a root every host has alike (hostroot.write_common) with the boot
+        marker, written on first use."""
+        template = self.directory / "template"
+        with self._template_lock:
+            if not template.is_dir():
+                hostroot.write_common(template)
+                # sshd, and every session it starts, lives in the host's own PID, mount, UTS and IPC
+                # namespaces, under a root of its own (hostroot.py) holding the boot marker.
+                hostroot.write_file(template, BOOT_MARKER_PATH, BOOT_MARKER)
+        return template
+
     def _write_sshd_files(self, host: Host, host_key: str, authorized_key: str) -> None:
         host.directory.mkdir(parents=True, mode=0o700)
         (host.directory / "root").mkdir(mode=0o700)
@@ -471,12 +484,10 @@ class LocalHosts:
         (its standard input, a pipe whose write end only this process holds) before it
         execs sshd."""
         d = host.directory
-        # sshd, and every session it starts, lives in the host's own PID, mount, UTS and IPC
-        # namespaces, under a root of its own (hostroot.py) holding the boot marker.
-        hostroot.write_file(d / "skeleton", BOOT_MARKER_PATH, BOOT_MARKER)
+        template = self._template()
         read_end, host.gate = os.pipe()
         try:
-            script = hostroot.boot_script(d, host.name, host.private, gated=True)
+            script = hostroot.boot_script(d, host.name, host.private, gated=True, template=template)
             with open(d / "sshd.log", "wb") as log:
                 # A cloud VM has CPUs of its own; here every host shares this machine's. Ahead of
                 # cast and the emulators, the host's processes (sshd and what its sessions start,
