@@ -35,9 +35,11 @@ RECONNECT_TIMEOUT_S = 60.0
 # loads every host key, the dearest command of the rotation.
 _LOCATE = (
     "set -e; umask 077; "
-    "cfg=$(/usr/sbin/sshd -T 2>/dev/null || sshd -T); "
-    "key=$(printf '%s\\n' \"$cfg\" | awk '$1==\"hostkey\" && $2 ~ /ed25519/ {print $2; exit}'); "
-    "pidfile=$(printf '%s\\n' \"$cfg\" | awk '$1==\"pidfile\" {print $2; exit}'); "
+    "cfg=$(/usr/sbin/sshd -T 2>/dev/null || sshd -T); key=; pidfile=; "
+    # its lines read by the shell itself (no awk to start): the first ed25519 host key, the pid file
+    "IFS='\n'; set -f; for line in $cfg; do case $line in "
+    "'hostkey '*ed25519*) [ -n \"$key\" ] || key=${line#hostkey };; "
+    "'pidfile '*) [ -n \"$pidfile\" ] || pidfile=${line#pidfile };; esac; done; unset IFS; set +f; "
     "[ -n \"$key\" ] || { echo 'sshd names no ed25519 host key' >&2; exit 1; }; "
     f"marker={ROTATED_MARKER}; "
 )
@@ -55,9 +57,11 @@ def _new_script(comment: str) -> str:
     the new key's public half (made beside the live key, or found there from an earlier try)."""
     return _LOCATE + (
         "if [ -f \"$marker\" ]; then echo rotated; ssh-keygen -y -f \"$key\"; exit 0; fi; "
-        "if [ ! -s \"$key.cast-new\" ]; then rm -f \"$key.cast-new\" \"$key.cast-new.pub\"; "
-        f"ssh-keygen -q -t ed25519 -N '' -C {shlex.quote(comment)} -f \"$key.cast-new\" </dev/null >/dev/null; fi; "
-        "printf 'new\\n%s\\n%s\\n' \"$key\" \"$pidfile\"; ssh-keygen -y -f \"$key.cast-new\""
+        "if [ -s \"$key.cast-new\" ]; then pub=$(ssh-keygen -y -f \"$key.cast-new\"); "  # from an earlier try
+        "else rm -f \"$key.cast-new\" \"$key.cast-new.pub\"; "
+        f"ssh-keygen -q -t ed25519 -N '' -C {shlex.quote(comment)} -f \"$key.cast-new\" </dev/null >/dev/null; "
+        "read -r pub < \"$key.cast-new.pub\"; fi; "  # written by the ssh-keygen that made the key
+        "printf 'new\\n%s\\n%s\\n%s\\n' \"$key\" \"$pidfile\" \"$pub\""
     )
 
 
@@ -107,5 +111,6 @@ def rotate_host_key(pool: SshPool, node: NodeAccess, record_pending: Callable[[s
     pool.check(node, _commit_script(key, pidfile, public), purpose="put the new host key in place")
     rotated = replace(node, host_key=public)
     pool.forget(node)
-    pool.wait_reachable(rotated, timeout_s=RECONNECT_TIMEOUT_S)
+    # sshd re-executes itself on SIGHUP: its port refuses for the few milliseconds that takes
+    pool.wait_reachable(rotated, timeout_s=RECONNECT_TIMEOUT_S, first_retry_s=0.01)
     return rotated
