@@ -468,8 +468,6 @@ class LocalHosts:
         with self._template_lock:
             if not template.is_dir():
                 hostroot.write_common(template)
-                # sshd, and every session it starts, lives in the host's own PID, mount, UTS and IPC
-                # namespaces, under a root of its own (hostroot.py) holding the boot marker.
                 hostroot.write_file(template, BOOT_MARKER_PATH, BOOT_MARKER)
         return template
 
@@ -484,6 +482,8 @@ class LocalHosts:
         (its standard input, a pipe whose write end only this process holds) before it
         execs sshd."""
         d = host.directory
+        # sshd, and every session it starts, lives in the host's own PID, mount, UTS and IPC
+        # namespaces, under a root of its own (hostroot.py) holding the boot marker.
         template = self._template()
         read_end, host.gate = os.pipe()
         try:
