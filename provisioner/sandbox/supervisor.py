@@ -356,7 +356,7 @@ class Sandbox:
             self._boot_failed(name, b, exc)
             return
         made = time.monotonic()
-        LOG.info("made %s in %.3fs, %.3fs before it is due", name, made - started, b.due - made)
+        LOG.info("made %s in %.3fs; its SSH is due in %.3fs", name, made - started, b.due - made)
         with self._lock:
             if b.due <= time.monotonic():
                 b.phase = "serving"  # due already: go on in this job
