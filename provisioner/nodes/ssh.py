@@ -250,9 +250,9 @@ class SshPool:
                     self._clients[node.name] = client
             return client
 
-    def wait_reachable(self, node: NodeAccess, timeout_s: float = 300.0) -> None:
-        """Block until `node` accepts an SSH connection, with backoff, for at most
-        `timeout_s`. A wrong host key is refused at once (HostKeyMismatchError); other
+    def wait_reachable(self, node: NodeAccess, timeout_s: float = 300.0, *, first_retry_s: float = 0.05) -> None:
+        """Block until `node` accepts an SSH connection, with backoff from `first_retry_s`, for
+        at most `timeout_s`. A wrong host key is refused at once (HostKeyMismatchError); other
         failures are retried (a booting node refuses or rejects keys for a while) and the
         last one is named in the DeadlineError."""
         last: list[str] = []
@@ -271,7 +271,7 @@ class SshPool:
             # A booting node refuses at once: trying again often costs one round trip, while
             # a long backoff would leave a node that just came up waiting for seconds.
             wait_until(attempt, what=f"node {node.name} to accept SSH", timeout_s=timeout_s,
-                       initial=0.05, maximum=0.25)
+                       initial=first_retry_s, maximum=0.25)
         except CastError as exc:
             if isinstance(exc, NodeError):
                 raise

@@ -12,8 +12,9 @@ and sshd starts without the capabilities that would undo any of it (mount, mknod
 raw I/O, ptrace, open_by_handle_at, ...): no mount, tmpfs or directory of the host exists
 outside its namespaces, and the kernel removes them all when its last process ends.
 
-On this machine a host has only its directory: `skeleton/` (the generated files, copied
-into the new root at boot, then deleted: the host key lives on in the host alone), `root/`
+On this machine a host has only its directory: `skeleton/` (its own generated files, copied
+into the new root at boot over the part every host has alike, written once per run, then
+deleted: the host key lives on in the host alone), `root/`
 (the empty mount point of its tmpfs) and copies of its `private` files.
 """
 
@@ -72,34 +73,53 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     os.chmod(path, mode)  # not narrowed by the umask
 
 
-def write_skeleton(skeleton: Path, *, name: str, host_key: str, authorized_key: str,
-                   listen: str, port: int) -> None:
-    """Write the generated part of host `name`'s root into the new directory `skeleton`
-    (0700): /etc (users, name resolution, sshd's configuration and host key), /root with
-    `authorized_key` and the empty directories, modes as on a fresh VM."""
-    skeleton.mkdir(mode=0o700)
+def write_common(template: Path) -> None:
+    """Write the part of a host's root that every host has alike into the new directory
+    `template` (0700): the empty directories, users, name resolution, the system files the
+    tools read, modes as on a fresh VM. Written once per run, copied into each root at boot."""
+    template.mkdir(mode=0o700)
     for directory, mode in (("usr", 0o755), ("dev", 0o755), ("proc", 0o555), ("run/sshd", 0o755),
                             ("run/wireguard", 0o755), ("run/lock", 0o1777), ("tmp", 0o1777),
                             ("var/tmp", 0o1777), ("var/log", 0o755), (STATE_DIR.lstrip("/"), 0o755),
-                            ("etc/wireguard", 0o700), ("root/.ssh", 0o700), ("home", 0o755),
+                            ("etc/wireguard", 0o700), ("etc/ssh", 0o755), ("root/.ssh", 0o700), ("home", 0o755),
                             ("mnt", 0o755), ("opt", 0o755), ("srv", 0o755)):
-        path = skeleton / directory
+        path = template / directory
         path.mkdir(parents=True, exist_ok=True)
         path.chmod(mode)
-    (skeleton / "root").chmod(0o700)
+    (template / "root").chmod(0o700)
     for link, target in (("var/run", "/run"), ("var/lock", "/run/lock"),
                          ("etc/mtab", "../proc/self/mounts")):
-        (skeleton / link).symlink_to(target)
+        (template / link).symlink_to(target)
     for top in TOP_LEVEL:
         machine = Path("/") / top
         if machine.is_symlink():
-            (skeleton / top).symlink_to(os.readlink(machine))
+            (template / top).symlink_to(os.readlink(machine))
         elif machine.is_dir():
-            (skeleton / top).mkdir(mode=0o755)  # bound read-only at boot
-    etc = skeleton / "etc"
+            (template / top).mkdir(mode=0o755)  # bound read-only at boot
+    etc = template / "etc"
     for file, text, mode in (("passwd", PASSWD, 0o644), ("group", GROUP, 0o644),
-                             ("shadow", SHADOW, 0o640), ("nsswitch.conf", NSSWITCH, 0o644),
-                             ("hostname", f"{name}\n", 0o644),
+                             ("shadow", SHADOW, 0o640), ("nsswitch.conf", NSSWITCH, 0o644)):
+        _write(etc / file, text, mode)
+    for record in ("run/utmp", "var/log/wtmp", "var/log/btmp", "var/log/lastlog"):  # a login's records
+        _write(template / record, "", 0o600 if record.endswith("btmp") else 0o644)
+    for file in ETC_COPIED:
+        if Path("/etc", file).is_file():
+            shutil.copyfile(Path("/etc", file), etc / file)
+
+
+def write_skeleton(skeleton: Path, *, name: str, host_key: str, authorized_key: str,
+                   listen: str, port: int) -> None:
+    """Write host `name`'s own part of its root into the new directory `skeleton` (0700),
+    copied over the common part (write_common) at boot: its name, sshd's configuration and
+    host key, and /root with `authorized_key`."""
+    skeleton.mkdir(mode=0o700)
+    for directory, mode in (("etc/ssh", 0o755), ("root/.ssh", 0o700)):
+        path = skeleton / directory
+        path.mkdir(parents=True)
+        path.chmod(mode)
+    (skeleton / "root").chmod(0o700)
+    etc = skeleton / "etc"
+    for file, text, mode in (("hostname", f"{name}\n", 0o644),
                              ("hosts", f"127.0.0.1 localhost\n127.0.1.1 {name}\n"
                                        "::1 localhost ip6-localhost ip6-loopback\n", 0o644),
                              ("ssh/sshd_config", sshd_config(listen, port), 0o644),
@@ -107,13 +127,6 @@ def write_skeleton(skeleton: Path, *, name: str, host_key: str, authorized_key: 
                               host_key if host_key.endswith("\n") else host_key + "\n", 0o600)):
         _write(etc / file, text, mode)
     _write(skeleton / "root/.ssh/authorized_keys", authorized_key.strip() + "\n", 0o600)
-    for record in ("run/utmp", "var/log/wtmp", "var/log/btmp", "var/log/lastlog"):  # a login's records
-        _write(skeleton / record, "", 0o600 if record.endswith("btmp") else 0o644)
-    for file in ETC_COPIED:
-        if Path("/etc", file).is_file():
-            shutil.copyfile(Path("/etc", file), etc / file)
-    if Path("/etc/alternatives").is_dir():  # /usr/bin/awk -> /etc/alternatives/awk -> mawk
-        shutil.copytree("/etc/alternatives", etc / "alternatives", symlinks=True)
 
 
 def write_file(skeleton: Path, path: str, text: str) -> None:
@@ -142,12 +155,16 @@ def private_paths(directory: Path, paths: tuple[str, ...], root: str) -> list[st
     return commands
 
 
-def boot_script(directory: Path, name: str, private: tuple[str, ...] = ()) -> str:
+def boot_script(directory: Path, name: str, private: tuple[str, ...] = (), *, gated: bool = False,
+                template: Path | None = None) -> str:
     """The shell script that, run as the first process of the host's new PID, mount, UTS
     and IPC namespaces (mounts private), builds the root of the host whose directory is
-    `directory` (with `skeleton/` written), enters it and execs sshd in the foreground.
-    One simple command a line, under `set -e`: any step that fails ends the host before
-    sshd starts (a command inside an && list would not)."""
+    `directory` (with `skeleton/` written, copied over the common part in `template` when
+    given), enters it and execs sshd in the foreground.
+    `gated`: its standard input is a pipe (the gate), and it waits for a line on it between
+    entering the root and starting sshd; at end of file (nobody will open the gate) it ends
+    without starting sshd. One simple command a line, under `set -e`: any
+    step that fails ends the host before sshd starts (a command inside an && list would not)."""
     root = str(directory / "root")
     r = shlex.quote(root)
     tops = [t for t in TOP_LEVEL if Path("/", t).is_dir() and not Path("/", t).is_symlink()]
@@ -156,8 +173,12 @@ def boot_script(directory: Path, name: str, private: tuple[str, ...] = ()) -> st
     return "\n".join([
         "set -e",
         f"mount -t tmpfs -o mode=0755 cast-root {r}",
+        *([f"cp -a {shlex.quote(str(template))}/. {r}/"] if template is not None else []),
         f"cp -a {shlex.quote(str(directory / 'skeleton'))}/. {r}/",
         f"rm -rf {shlex.quote(str(directory / 'skeleton'))}",
+        # /usr/bin/awk -> /etc/alternatives/awk -> mawk: a copy of the machine's (hundreds of
+        # links: one cp here, not hundreds of calls in the supervisor, whose threads share a GIL)
+        *([f"cp -a /etc/alternatives {r}/etc/alternatives"] if Path("/etc/alternatives").is_dir() else []),
         f"mount --bind -o ro,nodev /usr {r}/usr",
         *(f"mount --bind -o ro,nodev /{t} {r}/{t}" for t in tops),
         f"mount -t tmpfs -o mode=0755,nosuid,size=1m cast-dev {r}/dev",
@@ -181,6 +202,7 @@ def boot_script(directory: Path, name: str, private: tuple[str, ...] = ()) -> st
         "pivot_root . .old",
         "umount -l .old",
         "rmdir .old",
+        *(["read -r gate", "exec </dev/null"] if gated else []),
         f"exec setpriv --inh-caps=-all --ambient-caps=-all --bounding-set={drop} "
         f"/usr/sbin/sshd -D -e -f {SSHD_CONFIG}",
     ])

@@ -8,7 +8,10 @@ Like a cloud VM whose cloud-init has finished, a booted host has a boot marker,
 and why.
 
 A host can be booted in two steps, like a VM whose kernel is up before its sshd: `add_host`
-with serve=False wires it (its address answers, port 22 refuses), `serve_ssh` starts sshd.
+with serve=False makes all of it (its network, its root) but holds its sshd at a gate (its
+address answers, port 22 refuses), and `serve_ssh` opens the gate: sshd starts and listens
+within a few milliseconds, so that a host can answer SSH at the moment it is due however many
+are being made at once.
 
     root namespace (cast) --veth <prefix>-up--> internet namespace <prefix>-inet
         one bridge per group ("cloud"), a public range per group, forwarding between groups;
@@ -112,6 +115,15 @@ def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def _ip(ns: str | None, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return _run("ip", *(("-n", ns) if ns else ()), *args, check=check)
+
+
+def _batch(ns: str, commands: list[str]) -> None:
+    """Run `ip` commands (each a line of `ip` arguments) in namespace `ns`, in one process;
+    the first that fails stops the rest (HostError)."""
+    done = subprocess.run(["ip", "-n", ns, "-batch", "-"], input="".join(f"{c}\n" for c in commands),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise HostError(f"`ip -n {ns} -batch` failed: {done.stderr.strip()}")
 
 
 def _sysctl(ns: str, key: str, value: str) -> None:
@@ -226,6 +238,7 @@ class Host:
     directory: Path
     sshd: subprocess.Popen[bytes] | None = None
     private: tuple[str, ...] = ()  # more paths of this machine the host gets its own copy of
+    gate: int | None = None  # the write end of the pipe its boot waits on before it execs sshd
 
 
 @dataclass
@@ -260,6 +273,7 @@ class LocalHosts:
         if reason:
             raise HostError(reason)
         self._lock = threading.Lock()
+        self._template_lock = threading.Lock()
         self._counter = 0
         self.directory = self.run_root / self.prefix
         self.inet = f"{self.prefix}-inet"
@@ -335,8 +349,9 @@ class LocalHosts:
         namespace with sshd on public_ip:ssh_port in a root of its own, using the OpenSSH private
         `host_key` and accepting root with `authorized_key` (one or more public key lines,
         newline-separated) only, and the boot marker written. Blocks until sshd accepts
-        connections from the root namespace. With serve=False only the network is made (the
-        address answers, port 22 refuses) and `serve_ssh` finishes the boot. Each existing
+        connections from the root namespace. With serve=False the host is made, its root
+        too, but its sshd waits (the address answers, port 22 refuses) until `serve_ssh`
+        lets it start. Each existing
         directory or file of this machine named in `private` is the host's own: an empty
         tmpfs for a directory, a copy for a file (what the host writes there stays its own;
         needed under /usr only, which the host sees read-only: the rest of its root is its
@@ -361,8 +376,9 @@ class LocalHosts:
         try:
             self._wire(host, self.groups[group], others)
             self._write_sshd_files(host, host_key, authorized_key)
+            self._boot(host)
             if serve:
-                self._start_sshd(host)
+                self._open(host)
         except BaseException:
             self.remove_host(name)
             raise
@@ -407,40 +423,53 @@ class LocalHosts:
         return process
 
     def serve_ssh(self, name: str) -> None:
-        """Finish booting host `name` (added with serve=False): write its boot marker and
-        start its sshd; block until sshd accepts connections. Raises HostError (the host is
+        """Finish booting host `name` (added with serve=False): open its gate, so that its
+        sshd starts; block until sshd accepts connections. Raises HostError (the host is
         then removed)."""
         with self._lock:
             host = self.hosts.get(name)
         if host is None:
             raise HostError(f"host {name} does not exist")
-        if host.sshd is not None:
-            return
         try:
-            self._start_sshd(host)
+            self._open(host)
         except BaseException:
             self.remove_host(name)
             raise
 
     def _wire(self, host: Host, group: Group, others: list[Group]) -> None:
-        # A cloud reuses the public address of a deleted VM: the router must forget the old
-        # host's MAC for it, or it keeps sending there (or holds a FAILED entry) for minutes.
-        _ip(self.inet, "neigh", "flush", "to", host.public_ip, check=False)
         _ip(None, "netns", "add", host.netns)
-        _ip(self.inet, "link", "add", host.link, "type", "veth", "peer", "name", "eth0",
-            "netns", host.netns)
-        _ip(self.inet, "link", "set", host.link, "master", group.bridge, "up")
-        _ip(host.netns, "link", "set", "lo", "up")
-        _ip(host.netns, "addr", "add", f"{host.public_ip}/32", "dev", "eth0")
-        _ip(host.netns, "link", "set", "eth0", "up")
-        _ip(host.netns, "route", "add", GATEWAY, "dev", "eth0")
+        # One `ip -batch` per namespace, not a process per command: 24 hosts made at once
+        # share this machine's CPUs with cast and the emulators.
+        _batch(self.inet, [
+            # A cloud reuses the public address of a deleted VM: the router must forget the old
+            # host's MAC for it, or it keeps sending there (or holds a FAILED entry) for minutes.
+            f"neigh flush to {host.public_ip}",
+            f"link add {host.link} type veth peer name eth0 netns {host.netns}",
+            f"link set {host.link} master {group.bridge} up",
+        ])
         # Like a cloud VM, a host reaches every public address, its own group's too, through
         # the gateway, never on-link: its only neighbour is the gateway. On-link peers made a
         # neighbour entry per pair in a group, and the kernel's neighbour table is one for all
         # namespaces (gc_thresh3, 1024 by default): at 100 hosts it overflowed, and packets
         # to peers without an entry were dropped (no WireGuard session formed).
-        for net in [group.network, *(g.network for g in others), f"{self.link_root}/32"]:
-            _ip(host.netns, "route", "add", str(net), "via", GATEWAY)
+        routes = [group.network, *(g.network for g in others), f"{self.link_root}/32"]
+        _batch(host.netns, [
+            "link set lo up",
+            f"addr add {host.public_ip}/32 dev eth0",
+            "link set eth0 up",
+            f"route add {GATEWAY} dev eth0",
+            *(f"route add {net} via {GATEWAY}" for net in routes),
+        ])
+
+    def _template(self) -> Path:
+        """The part of a root every host has alike (hostroot.write_common) with the boot
+        marker, written on first use."""
+        template = self.directory / "template"
+        with self._template_lock:
+            if not template.is_dir():
+                hostroot.write_common(template)
+                hostroot.write_file(template, BOOT_MARKER_PATH, BOOT_MARKER)
+        return template
 
     def _write_sshd_files(self, host: Host, host_key: str, authorized_key: str) -> None:
         host.directory.mkdir(parents=True, mode=0o700)
@@ -448,27 +477,46 @@ class LocalHosts:
         hostroot.write_skeleton(host.directory / "skeleton", name=host.name, host_key=host_key,
                                 authorized_key=authorized_key, listen=host.public_ip, port=host.ssh_port)
 
-    def _start_sshd(self, host: Host) -> None:
+    def _boot(self, host: Host) -> None:
+        """Start the host's first process: it builds the host's root, then waits at the gate
+        (its standard input, a pipe whose write end only this process holds) before it
+        execs sshd."""
         d = host.directory
         # sshd, and every session it starts, lives in the host's own PID, mount, UTS and IPC
         # namespaces, under a root of its own (hostroot.py) holding the boot marker.
-        hostroot.write_file(d / "skeleton", BOOT_MARKER_PATH, BOOT_MARKER)
+        template = self._template()
+        read_end, host.gate = os.pipe()
         try:
-            script = hostroot.boot_script(d, host.name, host.private)
+            script = hostroot.boot_script(d, host.name, host.private, gated=True, template=template)
+            with open(d / "sshd.log", "wb") as log:
+                # A cloud VM has CPUs of its own; here every host shares this machine's. Ahead of
+                # cast and the emulators, the host's processes (sshd and what its sessions start,
+                # wireguard-go among them) behave more like a VM's.
+                host.sshd = subprocess.Popen(
+                    ["nice", "-n", "-10", "ip", "netns", "exec", host.netns, "unshare", "--mount",
+                     "--pid", "--uts", "--ipc", "--fork", "--kill-child", "--propagation", "private",
+                     "sh", "-c", script],
+                    stdin=read_end, stdout=log, stderr=log, start_new_session=True)
         except ValueError as exc:
             raise HostError(f"host {host.name}: {exc}") from None
-        with open(d / "sshd.log", "wb") as log:
-            # A cloud VM has CPUs of its own; here every host shares this machine's. Ahead of
-            # cast and the emulators, the host's processes (sshd and what its sessions start,
-            # wireguard-go among them) behave more like a VM's.
-            host.sshd = subprocess.Popen(
-                ["nice", "-n", "-10", "ip", "netns", "exec", host.netns, "unshare", "--mount",
-                 "--pid", "--uts", "--ipc", "--fork", "--kill-child", "--propagation", "private",
-                 "sh", "-c", script],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        finally:
+            os.close(read_end)  # the host holds it now; were it to die, the gate closes with it
         # unshare waits for the host's first process, ignoring SIGTERM: that process (sshd,
         # once the root is built) is the one recorded, and its end ends the whole host.
         _record(d / "sshd.pid", self._first_process(host))
+
+    def _open(self, host: Host) -> None:
+        """Open the host's gate and block until its sshd accepts connections."""
+        d = host.directory
+        with self._lock:
+            gate, host.gate = host.gate, None
+        if gate is not None:
+            try:
+                os.write(gate, b"open\n")
+            except BrokenPipeError:
+                pass  # the boot ended before the gate: the wait below says why
+            finally:
+                os.close(gate)
 
         def listening() -> bool:
             if host.sshd is not None and host.sshd.poll() is not None:
@@ -480,7 +528,7 @@ class LocalHosts:
                 return False
 
         wait_until(listening, what=f"sshd on host {host.name}", timeout_s=READY_S,
-                   initial=0.01, maximum=0.2)
+                   initial=0.005, maximum=0.1)
 
     @staticmethod
     def _first_process(host: Host) -> int:
@@ -504,8 +552,13 @@ class LocalHosts:
         and files. Removing an unknown host does nothing."""
         with self._lock:
             host = self.hosts.pop(name, None)
+            gate = host.gate if host is not None else None
+            if host is not None:
+                host.gate = None
         if host is None:
             return
+        if gate is not None:
+            os.close(gate)  # a host removed before it served: its boot ends at the gate
         _end_recorded(host.directory / "sshd.pid")
         _reap(host.sshd)
         _end(namespace_pids(host.netns))

@@ -7,11 +7,13 @@ grouped by cloud, with delay lines between clouds set from the region map's expe
 
 Cloud-like pacing, both off by default: every API request to any emulated cloud waits
 `api_delay_ms` before it is answered (AWS through the counting fault proxy in front of moto),
-and a VM's host answers SSH `boot_delay_s` after the cloud accepted the VM's create: its
-network is wired as soon as the VM runs (its address answers, port 22 refuses, like a VM whose
-kernel is up), and its sshd starts at creation + boot delay, on a timed wait for the earliest
-such moment. API calls that start or delete VMs wake the supervisor at once; changes that
-come with time alone are seen within POLL_S.
+and a VM's host answers SSH `boot_delay_s` after the cloud accepted the VM's create, neither
+earlier nor later: the whole host (its network, its root, its sshd held at a gate) is made as
+soon as the VM runs (its address answers, port 22 refuses, like a VM whose kernel is up), and
+at creation + boot delay, on a timed wait for the earliest such moment, its gate opens (sshd
+starts in milliseconds; on a pool of its own, never queued behind hosts still being made).
+API calls that start or delete VMs wake the supervisor at once; changes that come with time
+alone are seen within POLL_S.
 
 Run it with `cast sandbox up` (which starts `python -m provisioner.sandbox.supervisor` in the
 background); it writes sandbox.json in its directory once it is ready and removes everything
@@ -54,7 +56,8 @@ STATE_FILE = "sandbox.json"
 POLL_S = 0.1  # how often the supervisor looks for VMs to boot or remove, at the longest
 INGRESS_POLL_S = 1.0  # how often it reads the load balancers and zones, at the longest
 INGRESS_GAP_S = 0.2  # and at the most often
-BOOT_WORKERS = 8
+BOOT_WORKERS = 8  # making hosts (processes to start: bounded by this machine's CPUs)
+OPEN_WORKERS = 16  # opening their gates at their due time (mostly waiting for sshd to listen)
 
 
 def run_credentials() -> dict[str, str]:
@@ -103,7 +106,7 @@ class _Boot:
     cloud: str
     vm: EmulatedVm
     due: float  # monotonic time its sshd is to answer: the VM's creation plus the boot delay
-    phase: str = "wiring"  # wiring -> wired -> serving -> up
+    phase: str = "wiring"  # wiring (the host being made) -> wired (made, gate shut) -> serving -> up
 
 
 class Sandbox:
@@ -136,6 +139,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=BOOT_WORKERS, thread_name_prefix="boot")
+        self._open_pool = ThreadPoolExecutor(max_workers=OPEN_WORKERS, thread_name_prefix="open")
         self.dns = dns_address(self.pools)  # the sandbox DNS server's address
         self.frontends: Any = None  # the load balancers and the DNS server, run for real (frontends.py)
         self._ingress_wake = threading.Event()
@@ -246,6 +250,7 @@ class Sandbox:
         if self._ingress_thread is not None:
             self._ingress_thread.join(timeout=30)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._open_pool.shutdown(wait=True, cancel_futures=True)
         for emulator in self.emulators.values():
             emulator.stop()
         if self.proxy is not None:
@@ -277,8 +282,17 @@ class Sandbox:
         self._ingress_wake.set()
 
     def sync(self) -> None:
-        """One pass: wire hosts for new VMs, start the sshd of hosts whose boot is due, remove
-        hosts of VMs that are gone. The work runs on the boot pool; this returns at once."""
+        """One pass: open the gates of hosts whose boot is due (first: reading what runs
+        takes a while), make hosts for new VMs, remove hosts of VMs that are gone. The work
+        runs on the pools; this returns at once."""
+        with self._lock:
+            now = time.monotonic()
+            due = [n for n, b in self.boots.items() if b.phase == "wired" and b.due <= now and n not in self._busy]
+            for name in due:
+                self.boots[name].phase = "serving"
+            self._busy.update(due)
+        for name in due:
+            self._submit(self._serve, name, self._open_pool)
         running = self.running()
         now, wall = time.monotonic(), time.time()
         with self._lock:
@@ -297,18 +311,13 @@ class Sandbox:
                 created = vm.created_at or wall
                 boot_s = self.pacing.of(cloud).boot_s
                 self.boots[name] = _Boot(cloud, vm, now + max(0.0, created + boot_s - wall))
-            due = [n for n, b in self.boots.items() if b.phase == "wired" and b.due <= now and n not in self._busy]
-            for name in due:
-                self.boots[name].phase = "serving"
-            self._busy.update(gone + new + due)
+            self._busy.update(gone + new)
         for name in gone:
             self._submit(self._remove, name)
         for name in new:
             self._submit(self._wire, name)
-        for name in due:
-            self._submit(self._serve, name)
 
-    def _submit(self, job: Callable[[str], None], name: str) -> None:
+    def _submit(self, job: Callable[[str], None], name: str, pool: ThreadPoolExecutor | None = None) -> None:
         def run() -> None:
             try:
                 job(name)
@@ -317,7 +326,7 @@ class Sandbox:
                 with self._lock:
                     self._busy.discard(name)
 
-        self._pool.submit(run)
+        (pool or self._pool).submit(run)
 
     def _next_wait(self) -> float:
         """Seconds until the earliest wired host is due (at most POLL_S)."""
@@ -339,12 +348,15 @@ class Sandbox:
                 self.failed.add(name)
                 self._busy.discard(name)
             return
+        started = time.monotonic()
         try:
             self.hosts.add_host(name, b.cloud, b.vm.public_ip, boot.host_key_private, "\n".join(boot.authorized_keys),
                                 serve=False)
         except Exception as exc:  # one bad VM must not stop the supervisor: try it again later
             self._boot_failed(name, b, exc)
             return
+        made = time.monotonic()
+        LOG.info("made %s in %.3fs; its SSH is due in %.3fs", name, made - started, b.due - made)
         with self._lock:
             if b.due <= time.monotonic():
                 b.phase = "serving"  # due already: go on in this job

@@ -53,3 +53,24 @@ def test_rotation_makes_a_new_key_pins_it_and_removes_the_injected_one(network: 
     directory = network.hosts.hosts["rot1"].directory
     grep = subprocess.run(["grep", "-rlF", "--", _key_body(injected), str(directory)], capture_output=True, text=True)
     assert grep.stdout == ""
+
+
+def test_a_rotation_stopped_before_its_commit_resumes_with_the_key_it_recorded(network: Network) -> None:
+    access, _ = _boot(network, "rot2", "gcp")
+    key = load_private_key(str(network.ssh_key_path))
+    pending: list[str] = []
+
+    def stopped(public: str) -> None:  # cast recorded the key, then stopped before the node switched
+        pending.append(public)
+        raise KeyboardInterrupt
+
+    with SshPool(key) as pool:
+        pool.wait_reachable(access)
+        with pytest.raises(KeyboardInterrupt):
+            rotate_host_key(pool, access, stopped)
+        connect(access, key).close()  # nothing switched: the injected key still answers
+        rotated = rotate_host_key(pool, access, pending.append)
+        assert len(pending) == 2 and pending[0] == pending[1] == rotated.host_key
+        connect(rotated, key).close()
+        # sshd's public key file is the key it now presents
+        assert same_key(pool.check(rotated, "cat /etc/ssh/ssh_host_ed25519_key.pub"), rotated.host_key)
