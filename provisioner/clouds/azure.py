@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from .. import tags
 from ..errors import NotFoundError
 from ..parallel import gather
+from . import azure_arm as arm
 from . import azure_build as build
 from . import leaks
 from .api_log import TRANSPORT_MODULES
@@ -54,6 +55,9 @@ SDK_AFTER_CHECK = (
     "azure.mgmt.network",
     "azure.mgmt.network.models",
 )
+# delete-cluster's safety check and teardown read through the resources client alone
+# (azure_arm): nothing more (a load balancer's deletion imports azure-mgmt-network then).
+SDK_FOR_TEARDOWN: tuple[str, ...] = ()
 
 
 T = TypeVar("T")
@@ -180,6 +184,12 @@ class Provider(Cloud):
         found = self.call(f"list virtual networks in {group}", lambda: list(net.virtual_networks.list(group)))
         return only_one([v for v in found if has_uuid(v, cluster)], "virtual network")
 
+    def listed_vnet(self, group: str, cluster: ClusterRef) -> Any | None:
+        """vnet_of through azure-mgmt-resource alone (azure_arm): a GenericResource with its
+        properties (its subnets and their IP configurations), None when there is none."""
+        found = arm.list_in_group(self, group, arm.VNET_TYPE)
+        return only_one([v for v in found if has_uuid(v, cluster)], "virtual network")
+
     def subnet_id(self, group: str, cluster: ClusterRef) -> str:
         """The ARM id of the cluster's subnet; NotFoundError without a VNet."""
         vnet = self.vnet_of(group, cluster)
@@ -208,8 +218,8 @@ class Provider(Cloud):
         found = self.call("list resource groups", lambda: list(rc.resource_groups.list(filter=cast_made)))
         self._cast_groups = (time.monotonic(), found)
 
-    def finish_opening(self) -> None:
-        super().finish_opening()
+    def finish_opening(self, *, teardown: bool = False) -> None:
+        super().finish_opening(teardown=teardown)
         serialize_first_model_use()  # the compute and network models, before any thread makes one
 
     def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
@@ -409,7 +419,7 @@ class Provider(Cloud):
         out = []
         for group in self.groups_of(cluster):
             found = self._resources_in(rc, group.name, cluster)
-            out.extend(group_inventory(self, cluster, group, found, self.vnet_of(group.name, cluster)))
+            out.extend(group_inventory(self, cluster, group, found, self.listed_vnet(group.name, cluster)))
         return out
 
     def _resources_in(self, rc: Any, group: str, cluster: ClusterRef) -> list[Any]:

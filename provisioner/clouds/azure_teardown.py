@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DependencyError, NotFoundError
 from ..retry import wait_until
+from . import azure_arm as arm
 from . import azure_build as build
 from .azure_session import CLOUD
 from .azure_vms import MAX_HINT_S, has_uuid
@@ -34,8 +35,8 @@ KINDS = {
 def group_inventory(p: Provider, cluster: ClusterRef, group: Any, found: Sequence[Any],
                     vnet: Any | None) -> list[Owned]:
     """The inventory of one resource group (an SDK model): the group, with its deleter; then,
-    to be deleted with it, what of `found` (SDK models) carries the cluster's UUID, the VNet
-    (or None) and its subnets."""
+    to be deleted with it, what of `found` (generic resources: id, name, type, tags) carries
+    the cluster's UUID, the VNet (or None; a GenericResource, azure_arm) and its subnets."""
     inside = frozenset({"resource-group"})
     out = [Owned("resource-group", group.id, group.name, delete=group_deleter(p, cluster, group.name))]
     ours = [r for r in found if has_uuid(r, cluster)]
@@ -43,8 +44,8 @@ def group_inventory(p: Provider, cluster: ClusterRef, group: Any, found: Sequenc
         ours.append(vnet)
     out.extend(Owned(KINDS.get(r.type.lower(), r.type), r.id, r.name, after=inside,
                      delete=goes_with_its_container) for r in ours)
-    out.extend(Owned("subnet", s.id, s.name, after=inside, delete=goes_with_its_container)
-               for s in (vnet.subnets or [] if vnet is not None else []))
+    out.extend(Owned("subnet", s["id"], s.get("name", ""), after=inside, delete=goes_with_its_container)
+               for s in (arm.subnets(vnet) if vnet is not None else []) if s.get("id"))
     return out
 
 

@@ -18,6 +18,7 @@ from ..parallel import gather
 from ..progress import report
 from ..retry import wait_until
 from ..teardown import Deletable, delete_in_passes
+from . import azure_arm as arm
 from . import azure_build as build
 from . import leaks
 from .azure_session import CLOUD
@@ -298,37 +299,48 @@ class VmOps:
                 listed: tuple[list[Any], Any] | None = None) -> tuple[list[Vm], tuple[list[Any], Any]]:
         """VMs in the cluster's resource group, or attached to its VNet from elsewhere, that do
         not carry the cluster's UUID; and what was listed (the group's VMs and its VNet or
-        None, SDK models; `listed`: those, listed already). Two lists (the group's VMs, its
-        VNets with their subnets' IP configurations); a NIC on the subnets that none of the
-        group's VMs holds is read, and its VM if that is not one of them (none when nobody
-        else is there)."""
-        compute, net = self.p.session.compute, self.p.session.network
-
+        None, GenericResource models; `listed`: those, listed already). Two lists (the group's
+        VMs with their network profiles, its VNets with their subnets' IP configurations); a
+        NIC on the subnets that none of the group's VMs holds is read, and its VM if that is
+        not one of them (none when nobody else is there). Through azure-mgmt-resource alone
+        (azure_arm): no compute or network SDK."""
         vms, vnet = listed or self.listing(group, cluster)
-        out = [self._as_vm(vm, {}, {}) for vm in vms if not has_uuid(vm, cluster)]
+        out = [generic_vm(vm) for vm in vms if not has_uuid(vm, cluster)]
         if vnet is None:
             return out, (vms, None)
         known = {vm.id.lower() for vm in vms}
-        held = {ref.id.lower() for vm in vms if vm.network_profile
-                for ref in vm.network_profile.network_interfaces or [] if ref.id}
-        nic_ids = {c.id.lower().split("/ipconfigurations/")[0]
-                   for s in vnet.subnets or [] for c in s.ip_configurations or [] if c.id}
+        held = {nic.lower() for vm in vms for nic in arm.nic_ids_of_vm(vm)}
+        nic_ids = {c.lower().split("/ipconfigurations/")[0] for c in arm.ip_configuration_ids(vnet)}
         for nic_id in sorted(nic_ids - held):
-            nic = self._get(f"read network interface {nic_id}", net.network_interfaces, nic_id)
-            vm_id = nic.virtual_machine.id if nic.virtual_machine else None
+            vm_id = arm.vm_of_nic(arm.read(self.p, nic_id))
             if not vm_id or vm_id.lower() in known:
                 continue
             known.add(vm_id.lower())
-            vm = self._get(f"read VM {vm_id}", compute.virtual_machines, vm_id)
+            vm = arm.read(self.p, vm_id)
             if not has_uuid(vm, cluster):
-                out.append(self._as_vm(vm, {}, {}))
+                out.append(generic_vm(vm))
         return out, (vms, vnet)
 
     def listing(self, group: str, cluster: ClusterRef) -> tuple[list[Any], Any]:
-        """The group's VMs and the cluster's VNet in it (or None), listed at once."""
-        vms, vnet = gather(partial(self._list_vms, group), lambda: self.p.vnet_of(group, cluster))
+        """The group's VMs and the cluster's VNet in it (or None), listed at once, as
+        GenericResource models with their properties."""
+        vms, vnet = gather(partial(arm.list_in_group, self.p, group, arm.VM_TYPE),
+                           lambda: self.p.listed_vnet(group, cluster))
         return vms, vnet
 
-    def _get(self, what: str, operations: Any, rid: str) -> Any:
-        group, name = _split_id(rid)
-        return self.p.call(what, lambda: operations.get(group, name))
+
+def generic_vm(vm: Any) -> Vm:
+    """A VM read through the generic resources API (azure_arm), as cast's Vm."""
+    labels, state = vm.tags or {}, str(arm.props(vm).get("provisioningState") or "")
+    return Vm(
+        name=labels.get(tags.NODE, vm.name),
+        cloud_id=vm.id,
+        state=state.lower(),
+        private_ip=None,  # the check names the VM; its addresses are not read
+        public_ip=None,
+        role=labels.get(tags.ROLE),
+        cluster_uuid=labels.get(tags.CLUSTER_UUID),
+        extra={"resource_group": _split_id(vm.id)[0], "vm_id": arm.props(vm).get("vmId"),
+               "size": (arm.props(vm).get("hardwareProfile") or {}).get("vmSize"),
+               "zones": list(vm.get("zones") or []), "provisioning_state": state},
+    )
