@@ -16,8 +16,9 @@ from ..errors import NotFoundError
 from ..parallel import gather
 from . import azure_arm as arm
 from . import azure_build as build
-from . import leaks
+from . import azure_steps, leaks
 from .api_log import TRANSPORT_MODULES
+from .azure_level import Level
 from .azure_session import CLOUD, AzureSession, mapped_errors, serialize_first_model_use, uses_loopback, wait_for
 from .azure_teardown import group_inventory
 from .azure_vms import VmOps, has_uuid
@@ -26,6 +27,7 @@ from .base import (
     CloudResource,
     CloudTarget,
     ClusterRef,
+    CreationStep,
     Ensured,
     Owned,
     Settings,
@@ -110,6 +112,8 @@ class Provider(Cloud):
         self._made_subnet: dict[str, tuple[str, str]] = {}
         self._made_nsgs: dict[str, dict[str, tuple[str, str, Any]]] = {}
         self.fresh_groups: set[str] = set()
+        # cluster uuid -> the nodes whose public IP the network step made (a group made now).
+        self.made_addresses: dict[str, set[str]] = {}
 
     @property
     def session(self) -> AzureSession:
@@ -222,11 +226,19 @@ class Provider(Cloud):
         super().finish_opening(teardown=teardown)
         serialize_first_model_use()  # the compute and network models, before any thread makes one
 
-    def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+    def creation_steps(self) -> tuple[CreationStep, ...]:
+        return azure_steps.creation_steps(self)
+
+    def ensure_network(self, target: CloudTarget, *, dry_run: bool = False,
+                       addresses: Callable[[], Sequence[VmRequest]] | None = None) -> Ensured:
+        """Cloud.ensure_network: the resource group, then its VNet (with the subnet) and, where
+        missing, the security groups (ensure_firewall) as one level (azure_level); with
+        `addresses` (the VM requests, when ready: the creation graph's network step), in a
+        group made now, the VMs' public IPs too, which need only the group."""
         cluster, actions = target.cluster, []
         labels = tags.cluster_tags(cluster.name, cluster.uuid)
         self._checked.pop(cluster.uuid, None)  # a group made now is not in the safety check's list
-        for made in (self._made_subnet, self._made_nsgs):
+        for made in (self._made_subnet, self._made_nsgs, self.made_addresses):
             made.pop(cluster.uuid, None)  # known again only of a group made now
         self.fresh_groups.discard(cluster.uuid)
         group = self.group_of(cluster, fresh=True)  # the step that owns the group: a leak shows here
@@ -260,15 +272,30 @@ class Provider(Cloud):
                 model = build.virtual_network(self.region, labels, target.network_cidr,
                                               (build.subnet_name(cluster), target.subnet_cidr))
                 in_group = group
+                level = Level(self, group, "network resources", progress=False)
 
                 def vnet() -> str:
-                    return self.put(f"create virtual network {name}", lambda polling: net.virtual_networks
-                                    .begin_create_or_update(in_group, name, model, polling=polling),
-                                    in_group, "Microsoft.Network/virtualNetworks", name)
+                    return level.put(f"create virtual network {name}", lambda polling: net.virtual_networks
+                                     .begin_create_or_update(in_group, name, model, polling=polling),
+                                     "Microsoft.Network/virtualNetworks", name)
 
-                # The security groups need only the resource group: they are made alongside
-                # the VNet, and the firewall step finds them in place (or repairs them).
-                vnet_id, firewall = gather(vnet, lambda: self.ensure_firewall(target))
+                def public_ips() -> set[str]:
+                    if addresses is None or cluster.uuid not in self.fresh_groups:
+                        return set()
+                    return self.vms.put_addresses(target, level, addresses())
+
+                # The security groups and the public IPs need only the resource group: they
+                # are made alongside the VNet, and watched with it; the firewall step finds
+                # them in place (or repairs them), the VM step the public IPs.
+                try:
+                    vnet_id, firewall, sent = gather(vnet, lambda: self.ensure_firewall(target, level=level),
+                                                     public_ips)
+                    level.wait()
+                except BaseException:
+                    self._made_nsgs.pop(cluster.uuid, None)  # half made: read them next time
+                    raise
+                if sent:
+                    self.made_addresses[cluster.uuid] = sent
                 found.append(CloudResource("vnet", vnet_id, name))
                 self.vnet_ids[cluster.uuid] = vnet_id
                 self._made_subnet[cluster.uuid] = (f"{vnet_id}/subnets/{build.subnet_name(cluster)}",
@@ -306,7 +333,9 @@ class Provider(Cloud):
             group, "Microsoft.Network/virtualNetworks", f"{vnet.name}/subnets/{name}")
         return Ensured(resources=(CloudResource("subnet", f"{vnet.id}/subnets/{name}", name),), actions=(action,))
 
-    def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+    def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False, level: Level | None = None) -> Ensured:
+        """Cloud.ensure_firewall; with `level`, the creates are sent in it and not waited
+        for (the caller waits for the level)."""
         cluster = target.cluster
         group = self.group_of(cluster)
         # role -> (id, name, rule keys) as they are: as this command made them in its own
@@ -340,10 +369,13 @@ class Provider(Cloud):
         def put(role: str, name: str) -> CloudResource:
             labels = {**tags.cluster_tags(cluster.name, cluster.uuid), tags.ROLE: role}
             model = build.security_group(self.region, labels, target.firewall[role])
-            nsg_id = self.put(f"create network security group {name}",
-                              lambda polling: net.network_security_groups.begin_create_or_update(
-                                  group, name, model, polling=polling),
-                              group, "Microsoft.Network/networkSecurityGroups", name)
+            what, kind = f"create network security group {name}", "Microsoft.Network/networkSecurityGroups"
+
+            def start(polling: Any) -> Any:
+                return net.network_security_groups.begin_create_or_update(group, name, model, polling=polling)
+
+            nsg_id = level.put(what, start, kind, name) if level is not None else self.put(what, start, group, kind,
+                                                                                           name)
             if known is not None:
                 known[role] = (nsg_id, name, target.firewall[role])
             return CloudResource("network-security-group", nsg_id, name)

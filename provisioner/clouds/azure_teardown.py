@@ -14,8 +14,9 @@ from ..errors import DependencyError, NotFoundError
 from ..retry import wait_until
 from . import azure_arm as arm
 from . import azure_build as build
+from .azure_level import MAX_HINT_S
 from .azure_session import CLOUD
-from .azure_vms import MAX_HINT_S, has_uuid
+from .azure_vms import has_uuid
 from .base import ClusterRef, Owned, goes_with_its_container
 
 if TYPE_CHECKING:
