@@ -1,8 +1,8 @@
 """One level of Azure's create chain: resources that need nothing of each other are sent at
 once (each PUT answered at once: its operation is not polled), then watched together: one
-look at the resource group's resources of the level's kinds (the generic list, by type, with
-their provisioningState: one list per kind, at once) once the operations' own estimates say
-they are done, again with a short backoff for stragglers. A level of n resources costs n PUTs
+look at the resource group's resources (the generic list, with their provisioningState; of the
+level's kind where it has one) once the operations' own estimates say they are done, again
+with a short backoff for stragglers. A level of n resources costs n PUTs
 and, as a rule, one look, whatever n.
 """
 
@@ -12,11 +12,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CloudError
-from ..parallel import gather
 from ..progress import report
 from ..retry import wait_until
 from .azure_session import CLOUD
@@ -89,14 +87,14 @@ class Level:
         self.sleep_until_due()
         rc = self.p.session.resources
 
-        kinds = sorted({kind for kind, _ in sent})
-
-        def of_kind(kind: str) -> list[Any]:
-            return self.p.call(f"list {kind} in {self.group}", lambda: list(rc.resources.list_by_resource_group(
-                self.group, filter=f"resourceType eq '{kind}'", expand="provisioningState")))
+        kinds = {kind for kind, _ in sent}
+        # One kind: the group's resources of that kind; several (the network level, in a group
+        # that holds little else yet): all of the group's, in one list.
+        only = f"resourceType eq '{next(iter(kinds))}'" if len(kinds) == 1 else None
 
         def settled() -> bool:
-            listed = [r for found in gather(*(partial(of_kind, kind) for kind in kinds)) for r in found]
+            listed = self.p.call(f"list resources in {self.group}", lambda: list(rc.resources.list_by_resource_group(
+                self.group, filter=only, expand="provisioningState")))
             states = {(str(r.type).lower(), str(r.name).lower()): str(r.provisioning_state or "") for r in listed}
             failed = sorted(name for kind, name in sent if states.get((kind, name), "").lower() == "failed")
             if failed:
