@@ -1,8 +1,10 @@
 """Azure behind the cloud interface (base.Cloud): one resource group per cluster holding a
 VNet with one /24 subnet, a network security group per role (attached to each VM's NIC, since
 masters and workers share the subnet), and per VM a Standard static public IP, a NIC and the
-VM. Teardown deletes the resource group. VM work lives in azure_vms; clients, credentials and
-error mapping in azure_session; the SDK models in azure_build.
+VM. Teardown deletes the resource group. VM work lives in azure_vms; the safety check and the
+teardown in azure_teardown (through azure-mgmt-resource alone: azure_arm); the creation steps
+in azure_steps, made in levels (azure_level); clients, credentials and error mapping in
+azure_session; the SDK models in azure_build.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from ..errors import NotFoundError
 from ..parallel import gather
 from . import azure_arm as arm
 from . import azure_build as build
-from . import azure_steps, leaks
+from . import azure_steps, azure_teardown, leaks
 from .api_log import TRANSPORT_MODULES
 from .azure_level import Level
 from .azure_session import CLOUD, AzureSession, mapped_errors, serialize_first_model_use, uses_loopback, wait_for
-from .azure_teardown import group_inventory
+from .azure_teardown import uuid_filter
 from .azure_vms import VmOps, has_uuid
 from .base import (
     Cloud,
@@ -66,11 +68,6 @@ T = TypeVar("T")
 GROUPS_FRESH_S = 5.0  # how long the credential check's listing of the groups stands for a new one
 
 
-def uuid_filter(cluster: ClusterRef) -> str:
-    """The ARM `$filter` that selects what carries the cluster's UUID."""
-    return f"tagName eq '{tags.CLUSTER_UUID}' and tagValue eq '{cluster.uuid}'"
-
-
 def only_one(found: Sequence[Any], what: str) -> Any | None:
     """The single item of `found` (None when empty); more is a probable leak (clouds.leaks)."""
     return leaks.at_most_one(CLOUD, what, found, lambda f: str(getattr(f, "name", "?")))
@@ -103,7 +100,7 @@ class Provider(Cloud):
         # cluster uuid -> the resource groups the safety check just listed and what it listed in
         # them (VMs, VNet): the teardown's inventory, without listing again (ensure_network
         # and list_resources forget it).
-        self._checked: dict[str, tuple[list[Any], tuple[list[Any], Any]]] = {}
+        self.checked: dict[str, tuple[list[Any], tuple[list[Any], Any]]] = {}
         self._cast_groups: tuple[float, list[Any]] | None = None  # check_credentials' listing, and when
         # What this command made in a resource group it created itself (empty before): the
         # later steps know it without reading it back. cluster uuid -> the subnet made with the
@@ -237,7 +234,7 @@ class Provider(Cloud):
         group made now, the VMs' public IPs too, which need only the group."""
         cluster, actions = target.cluster, []
         labels = tags.cluster_tags(cluster.name, cluster.uuid)
-        self._checked.pop(cluster.uuid, None)  # a group made now is not in the safety check's list
+        self.checked.pop(cluster.uuid, None)  # a group made now is not in the safety check's list
         for made in (self._made_subnet, self._made_nsgs, self.made_addresses):
             made.pop(cluster.uuid, None)  # known again only of a group made now
         self.fresh_groups.discard(cluster.uuid)
@@ -409,27 +406,7 @@ class Provider(Cloud):
             self.vms.delete(group, target.cluster, names)
 
     def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
-        cluster = target.cluster
-        named = build.group_name(cluster)
-        self._checked.pop(cluster.uuid, None)  # an earlier check's listing never outlives this check
-
-        def guessed() -> tuple[list[Any], Any] | None:
-            try:  # the group cast names, listed while the groups are: one round trip, not two
-                return self.vms.listing(named, cluster)
-            except NotFoundError:
-                return None
-
-        # The groups listed afresh: the check must see what is there now.
-        groups, listed = gather(lambda: self.groups_of(cluster), guessed)
-        group = only_one(groups, "resource group")
-        if group is None:
-            self._checked[cluster.uuid] = (groups, ([], None))
-            return []
-        self._groups[cluster.uuid] = group.name
-        found, seen = self.vms.foreign(group.name, cluster, listed if group.name.lower() == named.lower() else None)
-        if not found:  # the teardown that follows deletes what the check saw (list_resources)
-            self._checked[cluster.uuid] = (groups, seen)
-        return found
+        return azure_teardown.find_foreign(self, target)
 
     # --- inventory (teardown: base.Cloud.teardown) ------------------------------
 
@@ -437,23 +414,9 @@ class Provider(Cloud):
         """Forget the cluster's group (it is being deleted): the next ensure_network finds it again."""
         self._groups.pop(cluster.uuid, None)
 
-    def list_resources(self, cluster: ClusterRef) -> list[Owned]:
-        """The inventory (base.Cloud.list_resources). Right after a safety check of this
-        command that found no foreign VM (the teardown's case), made of what the check listed
-        and no call: the groups, their VMs and VNet with its subnets; the rest of a group
-        goes with it, unnamed. Otherwise listed: the groups, each one's resources carrying
-        the cluster's UUID, its VNet's subnets."""
-        checked = self._checked.pop(cluster.uuid, None)
-        if checked is not None:
-            groups, (vms, vnet) = checked
-            return [item for group in groups for item in group_inventory(self, cluster, group, vms, vnet)]
-        rc = self.session.resources
-        out = []
-        for group in self.groups_of(cluster):
-            found = self._resources_in(rc, group.name, cluster)
-            out.extend(group_inventory(self, cluster, group, found, self.listed_vnet(group.name, cluster)))
-        return out
+    def remember_group(self, cluster: ClusterRef, name: str) -> None:
+        """The cluster's group is `name` (the safety check found it)."""
+        self._groups[cluster.uuid] = name
 
-    def _resources_in(self, rc: Any, group: str, cluster: ClusterRef) -> list[Any]:
-        return self.call(f"list resources in {group}",
-                         lambda: list(rc.resources.list_by_resource_group(group, filter=uuid_filter(cluster))))
+    def list_resources(self, cluster: ClusterRef) -> list[Owned]:
+        return azure_teardown.inventory(self, cluster)
