@@ -347,11 +347,11 @@ class AzureState:
 
     def summary(self, res: Resource, expand: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
         """A resource as the generic resources list shows it (resources.json's
-        GenericResourceExpanded: no properties): its id, name, type and location, what it has
-        of tags, sku, zones and managedBy (an attached disk's VM); with `expand` (the
+        GenericResourceExpanded: no properties, no zones): its id, name, type and location,
+        what it has of tags, sku and managedBy (an attached disk's VM); with `expand` (the
         $expand list, lowercase) its createdTime, changedTime and provisioningState."""
         out: dict[str, Any] = {"id": res.id, "name": res.name, "type": res.type, "location": res.body.get("location")}
-        for key in ("tags", "sku", "zones"):
+        for key in ("tags", "sku"):
             if res.body.get(key):
                 out[key] = res.body[key]
         if res.type == DISK and (vm := self.vm_of_disk(res)) is not None:
