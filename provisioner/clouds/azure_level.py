@@ -3,7 +3,7 @@ once (each PUT answered at once: its operation is not polled), then watched toge
 look at the resource group's resources (the generic list, with their provisioningState; of the
 level's kind where it has one) once the operations' own estimates say they are done, again
 with a short backoff for stragglers. A level of n resources costs n PUTs
-and, as a rule, one look, whatever n.
+and, as a rule, one look, whatever n (more when the work outlasts its Retry-After's window).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CloudError
 from ..progress import report
-from ..retry import wait_until
+from ..retry import DeadlineError
 from .azure_session import CLOUD
 
 if TYPE_CHECKING:
@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 
 WORKERS = 16  # PUTs in flight at once
 MAX_HINT_S = 60.0  # the longest wait for an operation's estimate before the first look
-# ARM's Retry-After is whole seconds: a 0 says under half a second is left, so the first look
-# waits FLOOR_S; an N says the work may be over half a second sooner than N.
+# ARM's Retry-After is whole seconds, rounded: an N says the work ends between N - 0.5 and
+# N + 0.5 seconds from the answer (a 0: within half a second). The first look goes at the
+# window's start (at least FLOOR_S after the answer), the next ones every LOOK_EVERY_S until
+# its end, then with a doubling backoff.
 FLOOR_S = 0.15
-LOOK_EVERY_S = 0.1  # the first wait between two looks when one found work left (then doubling)
+LOOK_EVERY_S = 0.15
 
 
 def first_look_s(retry_after: float | None) -> float:
@@ -35,6 +37,11 @@ def first_look_s(retry_after: float | None) -> float:
     if not retry_after:
         return FLOOR_S
     return min(max(retry_after - 0.5, FLOOR_S), MAX_HINT_S)
+
+
+def window_end_s(retry_after: float | None) -> float:
+    """How long after its PUT's answer an operation should be done, by its Retry-After."""
+    return min((retry_after or 0.0) + 0.5, MAX_HINT_S)
 
 
 class Level:
@@ -46,7 +53,7 @@ class Level:
         self.p, self.group, self.what, self.progress = p, group, what, progress
         self._lock = threading.Lock()
         self._sent: dict[tuple[str, str], float] = {}  # (type lowercase, name lowercase) -> look time
-        self._longest_hint = 0.0
+        self._window_end = 0.0  # when the last one sent should be done, by its Retry-After
 
     def put(self, what: str, start: Callable[[Any], Any], kind: str, name: str, *, size: str | None = None) -> str:
         """Send create or update `start(polling)` (a begin_* call) of resource `name` of
@@ -55,9 +62,10 @@ class Level:
         from . import azure_build as build
 
         hint = self.p.put_now(what, start, size=size)
+        answered = time.monotonic()
         with self._lock:
-            self._sent[(kind.lower(), name.lower())] = time.monotonic() + first_look_s(hint)
-            self._longest_hint = max(self._longest_hint, hint or 0.0)
+            self._sent[(kind.lower(), name.lower())] = answered + first_look_s(hint)
+            self._window_end = max(self._window_end, answered + window_end_s(hint))
         return build.resource_id(self.p.session.subscription_id, self.group, kind, name)
 
     def put_all(self, puts: Sequence[Callable[[], object]]) -> list[object]:
@@ -66,11 +74,6 @@ class Level:
             return []
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(puts)), thread_name_prefix="azure-put") as pool:
             return [f.result() for f in [pool.submit(put) for put in puts]]
-
-    @property
-    def longest_hint(self) -> float:
-        """The longest Retry-After the level's operations gave (0 without one)."""
-        return self._longest_hint
 
     def sleep_until_due(self) -> None:
         """Block until the last operation sent is worth a first look (first_look_s)."""
@@ -104,5 +107,13 @@ class Level:
                 report(f"{done}/{len(sent)} {self.what} made")
             return done == len(sent)
 
-        wait_until(settled, what=f"{len(sent)} Azure {self.what}", timeout_s=self.p.settings.vm_timeout_s,
-                   initial=LOOK_EVERY_S, maximum=self.p.settings.poll_max_s)
+        deadline = time.monotonic() + self.p.settings.vm_timeout_s
+        gap = LOOK_EVERY_S
+        while not settled():
+            now = time.monotonic()
+            if now >= deadline:
+                raise DeadlineError(f"timed out after {self.p.settings.vm_timeout_s:.0f}s waiting for "
+                                    f"{len(sent)} Azure {self.what}")
+            if now >= self._window_end:  # later than the hints said: back off
+                gap = min(2 * gap, self.p.settings.poll_max_s)
+            time.sleep(min(gap, deadline - now))
