@@ -160,14 +160,19 @@ class VmOps:
             interfaces = Level(self.p, group, "network interfaces")
             interfaces.put_all([partial(self._put_nic, target, interfaces, r, subnet_id, nsg_ids[r.role])
                                 for r in missing if r.name not in nic_of])
-            interfaces.wait()
             nic_ids = {r.name: (nic_of[r.name].id if r.name in nic_of else
-                                build.resource_id(self.p.session.subscription_id, group,
-                                                  "Microsoft.Network/networkInterfaces", build.nic_name(r.name)))
+                                build.resource_id(self.p.session.subscription_id, group, NIC_KIND,
+                                                  build.nic_name(r.name)))
                        for r in missing}
+            # The VMs' models (and this thread's compute client: the SDK's first one is the
+            # slowest) are made while the NICs' operations work, not after.
+            models = {r.name: build.virtual_machine(self.p.region, target.zone, self._labels(target, r), r.name,
+                                                    r.size, target.image, r.user_data, public_key, nic_ids[r.name])
+                      for r in missing}
+            _ = self.p.session.compute
+            interfaces.wait()
             machines = Level(self.p, group, "VMs")
-            machines.put_all([partial(self._put_vm, target, machines, r, public_key, nic_ids[r.name])
-                              for r in missing])
+            machines.put_all([partial(self._put_vm, machines, r, models[r.name]) for r in missing])
             report(f"{len(missing)}/{len(missing)} created")
             machines.sleep_until_due()  # the VMs' operations' own estimate
         names = [r.name for r in requests]
@@ -209,10 +214,8 @@ class VmOps:
         return level.put(f"create network interface {name}", lambda polling: net.network_interfaces
                          .begin_create_or_update(level.group, name, model, polling=polling), NIC_KIND, name)
 
-    def _put_vm(self, target: CloudTarget, level: Level, req: VmRequest, public_key: str, nic_id: str) -> str:
+    def _put_vm(self, level: Level, req: VmRequest, model: Any) -> str:
         compute = self.p.session.compute
-        model = build.virtual_machine(self.p.region, target.zone, self._labels(target, req), req.name, req.size,
-                                      target.image, req.user_data, public_key, nic_id)
         return level.put(f"create VM {req.name} ({req.size})", lambda polling: compute.virtual_machines
                          .begin_create_or_update(level.group, req.name, model, polling=polling), VM_KIND, req.name,
                          size=req.size)
