@@ -82,7 +82,8 @@ class Engine:
         return Context(self.store, self.progress, cluster, dry_run=dry_run)
 
     def _open(self, name: str, plans: Sequence[CloudPlan],
-              then: Callable[[CloudPlan, Cloud], object] | None = None) -> dict[str, Cloud]:
+              then: Callable[[CloudPlan, Cloud], object] | None = None, *,
+              teardown: bool = False) -> dict[str, Cloud]:
         """The providers of `plans`, with their credentials checked (in parallel) so that a
         missing credential stops the command before anything is made on any cloud. Opened
         here in the calling thread: opening one imports its SDK, and first imports of a
@@ -91,7 +92,8 @@ class Engine:
         the next SDK's import; what a provider needs only after its check is imported while
         that check is on the wire (Cloud.finish_opening). `then` (read-only work: it runs
         before other clouds are checked) follows each cloud's check in the same thread, once
-        that cloud is fully open. Raises the first failure once every cloud's work ended."""
+        that cloud is fully open. `teardown` (delete-cluster): each provider finishes opening
+        with only what its teardown needs. Raises the first failure once every cloud's work ended."""
         providers: dict[str, Cloud] = {}
         opened = {cp.cloud: threading.Event() for cp in plans}
         abandoned = threading.Event()  # opening a later cloud failed: no `then` starts
@@ -114,7 +116,7 @@ class Engine:
                 for cp in order:
                     providers[cp.cloud] = self.cloud_factory(cp.cloud, cp.region, cp.zone)
                     checks[cp.cloud] = pool.submit(first, cp)
-                    providers[cp.cloud].finish_opening()  # while its check is on the wire
+                    providers[cp.cloud].finish_opening(teardown=teardown)  # while its check is on the wire
                     opened[cp.cloud].set()
             except BaseException:
                 abandoned.set()
@@ -341,7 +343,7 @@ class Engine:
                     return
                 listed[cp.cloud] = cloud.list_resources(cluster.ref)
 
-            providers = self._open(name, plan.clouds, then=survey)
+            providers = self._open(name, plan.clouds, then=survey, teardown=True)
             if foreign:  # nothing deleted anywhere: every cloud was checked before this
                 raise (
                     foreign[0]

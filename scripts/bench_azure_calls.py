@@ -5,7 +5,8 @@
         [--op-seconds 0] [--json]
 
 For each node count (one master, the rest workers) it runs, on a fresh emulator over HTTP:
-create = ensure_network, ensure_subnet, ensure_firewall, ensure_vms; then the calls of
+create = the provider's creation steps, in the order they are declared (each after the steps it
+needs: the engine's order, one at a time); then the calls of
 `cast delete-cluster` on Azure, on a fresh provider as the command has it: the credential check
 (`check`), the foreign-VM safety check (`safety`), the deletion (`delete`), and their sum
 (`delete-all`, per cluster). Every
@@ -28,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from provisioner.clouds.base import CloudTarget, ClusterRef, VmRequest  # noqa: E402
+from provisioner.clouds.base import CloudTarget, ClusterRef, StepInputs, VmRequest  # noqa: E402
 from provisioner.plan import enforceable, firewall_rules  # noqa: E402
 from provisioner.sandbox.azure_emulator import AzureEmulator  # noqa: E402
 
@@ -71,11 +72,12 @@ def run(nodes: int, retry_after: int, lro_polls: int, op_seconds: float = 0.0) -
         vms += [VmRequest(f"{cluster.name}-az-w{i}", "worker", "Standard_B2s", "#cloud-config\n")
                 for i in range(1, nodes)]
 
+        inputs = StepInputs(public_key=KEY, nodes=tuple(v.name for v in vms),
+                            requests=lambda names: [v for v in vms if v.name in names])
+
         def create() -> None:
-            provider.ensure_network(target)
-            provider.ensure_subnet(target)
-            provider.ensure_firewall(target)
-            provider.ensure_vms(target, vms, KEY)
+            for step in provider.creation_steps():  # as the engine runs them: each after its needs
+                step.ensure(target, inputs)
 
         created = _measure(emu, create)
         rerun = _measure(emu, create)

@@ -1,8 +1,10 @@
 """Azure behind the cloud interface (base.Cloud): one resource group per cluster holding a
 VNet with one /24 subnet, a network security group per role (attached to each VM's NIC, since
 masters and workers share the subnet), and per VM a Standard static public IP, a NIC and the
-VM. Teardown deletes the resource group. VM work lives in azure_vms; clients, credentials and
-error mapping in azure_session; the SDK models in azure_build.
+VM. Teardown deletes the resource group. VM work lives in azure_vms; the safety check and the
+teardown in azure_teardown (through azure-mgmt-resource alone: azure_arm); the creation steps
+in azure_steps, made in levels (azure_level); clients, credentials and error mapping in
+azure_session; the SDK models in azure_build.
 """
 
 from __future__ import annotations
@@ -14,17 +16,20 @@ from typing import Any, TypeVar
 from .. import tags
 from ..errors import NotFoundError
 from ..parallel import gather
+from . import azure_arm as arm
 from . import azure_build as build
-from . import leaks
+from . import azure_steps, azure_teardown, leaks
 from .api_log import TRANSPORT_MODULES
+from .azure_level import Level
 from .azure_session import CLOUD, AzureSession, mapped_errors, serialize_first_model_use, uses_loopback, wait_for
-from .azure_teardown import group_inventory
+from .azure_teardown import uuid_filter
 from .azure_vms import VmOps, has_uuid
 from .base import (
     Cloud,
     CloudResource,
     CloudTarget,
     ClusterRef,
+    CreationStep,
     Ensured,
     Owned,
     Settings,
@@ -54,15 +59,13 @@ SDK_AFTER_CHECK = (
     "azure.mgmt.network",
     "azure.mgmt.network.models",
 )
+# delete-cluster's safety check and teardown read through the resources client alone
+# (azure_arm): nothing more (a load balancer's deletion imports azure-mgmt-network then).
+SDK_FOR_TEARDOWN: tuple[str, ...] = ()
 
 
 T = TypeVar("T")
 GROUPS_FRESH_S = 5.0  # how long the credential check's listing of the groups stands for a new one
-
-
-def uuid_filter(cluster: ClusterRef) -> str:
-    """The ARM `$filter` that selects what carries the cluster's UUID."""
-    return f"tagName eq '{tags.CLUSTER_UUID}' and tagValue eq '{cluster.uuid}'"
 
 
 def only_one(found: Sequence[Any], what: str) -> Any | None:
@@ -97,7 +100,7 @@ class Provider(Cloud):
         # cluster uuid -> the resource groups the safety check just listed and what it listed in
         # them (VMs, VNet): the teardown's inventory, without listing again (ensure_network
         # and list_resources forget it).
-        self._checked: dict[str, tuple[list[Any], tuple[list[Any], Any]]] = {}
+        self.checked: dict[str, tuple[list[Any], tuple[list[Any], Any]]] = {}
         self._cast_groups: tuple[float, list[Any]] | None = None  # check_credentials' listing, and when
         # What this command made in a resource group it created itself (empty before): the
         # later steps know it without reading it back. cluster uuid -> the subnet made with the
@@ -106,6 +109,8 @@ class Provider(Cloud):
         self._made_subnet: dict[str, tuple[str, str]] = {}
         self._made_nsgs: dict[str, dict[str, tuple[str, str, Any]]] = {}
         self.fresh_groups: set[str] = set()
+        # cluster uuid -> the nodes whose public IP the network step made (a group made now).
+        self.made_addresses: dict[str, set[str]] = {}
 
     @property
     def session(self) -> AzureSession:
@@ -180,6 +185,12 @@ class Provider(Cloud):
         found = self.call(f"list virtual networks in {group}", lambda: list(net.virtual_networks.list(group)))
         return only_one([v for v in found if has_uuid(v, cluster)], "virtual network")
 
+    def listed_vnet(self, group: str, cluster: ClusterRef) -> Any | None:
+        """vnet_of through azure-mgmt-resource alone (azure_arm): a GenericResource with its
+        properties (its subnets and their IP configurations), None when there is none."""
+        found = arm.list_in_group(self, group, arm.VNET_TYPE)
+        return only_one([v for v in found if has_uuid(v, cluster)], "virtual network")
+
     def subnet_id(self, group: str, cluster: ClusterRef) -> str:
         """The ARM id of the cluster's subnet; NotFoundError without a VNet."""
         vnet = self.vnet_of(group, cluster)
@@ -208,15 +219,23 @@ class Provider(Cloud):
         found = self.call("list resource groups", lambda: list(rc.resource_groups.list(filter=cast_made)))
         self._cast_groups = (time.monotonic(), found)
 
-    def finish_opening(self) -> None:
-        super().finish_opening()
+    def finish_opening(self, *, teardown: bool = False) -> None:
+        super().finish_opening(teardown=teardown)
         serialize_first_model_use()  # the compute and network models, before any thread makes one
 
-    def ensure_network(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+    def creation_steps(self) -> tuple[CreationStep, ...]:
+        return azure_steps.creation_steps(self)
+
+    def ensure_network(self, target: CloudTarget, *, dry_run: bool = False,
+                       addresses: Callable[[], Sequence[VmRequest]] | None = None) -> Ensured:
+        """Cloud.ensure_network: the resource group, then its VNet (with the subnet) and, where
+        missing, the security groups (ensure_firewall) as one level (azure_level); with
+        `addresses` (the VM requests, when ready: the creation graph's network step), in a
+        group made now, the VMs' public IPs too, which need only the group."""
         cluster, actions = target.cluster, []
         labels = tags.cluster_tags(cluster.name, cluster.uuid)
-        self._checked.pop(cluster.uuid, None)  # a group made now is not in the safety check's list
-        for made in (self._made_subnet, self._made_nsgs):
+        self.checked.pop(cluster.uuid, None)  # a group made now is not in the safety check's list
+        for made in (self._made_subnet, self._made_nsgs, self.made_addresses):
             made.pop(cluster.uuid, None)  # known again only of a group made now
         self.fresh_groups.discard(cluster.uuid)
         group = self.group_of(cluster, fresh=True)  # the step that owns the group: a leak shows here
@@ -250,15 +269,30 @@ class Provider(Cloud):
                 model = build.virtual_network(self.region, labels, target.network_cidr,
                                               (build.subnet_name(cluster), target.subnet_cidr))
                 in_group = group
+                level = Level(self, group, "network resources", progress=False)
 
                 def vnet() -> str:
-                    return self.put(f"create virtual network {name}", lambda polling: net.virtual_networks
-                                    .begin_create_or_update(in_group, name, model, polling=polling),
-                                    in_group, "Microsoft.Network/virtualNetworks", name)
+                    return level.put(f"create virtual network {name}", lambda polling: net.virtual_networks
+                                     .begin_create_or_update(in_group, name, model, polling=polling),
+                                     "Microsoft.Network/virtualNetworks", name)
 
-                # The security groups need only the resource group: they are made alongside
-                # the VNet, and the firewall step finds them in place (or repairs them).
-                vnet_id, firewall = gather(vnet, lambda: self.ensure_firewall(target))
+                def public_ips() -> set[str]:
+                    if addresses is None or cluster.uuid not in self.fresh_groups:
+                        return set()
+                    return self.vms.put_addresses(target, level, addresses())
+
+                # The security groups and the public IPs need only the resource group: they
+                # are made alongside the VNet, and watched with it; the firewall step finds
+                # them in place (or repairs them), the VM step the public IPs.
+                try:
+                    vnet_id, firewall, sent = gather(vnet, lambda: self.ensure_firewall(target, level=level),
+                                                     public_ips)
+                    level.wait()
+                except BaseException:
+                    self._made_nsgs.pop(cluster.uuid, None)  # half made: read them next time
+                    raise
+                if sent:
+                    self.made_addresses[cluster.uuid] = sent
                 found.append(CloudResource("vnet", vnet_id, name))
                 self.vnet_ids[cluster.uuid] = vnet_id
                 self._made_subnet[cluster.uuid] = (f"{vnet_id}/subnets/{build.subnet_name(cluster)}",
@@ -296,7 +330,9 @@ class Provider(Cloud):
             group, "Microsoft.Network/virtualNetworks", f"{vnet.name}/subnets/{name}")
         return Ensured(resources=(CloudResource("subnet", f"{vnet.id}/subnets/{name}", name),), actions=(action,))
 
-    def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False) -> Ensured:
+    def ensure_firewall(self, target: CloudTarget, *, dry_run: bool = False, level: Level | None = None) -> Ensured:
+        """Cloud.ensure_firewall; with `level`, the creates are sent in it and not waited
+        for (the caller waits for the level)."""
         cluster = target.cluster
         group = self.group_of(cluster)
         # role -> (id, name, rule keys) as they are: as this command made them in its own
@@ -330,10 +366,13 @@ class Provider(Cloud):
         def put(role: str, name: str) -> CloudResource:
             labels = {**tags.cluster_tags(cluster.name, cluster.uuid), tags.ROLE: role}
             model = build.security_group(self.region, labels, target.firewall[role])
-            nsg_id = self.put(f"create network security group {name}",
-                              lambda polling: net.network_security_groups.begin_create_or_update(
-                                  group, name, model, polling=polling),
-                              group, "Microsoft.Network/networkSecurityGroups", name)
+            what, kind = f"create network security group {name}", "Microsoft.Network/networkSecurityGroups"
+
+            def start(polling: Any) -> Any:
+                return net.network_security_groups.begin_create_or_update(group, name, model, polling=polling)
+
+            nsg_id = level.put(what, start, kind, name) if level is not None else self.put(what, start, group, kind,
+                                                                                           name)
             if known is not None:
                 known[role] = (nsg_id, name, target.firewall[role])
             return CloudResource("network-security-group", nsg_id, name)
@@ -367,27 +406,7 @@ class Provider(Cloud):
             self.vms.delete(group, target.cluster, names)
 
     def find_foreign_vms(self, target: CloudTarget) -> list[Vm]:
-        cluster = target.cluster
-        named = build.group_name(cluster)
-        self._checked.pop(cluster.uuid, None)  # an earlier check's listing never outlives this check
-
-        def guessed() -> tuple[list[Any], Any] | None:
-            try:  # the group cast names, listed while the groups are: one round trip, not two
-                return self.vms.listing(named, cluster)
-            except NotFoundError:
-                return None
-
-        # The groups listed afresh: the check must see what is there now.
-        groups, listed = gather(lambda: self.groups_of(cluster), guessed)
-        group = only_one(groups, "resource group")
-        if group is None:
-            self._checked[cluster.uuid] = (groups, ([], None))
-            return []
-        self._groups[cluster.uuid] = group.name
-        found, seen = self.vms.foreign(group.name, cluster, listed if group.name.lower() == named.lower() else None)
-        if not found:  # the teardown that follows deletes what the check saw (list_resources)
-            self._checked[cluster.uuid] = (groups, seen)
-        return found
+        return azure_teardown.find_foreign(self, target)
 
     # --- inventory (teardown: base.Cloud.teardown) ------------------------------
 
@@ -395,23 +414,9 @@ class Provider(Cloud):
         """Forget the cluster's group (it is being deleted): the next ensure_network finds it again."""
         self._groups.pop(cluster.uuid, None)
 
-    def list_resources(self, cluster: ClusterRef) -> list[Owned]:
-        """The inventory (base.Cloud.list_resources). Right after a safety check of this
-        command that found no foreign VM (the teardown's case), made of what the check listed
-        and no call: the groups, their VMs and VNet with its subnets; the rest of a group
-        goes with it, unnamed. Otherwise listed: the groups, each one's resources carrying
-        the cluster's UUID, its VNet's subnets."""
-        checked = self._checked.pop(cluster.uuid, None)
-        if checked is not None:
-            groups, (vms, vnet) = checked
-            return [item for group in groups for item in group_inventory(self, cluster, group, vms, vnet)]
-        rc = self.session.resources
-        out = []
-        for group in self.groups_of(cluster):
-            found = self._resources_in(rc, group.name, cluster)
-            out.extend(group_inventory(self, cluster, group, found, self.vnet_of(group.name, cluster)))
-        return out
+    def remember_group(self, cluster: ClusterRef, name: str) -> None:
+        """The cluster's group is `name` (the safety check found it)."""
+        self._groups[cluster.uuid] = name
 
-    def _resources_in(self, rc: Any, group: str, cluster: ClusterRef) -> list[Any]:
-        return self.call(f"list resources in {group}",
-                         lambda: list(rc.resources.list_by_resource_group(group, filter=uuid_filter(cluster))))
+    def list_resources(self, cluster: ClusterRef) -> list[Owned]:
+        return azure_teardown.inventory(self, cluster)

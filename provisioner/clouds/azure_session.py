@@ -57,6 +57,10 @@ T = TypeVar("T")
 _MODEL_BASES = ("azure.mgmt.compute._utils.model_base", "azure.mgmt.network._utils.model_base",
                 "azure.mgmt.resource.resources._utils.model_base")
 _models_guarded = threading.Lock()
+# The compute and network SDKs are imported by Cloud.finish_opening in the engine's thread,
+# except where a command left them out (delete-cluster): their first import then happens in
+# whichever thread needs them first, one thread at a time.
+_late_imports = threading.Lock()
 
 
 def serialize_first_model_use() -> None:
@@ -188,7 +192,8 @@ class AzureSession:
     @property
     def network(self) -> Any:
         """This thread's NetworkManagementClient."""
-        from azure.mgmt.network import NetworkManagementClient
+        with _late_imports:
+            from azure.mgmt.network import NetworkManagementClient
 
         return self._client("network", NetworkManagementClient)
 
@@ -202,7 +207,8 @@ class AzureSession:
     @property
     def compute(self) -> Any:
         """This thread's ComputeManagementClient."""
-        from azure.mgmt.compute import ComputeManagementClient
+        with _late_imports:
+            from azure.mgmt.compute import ComputeManagementClient
 
         return self._client("compute", ComputeManagementClient)
 

@@ -1,21 +1,28 @@
-"""The Azure cluster's teardown: its inventory (the resource groups, what they hold going with
-them) and deleting a resource group: one DELETE, then a look at the group itself after the
-operation's Retry-After (ARM works on the deletion whether its operation is polled or not),
-again with backoff while it is still being deleted.
+"""The Azure cluster's teardown: the safety check (Cloud.find_foreign_vms), its inventory (the
+resource groups, what they hold going with them) and deleting a resource group: one DELETE,
+then a look at the group itself after the operation's Retry-After (ARM works on the deletion
+whether its operation is polled or not), again with backoff while it is still being deleted.
+All of it through azure-mgmt-resource (azure_arm): no compute or network SDK.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from .. import tags
 from ..errors import DependencyError, NotFoundError
+from ..parallel import gather
 from ..retry import wait_until
+from . import azure_arm as arm
 from . import azure_build as build
+from . import leaks
+from .azure_level import MAX_HINT_S
 from .azure_session import CLOUD
-from .azure_vms import MAX_HINT_S, has_uuid
-from .base import ClusterRef, Owned, goes_with_its_container
+from .azure_vms import has_uuid
+from .base import CloudTarget, ClusterRef, Owned, Vm, goes_with_its_container
 
 if TYPE_CHECKING:
     from .azure import Provider
@@ -31,11 +38,65 @@ KINDS = {
 }
 
 
+def find_foreign(p: Provider, target: CloudTarget) -> list[Vm]:
+    """Provider.find_foreign_vms: the cluster's groups listed afresh (the check must see what
+    is there now) while the group cast names is listed (its VMs and VNet: one round trip, not
+    two), then the VMs without the cluster's UUID in it or on its VNet (VmOps.foreign). When
+    none is found, what was listed is kept for the inventory that follows (`p.checked`)."""
+    cluster = target.cluster
+    named = build.group_name(cluster)
+    p.checked.pop(cluster.uuid, None)  # an earlier check's listing never outlives this check
+
+    def guessed() -> tuple[list[Any], Any] | None:
+        try:
+            return p.vms.listing(named, cluster)
+        except NotFoundError:
+            return None
+
+    groups, listed = gather(lambda: p.groups_of(cluster), guessed)
+    group = leaks.at_most_one(CLOUD, "resource group", groups, lambda g: str(g.name))
+    if group is None:
+        p.checked[cluster.uuid] = (groups, ([], None))
+        return []
+    p.remember_group(cluster, group.name)
+    found, seen = p.vms.foreign(group.name, cluster, listed if group.name.lower() == named.lower() else None)
+    if not found:  # the teardown that follows deletes what the check saw (inventory)
+        p.checked[cluster.uuid] = (groups, seen)
+    return found
+
+
+def inventory(p: Provider, cluster: ClusterRef) -> list[Owned]:
+    """Provider.list_resources. Right after a safety check of this command that found no
+    foreign VM (the teardown's case), made of what the check listed and no call: the groups,
+    their VMs and VNet with its subnets; the rest of a group goes with it, unnamed. Otherwise
+    listed: the groups, each one's resources carrying the cluster's UUID, its VNet's subnets."""
+    checked = p.checked.pop(cluster.uuid, None)
+    if checked is not None:
+        groups, (vms, vnet) = checked
+        return [item for group in groups for item in group_inventory(p, cluster, group, vms, vnet)]
+    rc = p.session.resources
+    out = []
+    for group in p.groups_of(cluster):
+        name: str = group.name
+        found = p.call(f"list resources in {name}", partial(_tagged, rc, name, cluster))
+        out.extend(group_inventory(p, cluster, group, found, p.listed_vnet(name, cluster)))
+    return out
+
+
+def _tagged(rc: Any, group: str, cluster: ClusterRef) -> list[Any]:
+    return list(rc.resources.list_by_resource_group(group, filter=uuid_filter(cluster)))
+
+
+def uuid_filter(cluster: ClusterRef) -> str:
+    """The ARM `$filter` that selects what carries the cluster's UUID."""
+    return f"tagName eq '{tags.CLUSTER_UUID}' and tagValue eq '{cluster.uuid}'"
+
+
 def group_inventory(p: Provider, cluster: ClusterRef, group: Any, found: Sequence[Any],
                     vnet: Any | None) -> list[Owned]:
     """The inventory of one resource group (an SDK model): the group, with its deleter; then,
-    to be deleted with it, what of `found` (SDK models) carries the cluster's UUID, the VNet
-    (or None) and its subnets."""
+    to be deleted with it, what of `found` (generic resources: id, name, type, tags) carries
+    the cluster's UUID, the VNet (or None; a GenericResource, azure_arm) and its subnets."""
     inside = frozenset({"resource-group"})
     out = [Owned("resource-group", group.id, group.name, delete=group_deleter(p, cluster, group.name))]
     ours = [r for r in found if has_uuid(r, cluster)]
@@ -43,8 +104,8 @@ def group_inventory(p: Provider, cluster: ClusterRef, group: Any, found: Sequenc
         ours.append(vnet)
     out.extend(Owned(KINDS.get(r.type.lower(), r.type), r.id, r.name, after=inside,
                      delete=goes_with_its_container) for r in ours)
-    out.extend(Owned("subnet", s.id, s.name, after=inside, delete=goes_with_its_container)
-               for s in (vnet.subnets or [] if vnet is not None else []))
+    out.extend(Owned("subnet", s["id"], s.get("name", ""), after=inside, delete=goes_with_its_container)
+               for s in (arm.subnets(vnet) if vnet is not None else []) if s.get("id"))
     return out
 
 

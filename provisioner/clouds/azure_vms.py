@@ -6,9 +6,7 @@ and public IPs, and finding VMs without the cluster's UUID.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -18,16 +16,19 @@ from ..parallel import gather
 from ..progress import report
 from ..retry import wait_until
 from ..teardown import Deletable, delete_in_passes
+from . import azure_arm as arm
 from . import azure_build as build
 from . import leaks
+from .azure_level import Level
 from .azure_session import CLOUD
 from .base import CloudTarget, ClusterRef, Vm, VmRequest
 
 if TYPE_CHECKING:
     from .azure import Provider
 
-CHAIN_WORKERS = 16  # creates in flight at once
-MAX_HINT_S = 60.0  # the longest Retry-After waited before the first look
+PIP_KIND = "Microsoft.Network/publicIPAddresses"
+NIC_KIND = "Microsoft.Network/networkInterfaces"
+VM_KIND = "Microsoft.Compute/virtualMachines"
 
 
 def has_uuid(resource: Any, cluster: ClusterRef) -> bool:
@@ -118,24 +119,28 @@ class VmOps:
     # --- ensure ----------------------------------------------------------------------
 
     def ensure(self, target: CloudTarget, requests: Sequence[VmRequest], public_key: str) -> list[Vm]:
-        """Cloud.ensure_vms, in three batches for all the missing VMs at once: their public IPs,
-        then their NICs, then the VMs (each resource only if missing). Each batch's creates go
-        out together and are not polled one by one: after the operations' own Retry-After one
-        list of the group shows them all done (again, with backoff, for stragglers). Then the
-        VMs are watched in one list per round until every one runs with its addresses."""
+        """Cloud.ensure_vms, in levels for all the missing VMs at once (azure_level): their
+        public IPs (unless the network step made them), then their NICs, then the VMs (each
+        resource only if missing). A level's creates go out together and are not polled one
+        by one: once the operations' own estimates say so, one look at the group shows them
+        all done (again, with backoff, for stragglers). Then the VMs are watched in one list
+        per round (with the NICs and public IPs the first time) until every one runs with
+        its addresses."""
         if not requests:
             return []
         cluster = target.cluster
         group = self.p.require_group(cluster)
         # What runs, and what a missing VM would be made with, in one round of lookups (the
         # VNet and the security groups as this command's earlier steps left them, if they ran).
-        if cluster.uuid in self.p.fresh_groups:  # made by this command and no VM step yet: nothing to list
+        fresh = cluster.uuid in self.p.fresh_groups
+        if fresh:  # made by this command and no VM step yet: nothing to list
             self.p.fresh_groups.discard(cluster.uuid)
             lists: tuple[Any, ...] = (list, list, list)
         else:
             lists = self._inventory_calls(group)
         vms, nics, pips, vnet_id, nsg_ids = gather(*lists, lambda: self._vnet_id(group, cluster),
                                                    lambda: self._nsg_ids(group, cluster))
+        made_pips = self.p.made_addresses.pop(cluster.uuid, set())
         have = _by_node(vms, cluster, "VM")
         missing = [r for r in requests if r.name not in have]
         if missing:
@@ -148,25 +153,37 @@ class VmOps:
             subnet_id = f"{vnet_id}/subnets/{build.subnet_name(cluster)}"
             nic_of, pip_of = _by_node(nics, cluster, "network interface"), _by_node(pips, cluster, "public IP")
             report(f"0/{len(missing)} created")
-            need_pip = [r for r in missing if r.name not in nic_of and r.name not in pip_of]
-            pips = self._batch("public IPs", group, self._list_pips, {build.pip_name(r.name) for r in need_pip},
-                               [partial(self._put_pip, target, group, r) for r in need_pip])[0] or pips
-            need_nic = [r for r in missing if r.name not in nic_of]
-            nics = self._batch("network interfaces", group, self._list_nics, {build.nic_name(r.name) for r in need_nic},
-                               [partial(self._put_nic, target, group, r, subnet_id, nsg_ids[r.role])
-                                for r in need_nic])[0] or nics
+            addresses = Level(self.p, group, "public IPs")
+            self.put_addresses(target, addresses, [r for r in missing if r.name not in nic_of
+                                                   and r.name not in pip_of and r.name not in made_pips])
+            addresses.wait()
+            interfaces = Level(self.p, group, "network interfaces")
+            interfaces.put_all([partial(self._put_nic, target, interfaces, r, subnet_id, nsg_ids[r.role])
+                                for r in missing if r.name not in nic_of])
             nic_ids = {r.name: (nic_of[r.name].id if r.name in nic_of else
-                                build.resource_id(self.p.session.subscription_id, group,
-                                                  "Microsoft.Network/networkInterfaces", build.nic_name(r.name)))
+                                build.resource_id(self.p.session.subscription_id, group, NIC_KIND,
+                                                  build.nic_name(r.name)))
                        for r in missing}
-            hint = self._batch("VMs", group, None, set(), [partial(self._put_vm, target, group, r, public_key,
-                                                                   nic_ids[r.name]) for r in missing])[1]
+            # The VMs' models (and this thread's compute client: the SDK's first one is the
+            # slowest) are made while the NICs' operations work, not after.
+            models = {r.name: build.virtual_machine(self.p.region, target.zone, self._labels(target, r), r.name,
+                                                    r.size, target.image, r.user_data, public_key, nic_ids[r.name])
+                      for r in missing}
+            _ = self.p.session.compute
+            interfaces.wait()
+            machines = Level(self.p, group, "VMs")
+            machines.put_all([partial(self._put_vm, machines, r, models[r.name]) for r in missing])
             report(f"{len(missing)}/{len(missing)} created")
-            time.sleep(min(hint, MAX_HINT_S))  # the VMs' operations' own estimate
+            machines.sleep_until_due()  # the VMs' operations' own estimate
         names = [r.name for r in requests]
-        known = (nics, pips)
+        known: list[list[Any]] = [] if fresh or missing else [nics, pips]
         return wait_until(lambda: self._ready(group, cluster, names, known), what=f"{len(names)} Azure VMs running",
                           timeout_s=self.p.settings.vm_timeout_s, initial=self.p.settings.poll_initial_s)
+
+    def put_addresses(self, target: CloudTarget, level: Level, requests: Sequence[VmRequest]) -> set[str]:
+        """Send the public IPs of `requests` in `level` (not waited for); their node names."""
+        level.put_all([partial(self._put_pip, target, level, r) for r in requests])
+        return {r.name for r in requests}
 
     def _vnet_id(self, group: str, cluster: ClusterRef) -> str | None:
         known = self.p.vnet_ids.get(cluster.uuid)
@@ -181,72 +198,40 @@ class VmOps:
             return known
         return {role: nsg.id for role, nsg in self.p.nsgs_of(group, cluster).items()}
 
-    def _batch(self, what: str, group: str, lister: Any, names: set[str],
-               puts: list[Any]) -> tuple[list[Any] | None, float]:
-        """Send `puts` (each returns its operation's Retry-After, or None) at once; then, unless
-        `lister` is None, wait until `lister(group)` shows every resource of `names` Succeeded.
-        Returns that list (None when not listed or nothing to make) and the longest Retry-After.
-        Raises CloudError when one failed to provision."""
-        if not puts:
-            return None, 0.0
-        workers = min(CHAIN_WORKERS, len(puts))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="azure-put") as pool:
-            hints = [f.result() for f in [pool.submit(put) for put in puts]]
-        hint = max((h for h in hints if h is not None), default=0.0)
-        if lister is None:
-            return None, hint
-        time.sleep(min(hint, MAX_HINT_S))  # the operations' own estimate: before it, a list shows them busy
-        found: list[list[Any]] = []
-
-        def settled() -> bool:
-            listed = lister(group)
-            states = {r.name: build.text(r.provisioning_state) for r in listed if r.name in names}
-            failed = sorted(n for n, state in states.items() if state.lower() == "failed")
-            if failed:
-                raise CloudError(CLOUD, f"{what} failed to provision: {', '.join(failed)}")
-            done = sum(1 for n in names if states.get(n, "").lower() == "succeeded")
-            report(f"{done}/{len(names)} {what} made")
-            found[:] = [listed]
-            return done == len(names)
-
-        wait_until(settled, what=f"{len(names)} Azure {what}", timeout_s=self.p.settings.vm_timeout_s,
-                   initial=max(hint, 0.1), maximum=5.0)
-        return found[0], hint
-
     def _labels(self, target: CloudTarget, req: VmRequest) -> dict[str, str]:
         return tags.vm_tags(target.cluster.name, target.cluster.uuid, req.role, req.name)
 
-    def _put_pip(self, target: CloudTarget, group: str, req: VmRequest) -> float | None:
+    def _put_pip(self, target: CloudTarget, level: Level, req: VmRequest) -> str:
         net, name = self.p.session.network, build.pip_name(req.name)
         model = build.public_ip(self.p.region, self._labels(target, req), target.zone)
-        return self.p.put_now(f"create public IP {name}", lambda polling: net.public_ip_addresses
-                              .begin_create_or_update(group, name, model, polling=polling))
+        return level.put(f"create public IP {name}", lambda polling: net.public_ip_addresses
+                         .begin_create_or_update(level.group, name, model, polling=polling), PIP_KIND, name)
 
-    def _put_nic(self, target: CloudTarget, group: str, req: VmRequest, subnet_id: str, nsg_id: str) -> float | None:
+    def _put_nic(self, target: CloudTarget, level: Level, req: VmRequest, subnet_id: str, nsg_id: str) -> str:
         net, name = self.p.session.network, build.nic_name(req.name)
-        pip_id = build.resource_id(self.p.session.subscription_id, group, "Microsoft.Network/publicIPAddresses",
-                                   build.pip_name(req.name))
+        pip_id = build.resource_id(self.p.session.subscription_id, level.group, PIP_KIND, build.pip_name(req.name))
         model = build.network_interface(self.p.region, self._labels(target, req), subnet_id, pip_id, nsg_id)
-        return self.p.put_now(f"create network interface {name}", lambda polling: net.network_interfaces
-                              .begin_create_or_update(group, name, model, polling=polling))
+        return level.put(f"create network interface {name}", lambda polling: net.network_interfaces
+                         .begin_create_or_update(level.group, name, model, polling=polling), NIC_KIND, name)
 
-    def _put_vm(self, target: CloudTarget, group: str, req: VmRequest, public_key: str, nic_id: str) -> float | None:
+    def _put_vm(self, level: Level, req: VmRequest, model: Any) -> str:
         compute = self.p.session.compute
-        model = build.virtual_machine(self.p.region, target.zone, self._labels(target, req), req.name, req.size,
-                                      target.image, req.user_data, public_key, nic_id)
-        return self.p.put_now(f"create VM {req.name} ({req.size})", lambda polling: compute.virtual_machines
-                              .begin_create_or_update(group, req.name, model, polling=polling), size=req.size)
+        return level.put(f"create VM {req.name} ({req.size})", lambda polling: compute.virtual_machines
+                         .begin_create_or_update(level.group, req.name, model, polling=polling), VM_KIND, req.name,
+                         size=req.size)
 
-    def _ready(self, group: str, cluster: ClusterRef, names: list[str],
-               known: tuple[list[Any], list[Any]] | None = None) -> list[Vm] | None:
+    def _ready(self, group: str, cluster: ClusterRef, names: list[str], known: list[list[Any]]) -> list[Vm] | None:
         """The VMs of `names` once every one runs with both addresses (None before). With
-        `known` (the group's NICs and public IPs), one list of the VMs per round; the NICs and
-        public IPs are listed again only when a running VM's addresses are not among them."""
-        if known is not None:
-            found = self._running(group, cluster, (self._list_vms(group, expand="instanceView"), *known))
+        `known` (the group's NICs and public IPs as last listed), one list of the VMs per
+        round; the NICs and public IPs are listed with them when not known, or when a running
+        VM's addresses are not among them (`known` then holds the new lists)."""
+        if known:
+            found = self._running(group, cluster, (self._list_vms(group, expand="instanceView"), known[0], known[1]))
             if all(v.public_ip and v.private_ip for v in found.values() if v.state == "running"):
                 return self._all_ready(found, names)
-        return self._all_ready(self._running(group, cluster), names)
+        vms, nics, pips = self.inventory(group)
+        known[:] = [nics, pips]
+        return self._all_ready(self._running(group, cluster, (vms, nics, pips)), names)
 
     def _running(self, group: str, cluster: ClusterRef,
                  inventory: tuple[list[Any], list[Any], list[Any]] | None = None) -> dict[str, Vm]:
@@ -298,37 +283,48 @@ class VmOps:
                 listed: tuple[list[Any], Any] | None = None) -> tuple[list[Vm], tuple[list[Any], Any]]:
         """VMs in the cluster's resource group, or attached to its VNet from elsewhere, that do
         not carry the cluster's UUID; and what was listed (the group's VMs and its VNet or
-        None, SDK models; `listed`: those, listed already). Two lists (the group's VMs, its
-        VNets with their subnets' IP configurations); a NIC on the subnets that none of the
-        group's VMs holds is read, and its VM if that is not one of them (none when nobody
-        else is there)."""
-        compute, net = self.p.session.compute, self.p.session.network
-
+        None, GenericResource models; `listed`: those, listed already). Two lists (the group's
+        VMs with their network profiles, its VNets with their subnets' IP configurations); a
+        NIC on the subnets that none of the group's VMs holds is read, and its VM if that is
+        not one of them (none when nobody else is there). Through azure-mgmt-resource alone
+        (azure_arm): no compute or network SDK."""
         vms, vnet = listed or self.listing(group, cluster)
-        out = [self._as_vm(vm, {}, {}) for vm in vms if not has_uuid(vm, cluster)]
+        out = [generic_vm(vm) for vm in vms if not has_uuid(vm, cluster)]
         if vnet is None:
             return out, (vms, None)
         known = {vm.id.lower() for vm in vms}
-        held = {ref.id.lower() for vm in vms if vm.network_profile
-                for ref in vm.network_profile.network_interfaces or [] if ref.id}
-        nic_ids = {c.id.lower().split("/ipconfigurations/")[0]
-                   for s in vnet.subnets or [] for c in s.ip_configurations or [] if c.id}
+        held = {nic.lower() for vm in vms for nic in arm.nic_ids_of_vm(vm)}
+        nic_ids = {c.lower().split("/ipconfigurations/")[0] for c in arm.ip_configuration_ids(vnet)}
         for nic_id in sorted(nic_ids - held):
-            nic = self._get(f"read network interface {nic_id}", net.network_interfaces, nic_id)
-            vm_id = nic.virtual_machine.id if nic.virtual_machine else None
+            vm_id = arm.vm_of_nic(arm.read(self.p, nic_id))
             if not vm_id or vm_id.lower() in known:
                 continue
             known.add(vm_id.lower())
-            vm = self._get(f"read VM {vm_id}", compute.virtual_machines, vm_id)
+            vm = arm.read(self.p, vm_id)
             if not has_uuid(vm, cluster):
-                out.append(self._as_vm(vm, {}, {}))
+                out.append(generic_vm(vm))
         return out, (vms, vnet)
 
     def listing(self, group: str, cluster: ClusterRef) -> tuple[list[Any], Any]:
-        """The group's VMs and the cluster's VNet in it (or None), listed at once."""
-        vms, vnet = gather(partial(self._list_vms, group), lambda: self.p.vnet_of(group, cluster))
+        """The group's VMs and the cluster's VNet in it (or None), listed at once, as
+        GenericResource models with their properties."""
+        vms, vnet = gather(partial(arm.list_in_group, self.p, group, arm.VM_TYPE),
+                           lambda: self.p.listed_vnet(group, cluster))
         return vms, vnet
 
-    def _get(self, what: str, operations: Any, rid: str) -> Any:
-        group, name = _split_id(rid)
-        return self.p.call(what, lambda: operations.get(group, name))
+
+def generic_vm(vm: Any) -> Vm:
+    """A VM read through the generic resources API (azure_arm), as cast's Vm."""
+    labels, state = vm.tags or {}, str(arm.props(vm).get("provisioningState") or "")
+    return Vm(
+        name=labels.get(tags.NODE, vm.name),
+        cloud_id=vm.id,
+        state=state.lower(),
+        private_ip=None,  # the check names the VM; its addresses are not read
+        public_ip=None,
+        role=labels.get(tags.ROLE),
+        cluster_uuid=labels.get(tags.CLUSTER_UUID),
+        extra={"resource_group": _split_id(vm.id)[0], "vm_id": arm.props(vm).get("vmId"),
+               "size": (arm.props(vm).get("hardwareProfile") or {}).get("vmSize"),
+               "zones": list(vm.get("zones") or []), "provisioning_state": state},
+    )

@@ -275,14 +275,18 @@ class Cloud(ABC):
         """Make one cheap authenticated call. Blocks briefly. Raises AuthError naming the
         credential source tried and how to fix it."""
 
-    def finish_opening(self) -> None:
+    def finish_opening(self, *, teardown: bool = False) -> None:
         """Import what the provider needs beyond check_credentials: its module's
         SDK_AFTER_CHECK (module names), in the calling thread, while the check runs in
-        another (the engine calls this once every cloud's check has started). Idempotent."""
+        another (the engine calls this once every cloud's check has started). `teardown`:
+        the command only checks and deletes the cluster (delete-cluster): the module's
+        SDK_FOR_TEARDOWN instead, where it names one. Idempotent."""
         import importlib
         import sys
 
-        for name in getattr(sys.modules.get(type(self).__module__), "SDK_AFTER_CHECK", ()):
+        module = sys.modules.get(type(self).__module__)
+        names = getattr(module, "SDK_AFTER_CHECK", ())
+        for name in getattr(module, "SDK_FOR_TEARDOWN", names) if teardown else names:
             importlib.import_module(name)
 
     @abstractmethod

@@ -294,7 +294,8 @@ class AzureEmulator(LongRunning, EmulatorServer):
         chosen = [r for r in resources if r.type != SUBNET
                   and (not type_match or r.type.lower() == type_match.group(1).lower())
                   and (tag is None or _has_tag(r.body.get("tags"), tag))]
-        return self._page(request, [self.state.summary(r) for r in chosen])
+        expand = {e.strip().lower() for e in (request.arg("$expand") or "").split(",") if e.strip()}
+        return self._page(request, [self.state.summary(r, expand) for r in chosen])
 
     # network and compute resources
 

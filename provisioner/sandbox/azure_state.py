@@ -14,6 +14,7 @@ import ipaddress
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from . import azure_balancing, azure_views
@@ -344,11 +345,23 @@ class AzureState:
         """A VM's instance view (azure_views)."""
         return azure_views.vm_instance_view(self, vm)
 
-    def summary(self, res: Resource) -> dict[str, Any]:
-        """A resource as the generic resources list shows it."""
-        out = {"id": res.id, "name": res.name, "type": res.type, "location": res.body.get("location")}
-        if res.body.get("tags"):
-            out["tags"] = res.body["tags"]
+    def summary(self, res: Resource, expand: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+        """A resource as the generic resources list shows it (resources.json's
+        GenericResourceExpanded: no properties, no zones): its id, name, type and location,
+        what it has of tags, sku and managedBy (an attached disk's VM); with `expand` (the
+        $expand list, lowercase) its createdTime, changedTime and provisioningState."""
+        out: dict[str, Any] = {"id": res.id, "name": res.name, "type": res.type, "location": res.body.get("location")}
+        for key in ("tags", "sku"):
+            if res.body.get(key):
+                out[key] = res.body[key]
+        if res.type == DISK and (vm := self.vm_of_disk(res)) is not None:
+            out["managedBy"] = vm.id
+        if "createdtime" in expand:
+            out["createdTime"] = _timestamp(res.created_at)
+        if "changedtime" in expand:
+            out["changedTime"] = _timestamp(max(res.created_at, res.state_since))
+        if "provisioningstate" in expand:
+            out["provisioningState"] = res.state
         return out
 
     def addresses_of_vm(self, vm: Resource) -> tuple[str | None, str | None]:
@@ -409,3 +422,8 @@ def _etag(res: Resource, existing: Resource | None) -> str:
         before = existing.etag.strip('"') if existing else "0"
         return f'"{int(before) + 1 if before.isdigit() else 1}"'
     return f'W/"{uuid.uuid4()}"'
+
+
+def _timestamp(unix: float) -> str:
+    """A unix time as ARM writes date-times (ISO 8601, UTC)."""
+    return datetime.fromtimestamp(unix, tz=UTC).isoformat().replace("+00:00", "Z")

@@ -80,3 +80,39 @@ def test_a_one_cloud_command_imports_that_cloud_only_and_gcp_without_its_package
     assert UNUSED_GCP_SERVICE not in modules
     assert "jinja2" not in modules  # renders no user-data: the template engine stays out
     assert StateStore(Path(state)).cluster("onecloud") is None  # the command did its work
+
+
+def test_an_azure_only_delete_imports_neither_the_compute_nor_the_network_sdk(tmp_path, monkeypatch):
+    # The cluster's resource group and VNet are there (made here, through the SDKs): the
+    # command's safety check lists the group's VMs and VNets and its teardown deletes the
+    # group, all through azure-mgmt-resource.
+    from provisioner.clouds.azure import Provider
+    from provisioner.clouds.base import CloudTarget, ClusterRef
+    from provisioner.plan import enforceable, make_plan
+    from provisioner.sandbox.azure_emulator import AzureEmulator
+
+    regions = load_region_map()
+    spec = build_spec(regions, name="azonly", region="eu-frankfurt", cloud_flags=["azure:1:0"])
+    uuid_ = str(uuid.uuid4())
+    StateStore(tmp_path).create_cluster(uuid_, spec.name, spec.region, spec.to_dict())
+    with AzureEmulator(token="t") as emulator:
+        assert isinstance(emulator, AzureEmulator)
+        env = {"CAST_AZURE_ENDPOINT": emulator.url, "CAST_AZURE_TOKEN": "t"}
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        cp = make_plan(spec, regions).cloud("azure")
+        target = CloudTarget(ClusterRef("azonly", uuid_), cp.region, cp.zone, cp.network_cidr, cp.subnet_cidr,
+                             enforceable(cp.firewall), cp.image)
+        Provider(target.region).ensure_network(target)
+        emulator.calls.clear()
+
+        code, modules, err = imported(["--state-dir", str(tmp_path), "delete-cluster", "azonly", "--yes"], env)
+
+        assert code in (0, None), err
+        assert {m for m in modules if m.startswith(("azure.mgmt.compute", "azure.mgmt.network"))} == set()
+        assert "azure.mgmt.resource.resources" in modules
+        with emulator.lock:
+            assert emulator.state.groups == {}  # the command did its work
+            assert any("virtualMachines" in route for route in emulator.calls)  # the safety check ran
+        assert emulator.errors == []
+    assert StateStore(Path(tmp_path)).cluster("azonly") is None

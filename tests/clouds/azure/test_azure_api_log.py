@@ -4,6 +4,7 @@ command log: the ARM operation, HTTP status, duration and x-ms-request-id."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from .conftest import make_target
 
@@ -12,13 +13,15 @@ API = re.compile(r"^\S+Z api   azure (GET|PUT|POST|DELETE|PATCH) (\S+) status=(\
 
 def test_each_api_call_is_logged_with_operation_status_and_duration(provider, emulator, command_log):
     emulator.clear_calls()
-    provider.ensure_network(make_target("logged"))
+    target = make_target("logged")
+    provider.ensure_network(target)  # its level watched in a list of each kind
+    provider.ensure_subnet(replace(target, subnet_cidr="10.20.2.0/24"))  # a subnet's PUT, its operation polled
     total = sum(emulator.calls.values())
     text = command_log()
     calls = API.findall(text)
     assert len(calls) == total == text.count(" api   azure ")  # one line per request the emulator saw
     operations = {f"{method} {name}" for method, name, *_ in calls}
-    assert {"PUT resourcegroups", "PUT Microsoft.Network/virtualNetworks",
+    assert {"PUT resourcegroups", "PUT Microsoft.Network/virtualNetworks", "GET resourcegroups/resources",
             "GET Microsoft.Network/locations/operations"} <= operations
     assert all(status.startswith("2") or status == "404" for _, _, status, _, _ in calls)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from provisioner import tags
 from provisioner.sandbox.azure_emulator import AzureEmulator
 from provisioner.sandbox.azure_specs import default_specs_dir, specs_missing_reason
 
@@ -158,3 +159,27 @@ def test_an_operation_works_its_time_whether_polled_or_not_and_hints_the_rest(em
     assert arm_call(emulator, "GET", nsg)[1]["properties"]["provisioningState"] != "Succeeded"
     time.sleep(1.7)
     assert arm_call(emulator, "GET", nsg)[1]["properties"]["provisioningState"] == "Succeeded"  # nobody polled
+
+
+def test_the_generic_resource_list_expands_what_it_is_asked_for(provider, emulator):
+    from provisioner.clouds import azure_build as build
+
+    from .conftest import build_cluster, make_target
+
+    target = make_target("expanded")
+    build_cluster(provider, target, masters=1, workers=0)
+    group, rc = build.group_name(target.cluster), provider.session.resources
+
+    plain = list(rc.resources.list_by_resource_group(group))
+    expanded = {r.name: r for r in rc.resources.list_by_resource_group(
+        group, expand="provisioningState,createdTime,changedTime")}
+    disks = list(rc.resources.list_by_resource_group(group, filter="resourceType eq 'Microsoft.Compute/disks'"))
+
+    assert {r.name for r in plain} == set(expanded)
+    assert all(r.provisioning_state is None and r.created_time is None for r in plain)  # only when asked
+    vm = expanded[f"{target.cluster.name}-az-m1"]
+    assert vm.provisioning_state == "Succeeded"
+    assert vm.created_time is not None and vm.changed_time >= vm.created_time
+    assert vm.tags[tags.CLUSTER_UUID] == target.cluster.uuid and "zones" not in vm  # not in GenericResource
+    assert expanded[f"{target.cluster.name}-az-m1-ip"].sku.name == "Standard"
+    assert [d.managed_by for d in disks] == [vm.id]  # an attached disk names its VM

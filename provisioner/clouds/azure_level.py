@@ -1,0 +1,119 @@
+"""One level of Azure's create chain: resources that need nothing of each other are sent at
+once (each PUT answered at once: its operation is not polled), then watched together: one
+look at the resource group's resources (the generic list, with their provisioningState; of the
+level's kind where it has one) once the operations' own estimates say they are done, again
+with a short backoff for stragglers. A level of n resources costs n PUTs
+and, as a rule, one look, whatever n (more when the work outlasts its Retry-After's window).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CloudError
+from ..progress import report
+from ..retry import DeadlineError
+from .azure_session import CLOUD
+
+if TYPE_CHECKING:
+    from .azure import Provider
+
+WORKERS = 16  # PUTs in flight at once
+MAX_HINT_S = 60.0  # the longest wait for an operation's estimate before the first look
+# ARM's Retry-After is whole seconds, rounded: an N says the work ends between N - 0.5 and
+# N + 0.5 seconds from the answer (a 0: within half a second). The first look goes at the
+# window's start (at least FLOOR_S after the answer), the next ones every LOOK_EVERY_S until
+# its end, then with a doubling backoff.
+FLOOR_S = 0.15
+LOOK_EVERY_S = 0.15
+
+
+def first_look_s(retry_after: float | None) -> float:
+    """How long after its PUT's answer an operation is worth the first look."""
+    if not retry_after:
+        return FLOOR_S
+    return min(max(retry_after - 0.5, FLOOR_S), MAX_HINT_S)
+
+
+def window_end_s(retry_after: float | None) -> float:
+    """How long after its PUT's answer an operation should be done, by its Retry-After."""
+    return min((retry_after or 0.0) + 0.5, MAX_HINT_S)
+
+
+class Level:
+    """The creates of one level in the resource group `group` of provider `p`: `put` them
+    (from any thread), then `wait` for them all (reporting how many are made, unless not
+    `progress`)."""
+
+    def __init__(self, p: Provider, group: str, what: str, *, progress: bool = True):
+        self.p, self.group, self.what, self.progress = p, group, what, progress
+        self._lock = threading.Lock()
+        self._sent: dict[tuple[str, str], float] = {}  # (type lowercase, name lowercase) -> look time
+        self._window_end = 0.0  # when the last one sent should be done, by its Retry-After
+
+    def put(self, what: str, start: Callable[[Any], Any], kind: str, name: str, *, size: str | None = None) -> str:
+        """Send create or update `start(polling)` (a begin_* call) of resource `name` of
+        `kind` (e.g. "Microsoft.Network/publicIPAddresses"), without waiting for it; return
+        its ARM id."""
+        from . import azure_build as build
+
+        hint = self.p.put_now(what, start, size=size)
+        answered = time.monotonic()
+        with self._lock:
+            self._sent[(kind.lower(), name.lower())] = answered + first_look_s(hint)
+            self._window_end = max(self._window_end, answered + window_end_s(hint))
+        return build.resource_id(self.p.session.subscription_id, self.group, kind, name)
+
+    def put_all(self, puts: Sequence[Callable[[], object]]) -> list[object]:
+        """Run `puts` (each calls self.put) at once; their results in order."""
+        if not puts:
+            return []
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(puts)), thread_name_prefix="azure-put") as pool:
+            return [f.result() for f in [pool.submit(put) for put in puts]]
+
+    def sleep_until_due(self) -> None:
+        """Block until the last operation sent is worth a first look (first_look_s)."""
+        with self._lock:
+            due = max(self._sent.values(), default=0.0)
+        time.sleep(max(0.0, due - time.monotonic()))
+
+    def wait(self) -> None:
+        """Block until every resource sent is Succeeded; CloudError naming those that Failed."""
+        with self._lock:
+            sent = dict(self._sent)
+        if not sent:
+            return
+        self.sleep_until_due()
+        rc = self.p.session.resources
+
+        kinds = {kind for kind, _ in sent}
+        # One kind: the group's resources of that kind; several (the network level, in a group
+        # that holds little else yet): all of the group's, in one list.
+        only = f"resourceType eq '{next(iter(kinds))}'" if len(kinds) == 1 else None
+
+        def settled() -> bool:
+            listed = self.p.call(f"list resources in {self.group}", lambda: list(rc.resources.list_by_resource_group(
+                self.group, filter=only, expand="provisioningState")))
+            states = {(str(r.type).lower(), str(r.name).lower()): str(r.provisioning_state or "") for r in listed}
+            failed = sorted(name for kind, name in sent if states.get((kind, name), "").lower() == "failed")
+            if failed:
+                raise CloudError(CLOUD, f"{self.what} failed to provision: {', '.join(failed)}")
+            done = sum(1 for key in sent if states.get(key, "").lower() == "succeeded")
+            if self.progress:
+                report(f"{done}/{len(sent)} {self.what} made")
+            return done == len(sent)
+
+        deadline = time.monotonic() + self.p.settings.vm_timeout_s
+        gap = LOOK_EVERY_S
+        while not settled():
+            now = time.monotonic()
+            if now >= deadline:
+                raise DeadlineError(f"timed out after {self.p.settings.vm_timeout_s:.0f}s waiting for "
+                                    f"{len(sent)} Azure {self.what}")
+            if now >= self._window_end:  # later than the hints said: back off
+                gap = min(2 * gap, self.p.settings.poll_max_s)
+            time.sleep(min(gap, deadline - now))
