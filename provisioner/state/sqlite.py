@@ -182,10 +182,15 @@ class StateStore(LocalSecrets):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: all of it or none of it. Raises StateError when another
-        process keeps the store locked for longer than the busy timeout."""
+        """A write transaction: all of it or none of it. Raises StateError when the store
+        stays locked for longer than the busy timeout (one deadline for the wait for this
+        process's other writers and for another process's write)."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        if not self._writing.acquire(timeout=BUSY_TIMEOUT_S):
+            raise self._busy()
         try:
-            with self._writing, self._connect(write=True) as conn:
+            with self._connect(write=True) as conn:
+                conn.execute(f"PRAGMA busy_timeout = {max(1, int((deadline - time.monotonic()) * 1000))}")
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
@@ -196,10 +201,15 @@ class StateStore(LocalSecrets):
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
-            raise StateError(
-                f"{self.db_path} is busy: another cast process has been writing to it for {BUSY_TIMEOUT_S:.0f} s "
-                "(is one suspended, e.g. with Ctrl-Z?). Let it finish, then run this again."
-            ) from None
+            raise self._busy() from None
+        finally:
+            self._writing.release()
+
+    def _busy(self) -> StateError:
+        return StateError(
+            f"{self.db_path} is busy: another cast process has been writing to it for {BUSY_TIMEOUT_S:.0f} s "
+            "(is one suspended, e.g. with Ctrl-Z?). Let it finish, then run this again."
+        )
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         if not self.exists():
