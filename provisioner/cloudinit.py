@@ -9,6 +9,7 @@ import contextlib
 import functools
 import ipaddress
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,15 @@ def encode_user_data(cloud: str, text: str) -> str:
     return text
 
 
+_ENVIRONMENT_LOCK = threading.Lock()
+
+
+def _shared_environment(templates: Path | None) -> jinja2.Environment:
+    # One thread builds it (the create's warm-up and a first VM request may ask at once).
+    with _ENVIRONMENT_LOCK:
+        return _environment(templates)
+
+
 def prepare_templates(templates: Path | None = None) -> None:
     """Import the template engine and compile the role templates of `templates` (as in
     render_user_data), so that the first VM request renders at once: a create calls it on a
@@ -161,7 +171,7 @@ def prepare_templates(templates: Path | None = None) -> None:
     from .regions import ROLES
 
     with contextlib.suppress(Exception):  # anything wrong here is render_user_data's to report
-        environment = _environment(templates)
+        environment = _shared_environment(templates)
         for role in ROLES:
             with contextlib.suppress(Exception):
                 environment.get_template(f"{role}.yaml.j2")
@@ -201,7 +211,7 @@ def render_user_data(
     import jinja2
 
     try:
-        template = _environment(templates).get_template(f"{role}.yaml.j2")
+        template = _shared_environment(templates).get_template(f"{role}.yaml.j2")
     except jinja2.TemplateNotFound:
         raise InputError("role", f"no cloud-init template for {role!r}", "master, worker") from None
     source = apt_source or DEFAULT_APT_SOURCE

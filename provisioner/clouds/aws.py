@@ -50,6 +50,7 @@ class Provider(Cloud):
         # What this command's steps ensured in a VPC it made itself, by cluster UUID: the VM
         # step launches into them without reading them back (aws_instances.Known).
         self._made: dict[str, dict[str, CloudResource]] = {}
+        self._key_names: dict[str, str] = {}  # cluster UUID -> its key pair's name, as ensured
 
     @property
     def api(self) -> AwsApi:
@@ -83,11 +84,16 @@ class Provider(Cloud):
 
     def ensure_ssh_key(self, target: CloudTarget, public_key: str, *,
                        dry_run: bool = False) -> Ensured:
-        return ensure_ssh_key(self.api, target, public_key, dry_run)
+        ensured = ensure_ssh_key(self.api, target, public_key, dry_run)
+        for r in ensured.resources:
+            if r.kind == "key-pair":
+                with self._lock:  # the pair's own name (one made by cast is key_name's)
+                    self._key_names[target.cluster.uuid] = r.name
+        return ensured
 
     def _remember(self, target: CloudTarget, ensured: Ensured) -> Ensured:
         """Keep what the subnet or firewall step ensured in a VPC this command made (for the VM
-        step; its key pair, which the VM step comes after, has a known name)."""
+        step)."""
         with self._lock:
             made = self._made.get(target.cluster.uuid)
             if made is not None:
@@ -101,7 +107,8 @@ class Provider(Cloud):
             return []
         with self._lock:
             made = self._made.pop(target.cluster.uuid, None)
-        known = known_from(made, target.cluster)
+            key = self._key_names.get(target.cluster.uuid)
+        known = known_from(made, target.cluster, key)
         return ensure_vms(self.api, target, vms, lambda: self.ami(target), self.settings, known)
 
     def ami(self, target: CloudTarget) -> str:

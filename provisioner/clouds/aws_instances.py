@@ -88,15 +88,15 @@ class Known:
     key: dict[str, Any]
 
 
-def known_from(made: dict[str, CloudResource] | None, cluster: ClusterRef) -> Known | None:
+def known_from(made: dict[str, CloudResource] | None, cluster: ClusterRef, key: str | None = None) -> Known | None:
     """Known from the resources the subnet and firewall steps ensured in a VPC this command
-    made (keyed "kind/role"), and the key pair's name (the ssh-key step, which the VM step
-    comes after, ensured it); None without a subnet (then the VM step looks)."""
+    made (keyed "kind/role"), and the key pair the ssh-key step ensured (`key`, its name; by
+    default the name cast gives it); None without a subnet (then the VM step looks)."""
     if not made or "subnet/" not in made:
         return None
     groups = {r.extra["role"]: {"GroupId": r.id, "GroupName": r.name}
               for r in made.values() if r.kind == "security-group"}
-    return Known({"SubnetId": made["subnet/"].id}, groups, {"KeyName": key_name(cluster)})
+    return Known({"SubnetId": made["subnet/"].id}, groups, {"KeyName": key or key_name(cluster)})
 
 
 def ensure_vms(api: AwsApi, target: CloudTarget, vms: Sequence[VmRequest], ami: Callable[[], str],

@@ -42,7 +42,9 @@ def read(p: Provider, rid: str) -> Any:
     """The resource with ARM id `rid` (a VM or a network resource), with its properties: the
     generic resources API's GenericResource."""
     rtype = "/".join(rid.strip("/").split("/")[5:7]).lower()
-    api = API_OF.get(rtype, NETWORK_API)
+    api = API_OF.get(rtype)
+    if api is None:  # e.g. a scale set's VM or NIC: not one cast reads
+        raise CloudError(CLOUD, f"read {rid}: a resource of type {rtype} is not one cast knows how to check")
     rc = p.session.resources
     return p.call(f"read {rid}", lambda: rc.resources.get_by_id(rid, api_version=api))
 
@@ -66,7 +68,8 @@ def _pages(p: Provider, path: str, api_version: str) -> Iterator[Any]:
         link = body.get("nextLink")
         if not link:
             return
-        request = HttpRequest("GET", link)
+        # ARM's nextLink carries the api-version; the SDKs' own paging adds it where it does not
+        request = HttpRequest("GET", link, params={} if "api-version=" in link else {"api-version": api_version})
 
 
 def props(resource: Any) -> dict[str, Any]:

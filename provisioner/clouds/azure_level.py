@@ -1,9 +1,10 @@
 """One level of Azure's create chain: resources that need nothing of each other are sent at
 once (each PUT answered at once: its operation is not polled), then watched together: one
-look at the resource group's resources (the generic list, with their provisioningState; of the
-level's kind where it has one) once the operations' own estimates say they are done, again
-with a short backoff for stragglers. A level of n resources costs n PUTs
-and, as a rule, one look, whatever n (more when the work outlasts its Retry-After's window).
+look at the group's resources of each kind of the level (the kind's own list, served by its
+resource provider with the live provisioningState; ARM's generic resource list is a cache that
+may lag) once the operations' own estimates say they are done, again with a short backoff for
+stragglers. A level of n resources costs n PUTs and, as a rule, one look per kind, whatever n
+(more when the work outlasts its Retry-After's window).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CloudError
+from ..parallel import gather
 from ..progress import report
 from ..retry import DeadlineError
 from .azure_session import CLOUD
@@ -42,6 +45,11 @@ def first_look_s(retry_after: float | None) -> float:
 def window_end_s(retry_after: float | None) -> float:
     """How long after its PUT's answer an operation should be done, by its Retry-After."""
     return min((retry_after or 0.0) + 0.5, MAX_HINT_S)
+
+
+def _text(state: Any) -> str:
+    """A provisioningState as its text (the SDKs' enums print their class name)."""
+    return str(getattr(state, "value", state) or "")
 
 
 class Level:
@@ -88,17 +96,12 @@ class Level:
         if not sent:
             return
         self.sleep_until_due()
-        rc = self.p.session.resources
-
-        kinds = {kind for kind, _ in sent}
-        # One kind: the group's resources of that kind; several (the network level, in a group
-        # that holds little else yet): all of the group's, in one list.
-        only = f"resourceType eq '{next(iter(kinds))}'" if len(kinds) == 1 else None
+        kinds = sorted({kind for kind, _ in sent})
 
         def settled() -> bool:
-            listed = self.p.call(f"list resources in {self.group}", lambda: list(rc.resources.list_by_resource_group(
-                self.group, filter=only, expand="provisioningState")))
-            states = {(str(r.type).lower(), str(r.name).lower()): str(r.provisioning_state or "") for r in listed}
+            listed = gather(*(partial(self._list, kind) for kind in kinds))
+            states = {(kind, str(r.name).lower()): _text(r.provisioning_state)
+                      for kind, found in zip(kinds, listed, strict=True) for r in found}
             failed = sorted(name for kind, name in sent if states.get((kind, name), "").lower() == "failed")
             if failed:
                 raise CloudError(CLOUD, f"{self.what} failed to provision: {', '.join(failed)}")
@@ -117,3 +120,16 @@ class Level:
             if now >= self._window_end:  # later than the hints said: back off
                 gap = min(2 * gap, self.p.settings.poll_max_s)
             time.sleep(min(gap, deadline - now))
+
+    def _list(self, kind: str) -> list[Any]:
+        """The group's resources of `kind` (lowercase ARM type), through that kind's client."""
+        session = self.p.session
+        operations = {
+            "microsoft.network/virtualnetworks": lambda: session.network.virtual_networks,
+            "microsoft.network/networksecuritygroups": lambda: session.network.network_security_groups,
+            "microsoft.network/publicipaddresses": lambda: session.network.public_ip_addresses,
+            "microsoft.network/networkinterfaces": lambda: session.network.network_interfaces,
+            "microsoft.compute/virtualmachines": lambda: session.compute.virtual_machines,
+        }[kind]()
+        return self.p.call(f"list {kind.rsplit('/', 1)[-1]} in {self.group}",
+                           lambda: list(operations.list(self.group)))

@@ -124,19 +124,22 @@ REKEY_AFTER_S = 120  # WireGuard starts a new handshake on a session older than 
 
 def due(targets: list) -> list:
     """The targets whose WireGuard session may need a handshake first: those without one
-    younger than REKEY_AFTER_S in `wg show all dump` (all of them if `wg` cannot tell). A
-    live mesh's keepalives keep every session young, so a check on it warms up nothing."""
+    younger than REKEY_AFTER_S (all of them if `wg` cannot tell). A live mesh's keepalives
+    keep every session young, so a check on it warms up nothing. Read from `wg show`'s
+    handshakes and allowed IPs, never its dump (which holds the interface's private key)."""
+    def show(what: str) -> list:
+        out = subprocess.run(["wg", "show", "all", what], capture_output=True, text=True, timeout=10, check=True)
+        return [line.split("\t") for line in out.stdout.splitlines()]
+
     try:
-        dump = subprocess.run(["wg", "show", "all", "dump"], capture_output=True, text=True,
-                              timeout=10, check=True).stdout
+        handshakes, allowed = show("latest-handshakes"), show("allowed-ips")
     except (OSError, subprocess.SubprocessError):
         return targets
     now = time.time()
-    fresh: set = set()
-    for line in dump.splitlines():
-        fields = line.split("\t")  # a peer: interface, key, psk, endpoint, allowed-ips, handshake, ...
-        if len(fields) == 9 and fields[5].isdigit() and 0 < now - int(fields[5]) < REKEY_AFTER_S:
-            fresh.update(ip.split("/")[0] for ip in fields[4].split(","))
+    young = {f[1] for f in handshakes  # interface, peer key, handshake time
+             if len(f) == 3 and f[2].isdigit() and 0 < now - int(f[2]) < REKEY_AFTER_S}
+    fresh: set = {ip.split("/")[0] for f in allowed  # interface, peer key, addresses
+                  if len(f) == 3 and f[1] in young for ip in f[2].split()}
     return [t for t in targets if t not in fresh]
 
 

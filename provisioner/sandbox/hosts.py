@@ -466,9 +466,16 @@ class LocalHosts:
         marker, written on first use."""
         template = self.directory / "template"
         with self._template_lock:
-            if not template.is_dir():
-                hostroot.write_common(template)
-                hostroot.write_file(template, BOOT_MARKER_PATH, BOOT_MARKER)
+            if not template.is_dir():  # made whole under another name, then renamed: never half
+                partial = self.directory / "template.new"
+                shutil.rmtree(partial, ignore_errors=True)
+                try:
+                    hostroot.write_common(partial)
+                    hostroot.write_file(partial, BOOT_MARKER_PATH, BOOT_MARKER)
+                except BaseException:
+                    shutil.rmtree(partial, ignore_errors=True)
+                    raise
+                os.rename(partial, template)
         return template
 
     def _write_sshd_files(self, host: Host, host_key: str, authorized_key: str) -> None:

@@ -136,6 +136,7 @@ class Sandbox:
         # host name -> (when to try again, its backoff delays) after a failed boot
         self.retry_at: dict[str, tuple[float, Iterator[float]]] = {}
         self._busy: set[str] = set()  # hosts with a job (wire, serve, remove) under way
+        self._seen_running: set[str] = set()  # the hosts whose VM ran at the last pass's look
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=BOOT_WORKERS, thread_name_prefix="boot")
@@ -287,7 +288,9 @@ class Sandbox:
         runs on the pools; this returns at once."""
         with self._lock:
             now = time.monotonic()
-            due = [n for n, b in self.boots.items() if b.phase == "wired" and b.due <= now and n not in self._busy]
+            # A VM deleted since the last look is not opened (it would answer SSH a moment).
+            due = [n for n, b in self.boots.items() if b.phase == "wired" and b.due <= now
+                   and n not in self._busy and n in self._seen_running]
             for name in due:
                 self.boots[name].phase = "serving"
             self._busy.update(due)
@@ -296,6 +299,7 @@ class Sandbox:
         running = self.running()
         now, wall = time.monotonic(), time.time()
         with self._lock:
+            self._seen_running = set(running)
             gone = [n for n in self.boots if n not in running and n not in self._busy]
             for name in gone:
                 del self.boots[name]

@@ -21,7 +21,7 @@ def test_each_api_call_is_logged_with_operation_status_and_duration(provider, em
     calls = API.findall(text)
     assert len(calls) == total == text.count(" api   azure ")  # one line per request the emulator saw
     operations = {f"{method} {name}" for method, name, *_ in calls}
-    assert {"PUT resourcegroups", "PUT Microsoft.Network/virtualNetworks", "GET resourcegroups/resources",
+    assert {"PUT resourcegroups", "PUT Microsoft.Network/virtualNetworks", "GET Microsoft.Network/networkSecurityGroups",
             "GET Microsoft.Network/locations/operations"} <= operations
     assert all(status.startswith("2") or status == "404" for _, _, status, _, _ in calls)
 

@@ -381,7 +381,8 @@ def test_vms_are_made_in_batches_without_polling_each_operation(provider, emulat
     assert puts == 3 * 6  # a public IP, a NIC and a VM per node, each sent once
     # Each level (public IPs, NICs) looked at in one list of its kind per round, a few rounds
     # (Retry-After 1 says 0.5 to 1.5 s: the first look at 0.5 s), two pages each here.
-    looks = sum(n for route, n in emulator.calls.items() if route.endswith("/resources"))
+    looks = sum(n for route, n in emulator.calls.items()
+                if route.startswith("GET ") and route.endswith(("/publicIPAddresses", "/networkInterfaces")))
     assert looks <= 2 * 4 * 2
     assert sum(emulator.calls.values()) - looks <= 3 * 6 + 12  # the PUTs, the VM watch
     assert took >= 3 * 0.8  # three levels, each waited for
@@ -396,10 +397,11 @@ def test_a_new_cluster_is_made_without_reading_back_what_the_command_made(provid
     assert [v.state for v in vms] == ["running"] * 5
     lists = sorted(route.rsplit("/", 1)[1] for route, n in emulator.calls.items() for _ in range(n)
                    if route.startswith("GET ") and "/locations/" not in route)
-    # The groups (by UUID), then a look at each level's resources by kind (the generic list)
+    # The groups (by UUID), then a look at each level's resources in each kind's own list
     # and the VM watch (the NICs and public IPs with the VMs once): the subnet, the security
-    # groups and an empty group's VMs are known, not read.
-    assert set(lists) == {"resourcegroups", "resources", "publicIPAddresses", "networkInterfaces", "virtualMachines"}
+    # groups' rules and an empty group's VMs are known, not read.
+    assert set(lists) == {"resourcegroups", "virtualNetworks", "networkSecurityGroups", "publicIPAddresses",
+                          "networkInterfaces", "virtualMachines"}
     assert lists.count("resourcegroups") == 1
 
     again = Provider("eastus", "1")  # a later command reads what is there, and finds nothing to do

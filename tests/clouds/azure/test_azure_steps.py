@@ -54,7 +54,8 @@ def test_the_public_ips_go_out_with_the_network_and_the_vms_step_begins_with_the
                     None)
         first.setdefault((entry["route"].split(" ")[0], kind), i)
     # one level: the VNet, the security groups and the public IPs all sent before the first look
-    look = first[("GET", "resources")]
+    look = min(first[("GET", k)] for k in ("virtualNetworks", "networkSecurityGroups", "publicIPAddresses")
+               if ("GET", k) in first)
     assert max(first[("PUT", k)] for k in ("virtualNetworks", "networkSecurityGroups", "publicIPAddresses")) < look
     assert first[("PUT", "networkInterfaces")] > look
     assert sum(n for route, n in emulator.calls.items() if "/operations/" in route) == 0  # no operation polled
