@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from . import logs
@@ -70,9 +70,14 @@ def wait_until(
     """Poll `check` with backoff until it returns something other than None or False, and
     return that. Raises DeadlineError naming `what` after `timeout_s` seconds. A wait of more
     than one check is logged (what, how many checks, how long)."""
+    return poll_until(check, what=what, timeout_s=timeout_s, delays=backoff_delays(initial, maximum))
+
+
+def poll_until(check: Callable[[], T | None], *, what: str, timeout_s: float, delays: Iterable[float]) -> T:
+    """wait_until with the waits between checks taken from `delays` (an endless series)."""
     started = time.monotonic()
     deadline = started + timeout_s
-    for checks, delay in enumerate(backoff_delays(initial, maximum), start=1):
+    for checks, delay in enumerate(delays, start=1):
         result = check()
         if result is not None and result is not False:
             if checks > 1:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import CloudError
 from ..parallel import gather
 from ..progress import report
-from ..retry import DeadlineError
+from ..retry import poll_until
+from . import azure_build as build
 from .azure_session import CLOUD
 
 if TYPE_CHECKING:
@@ -47,11 +48,6 @@ def window_end_s(retry_after: float | None) -> float:
     return min((retry_after or 0.0) + 0.5, MAX_HINT_S)
 
 
-def _text(state: Any) -> str:
-    """A provisioningState as its text (the SDKs' enums print their class name)."""
-    return str(getattr(state, "value", state) or "")
-
-
 class Level:
     """The creates of one level in the resource group `group` of provider `p`: `put` them
     (from any thread), then `wait` for them all (reporting how many are made, unless not
@@ -67,8 +63,6 @@ class Level:
         """Send create or update `start(polling)` (a begin_* call) of resource `name` of
         `kind` (e.g. "Microsoft.Network/publicIPAddresses"), without waiting for it; return
         its ARM id."""
-        from . import azure_build as build
-
         hint = self.p.put_now(what, start, size=size)
         answered = time.monotonic()
         with self._lock:
@@ -100,7 +94,7 @@ class Level:
 
         def settled() -> bool:
             listed = gather(*(partial(self._list, kind) for kind in kinds))
-            states = {(kind, str(r.name).lower()): _text(r.provisioning_state)
+            states = {(kind, str(r.name).lower()): build.text(r.provisioning_state)
                       for kind, found in zip(kinds, listed, strict=True) for r in found}
             failed = sorted(name for kind, name in sent if states.get((kind, name), "").lower() == "failed")
             if failed:
@@ -110,16 +104,17 @@ class Level:
                 report(f"{done}/{len(sent)} {self.what} made")
             return done == len(sent)
 
-        deadline = time.monotonic() + self.p.settings.vm_timeout_s
+        poll_until(settled, what=f"{len(sent)} Azure {self.what}", timeout_s=self.p.settings.vm_timeout_s,
+                   delays=self._delays())
+
+    def _delays(self) -> Iterator[float]:
+        """Every LOOK_EVERY_S until the last operation's Retry-After window ends (the hints
+        say the work ends in there), then doubling up to the provider's poll_max_s."""
         gap = LOOK_EVERY_S
-        while not settled():
-            now = time.monotonic()
-            if now >= deadline:
-                raise DeadlineError(f"timed out after {self.p.settings.vm_timeout_s:.0f}s waiting for "
-                                    f"{len(sent)} Azure {self.what}")
-            if now >= self._window_end:  # later than the hints said: back off
+        while True:
+            if time.monotonic() >= self._window_end:  # later than the hints said: back off
                 gap = min(2 * gap, self.p.settings.poll_max_s)
-            time.sleep(min(gap, deadline - now))
+            yield gap
 
     def _list(self, kind: str) -> list[Any]:
         """The group's resources of `kind` (lowercase ARM type), through that kind's client."""
