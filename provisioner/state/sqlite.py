@@ -100,16 +100,14 @@ class StateStore(LocalSecrets):
     def __init__(self, root: Path):
         self.root = Path(root)
         self.db_path = self.root / DB_NAME
-        # The first write connection of this store sets WAL mode and the schema, alone: two
-        # threads switching a new database to WAL at once get "database is locked" at once,
-        # without the busy timeout (steps on several clouds journal their first lines together).
-        self._setup = threading.Lock()
-        self._set_up = False
         # This process's writers take turns here, not in SQLite's busy handler, which sleeps
         # up to 100 ms a try and lets some threads wait far longer than others (24 nodes
         # journaling their host-key rotations at once: one waited 1.2 s). Other processes
-        # still wait in the busy handler.
+        # still wait in the busy handler. The turn also makes the first write connection,
+        # which sets WAL mode and the schema, the only one (two threads switching a new
+        # database to WAL at once get "database is locked" at once, without the busy timeout).
         self._writing = threading.RLock()
+        self._set_up = False
 
     # --- connections -------------------------------------------------------------------
 
@@ -143,12 +141,10 @@ class StateStore(LocalSecrets):
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            if write:
-                with self._setup:
-                    if not self._set_up:
-                        conn.execute("PRAGMA journal_mode = WAL")
-                        self._migrate(conn)
-                        self._set_up = True
+            if write and not self._set_up:  # only under self._writing (transaction)
+                conn.execute("PRAGMA journal_mode = WAL")
+                self._migrate(conn)
+                self._set_up = True
             else:
                 self._check_version(conn)
             yield conn
