@@ -102,19 +102,9 @@ class VmOps:
             public = pip.ip_address if pip is not None else None
         statuses = vm.instance_view.statuses if vm.instance_view and vm.instance_view.statuses else []
         power = next((s.code.split("/", 1)[1] for s in statuses if s.code and s.code.startswith("PowerState/")), None)
-        labels = vm.tags or {}
-        return Vm(
-            name=labels.get(tags.NODE, vm.name),
-            cloud_id=vm.id,
-            state=power or build.text(vm.provisioning_state).lower(),
-            private_ip=private,
-            public_ip=public,
-            role=labels.get(tags.ROLE),
-            cluster_uuid=labels.get(tags.CLUSTER_UUID),
-            extra={"resource_group": _split_id(vm.id)[0], "vm_id": vm.vm_id,
-                   "size": build.text(vm.hardware_profile.vm_size) if vm.hardware_profile else None,
-                   "zones": list(vm.zones or []), "provisioning_state": vm.provisioning_state},
-        )
+        return _vm(vm.name, vm.id, vm.tags, power or build.text(vm.provisioning_state).lower(), private, public,
+                   vm_id=vm.vm_id, size=build.text(vm.hardware_profile.vm_size) if vm.hardware_profile else None,
+                   zones=vm.zones, provisioning_state=vm.provisioning_state)
 
     # --- ensure ----------------------------------------------------------------------
 
@@ -314,17 +304,26 @@ class VmOps:
 
 
 def generic_vm(vm: Any) -> Vm:
-    """A VM read through the generic resources API (azure_arm), as cast's Vm."""
-    labels, state = vm.tags or {}, str(arm.props(vm).get("provisioningState") or "")
+    """A VM read through the generic resources API (azure_arm), as cast's Vm; the check
+    names the VM, its addresses are not read."""
+    props = arm.props(vm)
+    state = str(props.get("provisioningState") or "")
+    return _vm(vm.name, vm.id, vm.tags, state.lower(), None, None, vm_id=props.get("vmId"),
+               size=(props.get("hardwareProfile") or {}).get("vmSize"), zones=vm.get("zones"), provisioning_state=state)
+
+
+def _vm(name: str, rid: str, labels: dict[str, str] | None, state: str, private: str | None,
+        public: str | None, *, vm_id: Any, size: Any, zones: Any, provisioning_state: Any) -> Vm:
+    """cast's Vm of an Azure VM: its name, ARM id `rid`, tags `labels`, state and addresses; the rest in `extra`."""
+    labels = labels or {}
     return Vm(
-        name=labels.get(tags.NODE, vm.name),
-        cloud_id=vm.id,
-        state=state.lower(),
-        private_ip=None,  # the check names the VM; its addresses are not read
-        public_ip=None,
+        name=labels.get(tags.NODE, name),
+        cloud_id=rid,
+        state=state,
+        private_ip=private,
+        public_ip=public,
         role=labels.get(tags.ROLE),
         cluster_uuid=labels.get(tags.CLUSTER_UUID),
-        extra={"resource_group": _split_id(vm.id)[0], "vm_id": arm.props(vm).get("vmId"),
-               "size": (arm.props(vm).get("hardwareProfile") or {}).get("vmSize"),
-               "zones": list(vm.get("zones") or []), "provisioning_state": state},
+        extra={"resource_group": _split_id(rid)[0], "vm_id": vm_id, "size": size,
+               "zones": list(zones or []), "provisioning_state": provisioning_state},
     )
