@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from provisioner.keys import new_ed25519
+from provisioner.nodes.ssh import NodeAccess, SshPool, load_private_key
+from provisioner.nodes.wireguard import MeshNodeAccess
 from provisioner.sandbox.hosts import LocalHosts, require_support
 
 GROUPS = {"aws": "198.19.0.0/26", "gcp": "198.19.0.64/26", "azure": "198.19.0.128/26"}
@@ -86,3 +88,31 @@ def captured_logs() -> Iterator[io.StringIO]:
     yield buffer
     root.removeHandler(handler)
     root.setLevel(old_level)
+
+
+MESH_NAMES = {"aws": ["aws-1", "aws-2"], "gcp": ["gcp-1", "gcp-2"], "azure": ["azure-1", "azure-2"]}
+
+
+def mesh_node(network: Network, name: str, group: str, index: int) -> MeshNodeAccess:
+    """Host `name` of `network` as a mesh member of `group`, at mesh address 10.4.0.`index`."""
+    host = network.hosts.hosts[name]
+    access = NodeAccess(name, host.public_ip, network.host_public_keys[name], host.ssh_port)
+    return MeshNodeAccess(access, group, f"10.4.0.{index}")
+
+
+@pytest.fixture(scope="module")
+def pool(network: Network) -> Iterator[SshPool]:
+    """An SSH pool with the module's cluster key."""
+    with SshPool(load_private_key(str(network.ssh_key_path))) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def nodes(network: Network) -> list[MeshNodeAccess]:
+    """The module's six mesh hosts (MESH_NAMES: two per group), made on first use."""
+    result = []
+    for group, names in MESH_NAMES.items():
+        for name in names:
+            network.add(name, group)
+            result.append(mesh_node(network, name, group, len(result) + 1))
+    return result

@@ -9,26 +9,18 @@ mesh is applied so that neither happens: one initiation and one response per pai
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
 from provisioner.nodes.latency import measure_latency
-from provisioner.nodes.ssh import NodeAccess, SshPool, load_private_key
+from provisioner.nodes.ssh import SshPool
 from provisioner.nodes.wireguard import MeshNodeAccess, MeshReport, apply_mesh
 
-from .conftest import Network
+from .conftest import Network, mesh_node
 
 pytestmark = pytest.mark.root
 
-NAMES = {"aws": ["aws-1", "aws-2"], "gcp": ["gcp-1", "gcp-2"], "azure": ["azure-1", "azure-2"]}
 KINDS = {1: "initiation", 2: "response", 3: "cookie", 4: "data"}
-
-
-def node(network: Network, name: str, group: str, index: int) -> MeshNodeAccess:
-    host = network.hosts.hosts[name]
-    access = NodeAccess(name, host.public_ip, network.host_public_keys[name], host.ssh_port)
-    return MeshNodeAccess(access, group, f"10.4.0.{index}")
 
 
 def nft(network: Network, *args: str, script: str | None = None) -> str:
@@ -63,22 +55,6 @@ class Messages:
             if "packets" in words and words[words.index("packets") + 1] != "0":
                 found[tuple(words[-3:])] = int(words[words.index("packets") + 1])
         return found  # type: ignore[return-value]
-
-
-@pytest.fixture(scope="module")
-def pool(network: Network) -> Iterator[SshPool]:
-    with SshPool(load_private_key(str(network.ssh_key_path))) as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def nodes(network: Network) -> list[MeshNodeAccess]:
-    result = []
-    for group, names in NAMES.items():
-        for name in names:
-            network.add(name, group)
-            result.append(node(network, name, group, len(result) + 1))
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +111,7 @@ def test_a_check_on_a_live_mesh_pings_each_pair_once_without_warm_up(first, node
 
 def test_a_joining_node_makes_one_answered_handshake_with_each_peer(first, nodes, pool, network, messages):
     network.add("aws-3", "aws")
-    newcomer = node(network, "aws-3", "aws", 7)
+    newcomer = mesh_node(network, "aws-3", "aws", 7)
     messages.reset()  # the new host's address gets its counters too
     report = apply_mesh([*nodes, newcomer], pool, joining=["aws-3"])
     assert report.ok and report.started == ("aws-3",)

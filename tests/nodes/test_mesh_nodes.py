@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,35 +18,12 @@ from provisioner.nodes.latency import measure_latency
 from provisioner.nodes.ssh import HostKeyMismatchError, NodeAccess, SshPool, load_private_key
 from provisioner.nodes.wireguard import MeshNodeAccess, MeshReport, apply_mesh
 
-from .conftest import Network, keypair
+from .conftest import Network, keypair, mesh_node
 
 pytestmark = pytest.mark.root
 
-NAMES = {"aws": ["aws-1", "aws-2"], "gcp": ["gcp-1", "gcp-2"], "azure": ["azure-1", "azure-2"]}
 OUTPUT: list[str] = []  # everything cast printed or returned during the module
 IFINDEX = "ip -o link show dev wg0 | cut -d: -f1"  # a new interface would have a new index
-
-
-def node(network: Network, name: str, group: str, index: int) -> MeshNodeAccess:
-    host = network.hosts.hosts[name]
-    access = NodeAccess(name, host.public_ip, network.host_public_keys[name], host.ssh_port)
-    return MeshNodeAccess(access, group, f"10.4.0.{index}")
-
-
-@pytest.fixture(scope="module")
-def pool(network: Network) -> Iterator[SshPool]:
-    with SshPool(load_private_key(str(network.ssh_key_path))) as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def nodes(network: Network) -> list[MeshNodeAccess]:
-    result = []
-    for group, names in NAMES.items():
-        for name in names:
-            network.add(name, group)
-            result.append(node(network, name, group, len(result) + 1))
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +117,7 @@ def test_adding_a_host_updates_every_peer_live(first_report, nodes, pool, networ
     before = {n.name: (pool.check(n.access, IFINDEX),
                        wg(pool, n, "latest-handshakes")) for n in nodes}
     network.add("aws-3", "aws")
-    newcomer = node(network, "aws-3", "aws", 7)
+    newcomer = mesh_node(network, "aws-3", "aws", 7)
     report = apply_mesh([*nodes, newcomer], pool, joining=["aws-3"])  # as add-node: only its pairs waited for
     OUTPUT.append(repr(report))
     assert report.started == ("aws-3",)
