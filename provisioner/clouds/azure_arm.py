@@ -50,26 +50,32 @@ def read(p: Provider, rid: str) -> Any:
 
 
 def _pages(p: Provider, path: str, api_version: str) -> Iterator[Any]:
+    """The items of the list at `path`, page by page along nextLink (azure-core's ItemPaged,
+    as the SDKs' own list operations page)."""
     from azure.core.exceptions import HttpResponseError
+    from azure.core.paging import ItemPaged
     from azure.core.rest import HttpRequest
     from azure.mgmt.core.exceptions import ARMErrorFormat
     from azure.mgmt.resource.resources.models import GenericResource
 
     rc = p.session.resources
-    request = HttpRequest("GET", path, params={"api-version": api_version})
-    while True:
-        response = rc.send_request(request)
+
+    def get_next(link: str | None) -> Any:
+        # ARM's nextLink carries the api-version; the SDKs' own paging adds it where it does not
+        url = link or path
+        response = rc.send_request(HttpRequest("GET", url, params={} if "api-version=" in url
+                                               else {"api-version": api_version}))
         if response.status_code != 200:
             raise HttpResponseError(response=response, error_format=ARMErrorFormat)  # the caller maps it
+        return response
+
+    def extract(response: Any) -> tuple[str | None, Iterator[Any]]:
         body = response.json()
         if not isinstance(body, dict) or not isinstance(body.get("value"), list):
             raise CloudError(CLOUD, f"GET {path}: the answer is not a list")
-        yield from (GenericResource(item) for item in body["value"])
-        link = body.get("nextLink")
-        if not link:
-            return
-        # ARM's nextLink carries the api-version; the SDKs' own paging adds it where it does not
-        request = HttpRequest("GET", link, params={} if "api-version=" in link else {"api-version": api_version})
+        return body.get("nextLink") or None, iter(GenericResource(item) for item in body["value"])
+
+    return iter(ItemPaged(get_next, extract))
 
 
 def props(resource: Any) -> dict[str, Any]:
