@@ -45,7 +45,7 @@ class Provider(Cloud):
         self.settings = settings or self.settings
         self._api: AwsApi | None = None
         self._amis: dict[tuple[tuple[str, str], ...], str] = {}
-        self._ami_locks: dict[tuple[tuple[str, str], ...], threading.Lock] = {}
+        self._ami_lock = threading.Lock()  # one lookup at a time: a caller waits for the one under way
         self._lock = threading.Lock()
         # What this command's steps ensured in a VPC it made itself, by cluster UUID: the VM
         # step launches into them without reading them back (aws_instances.Known).
@@ -115,9 +115,7 @@ class Provider(Cloud):
         """The Ubuntu 24.04 AMI for this region, looked up once per provider (a caller while
         the lookup runs waits for it)."""
         key = tuple(sorted(target.image.items()))
-        with self._lock:
-            lock = self._ami_locks.setdefault(key, threading.Lock())
-        with lock:
+        with self._ami_lock:
             if key not in self._amis:
                 self._amis[key] = find_ami(self.api, target.image)
             return self._amis[key]
